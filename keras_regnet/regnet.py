@@ -1,0 +1,227 @@
+"""The RegNet parametrization (quantized linear widths) and its inverse, the quantized linear fit.
+
+Pure Python + numpy. A RegNet is six numbers (d, w0, wa, wm, b, g); `RegNetParams.to_spec()` turns
+them into a NetSpec by the paper's rule, and `fit_quantized_linear` recovers (w0, wa, wm) and the fit
+error e_fit from any per-block width list (the paper's Fig. 8).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from keras_regnet.spec import NetSpec, StageSpec
+
+QUANTUM = 8
+
+
+def quantized_block_widths(depth: int, w0: int, wa: float, wm: float, q: int = QUANTUM) -> list[int]:
+    """Per-block widths w_j = q * round(w0 * wm**s_j / q), s_j = round(log(u_j / w0) / log(wm)).
+
+    u_j = w0 + wa * j are the continuous widths; numpy's round is round-half-to-even, as in the
+    reference.
+    """
+    _validate_rule(depth, w0, wa, wm, q)
+    u = w0 + wa * np.arange(depth)
+    s = np.round(np.log(u / w0) / math.log(wm))
+    w = np.round(w0 * np.power(wm, s) / q) * q
+    return [int(x) for x in w]
+
+
+def stages_from_block_widths(block_widths: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Group consecutive equal widths into stages: returns (stage widths, stage depths)."""
+    widths: list[int] = []
+    depths: list[int] = []
+    for w in block_widths:
+        if widths and widths[-1] == w:
+            depths[-1] += 1
+        else:
+            widths.append(int(w))
+            depths.append(1)
+    return widths, depths
+
+
+def adjust_block_compatibility(
+    widths: Sequence[int], bottleneck_ratios: Sequence[float], group_widths: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """Make each stage's group width divide its bottleneck width, as the reference does.
+
+    The group width is clamped to the bottleneck width (so RegNetX-8.0GF's first stage, 80 wide with
+    g=120, gets one group of 80), and the bottleneck width is rounded to a multiple of the group
+    width (and of b when b > 1 so that width = bottleneck / b stays integral).
+    Returns (adjusted widths, adjusted group widths).
+    """
+    if not len(widths) == len(bottleneck_ratios) == len(group_widths):
+        raise ValueError(
+            f"widths, bottleneck_ratios and group_widths must have equal lengths, got "
+            f"{len(widths)}, {len(bottleneck_ratios)}, {len(group_widths)}"
+        )
+    out_w, out_g = [], []
+    for w, b, g in zip(widths, bottleneck_ratios, group_widths):
+        v = int(max(1, w * b))
+        g = int(min(g, v))
+        m = math.lcm(g, int(b)) if b > 1 else g
+        v = max(m, int(round(v / m) * m))
+        out_w.append(int(v / b))
+        out_g.append(g)
+    return out_w, out_g
+
+
+@dataclass(frozen=True)
+class RegNetParams:
+    """The RegNet design-space parameters: depth d, w0, wa, wm, group width g, bottleneck ratio b."""
+
+    depth: int
+    w0: int
+    wa: float
+    wm: float
+    group_width: int
+    bottleneck_ratio: float = 1.0
+    se_ratio: float = 0.0
+    stem_width: int = 32
+    stem_stride: int = 2
+    quantum: int = QUANTUM
+
+    def validate(self) -> "RegNetParams":
+        _validate_rule(self.depth, self.w0, self.wa, self.wm, self.quantum)
+        if isinstance(self.group_width, bool) or not isinstance(self.group_width, int) or self.group_width < 1:
+            raise ValueError(f"group_width must be a positive integer, got {self.group_width!r}")
+        if not self.bottleneck_ratio > 0:
+            raise ValueError(f"bottleneck_ratio must be > 0, got {self.bottleneck_ratio!r}")
+        if not 0 <= self.se_ratio <= 1:
+            raise ValueError(f"se_ratio must be in [0, 1], got {self.se_ratio!r}")
+        return self
+
+    def block_widths(self) -> list[int]:
+        """Quantized per-block widths before the group/bottleneck adjustment."""
+        return quantized_block_widths(self.depth, self.w0, self.wa, self.wm, self.quantum)
+
+    def num_stages(self) -> int:
+        return len(stages_from_block_widths(self.block_widths())[0])
+
+    def to_spec(self, name: str = "regnet") -> NetSpec:
+        """Apply the rule: stages = runs of equal widths, then the compatibility adjustment."""
+        self.validate()
+        widths, depths = stages_from_block_widths(self.block_widths())
+        n = len(widths)
+        widths, groups = adjust_block_compatibility(
+            widths, [self.bottleneck_ratio] * n, [self.group_width] * n
+        )
+        stages = tuple(
+            StageSpec(d, w, 2, float(self.bottleneck_ratio), g) for d, w, g in zip(depths, widths, groups)
+        )
+        block = "y" if self.se_ratio > 0 else "x"
+        return NetSpec(
+            stages, block, float(self.se_ratio), self.stem_width, self.stem_stride, name
+        ).validate()
+
+
+def _validate_rule(depth: int, w0: int, wa: float, wm: float, q: int) -> None:
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 1:
+        raise ValueError(f"quantum must be a positive integer, got {q!r}")
+    if isinstance(w0, bool) or not isinstance(w0, (int, np.integer)) or w0 <= 0 or w0 % q:
+        raise ValueError(f"w0 must be a positive multiple of {q}, got {w0!r}")
+    if not (isinstance(wa, (int, float, np.number)) and wa >= 0):
+        raise ValueError(f"wa must be >= 0, got {wa!r}")
+    if not (isinstance(wm, (int, float, np.number)) and wm > 1):
+        raise ValueError(f"wm must be > 1, got {wm!r}")
+
+
+# The quantized linear fit (inverse of the rule) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuantizedLinearFit:
+    """Best (w0, wa, wm) for a width list, and e_fit: mean |log(predicted / observed)| per block."""
+
+    w0: int
+    wa: float
+    wm: float
+    e_fit: float
+    predicted: tuple[int, ...]
+
+
+def fit_quantized_linear(
+    block_widths: Sequence[int],
+    q: int = QUANTUM,
+    wm_range: tuple[float, float] = (1.05, 4.0),
+    wa_max: float | None = None,
+) -> QuantizedLinearFit:
+    """Fit the quantized linear rule to per-block widths; e_fit = mean |log(predicted / observed)|.
+
+    The depth is the list's length. w0 is searched over multiples of q next to the first width (the
+    rule always gives block 0 width w0); wm over a log grid plus the values (W / w0)**(1/k) that
+    reproduce each observed width W at stage k; and for each (w0, wm), wa over one point between
+    every pair of consecutive breakpoints where a block changes stage, so no wa cell is missed.
+    e_fit is 0 exactly when the rule reproduces every width.
+    """
+    observed = np.asarray(block_widths, dtype=np.float64)
+    if observed.ndim != 1 or observed.size == 0 or np.any(observed <= 0):
+        raise ValueError(f"block_widths must be a non-empty list of positive widths, got {block_widths!r}")
+    log_obs = np.log(observed)
+    j = np.arange(observed.size, dtype=np.float64)
+    wa_hi = wa_max if wa_max is not None else max(float(observed.max()), 2.0 * q)
+    base = max(q, int(round(observed[0] / q)) * q)
+    best: tuple[float, int, float, float] = (math.inf, base, 0.0, 2.0)
+
+    def search(w0: int, wms: np.ndarray) -> tuple[float, int, float, float]:
+        nonlocal best
+        for wm in wms:
+            was = _candidate_was(w0, float(wm), observed.size, wa_hi)
+            s = np.round(np.log1p(np.outer(was, j) / w0) / math.log(wm))
+            pred = np.maximum(np.round(w0 * np.power(wm, s) / q) * q, q)
+            err = np.mean(np.abs(np.log(pred) - log_obs), axis=1)
+            i = int(np.argmin(err))
+            if err[i] < best[0]:
+                best = (float(err[i]), w0, float(was[i]), float(wm))
+                if best[0] == 0.0:
+                    break
+        return best
+
+    # A true RegNet is found at once: its stage widths pin wm to a small interval.
+    if search(base, _stage_consistent_wms(base, observed, q, wm_range))[0] > 0.0:
+        grid = np.geomspace(wm_range[0], wm_range[1], 80)
+        for w0 in (base, base - q, base + q):
+            if w0 > 0 and search(w0, np.concatenate([_exact_wms(w0, observed, wm_range), grid]))[0] == 0.0:
+                break
+    err, w0, wa, wm = best
+    predicted = tuple(quantized_block_widths(len(observed), int(w0), float(wa), float(wm), q))
+    return QuantizedLinearFit(int(w0), float(wa), float(wm), float(err), predicted)
+
+
+def _stage_consistent_wms(
+    w0: int, observed: np.ndarray, q: int, wm_range: tuple[float, float]
+) -> np.ndarray:
+    """wm values for which q*round(w0 * wm**k / q) equals the k-th distinct observed width, all k."""
+    distinct = [float(w) for w, _ in itertools.groupby(observed)]
+    if len(distinct) < 2 or distinct[0] != w0:
+        return np.array([])
+    lo, hi = wm_range
+    for k, w in enumerate(distinct[1:], start=1):
+        lo = max(lo, ((w - q / 2) / w0) ** (1.0 / k))
+        hi = min(hi, ((w + q / 2) / w0) ** (1.0 / k))
+    return np.linspace(lo, hi, 11)[1:-1] if lo < hi else np.array([])
+
+
+def _exact_wms(w0: int, observed: np.ndarray, wm_range: tuple[float, float]) -> np.ndarray:
+    """Every wm that maps w0 exactly onto an observed width at some stage k < 8."""
+    wms = np.array([(w / w0) ** (1.0 / k) for w in np.unique(observed) if w > w0 for k in range(1, 8)])
+    return wms[(wms >= wm_range[0]) & (wms <= wm_range[1])] if wms.size else wms
+
+
+def _candidate_was(w0: int, wm: float, depth: int, wa_hi: float) -> np.ndarray:
+    """One wa between each pair of breakpoints where some block j moves to the next stage."""
+    if depth < 2:
+        return np.array([0.0])
+    k_max = math.log1p(wa_hi * (depth - 1) / w0) / math.log(wm)
+    ks = np.arange(0, int(k_max) + 1) + 0.5
+    jj = np.arange(1, depth)
+    bps = (w0 * (np.power(wm, ks)[None, :] - 1.0) / jj[:, None]).ravel()
+    bps = np.unique(np.concatenate([[0.0, wa_hi], bps[bps < wa_hi]]))
+    return np.concatenate([(bps[:-1] + bps[1:]) / 2, [0.0]])

@@ -1,0 +1,62 @@
+"""Loading weights into a built model: local `.weights.h5` / `.keras` files.
+
+Pretrained ImageNet weights and reference-checkpoint conversion plug in here (`weights="imagenet"`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+
+from keras_regnet.spec import NetSpec
+
+
+def load_into(model: keras.Model, weights: str | os.PathLike, spec: NetSpec, include_top: bool) -> None:
+    """Load `weights` (a path, or "imagenet") into `model`, with errors that name the file."""
+    if weights == "imagenet":
+        raise ValueError(
+            f"weights='imagenet' is not available for {spec.name!r} in this version; pass "
+            "weights=None or the path to a .weights.h5 / .keras file"
+        )
+    path = os.fspath(weights)
+    if path.endswith(".weights.h5"):
+        _load_weights_file(model, path)
+    elif path.endswith(".keras"):
+        copy_weights_by_name(keras.saving.load_model(path, compile=False), model, source=path)
+    else:
+        raise ValueError(
+            f"Unsupported weights file {path!r}: expected a path ending in .weights.h5 or .keras"
+        )
+
+
+def _load_weights_file(model: keras.Model, path: str) -> None:
+    try:
+        model.load_weights(path)
+    except ValueError as err:
+        raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {err}") from None
+
+
+def copy_weights_by_name(source_model: keras.Model, target: keras.Model, source: str = "model") -> None:
+    """Copy every weighted layer of `target` from the same-named layer of `source_model`.
+
+    Layers of `source_model` that `target` lacks (e.g. a classifier when include_top=False) are
+    ignored; a target layer missing from the source, or a shape mismatch, is an error naming it.
+    """
+    by_name = {layer.name: layer for layer in source_model.layers}
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        other = by_name.get(layer.name)
+        if other is None:
+            raise ValueError(f"{source} has no layer {layer.name!r} needed by model {target.name!r}")
+        values = other.get_weights()
+        expected = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(v.shape) for v in values]
+        if expected != got:
+            raise ValueError(
+                f"layer {layer.name!r}: {source} has weight shapes {got}, model {target.name!r} "
+                f"expects {expected}"
+            )
+        layer.set_weights(values)

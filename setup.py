@@ -1,0 +1,41 @@
+"""keras-regnet: RegNetX/RegNetY and AnyNet for Keras 3, with training, export and design-space tools."""
+
+from setuptools import setup
+
+TEST = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "scikit-learn>=1.3",
+    "matplotlib>=3.7",
+    "safetensors>=0.4",
+    "tf-keras==2.21.0",
+    "tensorflow-model-optimization==0.8.1",
+    "ai-edge-litert>=2.0",
+]
+
+setup(
+    name="keras-regnet",
+    version="0.1.0",
+    description="RegNet (Designing Network Design Spaces) for Keras 3: zoo, training, TFLite, design spaces",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=["keras_regnet", "keras_regnet.design_space", "training", "tflite"],
+    package_data={"keras_regnet": ["data/*.json"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras>=3.10",
+        "numpy>=1.26",
+        "absl-py>=1.4",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": TEST,
+        "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
+        "tflite": ["ai-edge-litert>=2.0"],
+        "weights": ["safetensors>=0.4"],
+        "data": ["tensorflow-datasets>=4.9", "importlib_resources"],
+    },
+)
