@@ -6,6 +6,7 @@ Pretrained ImageNet weights and reference-checkpoint conversion plug in here (`w
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import keras
@@ -32,10 +33,17 @@ def load_into(model: keras.Model, weights: str | os.PathLike, spec: NetSpec, inc
 
 
 def _load_weights_file(model: keras.Model, path: str) -> None:
-    try:
-        model.load_weights(path)
-    except ValueError as err:
-        raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {err}") from None
+    """model.load_weights, but a mismatch (which Keras only warns about) is a ValueError."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except ValueError as err:
+            raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {err}") from None
+    problems = [str(w.message) for w in caught if "load" in str(w.message).lower()]
+    if problems:
+        first = problems[0].splitlines()[0][:300]
+        raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {first}")
 
 
 def copy_weights_by_name(source_model: keras.Model, target: keras.Model, source: str = "model") -> None:
