@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -59,6 +60,30 @@ def keras_model(meta: dict, arrays: dict[str, np.ndarray], include_preprocessing
                   include_preprocessing=include_preprocessing)
     load_state_dict(model, reference_state(meta, arrays), spec)
     return model
+
+
+# pycls module -> timm module inside a block (timm's names read from its regnet.py / layers).
+_TIMM_BLOCK_NAMES = (
+    ("f.a_bn.", "conv1.bn."), ("f.a.", "conv1.conv."), ("f.b_bn.", "conv2.bn."), ("f.b.", "conv2.conv."),
+    ("f.se.f_ex.0.", "se.fc1."), ("f.se.f_ex.2.", "se.fc2."), ("f.c_bn.", "conv3.bn."),
+    ("f.c.", "conv3.conv."), ("proj.", "downsample.conv."), ("bn.", "downsample.bn."),
+)
+
+
+def to_timm(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What timm did to the pycls checkpoints: rename keys, reverse the stem's input channels."""
+    out = {}
+    for key, value in state.items():
+        match = re.match(r"^(s\d+\.b\d+)\.(.*)$", key)
+        if match:
+            block, rest = match.groups()
+            for old, new in _TIMM_BLOCK_NAMES:
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+                    break
+            key = f"{block}.{rest}"
+        out[key] = value[:, ::-1].copy() if key == "stem.conv.weight" else value
+    return out
 
 
 def case_inputs(meta: dict, output: dict) -> np.ndarray:
