@@ -141,3 +141,27 @@ def test_live_against_pycls_anynet(block_type, se):
     with torch.no_grad():
         want = ref(torch.from_numpy(np.ascontiguousarray(x[..., ::-1].transpose(0, 3, 1, 2)))).numpy()
     assert np.abs(np.asarray(model(x)) - want).max() <= eq.TOLERANCE
+
+
+@pytest.mark.skipif(not _reference_available(), reason="live check needs torch + pycls")
+def test_live_all_24_zoo_models_have_pycls_stages_and_state_dict_keys():
+    """With torch and pycls installed: every zoo spec equals pycls's, and the converter expects
+    exactly pycls's state-dict keys (models built on the meta device: no memory, no time)."""
+    import torch
+    from pycls.core.config import cfg, reset_cfg
+    from pycls.models.regnet import RegNet
+
+    from keras_regnet import ZOO
+    from keras_regnet.convert import layer_map
+
+    for name, entry in ZOO.items():
+        reset_cfg()
+        p = entry.params
+        cfg.REGNET.DEPTH, cfg.REGNET.W0, cfg.REGNET.WA, cfg.REGNET.WM = p.depth, p.w0, p.wa, p.wm
+        cfg.REGNET.GROUP_W, cfg.REGNET.SE_ON = p.group_width, p.se_ratio > 0
+        args = RegNet.get_args()
+        spec = entry.spec()
+        assert (spec.depths, spec.widths, spec.group_widths) == (args["ds"], args["ws"], args["gws"]), name
+        with torch.device("meta"):
+            keys = {k for k in RegNet().state_dict() if not k.endswith("num_batches_tracked")}
+        assert keys == {k for e in layer_map(spec, "pycls") for k in e.keys()}, name
