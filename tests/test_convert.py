@@ -1,6 +1,5 @@
 """The converter on checkpoint files the tests write themselves: formats, naming, layouts, errors."""
 
-import json
 import os
 import pathlib
 import subprocess
