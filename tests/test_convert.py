@@ -176,3 +176,30 @@ def test_cli_converts_and_reports_bad_flags(tiny, tmp_path):
                           f"--checkpoint={src}", "--output=out.h5"], env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode != 0 and "--output must end in .weights.h5 or .keras" in run.stderr
+
+
+def test_torch_checkpoint_without_torch_says_what_to_install(tmp_path, monkeypatch):
+    from keras_regnet.checkpoints import read_state_dict
+
+    path = tmp_path / "RegNetY-600MF_dds_8gpu.pyth"
+    path.write_bytes(b"\x80\x02}q\x00.")  # any bytes: torch is never reached
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    with pytest.raises(ValueError, match=r"needs PyTorch \(pip install torch\).*safetensors"):
+        read_state_dict(path)
+
+
+def test_a_pickle_with_code_is_refused_by_weights_only(tmp_path):
+    pytest.importorskip("torch")
+    import pickle
+
+    from keras_regnet.checkpoints import read_state_dict
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo should-not-run",))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"model_state": Evil()}, f)
+    with pytest.raises(ValueError, match="weights_only=True"):
+        read_state_dict(path)
