@@ -1,7 +1,7 @@
 """Reference (pycls / timm) state dicts -> our Keras layers, and the converter CLI.
 
-    python -m keras_regnet.convert --model regnety_600mf --checkpoint model.safetensors \
-        --output regnety_600mf.weights.h5
+    python -m keras_regnet.convert --model regnety_600mf --checkpoint model.safetensors
+        --output regnety_600mf.weights.h5   (one command line; flags: --helpfull)
 
 Every Keras layer with weights maps to one reference module (`layer_map`); tensors are transposed
 from PyTorch's layouts (conv OIHW -> HWIO, grouped conv [out, in/g, kh, kw] -> [kh, kw, in/g, out],
@@ -253,6 +253,9 @@ def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, outp
 
 
 if __name__ == "__main__":
-    from keras_regnet.convert_cli import launch
+    from absl import flags
 
-    launch()
+    from keras_regnet import convert_cli
+
+    flags.adopt_module_key_flags(convert_cli)  # list the converter's flags under --help
+    convert_cli.launch()
