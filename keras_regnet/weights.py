@@ -1,34 +1,46 @@
-"""Loading weights into a built model: local `.weights.h5` / `.keras` files.
+"""Loading weights into a built model: "imagenet", Keras files, and reference checkpoints.
 
-Pretrained ImageNet weights and reference-checkpoint conversion plug in here (`weights="imagenet"`).
+- "imagenet": the reference's released weights for the 24 zoo models (keras_regnet.pretrained).
+- `.weights.h5` / `.keras`: Keras files (a `.keras` model may differ in head/preprocessing: weights
+  are copied by layer name).
+- `.safetensors` / `.npz` reference state dicts (pycls or timm naming), and torch `.pth` / `.pyth`
+  / `.pt` / `.bin` when torch is installed (loaded with weights_only=True): converted on the fly
+  (keras_regnet.convert); original pycls checkpoints get their BGR stem flipped to RGB.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
 
 import keras
 
+from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, is_checkpoint_path
 from keras_regnet.spec import NetSpec
+
+KERAS_SUFFIXES = (".weights.h5", ".keras")
 
 
 def load_into(model: keras.Model, weights: str | os.PathLike, spec: NetSpec, include_top: bool) -> None:
     """Load `weights` (a path, or "imagenet") into `model`, with errors that name the file."""
-    if weights == "imagenet":
-        raise ValueError(
-            f"weights='imagenet' is not available for {spec.name!r} in this version; pass "
-            "weights=None or the path to a .weights.h5 / .keras file"
-        )
+    if isinstance(weights, str) and weights == "imagenet":
+        from keras_regnet.pretrained import load_imagenet
+
+        load_imagenet(model, spec)
+        return
     path = os.fspath(weights)
     if path.endswith(".weights.h5"):
         _load_weights_file(model, path)
     elif path.endswith(".keras"):
         copy_weights_by_name(keras.saving.load_model(path, compile=False), model, source=path)
+    elif is_checkpoint_path(path):
+        from keras_regnet.convert import load_checkpoint
+
+        load_checkpoint(model, path, spec)
     else:
         raise ValueError(
-            f"Unsupported weights file {path!r}: expected a path ending in .weights.h5 or .keras"
+            f"Unsupported weights file {path!r}: expected a path ending in "
+            f"{', '.join(KERAS_SUFFIXES + CHECKPOINT_SUFFIXES)}"
         )
 
 

@@ -1,0 +1,53 @@
+"""Flags and app of `python -m keras_regnet.convert` (kept apart so importing the converter
+library never defines absl flags that could clash with another app's)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from absl import app, flags
+
+from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, NAMINGS
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", None, "Zoo model name in any spelling (regnety_600mf, RegNetY-600MF, "
+                    "RegNetY006) or a NetSpec .json file for a non-zoo network.")
+flags.DEFINE_string("checkpoint", None, "Reference checkpoint: .safetensors or .npz; .pth/.pyth "
+                    "need torch (loaded with weights_only=True).")
+flags.DEFINE_string("output", None, "Output file: .weights.h5 (weights) or .keras (whole model). "
+                    "Written atomically.")
+flags.DEFINE_enum("naming", "auto", ("auto",) + NAMINGS,
+                  "State-dict naming of the checkpoint; auto detects it from the keys.")
+flags.DEFINE_enum("bgr_to_rgb", "auto", ("auto", "true", "false"),
+                  "Reverse the stem kernel's input channels. auto: yes for pycls naming (original "
+                  "pycls checkpoints were trained on BGR), no for timm (already RGB).")
+flags.mark_flags_as_required(["model", "checkpoint", "output"])
+flags.register_validator("checkpoint", lambda p: p is None or p.lower().endswith(CHECKPOINT_SUFFIXES),
+                         f"--checkpoint must end in one of {', '.join(CHECKPOINT_SUFFIXES)}")
+flags.register_validator("checkpoint", lambda p: p is None or os.path.isfile(p),
+                         "--checkpoint must be an existing file")
+flags.register_validator("output", lambda p: p is None or p.endswith((".weights.h5", ".keras")),
+                         "--output must end in .weights.h5 or .keras")
+
+
+def run(argv: Sequence[str]) -> None:
+    """Convert --checkpoint for --model into --output and print a one-line summary."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from keras_regnet.convert import convert_checkpoint
+
+    naming = None if FLAGS.naming == "auto" else FLAGS.naming
+    flip = {"auto": None, "true": True, "false": False}[FLAGS.bgr_to_rgb]
+    try:
+        out = convert_checkpoint(FLAGS.model, FLAGS.checkpoint, FLAGS.output, naming=naming, bgr_to_rgb=flip)
+    except ValueError as err:
+        raise app.UsageError(
+            f"cannot convert --checkpoint={FLAGS.checkpoint} for --model={FLAGS.model}: {err}"
+        ) from None
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from {FLAGS.checkpoint}")
+
+
+def launch() -> None:
+    app.run(run)

@@ -1,0 +1,153 @@
+"""`weights="imagenet"`: the reference's own ImageNet weights for the 24 zoo models.
+
+Source: the pycls model-zoo checkpoints (Radosavovic et al. 2020, MIT licence) as re-hosted by
+timm on the Hugging Face Hub in safetensors format (`timm/<arch>.pycls_in1k`, `model.safetensors`,
+no unpickling needed). timm renamed the keys to its own scheme and reversed the stem to RGB input
+(stated in timm's regnet.py module docstring), so these files are converted without a BGR flip.
+The original pycls `.pyth` URL of each model is kept for reference (`WeightSource.pycls_url`).
+
+Flow: download once into the Keras cache (atomic, SHA-256 checked where the hash is recorded),
+convert once to a `.weights.h5` next to it, reuse that file on every later call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from keras_regnet import download as dl
+from keras_regnet.spec import NetSpec
+from keras_regnet.zoo import ZOO, ZooEntry
+
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+FILENAME = "model.safetensors"
+TAG = "pycls_in1k"
+
+# SHA-256 of timm/<arch>.pycls_in1k/model.safetensors as published on each file's Hub page
+# (Git LFS details). Models without a recorded hash are checked by structure instead: every key
+# present, no key left over, every shape equal to the model's (done by the converter).
+_SHA256: dict[str, str] = {
+    "regnetx_400mf": "ecdce54f8bbd8f932653a04ad38aff6fd6e3b52ab16c32393b25390188e0e447",
+}
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where the pretrained weights of one zoo model come from."""
+
+    model: str  # canonical zoo name, e.g. "regnety_600mf"
+    hf_repo: str  # e.g. "timm/regnety_006.pycls_in1k"
+    filename: str
+    sha256: str | None
+    pycls_url: str  # the original pycls checkpoint (torch pickle, BGR stem)
+
+    def url(self, endpoint: str | None = None) -> str:
+        """Download URL; `endpoint` (default $HF_ENDPOINT or huggingface.co) allows a mirror."""
+        base = (endpoint or os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
+        return f"{base}/{self.hf_repo}/resolve/main/{self.filename}"
+
+    @property
+    def cache_stem(self) -> str:
+        return f"keras_regnet_{self.model.replace('.', '_')}_{TAG}"
+
+
+def timm_arch(entry: ZooEntry) -> str:
+    """timm architecture name of a zoo model: RegNetY-600MF -> regnety_006."""
+    return f"regnet{entry.display_name[6].lower()}_{entry.keras2_name[-3:]}"
+
+
+SOURCES: dict[str, WeightSource] = {
+    name: WeightSource(name, f"timm/{timm_arch(entry)}.{TAG}", FILENAME, _SHA256.get(name),
+                       entry.weights_url)
+    for name, entry in ZOO.items()
+}
+
+
+def zoo_entry_for(spec: NetSpec) -> ZooEntry:
+    """The zoo model whose architecture equals `spec` (its name may differ); else ValueError."""
+    entry = ZOO.get(spec.name)
+    if entry is not None and _same_architecture(entry.spec(), spec):
+        return entry
+    for entry in ZOO.values():
+        if _same_architecture(entry.spec(), spec):
+            return entry
+    raise ValueError(
+        f"weights='imagenet' exists only for the 24 zoo models (keras_regnet.list_models()); the "
+        f"network {spec.name!r} is none of them. Pass weights=None or a path to a weights file."
+    )
+
+
+def _same_architecture(a: NetSpec, b: NetSpec) -> bool:
+    return dataclasses.replace(a, name="_") == dataclasses.replace(b, name="_")
+
+
+def cached_paths(source: WeightSource) -> tuple[str, str]:
+    """(downloaded .safetensors, converted .weights.h5) paths in the Keras cache."""
+    folder = dl.keras_cache_dir("models")
+    return (os.path.join(folder, f"{source.cache_stem}.safetensors"),
+            os.path.join(folder, f"{source.cache_stem}.weights.h5"))
+
+
+def imagenet_weights_file(model: str, *, progress: bool = True) -> str:
+    """Path of the converted `.weights.h5` of zoo `model`, downloading and converting on first use."""
+    from keras_regnet.zoo import get_entry
+
+    source = SOURCES[get_entry(model).name]
+    raw, converted = cached_paths(source)
+    if os.path.isfile(converted):
+        return converted
+    downloaded = False
+    if os.path.isfile(raw):
+        _check_existing(source, raw)
+    else:
+        url = source.url()
+        report = dl.print_progress(f"Downloading {url}") if progress else None
+        dl.download(url, raw, source.sha256, hint=_manual_hint(source), progress=report)
+        downloaded = True
+    from keras_regnet.convert import convert_checkpoint
+
+    try:
+        convert_checkpoint(source.model, raw, converted, naming="timm", bgr_to_rgb=False)
+    except ValueError as err:
+        raise ValueError(
+            f"the weights file {raw} does not hold {source.model} from {source.hf_repo} ({err}); "
+            "delete it to download it again"
+        ) from None
+    if downloaded:
+        os.remove(raw)  # the converted file replaces it; a file the user placed is left alone
+    return converted
+
+
+def _check_existing(source: WeightSource, raw: str) -> None:
+    """A file already in the cache (e.g. placed by hand) must match the recorded hash, if any."""
+    if source.sha256 and dl.sha256_of(raw) != source.sha256:
+        raise dl.WeightsDownloadError(
+            f"{raw} does not have the SHA-256 of {source.url()} ({source.sha256}); delete it or "
+            f"replace it with that file"
+        )
+
+
+def _manual_hint(source: WeightSource) -> str:
+    return (
+        f"or pass weights='/path/to/{source.filename}' (any copy of {source.hf_repo}) to the "
+        f"model builder. The original pycls checkpoint {source.pycls_url} also works as "
+        "weights=<path> when torch is installed."
+    )
+
+
+def load_imagenet(model: Any, spec: NetSpec) -> None:
+    """Load the zoo model's ImageNet weights into `model` (any include_top / pooling / input)."""
+    from keras_regnet.model import build
+    from keras_regnet.weights import copy_weights_by_name
+
+    entry = zoo_entry_for(spec)
+    path = imagenet_weights_file(entry.name)
+    full = build(entry.spec(), include_top=True, weights=None, include_preprocessing=False,
+                 classifier_activation=None)
+    try:
+        full.load_weights(path)
+    except ValueError as err:
+        raise ValueError(f"cached weights {path} are unreadable ({err}); delete the file") from None
+    copy_weights_by_name(full, model, source=path)
