@@ -7,7 +7,6 @@ TEST = [
     "pytest-timeout>=2.3",
     "scikit-learn>=1.3",
     "matplotlib>=3.7",
-    "safetensors>=0.4",
     "tf-keras==2.21.0",
     "tensorflow-model-optimization==0.8.1",
     "ai-edge-litert>=2.0",
@@ -30,12 +29,12 @@ setup(
         "absl-py>=1.4",
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
+        "safetensors>=0.4",
     ],
     extras_require={
         "test": TEST,
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
         "tflite": ["ai-edge-litert>=2.0"],
-        "weights": ["safetensors>=0.4"],
         "data": ["tensorflow-datasets>=4.9", "importlib_resources"],
     },
 )

@@ -19,7 +19,8 @@ from keras_regnet.zoo import ZOO
 _ARGS_DOC = """
     Args (as keras.applications):
         include_top: whether to include the pooling + dense classifier.
-        weights: None (random init), "imagenet", or a path to a .weights.h5 / .keras file.
+        weights: None (random init), "imagenet" (the reference's released weights), or a path to
+            a .weights.h5 / .keras file or a reference checkpoint (.safetensors, .npz, torch .pth).
         input_tensor: optional Keras tensor to use as the model input.
         input_shape: optional (height, width, 3); defaults to (None, None, 3).
         pooling: with include_top=False: None (4D feature map), "avg" or "max".
