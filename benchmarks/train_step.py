@@ -118,7 +118,7 @@ def main() -> None:
     for name, (train, infer) in results.items():
         if name != "keras_regnet":
             ratios.append(f"train {train / ours_train:.1f}x faster than {name}, "
-                          f"inference {infer / ours_infer:.2f}x vs {name}")
+                          f"inference {infer / ours_infer:.2f}x faster than {name}")
     print("ratios: " + "; ".join(ratios))
 
 
