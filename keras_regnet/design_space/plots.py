@@ -59,25 +59,40 @@ def plot_edfs(populations: Mapping[str, Sequence[float]], stem: str,
     return _save(fig, stem)
 
 
-def plot_param_vs_error(values: Sequence[float], errors: Sequence[float], name: str, stem: str,
-                        band: Optional[BootstrapRange] = None, log: bool = False,
-                        title: str = "") -> list[str]:
-    """Scatter of a parameter vs error with the bootstrap 95% band and best-value line (Fig. 2, 11)."""
+def plot_trends(values: Mapping[str, Sequence[float]], errors: Sequence[float], stem: str,
+                bands: Optional[Mapping[str, BootstrapRange]] = None, log: Sequence[str] = (),
+                title: str = "") -> list[str]:
+    """Parameter-vs-error scatters, one panel per parameter, each with its bootstrap 95% band
+    (shaded) and most likely best value (black line), as in the paper's Fig. 2 and Fig. 11."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 3.8))
-    if band is not None:
-        ax.axvspan(band.low, band.high if band.high > band.low else band.low * 1.0001 + 1e-9,
-                   color="tab:blue", alpha=0.25,
-                   label=f"best {band.confidence:.0%} CI [{band.low:.3g}, {band.high:.3g}]")
-        ax.axvline(band.best, color="black", lw=1.5, label=f"likely best {band.best:.3g}")
-    ax.scatter(values, errors, s=10, alpha=0.6, color="tab:gray", edgecolors="none")
-    if log:
-        ax.set_xscale("log")
-    ax.set_xlabel(name)
-    ax.set_ylabel("error (%)")
-    ax.set_title(title or f"{name} vs error")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    names = list(values)
+    cols = min(3, max(1, len(names)))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.3 * rows), squeeze=False, sharey=True)
+    e = np.asarray(errors, dtype=np.float64)
+    for ax, name in zip(axes.ravel(), names):
+        x = np.asarray(values[name], dtype=np.float64)
+        band = (bands or {}).get(name)
+        if band is not None:
+            width = band.high - band.low
+            pad = 0.005 * (np.nanmax(x) - np.nanmin(x) + 1e-9) if width == 0 else 0.0
+            ax.axvspan(band.low - pad, band.high + pad, color="tab:blue", alpha=0.25,
+                       label=f"{band.confidence:.0%} best range [{band.low:.3g}, {band.high:.3g}]")
+            ax.axvline(band.best, color="black", lw=1.5, label=f"likely best {band.best:.3g}")
+        ax.scatter(x, e, s=10, alpha=0.6, color="tab:gray", edgecolors="none")
+        if name in log:
+            ax.set_xscale("log")
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+        if band is not None:
+            ax.legend(fontsize=7, loc="upper right")
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    for r in range(rows):
+        axes[r][0].set_ylabel("error (%)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, stem)
 
 

@@ -110,22 +110,33 @@ def sample(
             if lim is not None:
                 ok &= (value >= lim[0]) & (value <= lim[1])
         rows = np.flatnonzero(ok)
-        for i, (spec, costed) in zip(rows, space.specs(cands, rows, stem_width, stem_stride)):
-            if costed:
-                exact = Complexity(int(cx[0][i]), int(cx[1][i]), int(cx[2][i]))
-            else:
-                exact = complexity(spec, input_size, classes=classes)
-                if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
-                    continue
-            key = _key(spec)
-            if unique and key in seen:
-                continue
-            seen.add(key)
-            spec = dataclasses.replace(spec, name=f"{space.name}_{len(out):05d}")
-            out.append(Sample(len(out), space.name, spec, space.record(cands, int(i)), exact))
-            if len(out) == num_samples:
-                break
+        while rows.size and len(out) < num_samples:  # build specs only for the rows still needed
+            n_take = 2 * (num_samples - len(out)) + 16
+            _accept(space, cands, rows[:n_take], cx, out, seen, limits, unique, input_size, stem_width,
+                    stem_stride, classes, num_samples)
+            rows = rows[n_take:]
     return out
+
+
+def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen: set, limits: dict,
+            unique: bool, input_size: InputSize, stem_width: int, stem_stride: int, classes: int,
+            num_samples: int) -> None:
+    """Turn candidate rows into Samples (exactly costed, de-duplicated) until num_samples are in."""
+    for i, (spec, costed) in zip(rows, space.specs(cands, rows, stem_width, stem_stride)):
+        if costed:
+            exact = Complexity(int(cx[0][i]), int(cx[1][i]), int(cx[2][i]))
+        else:
+            exact = complexity(spec, input_size, classes=classes)
+            if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
+                continue
+        key = _key(spec)
+        if unique and key in seen:
+            continue
+        seen.add(key)
+        spec = dataclasses.replace(spec, name=f"{space.name}_{len(out):05d}")
+        out.append(Sample(len(out), space.name, spec, space.record(cands, int(i)), exact))
+        if len(out) == num_samples:
+            break
 
 
 def _key(spec: NetSpec) -> tuple:
