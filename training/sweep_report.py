@@ -139,7 +139,11 @@ def _markdown(sweeps: list[Sweep], bands_by: dict, figures: dict, out_dir: str, 
         area = edf_area(s.errors, lo, hi) if hi > lo else 0.0
         lines.append(f"| {s.name} | {sm.n} | {sm.min_error:.2f} | {sm.mean_error:.2f} | {area:.3f} | "
                      f"{np.median(s.columns['flops']) / 1e6:.2f}M | `{s.path}` |")
-    lines += ["", "## Where the best models are (empirical bootstrap, 95% CI and most likely value)", ""]
+    lines += ["", "## Where the best models are (empirical bootstrap, 95% CI and most likely value)", "",
+              "Resample 25% of the models with replacement 10^4 times, keep the best model's value each "
+              "time. RegNet sweeps report their sampled d, w0, wa, wm, b, g; for AnyNet sweeps w0, wa, wm "
+              "come from the quantized linear fit of each model's per-block widths (e_fit is its error), "
+              "b and g appear only when shared by all stages, w4 is the last stage's width.", ""]
     for s in sweeps:
         lines += [f"### {s.name}", "", "| parameter | 95% range | likely best |", "|---|---|---|"]
         for name, b in bands_by[s.name].items():

@@ -26,11 +26,17 @@ def _pyplot() -> Any:
 def _save(fig: Any, stem: str) -> list[str]:
     """Write stem.png and stem.svg atomically (temp file + rename); return the two paths."""
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+    from matplotlib.ticker import NullFormatter
+
+    for ax in fig.axes:  # minor log-scale tick labels cost most of the drawing time and add clutter
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    fig.tight_layout()
     paths = []
     for ext in ("png", "svg"):
         path = f"{stem}.{ext}"
         tmp = f"{path}.tmp.{os.getpid()}"
-        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, format=ext, dpi=110)
         os.replace(tmp, path)
         paths.append(path)
     _pyplot().close(fig)
@@ -92,7 +98,6 @@ def plot_trends(values: Mapping[str, Sequence[float]], errors: Sequence[float], 
         axes[r][0].set_ylabel("error (%)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, stem)
 
 
@@ -109,15 +114,14 @@ def plot_block_widths(best: Sequence[tuple[str, Sequence[int]]], worst: Sequence
                 ax.axis("off")
                 continue
             label, widths = row[c]
-            ax.step(np.arange(len(widths)), widths, where="post", color=color, lw=2)
-            ax.set_yscale("log", base=2)
+            w = list(widths) + [widths[-1]]  # one step per block, the last one drawn to its end
+            ax.step(np.arange(len(w)), w, where="post", color=color, lw=2)
             ax.set_title(label, fontsize=7)
             ax.set_xlabel("block index j")
             ax.grid(alpha=0.3)
         axes[r][0].set_ylabel(("best" if r == 0 else "worst") + " models: width w_j")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, stem)
 
 
