@@ -6,7 +6,6 @@ ever become NetSpec objects. The same (space, seed, constraints, ...) always giv
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -122,26 +121,22 @@ def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen
             unique: bool, input_size: InputSize, stem_width: int, stem_stride: int, classes: int,
             num_samples: int) -> None:
     """Turn candidate rows into Samples (exactly costed, de-duplicated) until num_samples are in."""
-    for i, (spec, costed) in zip(rows, space.specs(cands, rows, stem_width, stem_stride)):
-        if costed:
-            exact = Complexity(int(cx[0][i]), int(cx[1][i]), int(cx[2][i]))
-        else:
-            exact = complexity(spec, input_size, classes=classes)
+    block = "y" if space.se_ratio > 0 else "x"
+    for i, item in zip(rows.tolist(), space.stage_specs(cands, rows, stem_width, stem_stride)):
+        if isinstance(item, NetSpec):  # the rule disagreed with the closed form: cost it exactly
+            stages, exact = item.stages, complexity(item, input_size, classes=classes)
             if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
                 continue
-        key = _key(spec)
-        if unique and key in seen:
+        else:
+            stages, exact = item, Complexity(int(cx[0][i]), int(cx[1][i]), int(cx[2][i]))
+        if unique and stages in seen:
             continue
-        seen.add(key)
-        spec = dataclasses.replace(spec, name=f"{space.name}_{len(out):05d}")
-        out.append(Sample(len(out), space.name, spec, space.record(cands, int(i)), exact))
+        seen.add(stages)
+        spec = NetSpec(stages, block, float(space.se_ratio), stem_width, stem_stride,
+                       f"{space.name}_{len(out):05d}")
+        out.append(Sample(len(out), space.name, spec, space.record(cands, i), exact))
         if len(out) == num_samples:
             break
-
-
-def _key(spec: NetSpec) -> tuple:
-    """Identity of a network for de-duplication (everything but the name)."""
-    return (spec.block, spec.se_ratio, spec.stem_width, spec.stem_stride, spec.stages)
 
 
 def is_regnet_space(space: Any) -> bool:

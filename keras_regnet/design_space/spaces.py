@@ -125,11 +125,10 @@ class AnyNetSpace:
         params = {"ds": d, "ws": w, "bs": b, "gs": g}
         return Candidates(params, StageArrays(d, w_adj, b, g_adj), valid)
 
-    def specs(self, c: Candidates, rows: np.ndarray, stem_width: int, stem_stride: int
-              ) -> list[tuple[NetSpec, bool]]:
-        """NetSpecs of the given candidates, each with True: they match the costed stage arrays."""
-        return [(_spec_from_arrays(c.stages, int(i), self.se_ratio, stem_width, stem_stride), True)
-                for i in rows]
+    def stage_specs(self, c: Candidates, rows: np.ndarray, stem_width: int, stem_stride: int
+                    ) -> list[Any]:
+        """Per row: the StageSpec tuple of the costed stage arrays (always, for AnyNet)."""
+        return _stage_tuples(c.stages, rows)
 
     def record(self, c: Candidates, i: int) -> dict[str, Any]:
         """The raw sampled parameters of candidate i as JSON-ready lists."""
@@ -235,13 +234,13 @@ class RegNetSpace:
                             int(p["g"][i]), float(p["b"][i]), float(self.se_ratio), stem_width, stem_stride,
                             self.quantum)
 
-    def specs(self, c: Candidates, rows: np.ndarray, stem_width: int, stem_stride: int
-              ) -> list[tuple[NetSpec, bool]]:
-        """NetSpecs of the given candidates by the reference rule, and whether they match the arrays.
+    def stage_specs(self, c: Candidates, rows: np.ndarray, stem_width: int, stem_stride: int
+                    ) -> list[Any]:
+        """Per row: the StageSpec tuple of the costed arrays, or a NetSpec when they differ from the rule.
 
         The per-block widths are recomputed with the rule's own arithmetic for these few rows; where
-        the closed form agrees (always, up to float ties) the spec is built straight from the
-        arrays, otherwise from `RegNetParams.to_spec` and flagged False so it gets costed exactly.
+        the closed form agrees (always, up to float ties) the costed stage arrays are the network;
+        otherwise the row's NetSpec comes from `RegNetParams.to_spec` and must be costed again.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
@@ -260,13 +259,9 @@ class RegNetSpace:
         k_idx = np.clip(k, 0, depths.shape[1] - 1).astype(np.int64)
         stage_w = np.take_along_axis(p["_stage_widths"][rows], k_idx, axis=1)
         ok &= np.all(~in_net | (block_w == stage_w), axis=1)
-        out = []
-        for r, i in enumerate(rows):
-            if ok[r]:
-                out.append((_spec_from_arrays(c.stages, int(i), self.se_ratio, stem_width, stem_stride), True))
-            else:
-                out.append((self.regnet_params(c, int(i), stem_width, stem_stride).to_spec(), False))
-        return out
+        tuples = _stage_tuples(c.stages, rows)
+        return [t if ok[r] else self.regnet_params(c, int(i), stem_width, stem_stride).to_spec()
+                for r, (i, t) in enumerate(zip(rows, tuples))]
 
     def record(self, c: Candidates, i: int) -> dict[str, Any]:
         """The sampled (d, w0, wa, wm, b, g) of candidate i."""
@@ -287,15 +282,11 @@ class RegNetSpace:
         return float(nd * nw0 * nwa * nwm * bg)
 
 
-def _spec_from_arrays(st: StageArrays, i: int, se_ratio: float, stem_width: int, stem_stride: int
-                      ) -> NetSpec:
-    """A NetSpec from row i of stage arrays (compatible by construction, so not re-validated)."""
-    stages = tuple(
-        StageSpec(int(st.depths[i, k]), int(st.widths[i, k]), 2, float(st.bottleneck_ratios[i, k]),
-                  int(st.group_widths[i, k]))
-        for k in range(st.depths.shape[1]) if st.depths[i, k] > 0
-    )
-    return NetSpec(stages, "y" if se_ratio > 0 else "x", float(se_ratio), stem_width, stem_stride)
+def _stage_tuples(st: StageArrays, rows: np.ndarray) -> list[tuple[StageSpec, ...]]:
+    """StageSpecs of the given rows (depth-0 stages dropped); compatible by construction."""
+    cols = [st.depths[rows].tolist(), st.widths[rows].tolist(), st.bottleneck_ratios[rows].tolist(),
+            st.group_widths[rows].tolist()]
+    return [tuple(StageSpec(d, w, 2, float(b), g) for d, w, b, g in zip(*row) if d > 0) for row in zip(*cols)]
 
 
 def _anynet(letter: str, **kw: Any) -> AnyNetSpace:
