@@ -72,8 +72,11 @@ def test_cli_rejects_directories_that_are_not_sweeps(tmp_path):
         load_sweep(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_tiny_real_sweep_end_to_end(tmp_path):
-    """Three RegNetX models, a few steps each on the embedded digits, then the analyzer."""
+    """Three RegNetX models, a few steps each on the embedded digits, then the analyzer.
+
+    Slow (about a minute per model on a busy 2-core box, mostly graph tracing in the trainer)."""
     pytest.importorskip("training.api", reason="the trainer (training.api) is merged from its own branch")
     env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
     d = str(tmp_path / "sweep")

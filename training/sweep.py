@@ -108,16 +108,23 @@ def build_config() -> SweepConfig:
 
 
 def _tensorboard_writer(sweep_dir: str):
-    """A callback writing each result as TensorBoard scalars (step = model index)."""
-    import tensorflow as tf  # the trainer loads TensorFlow anyway
+    """A callback writing each result as TensorBoard scalars (step = model index).
 
+    Uses tf.summary.write with the scalars-plugin metadata, so no tensorboard package is needed.
+    """
+    import tensorflow as tf  # the trainer loads TensorFlow anyway
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
     writer = tf.summary.create_file_writer(f"{sweep_dir}/tensorboard")
 
     def write(record: dict) -> None:
+        values = {k: record[k] for k in ("top1_err", "top5_err", "train_time_s")}
+        values["mflops"] = record["complexity"]["flops"] / 1e6
         with writer.as_default():
-            for k in ("top1_err", "top5_err", "train_time_s"):
-                tf.summary.scalar(f"sweep/{k}", record[k], step=record["index"])
-            tf.summary.scalar("sweep/mflops", record["complexity"]["flops"] / 1e6, step=record["index"])
+            for k, v in values.items():
+                tf.summary.write(f"sweep/{k}", tf.constant(float(v), tf.float32), step=record["index"],
+                                 metadata=meta)
         writer.flush()
 
     return write
