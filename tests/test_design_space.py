@@ -165,3 +165,15 @@ def test_design_space_imports_neither_tensorflow_nor_matplotlib():
             "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_regnet_rows_are_checked_against_the_rule_and_fall_back_to_it():
+    space = get_space("regnetx")
+    cands = space.draw(np.random.default_rng(0), 4096)
+    rows = np.arange(50)
+    fast = space.stage_specs(cands, rows, 32, 2)
+    assert all(isinstance(t, tuple) for t in fast)  # the closed form agrees with the rule
+    cands.params["_stage_widths"][:50] += 8  # pretend the closed form had gone wrong
+    slow = space.stage_specs(cands, rows, 32, 2)
+    for i, spec in zip(rows, slow):
+        assert spec == space.regnet_params(cands, int(i), 32, 2).to_spec() and spec.stages == fast[i]

@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_regnet.complexity import Complexity, InputSize, complexity
 from keras_regnet.design_space.fast_complexity import batch_complexity
-from keras_regnet.design_space.spaces import RegNetSpace, get_space
+from keras_regnet.design_space.spaces import get_space
 from keras_regnet.spec import NetSpec
 
 Range = Optional[Sequence[float]]
@@ -138,7 +138,3 @@ def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen
         if len(out) == num_samples:
             break
 
-
-def is_regnet_space(space: Any) -> bool:
-    """True for the RegNet spaces (whose samples carry d, w0, wa, wm)."""
-    return isinstance(get_space(space) if isinstance(space, str) else space, RegNetSpace)
