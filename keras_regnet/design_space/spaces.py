@@ -203,17 +203,18 @@ class RegNetSpace:
         # Blocks in stages <= k are those with j < w0 (wm^(k + 1/2) - 1) / wa.
         lo, hi = self.num_stages
 
-        def count(k: int, idx: Any = slice(None)) -> np.ndarray:
-            return np.minimum(np.ceil(scale[idx] * (root[idx] * powers[k][idx] - 1.0)), d[idx])
+        def count(k: int, sc: np.ndarray, rt: np.ndarray, pw: list, dd: np.ndarray) -> np.ndarray:
+            return np.minimum(np.ceil(sc * (rt * pw[k] - 1.0)), dd)
 
-        ok = count(hi - 1) >= d
+        ok = count(hi - 1, scale, root, powers, d) >= d
         if lo >= 2:
-            ok &= count(lo - 2) < d
+            ok &= count(lo - 2, scale, root, powers, d) < d
         keep = np.flatnonzero(ok)
-        counts = np.stack([count(k, keep) for k in range(hi)], axis=1).astype(np.int64)
+        sub = (scale[keep], root[keep], [p[keep] for p in powers], d[keep])
+        counts = np.stack([count(k, *sub) for k in range(hi)], axis=1).astype(np.int64)
         depths = np.diff(counts, axis=1, prepend=0)
-        stage_w = np.stack([np.round(w0[keep] * p[keep] / self.quantum) * self.quantum for p in powers],
-                           axis=1)
+        w0k = w0[keep]  # same operation order as the rule: round(w0 * wm^k / q) * q
+        stage_w = np.stack([np.round(w0k * p / self.quantum) * self.quantum for p in sub[2]], axis=1)
         used = depths > 0
         valid = np.all(used[:, :-1] | ~used[:, 1:], axis=1)  # no skipped stage: used is a prefix
         valid &= np.all(~used[:, 1:] | (np.diff(stage_w, axis=1) > 0), axis=1)  # distinct widths
