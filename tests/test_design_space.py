@@ -177,3 +177,12 @@ def test_regnet_rows_are_checked_against_the_rule_and_fall_back_to_it():
     slow = space.stage_specs(cands, rows, 32, 2)
     for i, spec in zip(rows, slow):
         assert spec == space.regnet_params(cands, int(i), 32, 2).to_spec() and spec.stages == fast[i]
+
+
+def test_batch_complexity_reproduces_the_zoo():
+    from keras_regnet.zoo import get_spec, list_models
+
+    for se in (0.0, 0.25):
+        specs = [s for s in (get_spec(m) for m in list_models()) if s.se_ratio == se]
+        f, p, a = batch_complexity(StageArrays.from_specs(specs), 224, se_ratio=se)
+        assert [(c.flops, c.params, c.acts) for c in map(complexity, specs)] == list(zip(f, p, a))
