@@ -1,0 +1,140 @@
+"""Draw a population of unique networks from a design space under complexity constraints.
+
+Candidates are drawn and costed in numpy batches (`fast_complexity`), so only accepted networks
+ever become NetSpec objects. The same (space, seed, constraints, ...) always gives the same list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from keras_regnet.complexity import Complexity, InputSize, complexity
+from keras_regnet.design_space.fast_complexity import batch_complexity
+from keras_regnet.design_space.spaces import get_space
+from keras_regnet.spec import NetSpec
+
+Range = Optional[Sequence[float]]
+PAPER_FLOPS = (360e6, 400e6)  # the paper's 400MF regime at 224x224 with a stride-2 stem
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One accepted network: its position, spec, raw sampled parameters and complexity."""
+
+    index: int
+    space: str
+    spec: NetSpec
+    params: dict[str, Any]
+    complexity: Complexity
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the sweep's samples file)."""
+        cx = self.complexity
+        return {"index": self.index, "space": self.space, "params": self.params,
+                "spec": self.spec.to_dict(),
+                "complexity": {"flops": cx.flops, "params": cx.params, "acts": cx.acts}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Sample":
+        """Inverse of to_dict."""
+        return cls(int(data["index"]), str(data["space"]), NetSpec.from_dict(data["spec"]),
+                   dict(data["params"]), Complexity(**data["complexity"]))
+
+
+def scaled_flops_range(input_size: int, stem_stride: int, base: Sequence[float] = PAPER_FLOPS
+                       ) -> tuple[float, float]:
+    """The paper's 360-400MF regime rescaled by feature-map area to another input size / stem stride.
+
+    Body flops scale with the area after the stem, so (224/2)^2 -> (input_size/stem_stride)^2.
+    """
+    ratio = (input_size / stem_stride) ** 2 / (224 / 2) ** 2
+    return base[0] * ratio, base[1] * ratio
+
+
+def _check_limit(label: str, rng: Range) -> Optional[tuple[float, float]]:
+    if rng is None:
+        return None
+    if len(rng) != 2 or not 0 <= float(rng[0]) <= float(rng[1]):
+        raise ValueError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}")
+    return float(rng[0]), float(rng[1])
+
+
+def sample(
+    space: Any,
+    num_samples: int,
+    seed: int = 0,
+    *,
+    flops: Range = None,
+    params: Range = None,
+    acts: Range = None,
+    input_size: InputSize = 224,
+    stem_width: int = 32,
+    stem_stride: int = 2,
+    classes: int = 1000,
+    unique: bool = True,
+    batch_size: int = 32768,
+    max_candidates: Optional[int] = None,
+) -> list[Sample]:
+    """Draw `num_samples` networks whose flops / params / acts lie in the given inclusive ranges.
+
+    `space` is a space object or name (see `spaces.SPACES`). Raises ValueError when the constraints
+    accept nothing within `max_candidates` draws (default 100k per requested sample + 1M).
+    """
+    space = get_space(space) if isinstance(space, str) else space
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
+        raise ValueError(f"num_samples must be an integer >= 0, got {num_samples!r}")
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+    limits = {k: _check_limit(k, v) for k, v in (("flops", flops), ("params", params), ("acts", acts))}
+    budget = max_candidates if max_candidates is not None else 100_000 * num_samples + 1_000_000
+    rng = np.random.default_rng(seed)
+    out: list[Sample] = []
+    seen: set[tuple] = set()
+    drawn = 0
+    while len(out) < num_samples:
+        if drawn >= budget:
+            raise ValueError(
+                f"only {len(out)} of {num_samples} {space.name} networks met flops={flops} "
+                f"params={params} acts={acts} at input_size={input_size} in {drawn} draws; "
+                f"widen the ranges"
+            )
+        cands = space.draw(rng, batch_size)
+        drawn += batch_size
+        ok = cands.valid.copy()
+        cx = batch_complexity(cands.stages, input_size, stem_width, stem_stride, space.se_ratio, classes)
+        for value, lim in zip(cx, limits.values()):
+            if lim is not None:
+                ok &= (value >= lim[0]) & (value <= lim[1])
+        rows = np.flatnonzero(ok)
+        while rows.size and len(out) < num_samples:  # build specs only for the rows still needed
+            n_take = 2 * (num_samples - len(out)) + 16
+            _accept(space, cands, rows[:n_take], cx, out, seen, limits, unique, input_size, stem_width,
+                    stem_stride, classes, num_samples)
+            rows = rows[n_take:]
+    return out
+
+
+def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen: set, limits: dict,
+            unique: bool, input_size: InputSize, stem_width: int, stem_stride: int, classes: int,
+            num_samples: int) -> None:
+    """Turn candidate rows into Samples (exactly costed, de-duplicated) until num_samples are in."""
+    block = "y" if space.se_ratio > 0 else "x"
+    for i, item in zip(rows.tolist(), space.stage_specs(cands, rows, stem_width, stem_stride)):
+        if isinstance(item, NetSpec):  # the rule disagreed with the closed form: cost it exactly
+            stages, exact = item.stages, complexity(item, input_size, classes=classes)
+            if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
+                continue
+        else:
+            stages, exact = item, Complexity(int(cx[0][i]), int(cx[1][i]), int(cx[2][i]))
+        if unique and stages in seen:
+            continue
+        seen.add(stages)
+        spec = NetSpec(stages, block, float(space.se_ratio), stem_width, stem_stride,
+                       f"{space.name}_{len(out):05d}")
+        out.append(Sample(len(out), space.name, spec, space.record(cands, i), exact))
+        if len(out) == num_samples:
+            break
+
