@@ -127,6 +127,9 @@ def validate(cfg: TrainConfig) -> None:
                          "drop --data_dir or choose --dataset=imagenet2012|tfrecord|folder")
     if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
         raise ValueError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
+    if cfg.sync_bn and cfg.xla == "on":
+        raise ValueError("--sync_bn cannot be combined with --xla=on (the cross-replica BN statistics "
+                         "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
         raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
 

@@ -54,6 +54,7 @@ class Trainer:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.eval_steps = eval_batches(source.num_eval, self.global_batch)
         self.skipped = {"train": 0.0, "eval": 0.0}
+        self.step_losses: list[float] = []  # mean train loss of every step run by this process
         self._build(weights)
 
     # Construction --------------------------------------------------------------------------
@@ -211,6 +212,7 @@ class Trainer:
                     f"Try a lower --lr (was {cfg.lr})"
                 )
             sums = [s + v for s, v in zip(sums, (loss_sum, top1, top5, valid, invalid))]
+            self.step_losses.append(loss_sum / max(valid, 1.0))
             self.skipped["train"] += invalid
             lr = float(self.schedule(step))
             seen = max(valid, 1.0)

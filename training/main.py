@@ -23,6 +23,9 @@ def main(argv: list[str]) -> int:
     """Validate flags (one-line error naming the flag), train, print where outputs went."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
     from training.config import validate
     from training.run import prepare
 

@@ -27,7 +27,8 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     from training.loop import Trainer
     from training.strategy import make_runtime
 
-    runtime = runtime or make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision, cfg.tpu)
+    xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
+    runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
     os.makedirs(cfg.model_dir, exist_ok=True)
     t0 = time.perf_counter()

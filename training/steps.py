@@ -43,7 +43,6 @@ def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_c
     variables = model.trainable_variables
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    @tf.function(jit_compile=xla)
     def forward_backward(images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, ...]:
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
@@ -52,6 +51,9 @@ def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_c
             grads_of = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(grads_of, variables)
         return grads, loss_sum, top1, top5, valid, invalid
+
+    if xla:  # a nested compiled function; sync BN (a cross-replica op) needs xla off
+        forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
         grads, loss_sum, top1, top5, valid, invalid = forward_backward(images, labels)
@@ -66,12 +68,11 @@ def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_c
 def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
     """A replica function (images, labels) -> (loss sum, top-1, top-5, valid, invalid)."""
 
-    @tf.function(jit_compile=xla)
     def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
         logits = model(images, training=False)
         return _masked_metrics(logits, labels, num_classes, 0.0)
 
-    return replica_step
+    return tf.function(replica_step, jit_compile=True) if xla else replica_step
 
 
 def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable) -> Callable:
