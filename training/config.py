@@ -20,7 +20,7 @@ DEFAULT_MODEL = "regnety_digits"
 
 # Per-dataset defaults for the fields left as None: (epochs, batch size, image size, ckpt every).
 _PRESETS = {
-    "digits": (30, 64, 32, 100),
+    "digits": (20, 64, 32, 100),
     "folder": (30, 64, 224, 500),
     "imagenet2012": (100, None, 224, 1000),
     "tfrecord": (100, None, 224, 1000),

@@ -19,7 +19,7 @@ def define_flags() -> None:
                       "(embedded, no download); imagenet2012: TFDS; tfrecord: ImageNet TFRecord shards; "
                       "folder: one sub-folder per class.")
     flags.DEFINE_string("data_dir", None, "Dataset directory (TFDS data_dir, TFRecord shards or image folder).")
-    flags.DEFINE_integer("epochs", None, "Training epochs (default: 30 for digits/folder, 100 for ImageNet).")
+    flags.DEFINE_integer("epochs", None, "Training epochs (default: 20 for digits, 30 for folder, 100 for ImageNet).")
     flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas (default: 64 for "
                          "digits/folder; the zoo recipe's batch for ImageNet, e.g. 1024 for RegNetY-600MF).")
     flags.DEFINE_float("lr", None, "Base learning rate (default: the recipe's 0.1 x batch_size / 128).")

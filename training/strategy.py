@@ -46,10 +46,8 @@ def tf_config_workers() -> tuple[int, str, int]:
 def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Strategy, str]:
     """The strategy for --strategy (create it before any other TensorFlow op runs)."""
     workers, _, _ = tf_config_workers()
-    gpus = tf.config.list_logical_devices("GPU")
-    if kind == "auto":
-        kind = "tpu" if tpu else "multi_worker_mirrored" if workers > 1 else (
-            "mirrored" if len(gpus) > 1 else "one_device")
+    if kind == "auto" and (tpu or workers > 1):
+        kind = "tpu" if tpu else "multi_worker_mirrored"
     if kind == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         tf.config.experimental_connect_to_cluster(resolver)
@@ -59,7 +57,10 @@ def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Stra
         if workers < 1 or not os.environ.get("TF_CONFIG"):
             raise ValueError("--strategy=multi_worker_mirrored needs TF_CONFIG describing the cluster "
                              "(set it on every worker), or use --strategy=auto|mirrored|one_device")
-        return tf.distribute.MultiWorkerMirroredStrategy(), kind
+        return tf.distribute.MultiWorkerMirroredStrategy(), kind  # before any device query
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "auto":
+        kind = "mirrored" if len(gpus) > 1 else "one_device"
     if kind == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices), kind
