@@ -72,6 +72,6 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert result.returncode == 3, result.stderr[-3000:]
     line = [l for l in result.stderr.splitlines() if "training loss became" in l][-1]
     assert "--lr" in line and "Traceback" not in result.stderr
-    good = re.search(r"Last good checkpoint: (\S+)", line).group(1)
+    good = re.search(r"Last good checkpoint: (\S+)$", line).group(1)
     assert os.path.exists(good + ".index")
     assert max(_checkpoints(model_dir)) < 44

@@ -207,9 +207,9 @@ class Trainer:
             step = int(self.step.numpy())
             if not math.isfinite(loss_sum):
                 raise NonFiniteLoss(
-                    f"training loss became {loss_sum} at step {step} (epoch {epoch + 1}); stopped. "
-                    f"Last good checkpoint: {self.manager.latest_checkpoint or 'none'}. "
-                    f"Try a lower --lr (was {cfg.lr})"
+                    f"training loss became {loss_sum} at step {step} (epoch {epoch + 1}); stopped, "
+                    f"try a lower --lr (was {cfg.lr:g}). "
+                    f"Last good checkpoint: {self.manager.latest_checkpoint or 'none'}"
                 )
             sums = [s + v for s, v in zip(sums, (loss_sum, top1, top5, valid, invalid))]
             self.step_losses.append(loss_sum / max(valid, 1.0))
