@@ -75,13 +75,18 @@ class Progress:
                 self.bar.update(start)
         self.images = 0
         self.t0 = time.perf_counter()
+        self._first = True  # the first step (tracing, pipeline start) is left out of images/s
 
     def images_per_second(self) -> float:
         elapsed = time.perf_counter() - self.t0
         return self.images / elapsed if elapsed > 0 else 0.0
 
     def update(self, step_in_epoch: int, images: int, values: dict[str, float]) -> None:
-        self.images += images
+        if self._first:
+            self._first = False
+            self.t0 = time.perf_counter()
+        else:
+            self.images += images
         if self.bar is not None:
             shown = {**values, "img/s": self.images_per_second()}
             self.bar.update(step_in_epoch, values=list(shown.items()))
