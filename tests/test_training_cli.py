@@ -40,7 +40,7 @@ def test_bad_flags_give_one_line_errors(args, flag, allowed):
 
 
 def test_batch_larger_than_the_dataset_is_an_error():
-    result = _main("--batch_size", "4096", "--model", "regnetx_digits")
+    result = _main("--batch_size", "4096", "--model", "regnetx_digits", "--model_dir", "/nonexistent/never_created")
     assert result.returncode == 2 and "--batch_size=4096 exceeds the 1433" in result.stderr
 
 

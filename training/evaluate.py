@@ -38,24 +38,31 @@ flags.DEFINE_enum("mixed_precision", "off", list(C.PRECISIONS), "Eval precision 
 flags.mark_flag_as_required("model")
 
 
-def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig, verbose: int = 1) -> dict[str, Any]:
+def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any]:
     """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%)."""
     from training.data import make_source
     from training.loop import Trainer
     from training.models import resolve_model
     from training.strategy import make_runtime
 
+    import shutil
+    import tempfile
+
     spec, _ = resolve_model(model_name)
-    cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=cfg.model_dir or "unused")
+    scratch = tempfile.mkdtemp(prefix="regnet-eval-")  # the Trainer's checkpoint dir; never written
+    cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch)
     source = make_source(cfg)
     if weights == "imagenet" and source.num_classes != 1000:
         raise ValueError(f"--weights=imagenet has 1000 classes but --dataset={cfg.dataset} has "
                          f"{source.num_classes}; pass a weights file trained on it")
     runtime = make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision)
     source.num_train = max(source.num_train, cfg.batch_size)  # eval only: no train steps run
-    trainer = Trainer(cfg, runtime, source, spec, weights=weights)
-    t0 = time.perf_counter()
-    result = trainer.evaluate()
+    try:
+        trainer = Trainer(cfg, runtime, source, spec, weights=weights)
+        t0 = time.perf_counter()
+        result = trainer.evaluate()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     result["eval_time_s"] = time.perf_counter() - t0
     result["images_per_s"] = result["examples"] / max(result["eval_time_s"], 1e-9)
     result["skipped_images"] = trainer.skipped["eval"]

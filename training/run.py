@@ -30,9 +30,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
-    os.makedirs(cfg.model_dir, exist_ok=True)
     t0 = time.perf_counter()
     trainer = Trainer(cfg, runtime, source, spec, weights=weights)
+    os.makedirs(cfg.model_dir, exist_ok=True)
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
