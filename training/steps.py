@@ -72,7 +72,16 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
         logits = model(images, training=False)
         return _masked_metrics(logits, labels, num_classes, 0.0)
 
-    return tf.function(replica_step, jit_compile=True) if xla else replica_step
+    if not xla:
+        return replica_step
+    compiled = tf.function(replica_step, jit_compile=True)
+
+    def replica_call(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        # Called from inside the replica context, so each replica's device placement applies;
+        # a tf.function handed to strategy.run directly runs every replica on the first device.
+        return compiled(images, labels)
+
+    return replica_call
 
 
 def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable) -> Callable:
