@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from absl import flags
 
 from training import config as C
@@ -58,5 +60,5 @@ def define_flags() -> None:
 
 def config_from_flags() -> C.TrainConfig:
     """The TrainConfig described by the parsed flags (validated later by config.resolve)."""
-    names = [f.name for f in __import__("dataclasses").fields(C.TrainConfig)]
+    names = [f.name for f in dataclasses.fields(C.TrainConfig)]
     return C.TrainConfig(**{n: FLAGS[n].value for n in names})

@@ -81,14 +81,12 @@ class Trainer:
                                               step=self.step, epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
                                                   max_to_keep=cfg.keep_checkpoints)
-        local = self.strategy.num_replicas_in_sync
         train_fn = steps.make_train_step(self.model, self.optimizer, self.global_batch,
                                          self.source.num_classes, cfg.weight_decay,
                                          cfg.label_smoothing, self.runtime.xla)
         eval_fn = steps.make_eval_step(self.model, self.source.num_classes, self.runtime.xla)
         self.train_step = steps.distributed(self.strategy, train_fn)
         self.eval_step = steps.distributed(self.strategy, eval_fn)
-        self.replicas = local
 
     def _checkpoint_dir(self) -> str:
         """Chief writes to model_dir/checkpoints; other workers to a scratch dir (deleted)."""

@@ -51,6 +51,9 @@ def main(argv: list[str]) -> int:
 def _print_summary(r: dict) -> None:
     d = r["model_dir"]
     skipped = r["skipped_images"]
+    if r["resumed_from_step"] == r["steps"]:
+        print(f"\n{d} holds a finished run (step {r['steps']}): re-evaluated it only; pass a fresh "
+              f"--model_dir to train again.")
     print(f"\nDone: {r['model']} on {r['dataset']}: top-1 error {r['top1_err']:.2f}% "
           f"(accuracy {100 - r['top1_err']:.2f}%), top-5 error {r['top5_err']:.2f}%, "
           f"{r['steps']} steps, {r['train_time_s']:.1f} s training, {r['images_per_s']:.0f} images/s")
