@@ -85,7 +85,8 @@ class Trainer:
                                          self.source.num_classes, cfg.weight_decay,
                                          cfg.label_smoothing, self.runtime.xla)
         eval_fn = steps.make_eval_step(self.model, self.source.num_classes, self.runtime.xla)
-        self.train_step = steps.distributed(self.strategy, train_fn)
+        self.train_step = steps.distributed(self.strategy, train_fn,
+                                            average=self.model.non_trainable_variables)
         self.eval_step = steps.distributed(self.strategy, eval_fn)
 
     def _checkpoint_dir(self) -> str:

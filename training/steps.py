@@ -10,7 +10,7 @@ works for one device, mirrored, multi-worker and TPU alike.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -84,13 +84,25 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
     return replica_call
 
 
-def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable) -> Callable:
-    """tf.function(iterator) running replica_fn on the next batch and summing over replicas."""
+def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
+                average: Sequence[Any] = ()) -> Callable:
+    """tf.function(iterator) running replica_fn on the next batch and summing over replicas.
+
+    Variables in `average` (BN moving statistics) are set to their mean over all replicas after
+    each step, so replicas stay identical as with pycls' DDP buffer broadcast; without this each
+    replica would keep statistics of its own sub-batches.
+    """
+    tf_vars = [getattr(v, "value", v) for v in average] if strategy.num_replicas_in_sync > 1 else []
 
     @tf.function
     def step(iterator: Any) -> tuple[tf.Tensor, ...]:
         images, labels = next(iterator)
         outputs = strategy.run(replica_fn, args=(images, labels))
+        if tf_vars:
+            means = strategy.extended.batch_reduce_to(
+                tf.distribute.ReduceOp.MEAN, [(v, v) for v in tf_vars])
+            for v, m in zip(tf_vars, means):
+                v.assign(m)
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in outputs)
 
     return step
