@@ -1,0 +1,77 @@
+"""ImageNet readers: TFRecord shards (label offset, sharding, corrupt records) and TFDS."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training.data import imagenet
+from training.data.pipeline import INVALID_LABEL, eval_dataset, train_dataset
+
+
+def _example(image: bytes, label: int) -> bytes:
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_shards(root: str, corrupt: bool = False) -> None:
+    rng = np.random.default_rng(0)
+    for split, shards in (("train", 2), ("validation", 1)):
+        for s in range(shards):
+            path = os.path.join(root, f"{split}-{s:05d}-of-{shards:05d}")
+            with tf.io.TFRecordWriter(path) as w:
+                for i in range(6):
+                    pixels = rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)
+                    data = tf.io.encode_jpeg(pixels).numpy()
+                    if corrupt and split == "train" and s == 0 and i == 0:
+                        data = data[:40]  # truncated JPEG
+                    w.write(_example(data, 1 + (i % 3)))  # standard shards: labels 1..1000
+
+
+def test_tfrecord_labels_are_shifted_and_corrupt_records_counted(tmp_path):
+    _write_shards(str(tmp_path), corrupt=True)
+    source = imagenet.tfrecord_source(str(tmp_path), label_offset=1, train_examples=12, eval_examples=6)
+    ds = train_dataset(source, None, batch_size=12, epoch=0, start_batch=0, num_batches=1,
+                       image_size=24, seed=0, deterministic=True)
+    (images, labels), = list(ds)
+    assert images.shape == (12, 24, 24, 3)
+    assert sorted(set(labels.numpy())) == [INVALID_LABEL, 0, 1, 2]  # 1..3 -> 0..2, one skipped
+    assert int(np.sum(labels.numpy() == INVALID_LABEL)) == 1
+    (eval_images, eval_labels), = list(eval_dataset(source, None, batch_size=8, num_batches=1, image_size=24))
+    assert eval_images.shape == (8, 24, 24, 3) and list(eval_labels.numpy()[6:]) == [-1, -1]
+
+
+def test_tfrecord_shards_by_file_per_worker(tmp_path):
+    _write_shards(str(tmp_path))
+    files = imagenet.tfrecord_files(str(tmp_path), "train")
+    seen = []
+    for index in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index, num_replicas_in_sync=2)
+        seen.append([e[0].numpy() for e in imagenet.read_tfrecords(files, ctx, seed=None, label_offset=1)])
+    assert len(seen[0]) == len(seen[1]) == 6 and not set(seen[0]) & set(seen[1])
+
+
+def test_missing_shards_and_missing_tfds_data_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="no train-\\* TFRecord shards"):
+        imagenet.tfrecord_source(str(tmp_path))
+    with pytest.raises(ValueError, match="ILSVRC2012_img_train.tar"):
+        imagenet.tfds_source(str(tmp_path))
+
+
+def test_tfds_imagenet_reads_encoded_images(tmp_path):
+    import tensorflow_datasets as tfds
+
+    manual = tmp_path / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    (manual / "ILSVRC2012_img_train.tar").write_bytes(b"")  # preparation is mocked below
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+        source = imagenet.tfds_source(str(tmp_path), train_examples=12, eval_examples=12)
+        batches = list(train_dataset(source, None, 4, 0, 0, 2, 32, 0))
+        assert [b[0].shape for b in batches] == [(4, 32, 32, 3)] * 2
+        assert all(0 <= y < 1000 for b in batches for y in b[1].numpy())

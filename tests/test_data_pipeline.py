@@ -1,0 +1,126 @@
+"""Input pipeline: augmentation shapes and ranges, decode-only-the-crop, corrupt images, sharding."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training.data import augment, digits, folder
+from training.data.pipeline import INVALID_LABEL, eval_dataset, train_dataset
+
+
+def _jpeg(h: int = 48, w: int = 64, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return tf.io.encode_jpeg(pixels, quality=95).numpy()
+
+
+def test_train_augmentation_shapes_and_range():
+    seed = tf.constant([3, 4], tf.int64)
+    image = augment.train_image(tf.constant(_jpeg()), seed, 32)
+    assert image.shape == (32, 32, 3) and image.dtype == tf.float32
+    assert float(tf.reduce_min(image)) >= 0.0 and float(tf.reduce_max(image)) <= 255.0
+    again = augment.train_image(tf.constant(_jpeg()), seed, 32)
+    np.testing.assert_array_equal(image.numpy(), again.numpy())  # stateless: same seed, same image
+
+
+def test_crop_window_follows_area_and_aspect_ranges():
+    shape = tf.constant([300, 400, 3], tf.int32)
+    for i in range(40):
+        y, x, h, w = augment.random_crop_window(shape, tf.constant([i, 7], tf.int64)).numpy()
+        assert 0 <= y and 0 <= x and y + h <= 300 and x + w <= 400
+        area = h * w / (300 * 400)
+        full_image_fallback = (h, w) == (300, 400)
+        assert full_image_fallback or (0.08 * 0.95 <= area <= 1.0 and 0.7 <= w / h <= 1.4)
+
+
+def test_decode_only_the_crop_equals_full_decode_then_crop():
+    data = tf.constant(_jpeg(96, 128, seed=1))
+    seed = tf.constant([5, 9], tf.int64)
+    fast = augment.decode_and_random_crop(data, seed, 40)
+    slow = augment.decode_then_random_crop(data, seed, 40)
+    # Same window and pixels; only chroma upsampling at the crop's right edge may differ slightly.
+    diff = np.abs(fast.numpy() - slow.numpy())
+    assert diff.mean() < 0.1 and np.mean(diff > 2.0) < 0.01 and diff.max() < 16
+
+
+def test_png_takes_the_generic_path():
+    png = tf.io.encode_png(np.full((20, 30, 3), 200, np.uint8))
+    image = augment.train_image(png, tf.constant([1, 2], tf.int64), 16)
+    assert image.shape == (16, 16, 3)
+
+
+def test_eval_resizes_shorter_side_then_centre_crops():
+    pixels = np.zeros((100, 200, 3), np.uint8)
+    pixels[:, 90:110] = 255  # a bright vertical band in the centre
+    image = augment.eval_image(tf.io.encode_png(pixels), 56).numpy()
+    assert image.shape == (56, 56, 3)
+    assert image[:, 28].min() > 200 and image[:, 0].max() < 10  # centre kept, borders cropped
+    assert round(56 / 0.875) == 64
+
+
+def test_lighting_noise_has_the_pca_scale():
+    offsets = np.stack([augment.lighting_offset(tf.constant([i, 0], tf.int64)).numpy() for i in range(300)])
+    assert 0.5 < np.abs(offsets).mean() < 15.0  # std 0.1 x eigval 0.2175 x 255 ~ 5.5 per channel
+
+
+def test_digits_split_is_stratified_and_disjoint():
+    tx, ty, ex, ey = digits.load_arrays()
+    assert len(ty) + len(ey) == 1797 and tx.shape[1:] == (8, 8) and tx.dtype == np.uint8
+    assert set(np.bincount(ey)) <= {35, 36, 37}  # every 5th image of each class
+    assert tx.max() == 255
+
+
+def _write_folder(root: str, corrupt: int) -> None:
+    for c, name in enumerate(("cats", "dogs")):
+        os.makedirs(os.path.join(root, name))
+        for i in range(6):
+            with open(os.path.join(root, name, f"{i}.jpg"), "wb") as f:
+                f.write(_jpeg(24, 24, seed=10 * c + i))
+    for i in range(corrupt):
+        with open(os.path.join(root, "dogs", f"broken{i}.jpg"), "wb") as f:
+            f.write(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path):
+    _write_folder(str(tmp_path), corrupt=2)
+    source = folder.make_source(str(tmp_path))
+    assert source.num_classes == 2 and source.num_train + source.num_eval == 14
+    # One pass over the 12 train files (2 broken): they come out as placeholders with label -1.
+    ds = train_dataset(source, None, batch_size=source.num_train, epoch=0, start_batch=0,
+                       num_batches=1, image_size=16, seed=0, deterministic=True)
+    (images, labels), = list(ds)
+    assert images.shape == (source.num_train, 16, 16, 3)
+    bad = int(np.sum(labels.numpy() == INVALID_LABEL))
+    held_out_broken = sum(1 for p, _ in folder.split_files(str(tmp_path))[2] if "broken" in p)
+    assert bad == 2 - held_out_broken
+    assert set(labels.numpy()) - {INVALID_LABEL} <= {0, 1}
+
+
+def test_train_stream_resumes_at_a_batch_position():
+    source = digits.make_source()
+    kwargs = dict(batch_size=8, epoch=3, image_size=16, seed=1, deterministic=True)
+    full = list(train_dataset(source, None, start_batch=0, num_batches=4, **kwargs))
+    tail = list(train_dataset(source, None, start_batch=2, num_batches=2, **kwargs))
+    for (a, la), (b, lb) in zip(full[2:], tail):
+        np.testing.assert_array_equal(la.numpy(), lb.numpy())
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    other_epoch = list(train_dataset(source, None, start_batch=0, num_batches=1,
+                                     **{**kwargs, "epoch": 4}))
+    assert not np.array_equal(other_epoch[0][1].numpy(), full[0][1].numpy())
+
+
+def test_eval_is_padded_to_whole_batches_with_masked_labels():
+    source = digits.make_source()
+    batches = list(eval_dataset(source, None, batch_size=100, num_batches=4, image_size=16))
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert len(labels) == 400 and np.sum(labels >= 0) == source.num_eval == 364
+    assert np.all(labels[364:] == INVALID_LABEL)
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="data_dir"):
+        folder.make_source(str(tmp_path))

@@ -1,0 +1,44 @@
+"""training.api.train (the sweep runner's entry point) and the evaluation CLI on its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from keras_regnet.spec import make_spec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_train_a_spec_briefly_returns_the_published_keys(tmp_path):
+    from training.api import train
+
+    spec = make_spec([1, 1], [16, 32], group_widths=8, stem_width=8, stem_stride=1, name="tiny")
+    result = train(spec, epochs=1, batch_size=64, image_size=16, max_steps=4, seed=1)
+    for key in ("top1_err", "top5_err", "train_time_s", "epochs", "steps", "images_per_s",
+                "params", "flops", "model_dir"):
+        assert key in result, key
+    assert result["steps"] == 4 and result["model_dir"] is None
+    assert 0.0 <= result["top5_err"] <= result["top1_err"] <= 100.0
+    json.dumps(result)  # JSON-serialisable, for the sweep's JSONL
+
+
+def test_evaluate_cli_reproduces_the_final_eval_of_a_run(tmp_path):
+    from training.api import train
+
+    model_dir = str(tmp_path / "run")
+    result = train("regnetx_digits", epochs=1, batch_size=64, image_size=16, model_dir=model_dir)
+    assert result["steps"] == 22 and os.path.exists(os.path.join(model_dir, "model.keras"))
+    assert result["top1_err"] < 90.0  # above chance after one epoch
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "--model", "regnetx_digits", "--dataset", "digits",
+         "--weights", os.path.join(model_dir, "model.keras"), "--image_size", "16"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    top1, top5 = map(float, re.search(r"top-1 error ([\d.]+)%\s+top-5 error ([\d.]+)%", out.stdout).groups())
+    assert abs(top1 - result["top1_err"]) < 0.01 and abs(top5 - result["top5_err"]) < 0.01
+    assert "364 images" in out.stdout

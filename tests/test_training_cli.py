@@ -1,0 +1,58 @@
+"""CLI errors: one line naming the flag and what is allowed, never a stack trace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _main(*args: str, module: str = "training.main", timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, flag, allowed", [
+    (["--model", "regnety_7gf"], "--model", "regnety_600mf"),
+    (["--model", "missing.json"], "--model", "no such JSON spec file"),
+    (["--dataset", "imagenet2012"], "--data_dir", "needs --data_dir"),
+    (["--dataset", "folder", "--data_dir", "/nonexistent/dir"], "--data_dir", "not an existing directory"),
+    (["--strategy", "horovod"], "--strategy", "one_device"),
+    (["--xla", "maybe"], "--xla", "auto"),
+    (["--epochs", "2", "--warmup_epochs", "3"], "--warmup_epochs", "<= --epochs"),
+    (["--batch_size", "0"], "--batch_size", "positive integer"),
+    (["--lr", "-1"], "--lr", "> 0"),
+    (["--sync_bn", "--xla", "on"], "--sync_bn", "--xla=off"),
+    (["--strategy", "multi_worker_mirrored"], "--strategy=multi_worker_mirrored", "TF_CONFIG"),
+])
+def test_bad_flags_give_one_line_errors(args, flag, allowed):
+    result = _main(*args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    message = [line for line in result.stderr.splitlines() if "FATAL" in line or "Error" in line]
+    assert message and flag in message[-1] and allowed in message[-1], result.stderr[-2000:]
+
+
+def test_batch_larger_than_the_dataset_is_an_error():
+    result = _main("--batch_size", "4096", "--model", "regnetx_digits", "--model_dir", "/nonexistent/never_created")
+    assert result.returncode == 2 and "--batch_size=4096 exceeds the 1433" in result.stderr
+
+
+def test_helpfull_documents_the_flags():
+    out = _main("--helpfull").stdout
+    for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--batch_size", "--lr", "--strategy",
+                 "--xla", "--mixed_precision", "--model_dir", "--[no]resume", "--seed", "--image_size",
+                 "--[no]sync_bn", "--label_smoothing", "--checkpoint_every"):
+        assert flag in out, flag
+
+
+def test_evaluate_needs_existing_weights():
+    result = _main("--model", "regnety_600mf", "--weights", "/nope.weights.h5", "--dataset", "digits",
+                   module="training.evaluate")
+    assert result.returncode == 2 and "--weights" in result.stderr and "Traceback" not in result.stderr

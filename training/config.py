@@ -1,0 +1,146 @@
+"""TrainConfig: every knob of a run in one frozen dataclass, with dataset presets and validation.
+
+Shared by the absl CLI (training.main), the library entry point (training.api) and the tests, so
+all three validate the same way; errors name the CLI flag (`--batch_size`) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+XLA_CHOICES = ("auto", "on", "off")
+PRECISIONS = ("auto", "off", "float16", "bfloat16")
+RECIPE_WARMUP_EPOCHS = 5.0
+DEFAULT_MODEL = "regnety_digits"
+
+# Per-dataset defaults for the fields left as None: (epochs, batch size, image size, ckpt every).
+_PRESETS = {
+    "digits": (20, 64, 32, 100),
+    "folder": (30, 64, 224, 500),
+    "imagenet2012": (100, None, 224, 1000),
+    "tfrecord": (100, None, 224, 1000),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. None means "the recipe/preset default" and is filled by `resolve`."""
+
+    model: str = DEFAULT_MODEL
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    image_size: int | None = None
+    warmup_epochs: float | None = None
+    warmup_factor: float = 0.1
+    weight_decay: float = 5e-5
+    momentum: float = 0.9
+    label_smoothing: float = 0.0
+    zero_init_final_gamma: bool = False
+    sync_bn: bool = False
+    strategy: str = "auto"
+    tpu: str | None = None
+    xla: str = "auto"
+    mixed_precision: str = "auto"
+    model_dir: str | None = None
+    resume: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 3
+    max_steps: int | None = None
+    train_examples: int | None = None
+    eval_examples: int | None = None
+    label_offset: int | None = None
+    verbose: int = 1
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
+    """Validate `cfg` and fill the None fields from the dataset preset and the paper's recipe."""
+    validate(cfg)
+    epochs, batch, size, every = _PRESETS[cfg.dataset]
+    batch = cfg.batch_size or batch or zoo_batch or 256
+    changes: dict[str, Any] = {
+        "epochs": cfg.epochs or epochs,
+        "warmup_epochs": cfg.warmup_epochs if cfg.warmup_epochs is not None else min(
+            RECIPE_WARMUP_EPOCHS, (cfg.epochs or epochs) / 2),
+        "batch_size": batch,
+        "image_size": cfg.image_size or size,
+        "checkpoint_every": cfg.checkpoint_every or every,
+        "model_dir": cfg.model_dir or default_model_dir(cfg.model, cfg.dataset),
+    }
+    if cfg.lr is None:
+        from training.recipe import recipe_lr
+
+        changes["lr"] = recipe_lr(batch)
+    return cfg.replace(**changes)
+
+
+def default_model_dir(model: str, dataset: str) -> str:
+    """./runs/<model>-<dataset>, with a JSON spec path reduced to its file stem."""
+    stem = os.path.splitext(os.path.basename(model))[0] if model.endswith(".json") else model
+    return os.path.join("runs", f"{stem}-{dataset}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the flag for any bad or contradictory setting."""
+    _choice("dataset", cfg.dataset, DATASETS)
+    _choice("strategy", cfg.strategy, STRATEGIES)
+    _choice("xla", cfg.xla, XLA_CHOICES)
+    _choice("mixed_precision", cfg.mixed_precision, PRECISIONS)
+    for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "max_steps",
+                 "train_examples", "eval_examples"):
+        _positive_int_or_none(name, getattr(cfg, name))
+    _positive_int_or_none("keep_checkpoints", cfg.keep_checkpoints)
+    if cfg.image_size is not None and cfg.image_size < 8:
+        raise ValueError(f"--image_size must be >= 8, got {cfg.image_size}")
+    if cfg.lr is not None and not cfg.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {cfg.lr}")
+    for name, lo, hi in (("warmup_factor", 0.0, 1.0), ("momentum", 0.0, 1.0),
+                         ("label_smoothing", 0.0, 1.0)):
+        value = getattr(cfg, name)
+        if not lo <= value <= hi or (name == "label_smoothing" and value == 1.0):
+            raise ValueError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
+    if cfg.warmup_epochs is not None and cfg.warmup_epochs < 0:
+        raise ValueError(f"--warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
+    if cfg.epochs is not None and cfg.warmup_epochs is not None and cfg.warmup_epochs > cfg.epochs:
+        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={cfg.epochs}; "
+                         f"use --warmup_epochs <= --epochs")
+    if cfg.weight_decay < 0:
+        raise ValueError(f"--weight_decay must be >= 0, got {cfg.weight_decay}")
+    if cfg.dataset != "digits" and not cfg.data_dir:
+        raise ValueError(f"--dataset={cfg.dataset} needs --data_dir (only 'digits' is embedded)")
+    if cfg.data_dir and not os.path.isdir(cfg.data_dir):
+        raise ValueError(f"--data_dir={cfg.data_dir!r} is not an existing directory")
+    if cfg.dataset == "digits" and cfg.data_dir:
+        raise ValueError("--data_dir is not used by --dataset=digits (embedded in scikit-learn); "
+                         "drop --data_dir or choose --dataset=imagenet2012|tfrecord|folder")
+    if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
+        raise ValueError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
+    if cfg.sync_bn and cfg.xla == "on":
+        raise ValueError("--sync_bn cannot be combined with --xla=on (the cross-replica BN statistics "
+                         "cannot run inside the compiled step); use --xla=off or --nosync_bn")
+    if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
+        raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
+
+
+def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"--{flag}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _positive_int_or_none(flag: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--{flag} must be a positive integer, got {value!r}")

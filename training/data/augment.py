@@ -1,0 +1,123 @@
+"""Image augmentation as the reference trains ImageNet, on RGB float images in [0, 255].
+
+Train: inception-style random resized crop (area 0.08-1, aspect 3/4-4/3) decoded with
+`decode_and_crop_jpeg` so only the crop is decoded, horizontal flip, PCA lighting noise (std 0.1).
+Eval: resize the shorter side to size / 0.875 (256 for 224), centre crop. All randomness is
+stateless and seeded per element, so a resumed run sees exactly the images it would have seen.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+AREA_RANGE = (0.08, 1.0)
+ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+EVAL_CROP_FRACTION = 0.875  # 224 / 256
+LIGHTING_STD = 0.1
+# AlexNet/pycls PCA of ImageNet RGB pixels (values scaled to [0, 1]); columns are eigenvectors.
+EIG_VALS = (0.2175, 0.0188, 0.0045)
+EIG_VECS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+
+
+def image_shape(image_bytes: tf.Tensor) -> tf.Tensor:
+    """[height, width, channels] of an encoded image, reading only the JPEG header when it can."""
+    return tf.cond(
+        tf.io.is_jpeg(image_bytes),
+        lambda: tf.image.extract_jpeg_shape(image_bytes),
+        lambda: tf.shape(_decode_any(image_bytes), out_type=tf.int32),
+    )
+
+
+def _decode_any(image_bytes: tf.Tensor) -> tf.Tensor:
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def random_crop_window(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """[y, x, h, w] of a random crop covering 8-100% of the area with aspect 3/4-4/3."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        seed=seed,
+        min_object_covered=AREA_RANGE[0],
+        aspect_ratio_range=ASPECT_RANGE,
+        area_range=AREA_RANGE,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def decode_and_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+    """Decode only a random resized crop of the image (JPEG), resized to size x size, float32."""
+    window = random_crop_window(image_shape(image_bytes), seed)
+    image = tf.cond(
+        tf.io.is_jpeg(image_bytes),
+        lambda: tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3),
+        lambda: tf.slice(_decode_any(image_bytes), [window[0], window[1], 0], [window[2], window[3], 3]),
+    )
+    return _resize(image, size)
+
+
+def decode_then_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+    """Same crop as `decode_and_random_crop` but decoding the full image first (benchmark peer)."""
+    image = _decode_any(image_bytes)
+    window = random_crop_window(tf.shape(image, out_type=tf.int32), seed)
+    image = tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+    return _resize(image, size)
+
+
+def _resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    image = tf.image.resize(image, [size, size], method="bilinear", antialias=False)
+    image.set_shape([size, size, 3])
+    return image
+
+
+def flip_and_lighting(image: tf.Tensor, seed: tf.Tensor, lighting_std: float = LIGHTING_STD) -> tf.Tensor:
+    """Random horizontal flip, then PCA lighting noise; result clipped to [0, 255]."""
+    image = tf.image.stateless_random_flip_left_right(image, seed)
+    if lighting_std > 0:
+        image = image + lighting_offset(seed + 1, lighting_std)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def lighting_offset(seed: tf.Tensor, std: float = LIGHTING_STD) -> tf.Tensor:
+    """Per-image RGB offset (0-255 scale): eigvecs @ (alpha * eigvals), alpha ~ N(0, std)."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=std)
+    rgb = tf.linalg.matvec(tf.constant(EIG_VECS), alpha * tf.constant(EIG_VALS))
+    return 255.0 * rgb
+
+
+def train_image(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+    """The full train augmentation from encoded bytes to a float32 [size, size, 3] image in [0, 255]."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    image = decode_and_random_crop(image_bytes, seeds[0], size)
+    return flip_and_lighting(image, seeds[1])
+
+
+def eval_image(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
+    """Resize the shorter side to size / 0.875, centre crop size x size; float32 in [0, 255]."""
+    return center_crop(_decode_any(image_bytes), size)
+
+
+def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Shorter side to round(size / 0.875) (bilinear), then the central size x size."""
+    resize_to = int(round(size / EVAL_CROP_FRACTION))
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = resize_to / tf.reduce_min(shape)
+    new_hw = tf.cast(tf.round(shape * scale), tf.int32)
+    new_hw = tf.maximum(new_hw, size)
+    image = tf.image.resize(tf.cast(image, tf.float32), new_hw, method="bilinear")
+    top = (new_hw[0] - size) // 2
+    left = (new_hw[1] - size) // 2
+    image = tf.slice(image, [top, left, 0], [size, size, 3])
+    image.set_shape([size, size, 3])
+    return image
+
+
+def random_shift(image: tf.Tensor, seed: tf.Tensor, pad: int) -> tf.Tensor:
+    """Zero-pad by `pad` pixels and take a random crop of the original size (small translations)."""
+    h, w = image.shape[0], image.shape[1]
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(padded, [h, w, 3], seed)

@@ -1,0 +1,123 @@
+"""ImageNet readers: TensorFlow Datasets `imagenet2012` and standard ImageNet TFRecord shards.
+
+Both yield (JPEG bytes, label) so the train augmentation can decode only the crop. TFDS is
+imported lazily (only this path needs tensorflow-datasets and importlib_resources). TFRecord
+shards follow the layout of TensorFlow's ImageNet build script (`train-00000-of-01024`,
+`validation-00000-of-00128`, features `image/encoded`, `image/class/label` in 1..1000), whose
+labels are shifted by `label_offset` (default 1) to 0..999.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import tensorflow as tf
+
+from training.data import augment
+from training.data.pipeline import Source
+
+NUM_CLASSES = 1000
+NUM_TRAIN = 1_281_167
+NUM_EVAL = 50_000
+SHUFFLE_BUFFER = 4096
+
+
+def _train_map(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+    return augment.train_image(image_bytes, seed, size)
+
+
+def _eval_map(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
+    return augment.eval_image(image_bytes, size)
+
+
+def import_tfds():
+    """tensorflow_datasets, or a ValueError saying what to install."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ValueError(
+            f"--dataset=imagenet2012 needs tensorflow-datasets ({e}); "
+            "pip install tensorflow-datasets==4.9.10 importlib_resources"
+        ) from None
+    return tfds
+
+
+def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples: int | None = None) -> Source:
+    """imagenet2012 from a TFDS data_dir; tars in <data_dir>/downloads/manual are prepared once."""
+    tfds = import_tfds()
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    if not builder.is_prepared():
+        manual = os.path.join(data_dir, "downloads", "manual")
+        if not os.path.isfile(os.path.join(manual, "ILSVRC2012_img_train.tar")):
+            raise ValueError(
+                f"--data_dir={data_dir!r} holds no prepared imagenet2012; put ILSVRC2012_img_train.tar "
+                f"and ILSVRC2012_img_val.tar in {manual} (TFDS manual_dir) and rerun, or use "
+                f"--dataset=tfrecord with ImageNet TFRecord shards"
+            )
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    splits = builder.info.splits
+    skip = {"image": tfds.decode.SkipDecoding()}
+
+    def read(split: str, ctx: tf.distribute.InputContext | None, seed: int | None) -> tf.data.Dataset:
+        config = tfds.ReadConfig(input_context=ctx, shuffle_seed=seed, try_autocache=False)
+        ds = builder.as_dataset(split=split, decoders=skip, read_config=config,
+                                shuffle_files=seed is not None)
+        return ds.map(lambda e: (e["image"], e["label"]), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def train_records(ctx: tf.distribute.InputContext | None, epoch_seed: int) -> tf.data.Dataset:
+        return read("train", ctx, epoch_seed).shuffle(SHUFFLE_BUFFER, seed=epoch_seed)
+
+    return Source("imagenet2012", NUM_CLASSES, train_examples or splits["train"].num_examples,
+                  eval_examples or splits["validation"].num_examples, train_records,
+                  lambda ctx: read("validation", None, None), _train_map, _eval_map)
+
+
+def tfrecord_files(data_dir: str, split: str) -> list[str]:
+    """Sorted shard paths of a split ("train" or "validation"); ValueError if there are none."""
+    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-*")))
+    if not files:
+        raise ValueError(f"--data_dir={data_dir!r} has no {split}-* TFRecord shards "
+                         f"(expected e.g. {split}-00000-of-01024)")
+    return files
+
+
+def parse_example(serialized: tf.Tensor, label_offset: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """(JPEG bytes, label - label_offset) of one ImageNet tf.train.Example."""
+    features = tf.io.parse_single_example(serialized, {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    })
+    return features["image/encoded"], features["image/class/label"] - label_offset
+
+
+def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, seed: int | None,
+                   label_offset: int) -> tf.data.Dataset:
+    """Records of `files`, sharded by file when there are enough files, else by record."""
+    index, count = (0, 1) if ctx is None else (ctx.input_pipeline_id, ctx.num_input_pipelines)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    by_file = count > 1 and len(files) >= count and ctx is not None
+    if by_file:
+        ds = ds.shard(count, index)
+    if seed is not None:
+        ds = ds.shuffle(len(files), seed=seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if count > 1 and ctx is not None and not by_file:
+        ds = ds.shard(count, index)
+    return ds.map(lambda r: parse_example(r, label_offset), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | None = None,
+                    eval_examples: int | None = None, num_classes: int = NUM_CLASSES) -> Source:
+    """ImageNet from TFRecord shards in data_dir (train-* and validation-*)."""
+    train_files = tfrecord_files(data_dir, "train")
+    eval_files = tfrecord_files(data_dir, "validation")
+
+    def train_records(ctx: tf.distribute.InputContext | None, epoch_seed: int) -> tf.data.Dataset:
+        ds = read_tfrecords(train_files, ctx, epoch_seed, label_offset)
+        return ds.shuffle(SHUFFLE_BUFFER, seed=epoch_seed)
+
+    return Source("tfrecord", num_classes, train_examples or NUM_TRAIN, eval_examples or NUM_EVAL,
+                  train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset),
+                  _train_map, _eval_map)

@@ -1,0 +1,118 @@
+"""tf.data pipelines shared by every dataset: sharding, per-element seeds, skip-and-count decode.
+
+A `Source` yields (payload, label) records (encoded bytes, file paths or in-memory pixels) and knows
+how to turn one into an image. `train_dataset` / `eval_dataset` add what every source needs:
+per-worker sharding (from tf.distribute's InputContext), a deterministic per-epoch order, resuming
+at a batch position, parallel decode with prefetching, and the corrupt-image path: a record that
+fails to decode becomes a placeholder with label -1, which the train/eval steps mask out and count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+INVALID_LABEL = -1
+
+
+@dataclass
+class Source:
+    """A dataset: record readers (already sharded per input pipeline) and per-record decoders."""
+
+    name: str
+    num_classes: int
+    num_train: int
+    num_eval: int
+    train_records: Callable[[tf.distribute.InputContext | None, int], tf.data.Dataset]
+    eval_records: Callable[[tf.distribute.InputContext | None], tf.data.Dataset]
+    train_map: Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor]  # (payload, seed, size) -> image
+    eval_map: Callable[[tf.Tensor, int], tf.Tensor]  # (payload, size) -> image
+    may_fail: bool = True  # decoding can fail (files): use the skip-and-count path
+
+
+def _pipeline(ctx: tf.distribute.InputContext | None) -> tuple[int, int]:
+    if ctx is None:
+        return 0, 1
+    return ctx.input_pipeline_id, ctx.num_input_pipelines
+
+
+def shard(ds: tf.data.Dataset, ctx: tf.distribute.InputContext | None) -> tf.data.Dataset:
+    """Record-level sharding for this input pipeline (a no-op with one pipeline)."""
+    index, count = _pipeline(ctx)
+    return ds.shard(count, index) if count > 1 else ds
+
+
+def robust_map(ds: tf.data.Dataset, fn: Callable, size: int, deterministic: bool) -> tf.data.Dataset:
+    """Map `fn` over (x, label); a failing record yields (zeros, -1) instead of an error, in place."""
+    placeholder = (tf.zeros([size, size, 3], tf.float32), tf.constant(INVALID_LABEL, tf.int64))
+
+    def one(*record: tf.Tensor) -> tf.data.Dataset:
+        good = tf.data.Dataset.from_tensors(record).map(fn).ignore_errors()
+        return good.concatenate(tf.data.Dataset.from_tensors(placeholder)).take(1)
+
+    return ds.interleave(one, cycle_length=8, block_length=1, num_parallel_calls=AUTOTUNE,
+                         deterministic=deterministic)
+
+
+def _options(deterministic: bool) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_optimization.map_parallelization = True
+    return options
+
+
+def train_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
+                  epoch: int, start_batch: int, num_batches: int, image_size: int, seed: int,
+                  deterministic: bool = False) -> tf.data.Dataset:
+    """`num_batches` batches of epoch `epoch` from batch `start_batch` on, for one input pipeline.
+
+    The record order and every augmentation draw depend only on (seed, epoch, pipeline, position),
+    so resuming at `start_batch` continues the same stream. The stream repeats if a shard is
+    shorter than an epoch, so every pipeline yields exactly `num_batches` (multi-worker safe).
+    """
+    index, _ = _pipeline(ctx)
+    epoch_seed = (seed * 1_000_003 + epoch * 1009 + index) % (2**31 - 1)
+    records = source.train_records(ctx, epoch_seed).repeat()
+    first = start_batch * batch_size
+    ds = records.skip(first).take(num_batches * batch_size)
+    ds = tf.data.Dataset.zip((tf.data.Dataset.range(first, first + num_batches * batch_size), ds))
+
+    def augment(position: tf.Tensor, record: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        payload, label = record
+        element_seed = tf.stack([tf.constant(epoch_seed, tf.int64), position])
+        return source.train_map(payload, element_seed, image_size), tf.cast(label, tf.int64)
+
+    if source.may_fail:
+        ds = robust_map(ds, augment, image_size, deterministic)
+    else:
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    return ds.with_options(_options(deterministic))
+
+
+def eval_batches(num_eval: int, global_batch: int) -> int:
+    """Eval steps so that every example is seen once (the last batches padded with label -1)."""
+    return max(1, math.ceil(num_eval / global_batch))
+
+
+def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
+                 num_batches: int, image_size: int) -> tf.data.Dataset:
+    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches."""
+    records = shard(source.eval_records(ctx), ctx)
+
+    def prepare(payload: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return source.eval_map(payload, image_size), tf.cast(label, tf.int64)
+
+    if source.may_fail:
+        ds = robust_map(records, prepare, image_size, deterministic=True)
+    else:
+        ds = records.map(prepare, num_parallel_calls=AUTOTUNE)
+    pad = tf.data.Dataset.from_tensors(
+        (tf.zeros([image_size, image_size, 3], tf.float32), tf.constant(INVALID_LABEL, tf.int64))
+    ).repeat()
+    ds = ds.concatenate(pad).take(num_batches * batch_size)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(True))

@@ -1,0 +1,105 @@
+"""`python -m training.evaluate`: top-1/top-5 of a model on ImageNet val (or any supported dataset).
+
+    python -m training.evaluate --model regnety_600mf --weights imagenet \
+        --dataset tfrecord --data_dir /data/imagenet
+
+Eval preprocessing is the reference's: resize the shorter side to 256, centre crop 224. --weights
+is "imagenet" (keras_regnet's pretrained weights), a .weights.h5/.keras path, or "none".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from training import config as C  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Zoo name (e.g. regnety_600mf), built-in name or NetSpec JSON file.")
+flags.DEFINE_string("weights", "imagenet", "imagenet, a .weights.h5/.keras path, or none (random init).")
+flags.DEFINE_enum("dataset", "imagenet2012", list(C.DATASETS), "imagenet2012 (TFDS), tfrecord "
+                  "(validation-* shards), folder, or digits (embedded; for models trained on it).")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir, TFRecord directory or image folder.")
+flags.DEFINE_integer("image_size", None, "Crop size (default: 224; 32 for digits); the shorter side is "
+                     "resized to image_size / 0.875 first.")
+flags.DEFINE_integer("batch_size", 64, "Global eval batch size.")
+flags.DEFINE_integer("eval_examples", None, "Number of eval images (default: read from the data; 50000 "
+                     "for TFRecords).")
+flags.DEFINE_integer("label_offset", None, "Subtracted from TFRecord labels (default 1).")
+flags.DEFINE_enum("strategy", "auto", list(C.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_enum("xla", "auto", list(C.XLA_CHOICES), "XLA-compile the eval step; auto: off on CPU.")
+flags.DEFINE_enum("mixed_precision", "off", list(C.PRECISIONS), "Eval precision (default float32).")
+flags.mark_flag_as_required("model")
+
+
+def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any]:
+    """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%)."""
+    from training.data import make_source
+    from training.loop import Trainer
+    from training.models import resolve_model
+    from training.strategy import make_runtime
+
+    import shutil
+    import tempfile
+
+    spec, _ = resolve_model(model_name)
+    scratch = tempfile.mkdtemp(prefix="regnet-eval-")  # the Trainer's checkpoint dir; never written
+    cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch)
+    source = make_source(cfg)
+    if weights == "imagenet" and source.num_classes != 1000:
+        raise ValueError(f"--weights=imagenet has 1000 classes but --dataset={cfg.dataset} has "
+                         f"{source.num_classes}; pass a weights file trained on it")
+    runtime = make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision)
+    source.num_train = max(source.num_train, cfg.batch_size)  # eval only: no train steps run
+    try:
+        trainer = Trainer(cfg, runtime, source, spec, weights=weights)
+        t0 = time.perf_counter()
+        result = trainer.evaluate()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["eval_time_s"] = time.perf_counter() - t0
+    result["images_per_s"] = result["examples"] / max(result["eval_time_s"], 1e-9)
+    result["skipped_images"] = trainer.skipped["eval"]
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """Print top-1/top-5 accuracy and error; flag problems are one-line errors naming the flag."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    weights = None if FLAGS.weights.lower() == "none" else FLAGS.weights
+    if weights not in (None, "imagenet") and not os.path.exists(weights):
+        print(f"FATAL Flags error: --weights={FLAGS.weights!r}: no such file; use imagenet, none or a "
+              f"path to .weights.h5/.keras", file=sys.stderr)
+        return 2
+    size = FLAGS.image_size or (32 if FLAGS.dataset == "digits" else 224)
+    cfg = C.TrainConfig(model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                        batch_size=FLAGS.batch_size, image_size=size, eval_examples=FLAGS.eval_examples,
+                        label_offset=FLAGS.label_offset, strategy=FLAGS.strategy, xla=FLAGS.xla,
+                        mixed_precision=FLAGS.mixed_precision, verbose=0)
+    try:
+        C.validate(cfg)
+        r = evaluate(FLAGS.model, weights, cfg)
+    except ValueError as e:
+        print(f"FATAL Flags error: {e}", file=sys.stderr)
+        return 2
+    print(f"{FLAGS.model} ({FLAGS.weights}) on {FLAGS.dataset}: {int(r['examples'])} images, "
+          f"{r['images_per_s']:.0f} images/s")
+    if r["skipped_images"]:
+        print(f"skipped undecodable images: {int(r['skipped_images'])}")
+    print(f"top-1 accuracy {100 - r['top1_err']:.3f}%  top-5 accuracy {100 - r['top5_err']:.3f}%")
+    print(f"top-1 error {r['top1_err']:.3f}%  top-5 error {r['top5_err']:.3f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

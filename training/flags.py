@@ -1,0 +1,64 @@
+"""absl flags of `python -m training.main` (see --helpfull) and their conversion to a TrainConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import flags
+
+from training import config as C
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Define every training flag once (safe to call twice)."""
+    if "dataset" in FLAGS:
+        return
+    flags.DEFINE_string("model", C.DEFAULT_MODEL, "Zoo name (e.g. regnety_600mf or RegNetY-600MF), a "
+                        "built-in small model (regnety_digits, regnetx_digits) or a NetSpec JSON file.")
+    flags.DEFINE_enum("dataset", "digits", list(C.DATASETS), "digits: scikit-learn's handwritten digits "
+                      "(embedded, no download); imagenet2012: TFDS; tfrecord: ImageNet TFRecord shards; "
+                      "folder: one sub-folder per class.")
+    flags.DEFINE_string("data_dir", None, "Dataset directory (TFDS data_dir, TFRecord shards or image folder).")
+    flags.DEFINE_integer("epochs", None, "Training epochs (default: 20 for digits, 30 for folder, 100 for ImageNet).")
+    flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas (default: 64 for "
+                         "digits/folder; the zoo recipe's batch for ImageNet, e.g. 1024 for RegNetY-600MF).")
+    flags.DEFINE_float("lr", None, "Base learning rate (default: the recipe's 0.1 x batch_size / 128).")
+    flags.DEFINE_integer("image_size", None, "Training/eval resolution (default: 32 for digits, 224 otherwise).")
+    flags.DEFINE_float("warmup_epochs", None, "Linear LR warmup length in epochs (default: the "
+                      "recipe's 5, or half the run when --epochs < 10).")
+    flags.DEFINE_float("warmup_factor", 0.1, "Warmup starts at this fraction of the base LR.")
+    flags.DEFINE_float("weight_decay", 5e-5, "Coupled L2 weight decay (added to the gradients, as pycls).")
+    flags.DEFINE_float("momentum", 0.9, "Nesterov momentum of SGD.")
+    flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing (the paper uses none).")
+    flags.DEFINE_bool("zero_init_final_gamma", False, "Zero-init the last BN gamma of every residual block.")
+    flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
+    flags.DEFINE_enum("strategy", "auto", list(C.STRATEGIES), "tf.distribute strategy; auto: tpu if "
+                      "--tpu, multi-worker if TF_CONFIG lists several tasks, mirrored on >1 GPU, else one device.")
+    flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_enum("xla", "auto", list(C.XLA_CHOICES), "XLA-compile the forward/backward pass; auto: "
+                      "on for GPU/TPU, off for CPU.")
+    flags.DEFINE_enum("mixed_precision", "auto", list(C.PRECISIONS), "auto: bfloat16 on TPU, float16 on "
+                      "GPUs with compute capability >= 7, float32 otherwise.")
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, metrics.json and model.keras "
+                        "(default: runs/<model>-<dataset>).")
+    flags.DEFINE_bool("resume", True, "Resume from the latest checkpoint in --model_dir (--noresume: "
+                      "refuse to reuse a directory with checkpoints).")
+    flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
+    flags.DEFINE_bool("deterministic", False, "Deterministic tf.data element order (slower).")
+    flags.DEFINE_integer("checkpoint_every", None, "Also checkpoint every N steps (default: 100 for "
+                         "digits, 500 folder, 1000 ImageNet); always at each epoch end.")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in --model_dir/checkpoints.")
+    flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (short runs, tests).")
+    flags.DEFINE_integer("train_examples", None, "Training set size when it cannot be read from the "
+                         "data (default: 1281167 for ImageNet TFRecords).")
+    flags.DEFINE_integer("eval_examples", None, "Eval set size (default: 50000 for ImageNet TFRecords).")
+    flags.DEFINE_integer("label_offset", None, "Subtracted from TFRecord labels (default 1: 1..1000 -> 0..999).")
+    flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bar, 2: one line per epoch.")
+
+
+def config_from_flags() -> C.TrainConfig:
+    """The TrainConfig described by the parsed flags (validated later by config.resolve)."""
+    names = [f.name for f in dataclasses.fields(C.TrainConfig)]
+    return C.TrainConfig(**{n: FLAGS[n].value for n in names})

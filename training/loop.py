@@ -1,0 +1,236 @@
+"""The custom training loop: build under the strategy, resume, train, evaluate, checkpoint, export.
+
+Checkpoints (tf.train.CheckpointManager: data files first, then an atomically renamed index) hold
+the model, the optimizer (momentum, iteration count = LR schedule position) and the global step;
+epoch and position in the epoch follow from the step, and the input pipeline is a pure function of
+(seed, epoch, position), so a restarted run continues exactly where the last checkpoint was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from training import reporting, steps
+from training.config import TrainConfig
+from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.models import build_model
+from training.recipe import WarmupCosine, make_optimizer
+from training.strategy import Runtime
+
+# Fields that must not change between a run and its resumption (the schedule depends on them).
+RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """One run: a resolved TrainConfig, a Runtime (strategy/XLA/precision), a data Source."""
+
+    def __init__(self, cfg: TrainConfig, runtime: Runtime, source: Source, spec: Any,
+                 weights: Any = None) -> None:
+        self.cfg, self.runtime, self.source, self.spec = cfg, runtime, source, spec
+        self.strategy = runtime.strategy
+        self.global_batch = cfg.batch_size
+        replicas = self.strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise ValueError(f"--batch_size={self.global_batch} is not divisible by the {replicas} "
+                             f"replicas; use a multiple of {replicas}")
+        self.steps_per_epoch = source.num_train // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"--batch_size={self.global_batch} exceeds the {source.num_train} "
+                             f"training examples of --dataset={cfg.dataset}")
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.eval_steps = eval_batches(source.num_eval, self.global_batch)
+        self.skipped = {"train": 0.0, "eval": 0.0}
+        self.step_losses: list[float] = []  # mean train loss of every step run by this process
+        self._build(weights)
+
+    # Construction --------------------------------------------------------------------------
+    def _build(self, weights: Any) -> None:
+        cfg = self.cfg
+        previous_policy = keras.config.dtype_policy().name
+        keras.config.set_dtype_policy(self.runtime.policy)
+        try:
+            with self.strategy.scope():
+                self.model = build_model(self.spec, cfg.image_size, self.source.num_classes,
+                                         weights=weights, zero_init_final_gamma=cfg.zero_init_final_gamma,
+                                         sync_bn=cfg.sync_bn)
+                warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+                full = self.steps_per_epoch * cfg.epochs
+                self.schedule = WarmupCosine(cfg.lr, full, warmup, cfg.warmup_factor)
+                self.optimizer = make_optimizer(self.schedule, cfg.momentum, True,
+                                                loss_scale=self.runtime.policy == "mixed_float16")
+                self.optimizer.build(self.model.trainable_variables)
+                self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+                self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              step=self.step, epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
+                                                  max_to_keep=cfg.keep_checkpoints)
+        train_fn = steps.make_train_step(self.model, self.optimizer, self.global_batch,
+                                         self.source.num_classes, cfg.weight_decay,
+                                         cfg.label_smoothing, self.runtime.xla)
+        eval_fn = steps.make_eval_step(self.model, self.source.num_classes, self.runtime.xla)
+        self.train_step = steps.distributed(self.strategy, train_fn,
+                                            average=self.model.non_trainable_variables)
+        self.eval_step = steps.distributed(self.strategy, eval_fn)
+
+    def _checkpoint_dir(self) -> str:
+        """Chief writes to model_dir/checkpoints; other workers to a scratch dir (deleted)."""
+        base = os.path.join(self.cfg.model_dir, "checkpoints")
+        if self.runtime.is_chief:
+            return base
+        return os.path.join(self.cfg.model_dir, "tmp", f"worker_{self.runtime.worker_index}")
+
+    # Resume -------------------------------------------------------------------------------
+    def restore_or_start(self) -> int:
+        """Restore the latest checkpoint (if any, and --resume), check the run matches; return step."""
+        cfg = self.cfg
+        latest = tf.train.latest_checkpoint(os.path.join(cfg.model_dir, "checkpoints"))
+        config_path = os.path.join(cfg.model_dir, "config.json")
+        if latest and not cfg.resume:
+            raise ValueError(f"--model_dir={cfg.model_dir!r} already holds checkpoints and --noresume "
+                             f"was given; pass --resume to continue it or choose a fresh --model_dir")
+        if latest:
+            self._check_same_run(config_path)
+            self.checkpoint.restore(latest).expect_partial()
+        elif self.runtime.is_chief:
+            reporting.write_json_atomic(config_path, self._run_config())
+        return int(self.step.numpy())
+
+    def _run_config(self) -> dict[str, Any]:
+        data = {k: getattr(self.cfg, k) for k in RESUME_KEYS}
+        data["spec"] = self.spec.to_dict()
+        return data
+
+    def _check_same_run(self, config_path: str) -> None:
+        if not os.path.exists(config_path):
+            return
+        with open(config_path, encoding="utf-8") as f:
+            saved = json.load(f)
+        for key in RESUME_KEYS:
+            if key in saved and saved[key] != getattr(self.cfg, key):
+                raise ValueError(
+                    f"--{key}={getattr(self.cfg, key)!r} differs from the run being resumed in "
+                    f"--model_dir={self.cfg.model_dir!r} ({saved[key]!r}); use the same value or a fresh --model_dir"
+                )
+
+    # Train / eval -------------------------------------------------------------------------
+    def _train_iterator(self, epoch: int, start: int, count: int) -> Any:
+        cfg = self.cfg
+
+        def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            per_replica = ctx.get_per_replica_batch_size(self.global_batch)
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
+                                 cfg.image_size, cfg.seed, cfg.deterministic)
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss, top-1/top-5 error (%) on the whole eval split (padding masked out)."""
+
+        def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            per_replica = ctx.get_per_replica_batch_size(self.global_batch)
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.cfg.image_size)
+
+        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        totals = [0.0] * 5
+        for _ in range(self.eval_steps):
+            totals = [t + float(v) for t, v in zip(totals, self.eval_step(iterator))]
+        loss, top1, top5, valid, invalid = totals
+        padding = self.eval_steps * self.global_batch - self.source.num_eval
+        self.skipped["eval"] = max(0.0, invalid - padding)
+        valid = max(valid, 1.0)
+        return {"loss": loss / valid, "top1_err": 100.0 * (1 - top1 / valid),
+                "top5_err": 100.0 * (1 - top5 / valid), "examples": valid}
+
+    def save_checkpoint(self) -> None:
+        self.epoch.assign(int(self.step.numpy()) // self.steps_per_epoch)
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.runtime.is_chief:
+            shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
+
+    def fit(self) -> dict[str, Any]:
+        """Train from the restored step to the end, evaluating each epoch; return final metrics."""
+        cfg = self.cfg
+        start_step = self.restore_or_start()
+        scalars = reporting.Scalars(os.path.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
+        history: list[dict[str, Any]] = []
+        train_time, images_per_s = 0.0, 0.0
+        step = start_step
+        while step < self.total_steps:
+            epoch, start = divmod(step, self.steps_per_epoch)
+            count = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch) - start
+            t0 = time.perf_counter()
+            step, images_per_s = self._train_epoch(epoch, start, count, scalars)
+            train_time += time.perf_counter() - t0
+            self.save_checkpoint()
+            metrics = self.evaluate()
+            metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
+            history.append(metrics)
+            scalars.write("eval", step, {k: metrics[k] for k in ("loss", "top1_err", "top5_err")})
+            if cfg.verbose and self.runtime.is_chief:
+                print(f"  eval: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
+                      f"top-5 err {metrics['top5_err']:.2f}%", flush=True)
+        final = history[-1] if history else self.evaluate()
+        return {**final, "train_time_s": train_time, "steps": int(self.step.numpy()),
+                "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
+                "images_per_s": images_per_s, "history": history,
+                "skipped_images": dict(self.skipped)}
+
+    def _train_epoch(self, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> tuple[int, float]:
+        cfg = self.cfg
+        iterator = self._train_iterator(epoch, start, count)
+        progress = reporting.Progress(epoch, cfg.epochs, self.steps_per_epoch, start,
+                                      cfg.verbose if self.runtime.is_chief else 0)
+        sums = [0.0] * 5
+        for i in range(start, start + count):
+            loss_sum, top1, top5, valid, invalid = (float(v) for v in self.train_step(iterator))
+            self.step.assign_add(1)
+            step = int(self.step.numpy())
+            if not math.isfinite(loss_sum):
+                raise NonFiniteLoss(
+                    f"training loss became {loss_sum} at step {step} (epoch {epoch + 1}); stopped, "
+                    f"try a lower --lr (was {cfg.lr:g}). "
+                    f"Last good checkpoint: {self.manager.latest_checkpoint or 'none'}"
+                )
+            sums = [s + v for s, v in zip(sums, (loss_sum, top1, top5, valid, invalid))]
+            self.step_losses.append(loss_sum / max(valid, 1.0))
+            self.skipped["train"] += invalid
+            lr = float(self.schedule(step))
+            seen = max(valid, 1.0)
+            progress.update(i + 1, self.global_batch, {"loss": loss_sum / seen, "top1": top1 / seen, "lr": lr})
+            if step % 10 == 0 or i + 1 == start + count:
+                scalars.write("train", step, {"loss": loss_sum / seen, "top1_err": 100 * (1 - top1 / seen),
+                                              "top5_err": 100 * (1 - top5 / seen), "lr": lr,
+                                              "images_per_s": progress.images_per_second()})
+            if step % cfg.checkpoint_every == 0 and i + 1 < start + count:
+                self.save_checkpoint()
+        return int(self.step.numpy()), progress.images_per_second()
+
+    # Export -------------------------------------------------------------------------------
+    def export(self) -> str | None:
+        """Save the trained model as model_dir/model.keras (temp file + rename); chief only."""
+        if not self.runtime.is_chief:
+            return None
+        path = os.path.join(self.cfg.model_dir, "model.keras")
+        tmp = os.path.join(self.cfg.model_dir, ".tmp-model.keras")
+        self.model.save(tmp)
+        os.replace(tmp, path)
+        return path

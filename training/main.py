@@ -1,0 +1,69 @@
+"""`python -m training.main`: train a RegNet (default: a small RegNetY on the embedded digits).
+
+With no flags it trains `regnety_digits` on scikit-learn's handwritten digits (no download) and
+prints where the checkpoint, metrics JSON, TensorBoard logs and .keras model went. See
+docs/training.md for ImageNet, multi-worker, TPU and resume.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+
+from training.flags import config_from_flags, define_flags  # noqa: E402
+
+define_flags()
+
+
+def main(argv: list[str]) -> int:
+    """Validate flags (one-line error naming the flag), train, print where outputs went."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    from training.config import validate
+    from training.run import prepare
+
+    cfg = config_from_flags()
+    try:
+        validate(cfg)
+        prepare(cfg)
+        from training.loop import NonFiniteLoss
+        from training.run import run
+
+        result = run(cfg)
+    except ValueError as e:
+        print(f"FATAL Flags error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLoss as e:
+        print(f"FATAL {e}", file=sys.stderr)
+        return 3
+    if result.get("strategy") != "multi_worker_mirrored" or result.get("model_path"):
+        _print_summary(result)
+    return 0
+
+
+def _print_summary(r: dict) -> None:
+    d = r["model_dir"]
+    skipped = r["skipped_images"]
+    if r["resumed_from_step"] == r["steps"]:
+        print(f"\n{d} holds a finished run (step {r['steps']}): re-evaluated it only; pass a fresh "
+              f"--model_dir to train again.")
+    print(f"\nDone: {r['model']} on {r['dataset']}: top-1 error {r['top1_err']:.2f}% "
+          f"(accuracy {100 - r['top1_err']:.2f}%), top-5 error {r['top5_err']:.2f}%, "
+          f"{r['steps']} steps, {r['train_time_s']:.1f} s training, {r['images_per_s']:.0f} images/s")
+    if skipped["train"] or skipped["eval"]:
+        print(f"Skipped undecodable images: {int(skipped['train'])} train, {int(skipped['eval'])} eval")
+    print(f"  checkpoint:  {r['checkpoint']}")
+    print(f"  metrics:     {os.path.join(d, 'metrics.json')}")
+    print(f"  model:       {r['model_path']}")
+    print(f"  tensorboard: tensorboard --logdir {os.path.join(d, 'logs')}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,82 @@
+"""The paper's training recipe: LR rule, warmup + half-period cosine, Nesterov SGD, coupled L2.
+
+pycls semantics: LR = 0.1 x batch / 128; linear warmup from 0.1 x LR over 5 epochs; cosine decay
+to 0 over the run; weight decay 5e-5 added to the gradient (L2 in the loss), not Keras' decoupled
+`weight_decay`. The schedule is evaluated per step (fractional epoch) so it continues exactly
+where it stopped after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import keras
+
+REFERENCE_BATCH = 128
+REFERENCE_LR_PER_128 = 0.1
+
+
+def recipe_lr(batch_size: int) -> float:
+    """The paper's base LR for a global batch size: 0.1 x batch / 128."""
+    return REFERENCE_LR_PER_128 * batch_size / REFERENCE_BATCH
+
+
+def lr_at(epoch: float, base_lr: float, total_epochs: float, warmup_epochs: float,
+          warmup_factor: float = 0.1) -> float:
+    """Pure-Python LR at a (fractional) epoch: half-period cosine times the linear warmup factor."""
+    lr = 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / total_epochs))
+    if epoch < warmup_epochs:
+        alpha = epoch / warmup_epochs
+        lr *= warmup_factor * (1.0 - alpha) + alpha
+    return lr
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet_training")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Per-step LR: cosine over `total_steps` times a linear warmup from `warmup_factor`."""
+
+    def __init__(self, base_lr: float, total_steps: int, warmup_steps: int,
+                 warmup_factor: float = 0.1) -> None:
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        self.base_lr = float(base_lr)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_factor = float(warmup_factor)
+
+    def __call__(self, step: Any) -> Any:
+        import tensorflow as tf
+
+        step = tf.cast(step, tf.float32)
+        cosine = 0.5 * self.base_lr * (1.0 + tf.cos(math.pi * step / self.total_steps))
+        if self.warmup_steps <= 0:
+            return cosine
+        alpha = tf.minimum(step / self.warmup_steps, 1.0)
+        return cosine * (self.warmup_factor * (1.0 - alpha) + alpha)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "warmup_factor": self.warmup_factor}
+
+
+def make_optimizer(schedule: Any, momentum: float = 0.9, nesterov: bool = True,
+                   loss_scale: bool = False) -> keras.optimizers.Optimizer:
+    """SGD with Nesterov momentum and no decoupled decay (L2 is added to the gradients instead)."""
+    opt = keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, nesterov=nesterov)
+    if loss_scale:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def coupled_l2(grads: Sequence[Any], variables: Sequence[Any], weight_decay: float) -> list[Any]:
+    """g + wd * w for every trainable variable: the gradient of loss + wd/2 * ||w||^2 (pycls/torch SGD)."""
+    if weight_decay == 0:
+        return list(grads)
+    out = []
+    for g, v in zip(grads, variables):
+        if g is None:
+            out.append(g)
+            continue
+        out.append(g + weight_decay * keras.ops.cast(v, g.dtype))
+    return out

@@ -1,0 +1,54 @@
+"""run(config): resolve a TrainConfig, train it, write metrics.json and model.keras; shared by CLI and API."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from training.config import TrainConfig, resolve
+
+
+def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
+    """(resolved config, NetSpec, zoo entry) without touching TensorFlow."""
+    from training.models import resolve_model
+
+    spec_, entry = resolve_model(cfg.model if spec is None else spec)
+    zoo_batch = entry.batch_size if entry is not None and cfg.dataset in ("imagenet2012", "tfrecord") else None
+    return resolve(cfg, zoo_batch), spec_, entry
+
+
+def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
+    """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict."""
+    cfg, spec, _ = prepare(cfg, spec)
+    from keras_regnet.complexity import complexity
+    from training import reporting
+    from training.data import make_source
+    from training.loop import Trainer
+    from training.strategy import make_runtime
+
+    xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
+    runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
+    source = make_source(cfg)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, runtime, source, spec, weights=weights)
+    os.makedirs(cfg.model_dir, exist_ok=True)
+    if cfg.verbose and runtime.is_chief:
+        cost = complexity(spec, cfg.image_size, classes=source.num_classes)
+        print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
+              f"{source.num_eval} eval images, {cfg.epochs} epochs x {trainer.steps_per_epoch} steps, "
+              f"batch {cfg.batch_size}, lr {cfg.lr:g}, strategy {runtime.kind} "
+              f"({runtime.strategy.num_replicas_in_sync} replicas), xla {'on' if runtime.xla else 'off'}, "
+              f"precision {runtime.policy}", flush=True)
+    result = trainer.fit()
+    model_path = trainer.export()
+    cost = complexity(spec, cfg.image_size, classes=source.num_classes)
+    result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
+                  image_size=cfg.image_size, model_dir=os.path.abspath(cfg.model_dir),
+                  flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
+                  checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
+                  strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
+                  xla=runtime.xla, precision=runtime.policy)
+    if runtime.is_chief:
+        reporting.write_json_atomic(os.path.join(cfg.model_dir, "metrics.json"), result)
+    return result

@@ -1,0 +1,108 @@
+"""The replica-level train and eval steps: forward + backward under XLA, update outside it.
+
+`strategy.run` calls `replica_train_step`; its forward and backward pass is one
+`tf.function(jit_compile=xla)`, while the optimizer update (which all-reduces the gradients across
+replicas and workers) stays outside the compiled cluster. Compiling the whole step including the
+update fails under MirroredStrategy ("Trying to access resource ... located in device CPU:1
+from device CPU:0") and multi-worker collectives are not implemented inside XLA on CPU; this split
+works for one device, mirrored, multi-worker and TPU alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from training.recipe import coupled_l2
+
+
+def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
+                    label_smoothing: float) -> tuple[tf.Tensor, ...]:
+    """(summed loss, top-1 hits, top-5 hits, valid count, invalid count) over one replica batch."""
+    logits = tf.cast(logits, tf.float32)
+    valid = labels >= 0
+    safe = tf.where(valid, labels, tf.zeros_like(labels))
+    weights = tf.cast(valid, tf.float32)
+    if label_smoothing > 0:
+        onehot = tf.one_hot(safe, num_classes)
+        per_example = keras.losses.categorical_crossentropy(
+            onehot, logits, from_logits=True, label_smoothing=label_smoothing)
+    else:
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+    top1 = tf.cast(tf.math.in_top_k(safe, logits, 1), tf.float32) * weights
+    top5 = tf.cast(tf.math.in_top_k(safe, logits, min(5, num_classes)), tf.float32) * weights
+    return (tf.reduce_sum(per_example * weights), tf.reduce_sum(top1), tf.reduce_sum(top5),
+            tf.reduce_sum(weights), tf.reduce_sum(1.0 - weights))
+
+
+def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_classes: int,
+                    weight_decay: float, label_smoothing: float, xla: bool) -> Callable:
+    """A replica function (images, labels) -> per-replica sums, for `strategy.run`."""
+    variables = model.trainable_variables
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def forward_backward(images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, ...]:
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss_sum, top1, top5, valid, invalid = _masked_metrics(logits, labels, num_classes, label_smoothing)
+            loss = loss_sum / global_batch  # mean over the global batch; replicas' grads are summed
+            grads_of = optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(grads_of, variables)
+        return grads, loss_sum, top1, top5, valid, invalid
+
+    if xla:  # a nested compiled function; sync BN (a cross-replica op) needs xla off
+        forward_backward = tf.function(forward_backward, jit_compile=True)
+
+    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        grads, loss_sum, top1, top5, valid, invalid = forward_backward(images, labels)
+        scale = optimizer.dynamic_scale if scaled else 1.0
+        grads = coupled_l2(grads, variables, weight_decay * scale)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss_sum, top1, top5, valid, invalid
+
+    return replica_step
+
+
+def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
+    """A replica function (images, labels) -> (loss sum, top-1, top-5, valid, invalid)."""
+
+    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        logits = model(images, training=False)
+        return _masked_metrics(logits, labels, num_classes, 0.0)
+
+    if not xla:
+        return replica_step
+    compiled = tf.function(replica_step, jit_compile=True)
+
+    def replica_call(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        # Called from inside the replica context, so each replica's device placement applies;
+        # a tf.function handed to strategy.run directly runs every replica on the first device.
+        return compiled(images, labels)
+
+    return replica_call
+
+
+def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
+                average: Sequence[Any] = ()) -> Callable:
+    """tf.function(iterator) running replica_fn on the next batch and summing over replicas.
+
+    Variables in `average` (BN moving statistics) are set to their mean over all replicas after
+    each step, so replicas stay identical as with pycls' DDP buffer broadcast; without this each
+    replica would keep statistics of its own sub-batches.
+    """
+    tf_vars = [getattr(v, "value", v) for v in average] if strategy.num_replicas_in_sync > 1 else []
+
+    @tf.function
+    def step(iterator: Any) -> tuple[tf.Tensor, ...]:
+        images, labels = next(iterator)
+        outputs = strategy.run(replica_fn, args=(images, labels))
+        if tf_vars:
+            means = strategy.extended.batch_reduce_to(
+                tf.distribute.ReduceOp.MEAN, [(v, v) for v in tf_vars])
+            for v, m in zip(tf_vars, means):
+                v.assign(m)
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in outputs)
+
+    return step

@@ -1,0 +1,116 @@
+"""tf.distribute strategy, XLA and mixed-precision resolution for --strategy/--xla/--mixed_precision.
+
+`auto` picks: TPUStrategy when --tpu is given, MultiWorkerMirroredStrategy when TF_CONFIG lists
+several tasks, MirroredStrategy on several GPUs, else one device. XLA `auto` is on for GPU/TPU
+and off on CPU (XLA's grouped-conv backward pass is very slow on CPU). Mixed precision `auto` is
+bfloat16 on TPU, float16 on GPUs with compute capability >= 7.0, float32 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the run executes on: the strategy and the resolved XLA / precision settings."""
+
+    strategy: tf.distribute.Strategy
+    kind: str  # one_device | mirrored | multi_worker_mirrored | tpu
+    device_type: str  # CPU | GPU | TPU
+    xla: bool
+    policy: str  # Keras dtype policy: float32 | mixed_float16 | mixed_bfloat16
+    is_chief: bool
+    worker_index: int
+
+
+def tf_config_workers() -> tuple[int, str, int]:
+    """(number of tasks, this task's type, this task's index) from TF_CONFIG; (1, '', 0) without it."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 1, "", 0
+    try:
+        config = json.loads(raw)
+        cluster = config.get("cluster", {})
+        task = config.get("task", {})
+    except (ValueError, AttributeError) as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}); --strategy=multi_worker_mirrored needs it") from None
+    count = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+    return count, task.get("type", ""), int(task.get("index", 0))
+
+
+def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Strategy, str]:
+    """The strategy for --strategy (create it before any other TensorFlow op runs)."""
+    workers, _, _ = tf_config_workers()
+    if kind == "auto" and (tpu or workers > 1):
+        kind = "tpu" if tpu else "multi_worker_mirrored"
+    if kind == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver), kind
+    if kind == "multi_worker_mirrored":
+        if workers < 1 or not os.environ.get("TF_CONFIG"):
+            raise ValueError("--strategy=multi_worker_mirrored needs TF_CONFIG describing the cluster "
+                             "(set it on every worker), or use --strategy=auto|mirrored|one_device")
+        return tf.distribute.MultiWorkerMirroredStrategy(), kind  # before any device query
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "auto":
+        kind = "mirrored" if len(gpus) > 1 else "one_device"
+    if kind == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices), kind
+    if kind == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0"), kind
+    raise ValueError(f"--strategy={kind!r} is not allowed; choose auto, one_device, mirrored, "
+                     f"multi_worker_mirrored, tpu")
+
+
+def device_type(kind: str) -> str:
+    if kind == "tpu":
+        return "TPU"
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def resolve_xla(flag: str, device: str) -> bool:
+    """--xla: on/off as given; auto = on for GPU and TPU, off for CPU."""
+    return flag == "on" or (flag == "auto" and device in ("GPU", "TPU"))
+
+
+def resolve_policy(flag: str, device: str) -> str:
+    """--mixed_precision to a Keras dtype policy name."""
+    if flag == "off":
+        return "float32"
+    if flag == "float16":
+        if device == "TPU":
+            raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16")
+        return "mixed_float16"
+    if flag == "bfloat16":
+        return "mixed_bfloat16"
+    if device == "TPU":
+        return "mixed_bfloat16"
+    if device == "GPU" and _min_compute_capability() >= (7, 0):
+        return "mixed_float16"
+    return "float32"
+
+
+def _min_compute_capability() -> tuple[int, int]:
+    caps = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        caps.append(tuple(details.get("compute_capability", (0, 0))))
+    return min(caps) if caps else (0, 0)
+
+
+def make_runtime(strategy_flag: str, xla_flag: str, precision_flag: str, tpu: str | None = None) -> Runtime:
+    """Strategy + XLA + precision from the three flags, and whether this process is the chief."""
+    strategy, kind = make_strategy(strategy_flag, tpu)
+    device = device_type(kind)
+    _, task_type, index = tf_config_workers()
+    is_chief = kind != "multi_worker_mirrored" or task_type == "chief" or (task_type == "worker" and index == 0)
+    return Runtime(strategy, kind, device, resolve_xla(xla_flag, device),
+                   resolve_policy(precision_flag, device), is_chief, index)
