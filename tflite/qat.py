@@ -18,6 +18,8 @@ import numpy as np
 from keras_regnet.complexity import complexity
 from keras_regnet.spec import NetSpec
 
+LOG = logging.getLogger("tflite")
+
 # The paper's mobile regime tops out at 800MF; RegNetX-800MF counts 0.80 GF multiply-adds.
 MOBILE_REGIME_MAX_FLOPS = 0.85e9
 
@@ -36,7 +38,7 @@ def check_mobile_regime(spec: NetSpec) -> bool:
     """Warn (and return False) when the model is above the 800MF mobile regime QAT is meant for."""
     flops = complexity(spec).flops
     if flops > MOBILE_REGIME_MAX_FLOPS:
-        logging.warning(
+        LOG.warning(
             "QAT is meant for the mobile regime (<= 800MF at 224 px); %s has %.2f GF. Proceeding anyway.",
             spec.name, flops / 1e9,
         )
