@@ -23,22 +23,29 @@ SIGNATURES = ("serving_default", "serve_image_bytes")
 
 
 class ServingModule(tf.Module):
-    """The Keras logits model plus the two serving signatures."""
+    """The Keras logits model's variables plus the two serving signatures.
+
+    The module tracks the model's underlying tf.Variables (not the Keras model object): each one is
+    then saved exactly once and bound to the graph the way TF1-style loaders (TF Serving,
+    `saved_model_cli run`) restore them.
+    """
 
     def __init__(self, model: Any, image_size: int, top_k: int = 5) -> None:
         super().__init__(name="serving")
-        self.model = model
+        self.model_variables = [getattr(v, "value", v) for v in model.weights]
         self.image_size = int(image_size)
         classes = int(model.output_shape[-1])
         self.top_k = min(int(top_k), classes)
         size = self.image_size
-        self.serve = tf.function(self._serve, input_signature=[
+        call = _untracked_call(model)
+        self.serve = tf.function(lambda images: self._outputs(call(images)), input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
-        self.serve_image_bytes = tf.function(self._serve_image_bytes, input_signature=[
-            tf.TensorSpec([None], tf.string, name="image_bytes")])
+        self.serve_image_bytes = tf.function(
+            lambda image_bytes: self._outputs(call(self._decode(image_bytes))),
+            input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
 
-    def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = tf.cast(self.model(images, training=False), tf.float32)
+    def _outputs(self, logits: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = tf.cast(logits, tf.float32)
         probabilities = tf.nn.softmax(logits, axis=-1)
         top = tf.math.top_k(probabilities, k=self.top_k)
         return {
@@ -48,15 +55,18 @@ class ServingModule(tf.Module):
             "top_k_probabilities": top.values,
         }
 
-    def _serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._outputs(images)
-
-    def _serve_image_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = tf.map_fn(
+    def _decode(self, image_bytes: tf.Tensor) -> tf.Tensor:
+        return tf.map_fn(
             lambda encoded: decode_and_preprocess(encoded, self.image_size), image_bytes,
             fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
         )
-        return self._outputs(images)
+
+
+def _untracked_call(model: Any) -> Any:
+    """A closure calling the model in inference mode, invisible to tf.Module's object tracking."""
+    def call(images: tf.Tensor) -> tf.Tensor:
+        return model(images, training=False)
+    return call
 
 
 def save(model: Any, directory: str, image_size: int, top_k: int = 5) -> list[str]:
