@@ -60,7 +60,7 @@ def _legacy_keras_env() -> Iterator[None]:
 
 
 def _output_quantize_config_class() -> type:
-    """A QuantizeConfig that quantizes only a layer's output (SE Multiply, input normalization)."""
+    """A QuantizeConfig that quantizes only a layer's output (the SE Multiply)."""
     import tensorflow_model_optimization as tfmot
 
     quantizers = tfmot.quantization.keras.quantizers
@@ -91,25 +91,23 @@ def _output_quantize_config_class() -> type:
 
 
 def quantize_twin(twin: Any) -> Any:
-    """TFMOT QAT model of a tf_keras twin; SE Multiply and normalization get OutputQuantizeConfig."""
+    """TFMOT QAT model of a tf_keras twin; the SE Multiply gets an output-only QuantizeConfig."""
     import tensorflow_model_optimization as tfmot
     import tf_keras
-
-    from tflite.twin import ImageNetNormalization
 
     qk = tfmot.quantization.keras
     config_cls = _output_quantize_config_class()
 
     def annotate(layer: Any) -> Any:
         clone = layer.__class__.from_config(layer.get_config())
-        if isinstance(layer, (tf_keras.layers.Multiply, ImageNetNormalization)):
+        if isinstance(layer, tf_keras.layers.Multiply):
             return qk.quantize_annotate_layer(clone, config_cls())
         return clone
 
     annotated = tf_keras.models.clone_model(twin, clone_function=annotate)
     annotated.set_weights(twin.get_weights())
     annotated = qk.quantize_annotate_model(annotated)
-    scope = {"OutputQuantizeConfig": config_cls, "ImageNetNormalization": ImageNetNormalization}
+    scope = {"OutputQuantizeConfig": config_cls}
     with qk.quantize_scope(scope):
         qat_model = qk.quantize_apply(annotated)
     _use_native_grouped_conv(qat_model)

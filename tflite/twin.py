@@ -18,14 +18,19 @@ from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width
 
 
-@tf_keras.utils.register_keras_serializable(package="keras_regnet_twin")
-class ImageNetNormalization(layers.Layer):
-    """RGB 0-255 -> ImageNet-normalized input, as keras_regnet.layers.ImageNetNormalization."""
+def _normalization(x: Any) -> Any:
+    """RGB 0-255 -> ImageNet-normalized input as a frozen 1x1 depthwise conv (scale, bias = -shift).
 
-    def call(self, inputs: Any) -> Any:
-        scale = (1.0 / (255.0 * IMAGENET_STD_RGB)).astype("float32")
-        shift = (IMAGENET_MEAN_RGB / IMAGENET_STD_RGB).astype("float32")
-        return inputs * scale - shift
+    A conv rather than a custom layer, so TFMOT quantizes it like any other layer and the QAT model
+    is integer from its first op.
+    """
+    scale = (1.0 / (255.0 * IMAGENET_STD_RGB)).astype("float32")
+    shift = (IMAGENET_MEAN_RGB / IMAGENET_STD_RGB).astype("float32")
+    return layers.DepthwiseConv2D(
+        1, use_bias=True, trainable=False, name="preprocessing",
+        depthwise_initializer=tf_keras.initializers.Constant(scale.reshape(1, 1, 3, 1).tolist()),
+        bias_initializer=tf_keras.initializers.Constant((-shift).tolist()),
+    )(x)
 
 
 def _conv(x: Any, filters: int, kernel: int, name: str, stride: int = 1, groups: int = 1,
@@ -82,7 +87,7 @@ def build_twin(spec: NetSpec, image_size: int, classes: int, classifier_activati
     """tf_keras model of `spec` taking RGB 0-255 at image_size, layer for layer like keras_regnet.build."""
     spec.validate()
     inputs = tf_keras.Input(shape=(image_size, image_size, 3), name="input_layer")
-    x = ImageNetNormalization(name="preprocessing")(inputs)
+    x = _normalization(inputs)
     x = _conv(x, spec.stem_width, 3, "stem_conv", stride=spec.stem_stride)
     x = layers.ReLU(name="stem_relu")(_bn(x, "stem_bn", bn_epsilon, bn_momentum))
     w_in = spec.stem_width
@@ -101,7 +106,7 @@ def copy_weights(source: Any, twin: tf_keras.Model) -> int:
     by_name = {layer.name: layer for layer in source.layers}
     copied = 0
     for layer in twin.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name == "preprocessing":  # fixed constants, set at build
             continue
         other = by_name.get(layer.name)
         if other is None:
