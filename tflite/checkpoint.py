@@ -102,10 +102,12 @@ def checkpoint_classes(path: str) -> int:
             raise ValueError(f"checkpoint {path!r} has no usable 'predictions' layer: {err}") from None
     import h5py
 
+    # Keras 3 weight files name layers by class ("layers/dense/vars/0"); a RegNet has one Dense.
     shapes: list[tuple[int, ...]] = []
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: shapes.append(obj.shape)
-                     if isinstance(obj, h5py.Dataset) and "predictions" in name and len(obj.shape) == 2 else None)
+                     if isinstance(obj, h5py.Dataset) and len(obj.shape) == 2
+                     and ("predictions" in name or "/dense/" in f"/{name}") else None)
     if not shapes:
         raise ValueError(f"checkpoint {path!r} has no 'predictions' kernel; was it saved with include_top=True?")
     return int(shapes[0][1])
