@@ -57,18 +57,26 @@ def _representative(images: np.ndarray, steps: int):
     return gen
 
 
-def latency_pair(model, tag: str, size: int, calib: np.ndarray) -> dict:
-    """float32 and int8 latency (ms, mean/p90) at 1 and 2 threads for one Keras logits model."""
+def latency_table(models: dict, size: int, calib: np.ndarray) -> dict:
+    """float32 and int8 latency (ms) at 1 and 2 threads; all variants' invokes interleaved."""
     from tflite import convert, report
 
-    out = {}
-    for fmt in ("float32", "int8"):
-        rep = _representative(calib, FLAGS.calibration_steps) if fmt == "int8" else None
-        path = _write_tflite(convert.convert_model(model, size, fmt, "uint8", rep), f"{tag}_{fmt}")
-        out[fmt] = {str(t): report.latency(path, calib[0], t, FLAGS.latency_runs) for t in report.LATENCY_THREADS}
-        out[fmt]["size_mb"] = os.path.getsize(path) / 1e6
+    paths, keys = [], []
+    for tag, model in models.items():
+        for fmt in ("float32", "int8"):
+            rep = _representative(calib, FLAGS.calibration_steps) if fmt == "int8" else None
+            paths.append(_write_tflite(convert.convert_model(model, size, fmt, "uint8", rep), f"{tag}_{fmt}"))
+            keys.append((tag, fmt))
+    out: dict = {tag: {fmt: {"size_mb": os.path.getsize(p) / 1e6} for (t, fmt), p in zip(keys, paths) if t == tag}
+                 for tag in models}
+    for threads in report.LATENCY_THREADS:
+        for (tag, fmt), lat in zip(keys, report.latency_interleaved(paths, calib[0], threads, FLAGS.latency_runs)):
+            out[tag][fmt][str(threads)] = lat
+    for (tag, fmt), path in zip(keys, paths):
         os.remove(path)
-        print(f"  {tag} {fmt}: " + ", ".join(f"{t} thr {out[fmt][str(t)]['mean_ms']:.1f} ms" for t in (1, 2)), flush=True)
+        print(f"  {tag} {fmt}: " + ", ".join(
+            f"{t} thr mean {out[tag][fmt][str(t)]['mean_ms']:.1f} / p90 {out[tag][fmt][str(t)]['p90_ms']:.1f} ms"
+            for t in report.LATENCY_THREADS), flush=True)
     return out
 
 
@@ -122,12 +130,12 @@ def main(argv: list[str]) -> None:
     size = FLAGS.image_size
     calib = load_images("digits:train", size, FLAGS.calibration_steps).images
     results: dict = {"image_size": size, "latency": {}, "accuracy": {}}
-    print(f"latency at {size}x{size} (LiteRT + XNNPACK, batch 1, {FLAGS.latency_runs} runs; machine shared)")
-    for name in FLAGS.models:
-        model = build(get_spec(name), input_shape=(None, None, 3), classifier_activation=None)
-        results["latency"][name] = latency_pair(model, name, size, calib)
+    print(f"latency at {size}x{size} (LiteRT + XNNPACK, batch 1, {FLAGS.latency_runs} interleaved runs)")
+    models = {name: build(get_spec(name), input_shape=(None, None, 3), classifier_activation=None)
+              for name in FLAGS.models}
     if FLAGS.mobilenet:
-        results["latency"]["mobilenetv2_1.0"] = latency_pair(mobilenet_v2(size), "mobilenetv2_1.0", size, calib)
+        models["mobilenetv2_1.0"] = mobilenet_v2(size)
+    results["latency"] = latency_table(models, size, calib)
     if FLAGS.accuracy:
         print(f"accuracy after {FLAGS.train_epochs} epochs on digits:train at {FLAGS.train_image_size}px "
               f"(held out: digits:test)")

@@ -63,6 +63,8 @@ def test_each_variant_is_static_builtin_and_runs(tiny_model, images, tmp_path, f
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
     lat = report.latency(path, images[0], threads=2, runs=3, warmup=1)
     assert lat["mean_ms"] > 0 and lat["p90_ms"] > 0
+    (both,) = report.latency_interleaved([path], images[0], threads=1, runs=2, warmup=1)
+    assert both["median_ms"] > 0
 
 
 def test_int8_without_representative_data_is_refused(tiny_model):

@@ -92,6 +92,27 @@ def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: 
     return {"mean_ms": float(np.mean(times)), "p90_ms": float(np.percentile(times, 90))}
 
 
+def latency_interleaved(paths: list[str], image: np.ndarray, threads: int, runs: int = 30,
+                        warmup: int = 3) -> list[dict[str, float]]:
+    """Like `latency` for several models, alternating invokes so load spikes hit them all alike."""
+    interpreters = []
+    for path in paths:
+        interpreter = _interpreter(path, threads)
+        inp = interpreter.get_input_details()[0]
+        interpreter.set_tensor(inp["index"], _quantize(image[None], inp))
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters.append(interpreter)
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(runs):
+        for i, interpreter in enumerate(interpreters):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times[i].append((time.perf_counter() - start) * 1e3)
+    return [{"mean_ms": float(np.mean(t)), "p90_ms": float(np.percentile(t, 90)),
+             "median_ms": float(np.median(t))} for t in times]
+
+
 def agreement(probs: np.ndarray, reference: np.ndarray) -> float:
     """Fraction of rows with the same arg-max class as the reference."""
     return float(np.mean(np.argmax(probs, -1) == np.argmax(reference, -1)))
