@@ -77,7 +77,6 @@ class ExportConfig:
 def run_export(config: ExportConfig) -> dict[str, Any]:
     """Produce, check and score every requested format; return the report dict."""
     from tflite import calibration, checkpoint, report
-    from tflite.report import VariantReport
 
     config.validate()
     spec = checkpoint.resolve_spec(config.model)
