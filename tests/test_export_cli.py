@@ -1,0 +1,120 @@
+"""End to end: `python -m tflite.export` on a tiny RegNetY trained on the embedded digits."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_regnet import build, make_spec
+from tflite.pipeline import ExportConfig, run_export
+
+SIZE = 16
+INT8_AGREEMENT_THRESHOLD = 0.90  # int8 top-1 agreement with the float model on 364 held-out digits
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A training-style model_dir holding model.keras, and the spec JSON file."""
+    from tflite.calibration import load_images
+    from tflite.quick_train import quick_train
+
+    root = tmp_path_factory.mktemp("trained")
+    spec = make_spec([1, 1], [16, 32], group_widths=8, block="y", se_ratio=0.25, stem_width=16,
+                     stem_stride=1, name="tiny_digits")
+    model = build(spec, input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None)
+    train = load_images("digits:train", SIZE)
+    accuracy = quick_train(model, train.images, train.labels, epochs=3, learning_rate=0.1)
+    assert accuracy[-1] > 0.6, accuracy
+    model_dir = root / "model_dir"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    model.save(str(model_dir / "model.keras"))
+    (root / "spec.json").write_text(spec.to_json())
+    return {"model_dir": str(model_dir), "spec": str(root / "spec.json"), "root": root}
+
+
+def _config(trained, **changes):
+    base = dict(model=trained["spec"], weights=trained["model_dir"], image_size=SIZE,
+                output_dir=str(trained["root"] / "export"), eval_data="digits:test", eval_images=400,
+                calibration_steps=50, latency_runs=3)
+    return ExportConfig(**{**base, **changes})
+
+
+def test_every_non_qat_format_is_produced_scored_and_laid_out_for_serving(trained):
+    result = run_export(_config(trained))
+    out = trained["root"] / "export"
+    assert (out / "tiny_digits" / "1" / "saved_model.pb").is_file()
+    for fmt in ("float32", "float16", "dynamic_int8", "int8"):
+        assert (out / "tflite" / f"tiny_digits_{fmt}.tflite").is_file()
+    for name in ("report.json", "report.md", "rest_request.json", "spec.json"):
+        assert (out / name).is_file()
+    assert not [p for p in os.listdir(trained["root"]) if ".tmp-" in p]  # staging renamed away
+    report = json.loads((out / "report.json").read_text())
+    rows = {row["name"]: row for row in report["variants"]}
+    assert report["weights"].endswith("model.keras") and report["scored_images"] == 364
+    assert rows["keras_float"]["top1"] > 0.6
+    assert rows["saved_model"]["signatures"] == ["serve_image_bytes", "serving_default"]
+    assert rows["saved_model"]["agreement"] == 1.0
+    assert rows["float32"]["agreement"] >= 0.99
+    assert rows["int8"]["agreement"] >= INT8_AGREEMENT_THRESHOLD, rows["int8"]
+    assert rows["int8"]["io_type"] == "uint8"
+    assert rows["int8"]["size_bytes"] < 0.75 * rows["float32"]["size_bytes"]  # tiny: headers weigh in
+    for fmt in ("float32", "float16", "dynamic_int8", "int8"):
+        assert set(rows[fmt]["latency_ms"]) == {"1", "2"}
+        assert rows[fmt]["latency_ms"]["2"]["p90_ms"] > 0
+    assert "| int8 |" in result["table"] and "| int8 |" in (out / "report.md").read_text()
+
+
+def test_existing_output_is_not_overwritten_without_the_flag(trained):
+    (trained["root"] / "taken").mkdir()
+    with pytest.raises(ValueError, match="--overwrite"):
+        run_export(_config(trained, output_dir=str(trained["root"] / "taken")))
+
+
+def test_missing_checkpoint_names_the_file(trained):
+    with pytest.raises(ValueError, match=r"--weights='/no/such/model.keras' does not exist"):
+        run_export(_config(trained, weights="/no/such/model.keras", output_dir=str(trained["root"] / "x1")))
+
+
+def test_mismatched_checkpoint_names_file_and_expected_model(trained):
+    other = make_spec([1, 1], [24, 48], group_widths=8, block="y", se_ratio=0.25, stem_width=16,
+                      stem_stride=1, name="wider")
+    with pytest.raises(ValueError, match=r"checkpoint '.*model.keras' does not match the expected model 'wider'"):
+        run_export(_config(trained, model=other.to_json(), output_dir=str(trained["root"] / "x2")))
+
+
+def test_calibration_data_without_images_fails_before_conversion(trained, tmp_path):
+    with pytest.raises(ValueError, match="--calibration_data=.*yielded no images"):
+        run_export(_config(trained, calibration_data=str(tmp_path), output_dir=str(trained["root"] / "x3")))
+    assert not (trained["root"] / "x3").exists()
+
+
+def _cli(*args, timeout=900):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    return subprocess.run([sys.executable, "-m", "tflite.export", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+
+
+def test_cli_bad_format_names_the_flag(tmp_path):
+    result = _cli("--formats=float32,int4", f"--output_dir={tmp_path / 'o'}", timeout=300)
+    assert result.returncode == 1
+    assert "--formats" in result.stderr and "int4" in result.stderr and "qat_int8" in result.stderr
+
+
+def test_cli_qat_int8_end_to_end_in_its_own_process(trained):
+    """QAT imports TFMOT (which flips TF_USE_LEGACY_KERAS), so it runs in a subprocess."""
+    out = trained["root"] / "qat_export"
+    result = _cli(f"--model={trained['spec']}", f"--weights={trained['model_dir']}", f"--image_size={SIZE}",
+                  "--formats=qat_int8", f"--output_dir={out}", "--eval_data=digits:test", "--qat_epochs=1",
+                  "--qat_images=256", "--latency_runs=3", "--calibration_steps=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| qat_int8 |" in result.stdout
+    rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["variants"]}
+    qat = rows["qat_int8"]
+    assert qat["io_type"] == "uint8" and "CONV_2D" in qat["ops"]
+    assert not [op for op in qat["ops"] if op.startswith("Flex") or op == "CUSTOM"]
+    assert qat["agreement"] >= 0.8, qat
+    assert qat["top1"] >= rows["keras_float"]["top1"] - 0.1

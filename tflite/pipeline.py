@@ -1,0 +1,215 @@
+"""One export run: every requested artefact into a temp folder, scored, then renamed into place.
+
+Layout of `output_dir` after a run:
+  <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>)
+  tflite/<model_name>_<format>.tflite
+  rest_request.json            example TF Serving REST body (serve_image_bytes, b64 PNGs)
+  report.json, report.md       the per-variant report
+  spec.json                    the NetSpec exported
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+LOG = logging.getLogger("tflite")
+
+FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8")
+DEFAULT_FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything an export needs; field names are the CLI flag names."""
+
+    model: str = "regnety_600mf"
+    weights: str | None = None
+    output_dir: str = "export"
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    image_size: int = 224
+    classes: int | None = None
+    calibration_data: str = "digits:train"
+    calibration_steps: int = 100
+    eval_data: str | None = None
+    eval_images: int = 200
+    int8_io: str = "uint8"
+    model_name: str | None = None
+    version: int = 1
+    top_k: int = 5
+    latency_runs: int = 30
+    qat_data: str | None = None
+    qat_epochs: int = 2
+    qat_learning_rate: float = 1e-3
+    qat_batch_size: int = 32
+    qat_images: int = 1000
+    overwrite: bool = False
+
+    def validate(self) -> "ExportConfig":
+        """Check the flags that need no I/O, naming the flag in every error."""
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ValueError(f"--formats has unknown entries {bad or '(empty)'}; allowed: {', '.join(FORMATS)}")
+        for flag, value, minimum in (("image_size", self.image_size, 8), ("calibration_steps", self.calibration_steps, 1),
+                                     ("eval_images", self.eval_images, 1), ("version", self.version, 1),
+                                     ("top_k", self.top_k, 1), ("latency_runs", self.latency_runs, 1),
+                                     ("qat_epochs", self.qat_epochs, 1), ("qat_batch_size", self.qat_batch_size, 1),
+                                     ("qat_images", self.qat_images, 1)):
+            if not isinstance(value, int) or value < minimum:
+                raise ValueError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
+        if self.classes is not None and self.classes < 1:
+            raise ValueError(f"--classes must be >= 1 (or unset to read it from the checkpoint), got {self.classes}")
+        if self.int8_io not in ("int8", "uint8"):
+            raise ValueError(f"--int8_io must be int8 or uint8, got {self.int8_io!r}")
+        if not self.qat_learning_rate > 0:
+            raise ValueError(f"--qat_learning_rate must be > 0, got {self.qat_learning_rate}")
+        if os.path.exists(self.output_dir) and not self.overwrite:
+            raise ValueError(f"--output_dir={self.output_dir!r} already exists; pass --overwrite to replace it")
+        return self
+
+
+def run_export(config: ExportConfig) -> dict[str, Any]:
+    """Produce, check and score every requested format; return the report dict."""
+    from tflite import calibration, checkpoint, report
+
+    config.validate()
+    spec = checkpoint.resolve_spec(config.model)
+    size = config.image_size
+    if size < spec.total_stride:
+        raise ValueError(f"--image_size={size} is below the network's total stride {spec.total_stride}")
+    # Data first: empty or unreadable sources fail before any conversion starts.
+    calib = calibration.load_images(config.calibration_data, size, config.calibration_steps)
+    evals = calibration.load_images(config.eval_data, size, config.eval_images, "--eval_data") if config.eval_data else None
+    qat_set = None
+    if "qat_int8" in config.formats:
+        qat_set = calibration.load_images(config.qat_data or config.calibration_data, size, config.qat_images, "--qat_data")
+    model, weights_path = checkpoint.load_float_model(spec, config.weights, config.classes)
+    if weights_path is None:
+        LOG.warning("no --weights given: exporting %s with random weights", spec.name)
+    classes = int(model.output_shape[-1])
+    if qat_set is not None:
+        _check_labels(qat_set, classes, "--qat_data")
+    if evals is not None and evals.labels is not None:
+        _check_labels(evals, classes, "--eval_data")
+    scored = evals or calib
+    images = scored.images[: config.eval_images]
+    labels = scored.labels[: config.eval_images] if scored.labels is not None and evals is not None else None
+    reference = _softmax(model.predict(images, batch_size=16, verbose=0))
+    name = (config.model_name or spec.name).replace(".", "_").replace("/", "_")
+    parent = os.path.dirname(os.path.abspath(config.output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(config.output_dir)}.tmp-", dir=parent)
+    try:
+        rows = [report.VariantReport("keras_float", "(reference)", int(model.count_params()) * 4)]
+        report.score(rows[0], reference, reference, labels)
+        for fmt in [f for f in FORMATS if f in config.formats]:
+            LOG.info("exporting %s ...", fmt)
+            if fmt == "saved_model":
+                rows.append(_saved_model(model, staging, name, config, images, reference, labels))
+            else:
+                rows.append(_tflite(model, spec, staging, name, fmt, config, calib, qat_set, images, reference, labels))
+            LOG.info("%s: %.2f MB", fmt, rows[-1].size_bytes / 1e6)
+        meta = {
+            "model": spec.name, "spec": spec.to_dict(), "weights": weights_path, "image_size": size,
+            "classes": classes, "scored_on": scored.source, "scored_images": int(len(images)),
+            "labels": labels is not None, "calibration_data": calib.source,
+            "calibration_images": int(len(calib)),
+        }
+        _write(os.path.join(staging, "report.json"), report.to_json(rows, meta))
+        table = report.to_markdown(rows)
+        _write(os.path.join(staging, "report.md"), f"# Export report: {spec.name} at {size}x{size}\n\n{table}\n")
+        _write(os.path.join(staging, "spec.json"), spec.to_json(indent=2))
+        _publish(staging, config.output_dir, config.overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {**meta, "variants": rows, "table": table, "output_dir": config.output_dir}
+
+
+def _check_labels(data: Any, classes: int, flag: str) -> None:
+    if data.labels is not None and len(data.labels) and int(data.labels.max()) >= classes:
+        raise ValueError(
+            f"{flag}={data.source!r} has label {int(data.labels.max())} but the model has {classes} classes"
+        )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _publish(staging: str, output_dir: str, overwrite: bool) -> None:
+    """Rename the finished staging folder to output_dir (replacing it only with --overwrite)."""
+    if os.path.exists(output_dir):
+        if not overwrite:
+            raise ValueError(f"--output_dir={output_dir!r} already exists; pass --overwrite to replace it")
+        old = f"{staging}.old"
+        os.rename(output_dir, old)
+        os.rename(staging, output_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, output_dir)
+
+
+def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, images: np.ndarray,
+                 reference: np.ndarray, labels: np.ndarray | None) -> Any:
+    """Write, reload and score the SavedModel; write the example REST body beside it."""
+    import tensorflow as tf
+
+    from tflite import report, saved_model
+
+    directory = os.path.join(staging, name, str(config.version))
+    signatures = saved_model.save(model, directory, config.image_size, config.top_k)
+    loaded = tf.saved_model.load(directory)
+    probs = np.concatenate([
+        loaded.signatures["serving_default"](images=tf.constant(images[i:i + 32]))["probabilities"].numpy()
+        for i in range(0, len(images), 32)
+    ])
+    saved_model.write_rest_request(os.path.join(staging, "rest_request.json"), images)
+    row = report.VariantReport("saved_model", os.path.join(name, str(config.version)),
+                               saved_model.directory_size(directory), signatures=signatures)
+    report.score(row, probs, reference, labels)
+    return row
+
+
+def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: ExportConfig, calib: Any,
+            qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> Any:
+    """Convert one TFLite variant, write it, score it and time it at 1 and 2 threads."""
+    from tflite import convert, report
+
+    if fmt == "qat_int8":
+        from tflite import qat
+
+        result = qat.run_qat(model, spec, config.image_size, qat_set.images, qat_set.labels,
+                             epochs=config.qat_epochs, learning_rate=config.qat_learning_rate,
+                             batch_size=config.qat_batch_size, io_type=config.int8_io)
+        flatbuffer = result.tflite
+    else:
+        def representative() -> Any:
+            for image in calib.images[: config.calibration_steps]:
+                yield [image[None].astype("float32")]
+
+        flatbuffer = convert.convert_model(model, config.image_size, fmt, config.int8_io,
+                                           representative if fmt == "int8" else None)
+    relative = os.path.join("tflite", f"{name}_{fmt}.tflite")
+    path = os.path.join(staging, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    row = report.VariantReport(fmt, relative, len(flatbuffer), ops=convert.op_names(flatbuffer),
+                               io_type=report.tflite_io_type(path))
+    report.score(row, report.tflite_predict(path, images), reference, labels)
+    for threads in report.LATENCY_THREADS:
+        row.latency_ms[str(threads)] = report.latency(path, images[0], threads, config.latency_runs)
+    return row

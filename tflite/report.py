@@ -1,0 +1,161 @@
+"""What each exported variant costs and gains: size, agreement, accuracy, LiteRT latency.
+
+Agreement is the fraction of images whose top-1 class equals the float Keras model's; accuracy is
+top-1/top-5 against labels when the evaluation data has them. Latency is per image (batch 1)
+through the LiteRT interpreter with its default XNNPACK delegate, at 1 and 2 threads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+LATENCY_THREADS = (1, 2)
+
+
+@dataclass
+class VariantReport:
+    """One row of the report."""
+
+    name: str
+    path: str
+    size_bytes: int
+    agreement: float | None = None
+    top1: float | None = None
+    top5: float | None = None
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    signatures: list[str] | None = None
+    ops: list[str] | None = None
+    io_type: str | None = None
+
+
+def _interpreter(path: str, threads: int) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _quantize(images: np.ndarray, detail: dict) -> np.ndarray:
+    """Float images -> the interpreter's input dtype (quantized with its scale/zero point if int)."""
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return images.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(values.dtype, np.floating):
+        return values.astype("float32")
+    scale, zero_point = detail["quantization"]
+    return (values.astype("float32") - zero_point) * scale
+
+
+def tflite_predict(path: str, images: np.ndarray, threads: int = 2) -> np.ndarray:
+    """Probabilities (N, classes) of a TFLite model, one image per invoke (static batch 1)."""
+    interpreter = _interpreter(path, threads)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], _quantize(image[None], inp))
+        interpreter.invoke()
+        results.append(_dequantize(interpreter.get_tensor(out["index"]), out)[0])
+    return np.stack(results)
+
+
+def tflite_io_type(path: str) -> str:
+    """dtype name of the model's input (float32, int8, uint8)."""
+    return np.dtype(_interpreter(path, 1).get_input_details()[0]["dtype"]).name
+
+
+def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3) -> dict[str, float]:
+    """Mean and p90 milliseconds per invoke on one real image."""
+    if runs < 1:
+        raise ValueError(f"latency runs must be >= 1, got {runs}")
+    interpreter = _interpreter(path, threads)
+    inp = interpreter.get_input_details()[0]
+    interpreter.set_tensor(inp["index"], _quantize(image[None], inp))
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"mean_ms": float(np.mean(times)), "p90_ms": float(np.percentile(times, 90))}
+
+
+def latency_interleaved(paths: list[str], image: np.ndarray, threads: int, runs: int = 30,
+                        warmup: int = 3) -> list[dict[str, float]]:
+    """Like `latency` for several models, alternating invokes so load spikes hit them all alike."""
+    interpreters = []
+    for path in paths:
+        interpreter = _interpreter(path, threads)
+        inp = interpreter.get_input_details()[0]
+        interpreter.set_tensor(inp["index"], _quantize(image[None], inp))
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters.append(interpreter)
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(runs):
+        for i, interpreter in enumerate(interpreters):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times[i].append((time.perf_counter() - start) * 1e3)
+    return [{"mean_ms": float(np.mean(t)), "p90_ms": float(np.percentile(t, 90)),
+             "median_ms": float(np.median(t))} for t in times]
+
+
+def agreement(probs: np.ndarray, reference: np.ndarray) -> float:
+    """Fraction of rows with the same arg-max class as the reference."""
+    return float(np.mean(np.argmax(probs, -1) == np.argmax(reference, -1)))
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose label is among the k most probable classes."""
+    k = min(k, probs.shape[-1])
+    top = np.argsort(-probs, axis=-1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=-1)))
+
+
+def score(row: VariantReport, probs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> None:
+    """Fill agreement (and accuracy when labels are known) of a row."""
+    row.agreement = agreement(probs, reference)
+    if labels is not None:
+        row.top1 = topk_accuracy(probs, labels, 1)
+        row.top5 = topk_accuracy(probs, labels, 5)
+
+
+def to_markdown(rows: list[VariantReport]) -> str:
+    """The markdown table printed at the end of an export."""
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    def ms(row: VariantReport, threads: int) -> str:
+        lat = row.latency_ms.get(str(threads))
+        return "-" if not lat else f"{lat['mean_ms']:.2f} / {lat['p90_ms']:.2f}"
+
+    lines = [
+        "| variant | size (MB) | top-1 agreement | top-1 | top-5 | 1 thread ms (mean / p90) | "
+        "2 threads ms (mean / p90) | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        notes = f"signatures: {', '.join(r.signatures)}" if r.signatures else (f"I/O {r.io_type}" if r.io_type else "")
+        lines.append(
+            f"| {r.name} | {r.size_bytes / 1e6:.2f} | {pct(r.agreement)} | {pct(r.top1)} | {pct(r.top5)} | "
+            f"{ms(r, 1)} | {ms(r, 2)} | {notes} |"
+        )
+    return "\n".join(lines)
+
+
+def to_json(rows: list[VariantReport], meta: dict[str, Any]) -> str:
+    """The report as JSON: run metadata plus one object per variant."""
+    return json.dumps({**meta, "variants": [asdict(r) for r in rows]}, indent=2)
