@@ -31,6 +31,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
     t0 = time.perf_counter()
     trainer = Trainer(cfg, runtime, source, spec, weights=weights)
     os.makedirs(cfg.model_dir, exist_ok=True)
