@@ -39,11 +39,9 @@ def train(
     """Train `spec_or_name` and return metrics (top1_err/top5_err in %, train_time_s, steps, ...).
 
     model_dir=None trains in a temporary directory that is removed afterwards (nothing to resume);
-    with a model_dir the run resumes from its checkpoints like the CLI. Seeds TF/NumPy/Python.
+    with a model_dir the run resumes from its checkpoints like the CLI. `seed` seeds the
+    initialisation (Python/NumPy/TF), the data order and the augmentation.
     """
-    import keras
-
-    keras.utils.set_random_seed(seed)
     temporary = model_dir is None
     directory = tempfile.mkdtemp(prefix="regnet-train-") if temporary else model_dir
     model_name = spec_or_name if isinstance(spec_or_name, str) else "spec"

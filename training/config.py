@@ -116,6 +116,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.epochs is not None and cfg.warmup_epochs is not None and cfg.warmup_epochs > cfg.epochs:
         raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={cfg.epochs}; "
                          f"use --warmup_epochs <= --epochs")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**31:
+        raise ValueError(f"--seed must be an integer in [0, 2**31), got {cfg.seed!r}")
     if cfg.weight_decay < 0:
         raise ValueError(f"--weight_decay must be >= 0, got {cfg.weight_decay}")
     if cfg.dataset != "digits" and not cfg.data_dir:

@@ -59,9 +59,9 @@ def _print_summary(r: dict) -> None:
           f"{r['steps']} steps, {r['train_time_s']:.1f} s training, {r['images_per_s']:.0f} images/s")
     if skipped["train"] or skipped["eval"]:
         print(f"Skipped undecodable images: {int(skipped['train'])} train, {int(skipped['eval'])} eval")
-    print(f"  checkpoint:  {r['checkpoint']}")
+    print(f"  checkpoint:  {os.path.abspath(r['checkpoint'])}")
     print(f"  metrics:     {os.path.join(d, 'metrics.json')}")
-    print(f"  model:       {r['model_path']}")
+    print(f"  model:       {os.path.abspath(r['model_path'])}")
     print(f"  tensorboard: tensorboard --logdir {os.path.join(d, 'logs')}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -30,6 +31,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
     t0 = time.perf_counter()
     trainer = Trainer(cfg, runtime, source, spec, weights=weights)
     os.makedirs(cfg.model_dir, exist_ok=True)
@@ -49,6 +53,13 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
                   checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
                   xla=runtime.xla, precision=runtime.policy)
+    metrics_path = os.path.join(cfg.model_dir, "metrics.json")
+    if result["resumed_from_step"] == result["steps"] and os.path.exists(metrics_path):
+        # A finished run was only re-evaluated: keep its recorded history and timings.
+        with open(metrics_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        result = {**result, **{k: v for k, v in previous.items()
+                               if k in ("history", "train_time_s", "images_per_s", "skipped_images")}}
     if runtime.is_chief:
-        reporting.write_json_atomic(os.path.join(cfg.model_dir, "metrics.json"), result)
+        reporting.write_json_atomic(metrics_path, result)
     return result
