@@ -10,6 +10,8 @@ TEST = [
     "tf-keras==2.21.0",
     "tensorflow-model-optimization==0.8.1",
     "ai-edge-litert>=2.0",
+    "tensorflow-datasets==4.9.10",
+    "importlib_resources>=6.0",
 ]
 
 setup(
@@ -35,6 +37,6 @@ setup(
         "test": TEST,
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
         "tflite": ["ai-edge-litert>=2.0"],
-        "data": ["tensorflow-datasets>=4.9", "importlib_resources"],
+        "data": ["tensorflow-datasets==4.9.10", "importlib_resources>=6.0"],
     },
 )

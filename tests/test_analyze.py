@@ -77,7 +77,6 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
     """Three RegNetX models, a few steps each on the embedded digits, then the analyzer.
 
     Slow (about a minute per model on a busy 2-core box, mostly graph tracing in the trainer)."""
-    pytest.importorskip("training.api", reason="the trainer (training.api) is merged from its own branch")
     env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
     d = str(tmp_path / "sweep")
     cmd = [sys.executable, "-m", "training.sweep", f"--sweep_dir={d}", "--space=regnetx", "--num_models=3",
