@@ -1,6 +1,6 @@
 """keras-regnet: RegNetX/RegNetY and AnyNet for Keras 3, with training, export and design-space tools."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 TEST = [
     "pytest>=8",
@@ -21,7 +21,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    packages=["keras_regnet", "keras_regnet.design_space", "training", "tflite"],
+    packages=find_packages(include=["keras_regnet*", "training*", "tflite*"]),
     package_data={"keras_regnet": ["data/*.json"]},
     python_requires=">=3.10",
     install_requires=[
