@@ -127,6 +127,36 @@ def _use_native_grouped_conv(model: Any) -> int:
     return patched
 
 
+# TFMOT's activation quantizers track their ranges as EMAs with this decay from [-6, 6]; a short
+# fine-tune moves them little, so they are first calibrated on real images (see calibrate_ranges).
+_EMA_DECAY = 0.999
+# (The input QuantizeLayer keeps the running min/max of all values itself, without an EMA.)
+_ACTIVATION_RANGES = {f"{kind}_{end}" for kind in ("output", "post_activation", "pre_activation")
+                      for end in ("min", "max")}
+
+
+def calibrate_ranges(qat_model: Any, images: np.ndarray, passes: int = 3, batch_size: int = 64) -> int:
+    """Set every activation quantizer's range to the batch range seen on real images; return the count.
+
+    One training-mode forward pass updates each range r to d*r + (1-d)*b with the batch range b, so
+    b = (r' - d*r) / (1-d) recovers it exactly; the passes let downstream ranges see calibrated
+    inputs. Every other variable (BN statistics, step counters) is restored afterwards.
+    """
+    ranges = [w for w in qat_model.weights if w.name.split("/")[-1].split(":")[0] in _ACTIVATION_RANGES]
+    range_ids = {id(w) for w in ranges}
+    others = [w for w in qat_model.weights if id(w) not in range_ids]
+    saved = [w.numpy() for w in others]
+    sample = images[:batch_size].astype("float32")
+    for _ in range(passes):
+        before = [w.numpy() for w in ranges]
+        qat_model(sample, training=True)
+        for w, old in zip(ranges, before):
+            w.assign((w.numpy() - _EMA_DECAY * old) / (1.0 - _EMA_DECAY))
+    for w, value in zip(others, saved):
+        w.assign(value)
+    return len(ranges)
+
+
 def fine_tune(qat_model: Any, images: np.ndarray, labels: np.ndarray, epochs: int, learning_rate: float,
               batch_size: int, seed: int = 0) -> Any:
     """A few epochs of SGD (Nesterov momentum 0.9) at a low LR on labelled images."""
@@ -168,6 +198,7 @@ def run_qat(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, labe
         twin = build_twin(spec, image_size, classes, classifier_activation="softmax")
         copied = copy_weights(model, twin)
         qat_model = quantize_twin(twin)
+        calibrate_ranges(qat_model, images)
         history = fine_tune(qat_model, images.astype("float32"), labels.astype("int32"), epochs,
                             learning_rate, batch_size)
         flatbuffer = convert_qat(qat_model, image_size, io_type)
