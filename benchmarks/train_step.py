@@ -47,10 +47,8 @@ def timed(fn, steps: int) -> float:
     return statistics.median(times)
 
 
-def keras3_step_fns(model: keras.Model, x: np.ndarray, y: np.ndarray):
-    """A compiled train step (SGD, cross-entropy) and inference function for a Keras 3 model."""
-    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+def step_fns(model, optimizer, loss_fn, x: np.ndarray, y: np.ndarray):
+    """A compiled train step (SGD, cross-entropy) and an inference function for one model."""
     x, y = tf.constant(x), tf.constant(y)
 
     @tf.function
@@ -63,6 +61,11 @@ def keras3_step_fns(model: keras.Model, x: np.ndarray, y: np.ndarray):
 
     infer = tf.function(lambda: model(x, training=False))
     return (lambda: train().numpy()), (lambda: infer().numpy())
+
+
+def keras3_step_fns(model: keras.Model, x: np.ndarray, y: np.ndarray):
+    return step_fns(model, keras.optimizers.SGD(0.01, momentum=0.9),
+                    keras.losses.SparseCategoricalCrossentropy(), x, y)
 
 
 def tf_keras_step_fns(x: np.ndarray, y: np.ndarray):
@@ -72,20 +75,8 @@ def tf_keras_step_fns(x: np.ndarray, y: np.ndarray):
     except ImportError:
         return None
     model = tf_keras.applications.RegNetY006(weights=None)
-    optimizer = tf_keras.optimizers.SGD(0.01, momentum=0.9)
-    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy()
-    x, y = tf.constant(x), tf.constant(y)
-
-    @tf.function
-    def train():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    infer = tf.function(lambda: model(x, training=False))
-    return (lambda: train().numpy()), (lambda: infer().numpy())
+    return step_fns(model, tf_keras.optimizers.SGD(0.01, momentum=0.9),
+                    tf_keras.losses.SparseCategoricalCrossentropy(), x, y)
 
 
 def main() -> None:
