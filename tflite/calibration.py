@@ -68,22 +68,21 @@ def load_images(source: str, image_size: int, limit: int | None = None, flag: st
 
 
 def digits_rgb(image_size: int, split: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """The training pipeline's embedded digits split, upscaled to image_size RGB 0-255 (bilinear)."""
+    """scikit-learn's 8x8 digits, upscaled to image_size x image_size RGB 0-255 (bilinear)."""
     import tensorflow as tf
-
-    from training.data.digits import load_arrays
+    from sklearn.datasets import load_digits
 
     if split not in DIGITS_SPLITS:
         raise ValueError(f"digits split must be one of {DIGITS_SPLITS}, got {split!r}")
-    train_x, train_y, test_x, test_y = load_arrays()
-    grey, labels = {
-        "train": (train_x, train_y),
-        "test": (test_x, test_y),
-        "all": (np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])),
-    }[split]
-    images = tf.image.resize(grey.astype("float32")[..., None], (image_size, image_size), method="bilinear")
-    images = np.clip(np.repeat(images.numpy(), 3, axis=-1), 0.0, 255.0)
-    return images.astype("float32"), labels.astype("int64")
+    data = load_digits()
+    held_out = np.zeros(len(data.target), dtype=bool)
+    for c in np.unique(data.target):
+        held_out[np.flatnonzero(data.target == c)[::5]] = True
+    keep = {"all": np.ones_like(held_out), "test": held_out, "train": ~held_out}[split]
+    grey = np.round(data.images[keep] * (255.0 / 16.0)).astype("float32")[..., None]
+    images = tf.image.resize(grey, (image_size, image_size), method="bilinear").numpy()
+    images = np.clip(np.repeat(images, 3, axis=-1), 0.0, 255.0)
+    return images.astype("float32"), data.target[keep].astype("int64")
 
 
 def _digits(source: str, image_size: int, limit: int | None, flag: str) -> ImageSet:
