@@ -168,16 +168,10 @@ def assign(model: Any, weights: Mapping[str, list[np.ndarray]], source: str = "c
             f"{_listing('model layers without weights in the checkpoint', uncovered)}"
             f"{'; ' if uncovered and unknown else ''}{_listing('checkpoint layers not in the model', unknown)}"
         )
+    from keras_regnet.weights import assign_layer_weights
+
     for name, values in weights.items():
-        layer = layers[name]
-        expected = [tuple(w.shape) for w in layer.weights]
-        got = [tuple(v.shape) for v in values]
-        if expected != got:
-            raise ValueError(
-                f"shape mismatch in layer {name!r}: {source} gives {got}, model {model.name!r} "
-                f"expects {expected}"
-            )
-        layer.set_weights(values)
+        assign_layer_weights(layers[name], values, source, model.name)
 
 
 def load_state_dict(model: Any, state: Mapping[str, np.ndarray], spec: NetSpec, *,

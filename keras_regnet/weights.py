@@ -71,12 +71,16 @@ def copy_weights_by_name(source_model: keras.Model, target: keras.Model, source:
         other = by_name.get(layer.name)
         if other is None:
             raise ValueError(f"{source} has no layer {layer.name!r} needed by model {target.name!r}")
-        values = other.get_weights()
-        expected = [tuple(w.shape) for w in layer.weights]
-        got = [tuple(v.shape) for v in values]
-        if expected != got:
-            raise ValueError(
-                f"layer {layer.name!r}: {source} has weight shapes {got}, model {target.name!r} "
-                f"expects {expected}"
-            )
-        layer.set_weights(values)
+        assign_layer_weights(layer, other.get_weights(), source, target.name)
+
+
+def assign_layer_weights(layer: keras.layers.Layer, values: list, source: str, model_name: str) -> None:
+    """layer.set_weights(values), but a shape mismatch is a ValueError naming the layer and both shapes."""
+    expected = [tuple(w.shape) for w in layer.weights]
+    got = [tuple(v.shape) for v in values]
+    if expected != got:
+        raise ValueError(
+            f"shape mismatch in layer {layer.name!r}: {source} has weight shapes {got}, "
+            f"model {model_name!r} expects {expected}"
+        )
+    layer.set_weights(values)
