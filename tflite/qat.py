@@ -110,8 +110,31 @@ def quantize_twin(twin: Any) -> Any:
     scope = {"OutputQuantizeConfig": config_cls}
     with qk.quantize_scope(scope):
         qat_model = qk.quantize_apply(annotated)
+    _freeze_like(twin, qat_model)
     _use_native_grouped_conv(qat_model)
     return qat_model
+
+
+def _freeze_like(twin: Any, qat_model: Any) -> int:
+    """Re-freeze the twin's frozen layers (the input normalization); TFMOT's cloning drops `trainable`.
+
+    Left trainable, the normalization's tiny 1/(255*std) kernel gets the largest gradient of the
+    whole model and fine-tuning wrecks the input scaling within a few steps.
+    """
+    frozen = {layer.name for layer in twin.layers if layer.weights and not layer.trainable}
+    count = 0
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", layer)
+        if inner.name in frozen:
+            layer.trainable = False  # sets the inner layer's flag
+            # QuantizeWrapper also keeps the quantized kernel in its own trainable list (the
+            # inner layer no longer tracks it), whatever the flag says; move it to non-trainable.
+            own = layer._trainable_weights
+            for i in reversed(range(len(own))):
+                if own[i].name.startswith(f"{inner.name}/"):
+                    layer._non_trainable_weights.append(own.pop(i))
+            count += 1
+    return count
 
 
 def _use_native_grouped_conv(model: Any) -> int:
@@ -130,21 +153,37 @@ def _use_native_grouped_conv(model: Any) -> int:
 # TFMOT's activation quantizers track their ranges as EMAs with this decay from [-6, 6]; a short
 # fine-tune moves them little, so they are first calibrated on real images (see calibrate_ranges).
 _EMA_DECAY = 0.999
-# (The input QuantizeLayer keeps the running min/max of all values itself, without an EMA.)
 _ACTIVATION_RANGES = {f"{kind}_{end}" for kind in ("output", "post_activation", "pre_activation")
                       for end in ("min", "max")}
+
+
+def _variable_kind(weight: Any) -> str:
+    """'ema_range' (activation quantizers), 'set_range' (weights and the input layer) or 'other'.
+
+    Weight quantizers take the last value of each weight's min/max and the input QuantizeLayer the
+    running min/max of all values it saw, so their ranges after a training-mode pass are right as
+    they are; only the EMA-tracked activation ranges need inverting.
+    """
+    short = weight.name.split("/")[-1].split(":")[0]
+    if short in _ACTIVATION_RANGES:
+        return "ema_range"
+    if short.endswith(("_min", "_max")):
+        return "set_range"
+    return "other"
 
 
 def calibrate_ranges(qat_model: Any, images: np.ndarray, passes: int = 3, batch_size: int = 64) -> int:
     """Set every activation quantizer's range to the batch range seen on real images; return the count.
 
-    One training-mode forward pass updates each range r to d*r + (1-d)*b with the batch range b, so
-    b = (r' - d*r) / (1-d) recovers it exactly; the passes let downstream ranges see calibrated
-    inputs. Every other variable (BN statistics, step counters) is restored afterwards.
+    One training-mode forward pass updates each EMA range r to d*r + (1-d)*b with the batch range b,
+    so b = (r' - d*r) / (1-d) recovers it exactly; the passes let downstream ranges see calibrated
+    inputs. Weight and input ranges are kept as the passes set them (before any training-mode pass
+    they are placeholders, e.g. [0, 0] for the input, which zero the model in inference mode). Every
+    other variable (BN statistics, step counters) is restored afterwards.
     """
-    ranges = [w for w in qat_model.weights if w.name.split("/")[-1].split(":")[0] in _ACTIVATION_RANGES]
-    range_ids = {id(w) for w in ranges}
-    others = [w for w in qat_model.weights if id(w) not in range_ids]
+    kinds = [(w, _variable_kind(w)) for w in qat_model.weights]
+    ranges = [w for w, kind in kinds if kind == "ema_range"]
+    others = [w for w, kind in kinds if kind == "other"]
     saved = [w.numpy() for w in others]
     sample = images[:batch_size].astype("float32")
     for _ in range(passes):
@@ -154,7 +193,7 @@ def calibrate_ranges(qat_model: Any, images: np.ndarray, passes: int = 3, batch_
             w.assign((w.numpy() - _EMA_DECAY * old) / (1.0 - _EMA_DECAY))
     for w, value in zip(others, saved):
         w.assign(value)
-    return len(ranges)
+    return len(ranges) + sum(kind == "set_range" for _, kind in kinds)
 
 
 def fine_tune(qat_model: Any, images: np.ndarray, labels: np.ndarray, epochs: int, learning_rate: float,
