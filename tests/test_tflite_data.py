@@ -18,6 +18,19 @@ def test_digits_train_and_test_are_disjoint_and_cover_the_dataset():
     assert not any(img.tobytes() in flat_train for img in test.images[:50])
 
 
+def test_digits_test_split_is_the_training_pipelines_eval_set():
+    """Export scores a trained model on the very images training held out, pixel for pixel."""
+    from training.data.digits import make_source
+
+    source = make_source()
+    records = source.eval_records(None)
+    expected = np.stack([source.eval_map(pixels, 16).numpy() for pixels, _ in records])
+    labels = np.array([int(label) for _, label in records])
+    test = load_images("digits:test", 16)
+    np.testing.assert_allclose(test.images, expected, atol=1e-4)
+    np.testing.assert_array_equal(test.labels, labels)
+
+
 def test_limit_takes_the_first_images():
     assert len(load_images("digits:test", 8, limit=7)) == 7
 

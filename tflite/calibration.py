@@ -9,8 +9,8 @@ Sources (the `--calibration_data` / `--eval_data` / `--qat_data` syntax):
                              the sorted sub-folder names) or directly in the folder (no labels).
   tfds:<name>[:<split>]      a TensorFlow Datasets dataset already prepared in the TFDS data dir.
 Folder and TFDS images get the serving preprocessing (shorter side to size/0.875, centre crop).
-This duplicates a small part of the training pipeline's readers (training/) on purpose, so that
-export does not depend on training; the two should share one reader once both are merged.
+The digits split is the training pipeline's own (training.data.digits), so a model trained by
+`python -m training.main` is scored here on exactly the images it never saw.
 """
 
 from __future__ import annotations
@@ -68,21 +68,19 @@ def load_images(source: str, image_size: int, limit: int | None = None, flag: st
 
 
 def digits_rgb(image_size: int, split: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 digits, upscaled to image_size x image_size RGB 0-255 (bilinear)."""
+    """The training pipeline's digits split (training.data.digits), upscaled to RGB 0-255 (bilinear)."""
     import tensorflow as tf
-    from sklearn.datasets import load_digits
+
+    from training.data.digits import load_arrays
 
     if split not in DIGITS_SPLITS:
         raise ValueError(f"digits split must be one of {DIGITS_SPLITS}, got {split!r}")
-    data = load_digits()
-    held_out = np.zeros(len(data.target), dtype=bool)
-    for c in np.unique(data.target):
-        held_out[np.flatnonzero(data.target == c)[::5]] = True
-    keep = {"all": np.ones_like(held_out), "test": held_out, "train": ~held_out}[split]
-    grey = np.round(data.images[keep] * (255.0 / 16.0)).astype("float32")[..., None]
-    images = tf.image.resize(grey, (image_size, image_size), method="bilinear").numpy()
+    train_x, train_y, eval_x, eval_y = load_arrays()
+    grey, labels = {"train": (train_x, train_y), "test": (eval_x, eval_y),
+                    "all": (np.concatenate([train_x, eval_x]), np.concatenate([train_y, eval_y]))}[split]
+    images = tf.image.resize(grey.astype("float32")[..., None], (image_size, image_size), method="bilinear").numpy()
     images = np.clip(np.repeat(images, 3, axis=-1), 0.0, 255.0)
-    return images.astype("float32"), data.target[keep].astype("int64")
+    return images.astype("float32"), labels.astype("int64")
 
 
 def _digits(source: str, image_size: int, limit: int | None, flag: str) -> ImageSet:
