@@ -82,17 +82,21 @@ def latency_table(models: dict, size: int, calib: np.ndarray) -> dict:
 
 def accuracy_drops(name: str) -> dict:
     """Short float training on digits, then PTQ int8 and QAT int8 accuracy on digits:test."""
-    from keras_regnet import build, get_spec
-    from tflite import convert, qat, report
+    import tempfile
+
+    from keras_regnet import get_spec
+    from tflite import checkpoint, convert, qat, report
     from tflite.calibration import load_images
-    from tflite.quick_train import quick_train
+    from training.api import train as train_model
 
     size = FLAGS.train_image_size
     spec = get_spec(name)
     train, test = load_images("digits:train", size), load_images("digits:test", size)
-    model = build(spec, input_shape=(None, None, 3), classes=10, classifier_activation=None)
     start = time.time()
-    quick_train(model, train.images, train.labels, epochs=FLAGS.train_epochs, learning_rate=0.05)
+    with tempfile.TemporaryDirectory() as model_dir:  # the real training pipeline, as users train
+        train_model(name, epochs=FLAGS.train_epochs, image_size=size, batch_size=64, lr=0.1,
+                    warmup_epochs=0.5, model_dir=model_dir)
+        model, _ = checkpoint.load_float_model(spec, model_dir, classes=10)
     float_acc = report.topk_accuracy(model.predict(test.images, verbose=0), test.labels, 1)
     print(f"  {name} float trained {time.time() - start:.0f}s: test top-1 {100 * float_acc:.1f}%", flush=True)
     rep = _representative(train.images, FLAGS.calibration_steps)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from keras_regnet import build, make_spec
+from keras_regnet import make_spec
 from tflite.pipeline import ExportConfig, run_export
 
 SIZE = 16
@@ -17,20 +17,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A training-style model_dir holding model.keras, and the spec JSON file."""
-    from tflite.calibration import load_images
-    from tflite.quick_train import quick_train
+    """A real training run's model_dir (training.api.train on the digits), and the spec JSON file."""
+    from training.api import train
 
     root = tmp_path_factory.mktemp("trained")
     spec = make_spec([1, 1], [16, 32], group_widths=8, block="y", se_ratio=0.25, stem_width=16,
                      stem_stride=1, name="tiny_digits")
-    model = build(spec, input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None)
-    train = load_images("digits:train", SIZE)
-    accuracy = quick_train(model, train.images, train.labels, epochs=3, learning_rate=0.1)
-    assert accuracy[-1] > 0.6, accuracy
     model_dir = root / "model_dir"
-    (model_dir / "checkpoints").mkdir(parents=True)
-    model.save(str(model_dir / "model.keras"))
+    result = train(spec, epochs=4, image_size=SIZE, batch_size=32, lr=0.1, warmup_epochs=0.5,
+                   model_dir=str(model_dir))
+    assert result["top1_err"] < 40, result
     (root / "spec.json").write_text(spec.to_json())
     return {"model_dir": str(model_dir), "spec": str(root / "spec.json"), "root": root}
 
