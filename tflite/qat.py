@@ -243,3 +243,20 @@ def run_qat(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, labe
         flatbuffer = convert_qat(qat_model, image_size, io_type)
     return QatResult(flatbuffer, [float(v) for v in history.history["loss"]],
                      [float(v) for v in history.history["accuracy"]], copied)
+
+
+def fine_tune_float_twin(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, labels: np.ndarray, *,
+                         epochs: int = 2, learning_rate: float = 1e-3, batch_size: int = 32) -> Any:
+    """QAT's control: the same fine-tuning of the same twin without fake quantization (tf_keras model).
+
+    QAT also trains; on a briefly trained float model that extra training alone raises accuracy, so
+    the quantization cost is QAT's accuracy against this control, not against the starting model.
+    """
+    classes = int(model.get_layer("predictions").units)
+    with _legacy_keras_env():
+        from tflite.twin import build_twin, copy_weights
+
+        twin = build_twin(spec, image_size, classes, classifier_activation="softmax")
+        copy_weights(model, twin)
+        fine_tune(twin, images.astype("float32"), labels.astype("int32"), epochs, learning_rate, batch_size)
+    return twin
