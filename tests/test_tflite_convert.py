@@ -101,3 +101,48 @@ def test_unsupported_ops_are_parsed_from_converter_messages():
 def test_bad_format_arguments(tiny_model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         convert.convert_model(tiny_model, SIZE, **kwargs)
+
+
+def test_a_model_xnnpack_refuses_runs_on_reference_kernels_and_is_flagged(tiny_model, images, tmp_path, monkeypatch,
+                                                                          caplog):
+    import ai_edge_litert.interpreter as litert
+
+    path = _write(tmp_path, convert.convert_model(tiny_model, SIZE, "float32"), "refused")
+    expected = report.tflite_predict(path, images, threads=1)
+    real = litert.Interpreter
+
+    class XnnpackRefuses(real):
+        """Fails to prepare the way LiteRT does when XNNPACK rejects a node, unless delegates are off."""
+
+        def __init__(self, *args, **kwargs):
+            self.plain = kwargs.get("experimental_op_resolver_type") is not None
+            super().__init__(*args, **kwargs)
+
+        def allocate_tensors(self):
+            if not self.plain:
+                raise RuntimeError("failed to create XNNPACK runtimeNode number 7 (TfLiteXNNPackDelegate) "
+                                   "failed to prepare.")
+            return super().allocate_tensors()
+
+    monkeypatch.setattr(litert, "Interpreter", XnnpackRefuses)
+    with caplog.at_level("WARNING", logger="tflite"):
+        np.testing.assert_allclose(report.tflite_predict(path, images, threads=1), expected, atol=1e-5)
+    assert "XNNPACK cannot run" in caplog.text
+    assert report.delegate(path).startswith("reference kernels (XNNPACK failed: failed to create XNNPACK")
+    row = report.VariantReport("float32", path, 1, io_type="float32", delegate=report.delegate(path))
+    assert "XNNPACK refused it" in report.to_markdown([row])
+
+
+def test_other_allocation_errors_are_not_swallowed(tiny_model, tmp_path, monkeypatch):
+    import ai_edge_litert.interpreter as litert
+
+    path = _write(tmp_path, convert.convert_model(tiny_model, SIZE, "float32"), "broken")
+
+    class Broken(litert.Interpreter):
+        def allocate_tensors(self):
+            raise RuntimeError("tensor 3 has an invalid shape")
+
+    monkeypatch.setattr(litert, "Interpreter", Broken)
+    with pytest.raises(RuntimeError, match="invalid shape"):
+        report.tflite_predict(path, np.zeros((1, SIZE, SIZE, 3), "float32"))
+    assert report.delegate(path) == "xnnpack"

@@ -212,4 +212,5 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
     report.score(row, report.tflite_predict(path, images), reference, labels)
     for threads in report.LATENCY_THREADS:
         row.latency_ms[str(threads)] = report.latency(path, images[0], threads, config.latency_runs)
+    row.delegate = report.delegate(path)
     return row
