@@ -87,6 +87,13 @@ def test_calibration_data_without_images_fails_before_conversion(trained, tmp_pa
     assert not (trained["root"] / "x3").exists()
 
 
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0, "half"])
+def test_bad_prune_sparsity_names_the_flag(trained, sparsity):
+    with pytest.raises(ValueError, match=r"--prune_sparsity must be in \[0, 1\), got"):
+        run_export(_config(trained, formats=("pruned_int8",), prune_sparsity=sparsity,
+                           output_dir=str(trained["root"] / "x4")))
+
+
 def _cli(*args, timeout=900):
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_USE_LEGACY_KERAS", None)
@@ -100,19 +107,26 @@ def test_cli_bad_format_names_the_flag(tmp_path):
     assert "--formats" in result.stderr and "int4" in result.stderr and "qat_int8" in result.stderr
 
 
-def test_cli_qat_int8_end_to_end_in_its_own_process(trained):
-    """QAT imports TFMOT (which flips TF_USE_LEGACY_KERAS), so it runs in a subprocess."""
+def test_cli_qat_int8_and_pruned_int8_end_to_end_in_their_own_process(trained):
+    """QAT and pruning import TFMOT (which flips TF_USE_LEGACY_KERAS), so they run in a subprocess."""
     out = trained["root"] / "qat_export"
     result = _cli(f"--model={trained['spec']}", f"--weights={trained['model_dir']}", f"--image_size={SIZE}",
-                  "--formats=qat_int8", f"--output_dir={out}", "--eval_data=digits:test", "--qat_epochs=1",
-                  "--qat_images=512", "--latency_runs=3", "--calibration_steps=20")
+                  "--formats=qat_int8,pruned_int8", f"--output_dir={out}", "--eval_data=digits:test",
+                  "--qat_epochs=1", "--prune_epochs=2", "--prune_sparsity=0.3", "--qat_images=512",
+                  "--latency_runs=3", "--calibration_steps=20")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| qat_int8 |" in result.stdout
     rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["variants"]}
     qat = rows["qat_int8"]
     assert qat["io_type"] == "uint8" and "CONV_2D" in qat["ops"]
     assert not [op for op in qat["ops"] if op.startswith("Flex") or op == "CUSTOM"]
-    # One epoch of QAT on 512 images keeps the float model's predictions (0.995 agreement and 95%
-    # top-1 measured); the bar is the one PTQ int8 meets.
+    # One epoch of QAT on 512 images keeps the float model's predictions (0.91-0.995 agreement
+    # measured); the bar is the one PTQ int8 meets, and top-1 stays within 5 points of float.
     assert qat["agreement"] >= INT8_AGREEMENT_THRESHOLD, qat
-    assert qat["top1"] >= 0.85, qat
+    assert qat["top1"] >= rows["keras_float"]["top1"] - 0.05, (qat, rows["keras_float"])
+    pruned = rows["pruned_int8"]
+    assert abs(pruned["sparsity"] - 0.3) < 0.02, pruned
+    assert pruned["io_type"] == "uint8" and pruned["gzip_bytes"] < pruned["size_bytes"]
+    # 30% of a tiny 2-stage model pruned in 2 short epochs: 88.5% agreement measured.
+    assert pruned["agreement"] >= 0.7, pruned
+    assert "| pruned_int8 |" in result.stdout and "kernel sparsity 30%" in result.stdout

@@ -48,6 +48,9 @@ flags.DEFINE_integer("qat_epochs", 2, "QAT fine-tuning epochs.")
 flags.DEFINE_float("qat_learning_rate", 1e-3, "QAT fine-tuning learning rate (SGD, Nesterov momentum 0.9).")
 flags.DEFINE_integer("qat_batch_size", 32, "QAT fine-tuning batch size.")
 flags.DEFINE_integer("qat_images", 1000, "At most this many QAT training images.")
+flags.DEFINE_float("prune_sparsity", 0.5, "pruned_int8: fraction of conv/dense kernel weights set to zero "
+                   "by TFMOT magnitude pruning (polynomial schedule over the fine-tune).")
+flags.DEFINE_integer("prune_epochs", 2, "pruned_int8: pruning fine-tune epochs (on --qat_data, at --qat_learning_rate).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
 
 
@@ -61,7 +64,8 @@ def config_from_flags() -> ExportConfig:
         int8_io=FLAGS.int8_io, model_name=FLAGS.model_name, version=FLAGS.version, top_k=FLAGS.top_k,
         latency_runs=FLAGS.latency_runs, qat_data=FLAGS.qat_data, qat_epochs=FLAGS.qat_epochs,
         qat_learning_rate=FLAGS.qat_learning_rate, qat_batch_size=FLAGS.qat_batch_size,
-        qat_images=FLAGS.qat_images, overwrite=FLAGS.overwrite,
+        qat_images=FLAGS.qat_images, prune_sparsity=FLAGS.prune_sparsity, prune_epochs=FLAGS.prune_epochs,
+        overwrite=FLAGS.overwrite,
     )
 
 

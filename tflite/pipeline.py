@@ -21,7 +21,8 @@ import numpy as np
 
 LOG = logging.getLogger("tflite")
 
-FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8")
+FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8", "pruned_int8")
+FINE_TUNED = ("qat_int8", "pruned_int8")  # formats that fine-tune on labelled --qat_data
 DEFAULT_FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8")
 
 
@@ -49,6 +50,8 @@ class ExportConfig:
     qat_learning_rate: float = 1e-3
     qat_batch_size: int = 32
     qat_images: int = 1000
+    prune_sparsity: float = 0.5
+    prune_epochs: int = 2
     overwrite: bool = False
 
     def validate(self) -> "ExportConfig":
@@ -60,13 +63,16 @@ class ExportConfig:
                                      ("eval_images", self.eval_images, 1), ("version", self.version, 1),
                                      ("top_k", self.top_k, 1), ("latency_runs", self.latency_runs, 1),
                                      ("qat_epochs", self.qat_epochs, 1), ("qat_batch_size", self.qat_batch_size, 1),
-                                     ("qat_images", self.qat_images, 1)):
+                                     ("qat_images", self.qat_images, 1), ("prune_epochs", self.prune_epochs, 1)):
             if not isinstance(value, int) or value < minimum:
                 raise ValueError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
         if self.classes is not None and self.classes < 1:
             raise ValueError(f"--classes must be >= 1 (or unset to read it from the checkpoint), got {self.classes}")
         if self.int8_io not in ("int8", "uint8"):
             raise ValueError(f"--int8_io must be int8 or uint8, got {self.int8_io!r}")
+        from tflite.prune import check_sparsity
+
+        check_sparsity(self.prune_sparsity)
         if not self.qat_learning_rate > 0:
             raise ValueError(f"--qat_learning_rate must be > 0, got {self.qat_learning_rate}")
         if os.path.exists(self.output_dir) and not self.overwrite:
@@ -87,7 +93,7 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     calib = calibration.load_images(config.calibration_data, size, config.calibration_steps)
     evals = calibration.load_images(config.eval_data, size, config.eval_images, "--eval_data") if config.eval_data else None
     qat_set = None
-    if "qat_int8" in config.formats:
+    if any(fmt in config.formats for fmt in FINE_TUNED):
         qat_set = calibration.load_images(config.qat_data or config.calibration_data, size, config.qat_images, "--qat_data")
     model, weights_path = checkpoint.load_float_model(spec, config.weights, config.classes)
     if weights_path is None:
@@ -187,7 +193,9 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
             qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> Any:
     """Convert one TFLite variant, write it, score it and time it at 1 and 2 threads."""
     from tflite import convert, report
+    from tflite.prune import gzip_size
 
+    sparsity = None
     if fmt == "qat_int8":
         from tflite import qat
 
@@ -195,22 +203,37 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
                              epochs=config.qat_epochs, learning_rate=config.qat_learning_rate,
                              batch_size=config.qat_batch_size, io_type=config.int8_io)
         flatbuffer = result.tflite
-    else:
-        def representative() -> Any:
-            for image in calib.images[: config.calibration_steps]:
-                yield [image[None].astype("float32")]
+    elif fmt == "pruned_int8":
+        from tflite import prune
 
+        result = prune.run_pruning(model, spec, config.image_size, qat_set.images, qat_set.labels,
+                                   sparsity=config.prune_sparsity, epochs=config.prune_epochs,
+                                   learning_rate=config.qat_learning_rate, batch_size=config.qat_batch_size)
+        flatbuffer = convert.convert_model(result.model, config.image_size, "int8", config.int8_io,
+                                           _representative(calib, config.calibration_steps))
+        sparsity = result.sparsity
+    else:
         flatbuffer = convert.convert_model(model, config.image_size, fmt, config.int8_io,
-                                           representative if fmt == "int8" else None)
+                                           _representative(calib, config.calibration_steps) if fmt == "int8" else None)
     relative = os.path.join("tflite", f"{name}_{fmt}.tflite")
     path = os.path.join(staging, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(flatbuffer)
     row = report.VariantReport(fmt, relative, len(flatbuffer), ops=convert.op_names(flatbuffer),
-                               io_type=report.tflite_io_type(path))
+                               io_type=report.tflite_io_type(path), gzip_bytes=gzip_size(flatbuffer),
+                               sparsity=sparsity)
     report.score(row, report.tflite_predict(path, images), reference, labels)
     for threads in report.LATENCY_THREADS:
         row.latency_ms[str(threads)] = report.latency(path, images[0], threads, config.latency_runs)
     row.delegate = report.delegate(path)
     return row
+
+
+def _representative(calib: Any, steps: int) -> Any:
+    """The int8 converter's representative dataset: real calibration images, batch 1."""
+    def generate() -> Any:
+        for image in calib.images[:steps]:
+            yield [image[None].astype("float32")]
+
+    return generate

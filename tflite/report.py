@@ -34,6 +34,8 @@ class VariantReport:
     ops: list[str] | None = None
     io_type: str | None = None
     delegate: str | None = None
+    gzip_bytes: int | None = None
+    sparsity: float | None = None
 
 
 # Models XNNPACK refused to prepare (path -> its error); they run on LiteRT's reference kernels.
@@ -178,6 +180,10 @@ def to_markdown(rows: list[VariantReport]) -> str:
     ]
     for r in rows:
         notes = f"signatures: {', '.join(r.signatures)}" if r.signatures else (f"I/O {r.io_type}" if r.io_type else "")
+        if r.gzip_bytes:
+            notes += f"; gzip {r.gzip_bytes / 1e6:.2f} MB"
+        if r.sparsity is not None:
+            notes += f"; kernel sparsity {100 * r.sparsity:.0f}%"
         if r.delegate and r.delegate != "xnnpack":
             notes += "; XNNPACK refused it, reference kernels timed"
         lines.append(
