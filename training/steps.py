@@ -85,12 +85,13 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
 
 
 def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
-                average: Sequence[Any] = ()) -> Callable:
+                average: Sequence[Any] = (), after: Callable[[], Any] | None = None) -> Callable:
     """tf.function(iterator) running replica_fn on the next batch and summing over replicas.
 
     Variables in `average` (BN moving statistics) are set to their mean over all replicas after
     each step, so replicas stay identical as with pycls' DDP buffer broadcast; without this each
-    replica would keep statistics of its own sub-batches.
+    replica would keep statistics of its own sub-batches. `after` (the weight EMA update) runs
+    next, in cross-replica context, once the weights and statistics are final for the step.
     """
     tf_vars = [getattr(v, "value", v) for v in average] if strategy.num_replicas_in_sync > 1 else []
 
@@ -103,6 +104,8 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
                 tf.distribute.ReduceOp.MEAN, [(v, v) for v in tf_vars])
             for v, m in zip(tf_vars, means):
                 v.assign(m)
+        if after is not None:
+            after()
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in outputs)
 
     return step
