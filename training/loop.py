@@ -22,6 +22,7 @@ import tensorflow as tf
 from training import reporting, steps
 from training.ema import WeightEMA, averaged_weights
 from training.config import TrainConfig
+from training.data.mix import MixConfig
 from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
@@ -140,12 +141,13 @@ class Trainer:
     # Train / eval -------------------------------------------------------------------------
     def _train_iterator(self, epoch: int, start: int, count: int) -> Any:
         cfg = self.cfg
+        mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
-                                 cfg.image_size, cfg.seed, cfg.deterministic)
+                                 cfg.image_size, cfg.seed, cfg.deterministic, mix)
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
