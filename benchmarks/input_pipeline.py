@@ -51,8 +51,7 @@ def images_per_second(jpegs: list[bytes], crop_fn, count: int, size: int, batch:
 
     def fn(i: tf.Tensor, data: tf.Tensor) -> tf.Tensor:
         seed = tf.stack([tf.constant(0, tf.int64), i])
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        return augment.flip_and_lighting(crop_fn(data, seeds[0], size), seeds[1])
+        return augment.train_image(data, seed, size, decode_crop=crop_fn)
 
     ds = tf.data.Dataset.from_tensor_slices(jpegs).repeat().take(count + batch)
     ds = tf.data.Dataset.zip((tf.data.Dataset.range(count + batch), ds))
