@@ -29,7 +29,7 @@ def closed_form(history: list[np.ndarray], decay: float) -> np.ndarray:
 # Shared by the in-process test and the mirrored subprocess: train STEPS steps recording the
 # averaged weights after every step, then compare the EMA with the closed form.
 RECORDING_RUN = textwrap.dedent('''
-    def recording_run(mode, model_dir, decay, steps):
+    def recording_run(mode, model_dir, decay, steps, fit=True):
         import keras
         from training.config import TrainConfig
         from training.data import make_source
@@ -52,8 +52,12 @@ RECORDING_RUN = textwrap.dedent('''
             return out
 
         trainer.train_step = recorded
-        metrics = trainer.fit()
-        return trainer, history, metrics
+        if fit:  # the whole loop: train, checkpoint, evaluate (EMA and raw)
+            return trainer, history, trainer.fit()
+        iterator = trainer._train_iterator(0, 0, steps)  # just the distributed steps
+        for _ in range(steps):
+            trainer.train_step(iterator)
+        return trainer, history, None
 ''')
 exec(RECORDING_RUN)  # defines recording_run for the in-process tests
 
@@ -86,8 +90,12 @@ def test_resume_restores_the_ema_state(tmp_path):
     from training.run import prepare
     from training.strategy import make_runtime
 
+    import tensorflow as tf
+
     first, _, _ = recording_run("one_device", str(tmp_path), DECAY, 2)  # noqa: F821
     saved = [s.numpy() for s in first.ema.shadows]
+    stored = [n for n, _ in tf.train.list_variables(first.manager.latest_checkpoint) if n.startswith("ema/")]
+    assert len(stored) == len(saved)  # the shadows only, not a second copy of the weights
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32, epochs=1,
                                        max_steps=2, model_dir=str(tmp_path), verbose=0, ema_decay=DECAY,
                                        deterministic=True))
@@ -109,7 +117,7 @@ MIRRORED = textwrap.dedent('''
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 ''') + RECORDING_RUN + textwrap.dedent('''
-    trainer, history, _ = recording_run("mirrored", sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    trainer, history, _ = recording_run("mirrored", sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), fit=False)
     gap, err = 0.0, 0.0
     for i, shadow in enumerate(trainer.ema.shadows):
         copies = [c.numpy() for c in shadow.values]

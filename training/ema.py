@@ -6,8 +6,8 @@ moving mean/variance alike (as timm's ModelEmaV2 and Model Garden's EMA average 
 weights), so the averaged model has statistics on the same time scale as its weights. Shadows are
 created under the strategy's scope (mirrored like the weights) and updated device by device with
 `strategy.extended.update`, so every replica and worker holds the same average without any
-communication. The shadows are a `tf.Module`, checkpointed next to the model so a resumed run
-continues the same average.
+communication. The shadows live in `WeightEMA.state` (a `tf.Module` holding only them), which is
+checkpointed next to the model so a resumed run continues the same average.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ def averaged_weights(model: Any) -> list[Any]:
     return out
 
 
-class WeightEMA(tf.Module):
+class WeightEMA:
     """Shadow copies of `weights` and their per-step EMA update; build under strategy.scope()."""
 
-    def __init__(self, weights: Sequence[Any], decay: float, name: str = "weight_ema") -> None:
-        super().__init__(name=name)
+    def __init__(self, weights: Sequence[Any], decay: float) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"--ema_decay must be in (0, 1) to keep an average, got {decay}")
         self.decay = float(decay)
@@ -39,6 +38,8 @@ class WeightEMA(tf.Module):
         # tf.Variable(initial_value=variable) reads each device's own copy under a strategy.
         self.shadows = [tf.Variable(w, trainable=False, name=f"ema_{i}")
                         for i, w in enumerate(self._weights)]
+        self.state = tf.Module(name="weight_ema")  # what checkpoints track (not the weights again)
+        self.state.shadows = self.shadows
 
     def update(self, strategy: tf.distribute.Strategy) -> None:
         """shadow <- decay * shadow + (1 - decay) * weight on every device (cross-replica context)."""

@@ -83,7 +83,7 @@ class Trainer:
                             if cfg.ema_decay else None)
         finally:
             keras.config.set_dtype_policy(previous_policy)
-        tracked = {"ema": self.ema} if self.ema is not None else {}
+        tracked = {"ema": self.ema.state} if self.ema is not None else {}
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               step=self.step, epoch=self.epoch, **tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
