@@ -20,10 +20,10 @@ import keras
 import tensorflow as tf
 
 from training import reporting, steps
-from training.ema import WeightEMA, averaged_weights
 from training.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.ema import WeightEMA, averaged_weights
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
 from training.strategy import Runtime
