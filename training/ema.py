@@ -35,7 +35,7 @@ class WeightEMA:
             raise ValueError(f"--ema_decay must be in (0, 1) to keep an average, got {decay}")
         self.decay = float(decay)
         self._weights = list(weights)
-        # tf.Variable(initial_value=variable) reads each device's own copy under a strategy.
+        # Start at the current weights (identical on every replica); mirrored under a strategy scope.
         self.shadows = [tf.Variable(w, trainable=False, name=f"ema_{i}")
                         for i, w in enumerate(self._weights)]
         self.state = tf.Module(name="weight_ema")  # what checkpoints track (not the weights again)
