@@ -36,10 +36,11 @@ def define_flags() -> None:
                        "statistics) with this decay per step, e.g. 0.9999; evaluate and export it. "
                        "0: off. The average spans about 1 / (1 - decay) steps: keep that well below the "
                        "run's total steps.")
-    flags.DEFINE_float("mixup_alpha", 0.0, "Mixup: blend each training batch with its reverse, weight "
-                       "~ Beta(alpha, alpha), soft labels (e.g. 0.2). 0: off.")
-    flags.DEFINE_float("cutmix_alpha", 0.0, "CutMix: paste a box of each batch's reverse, area fraction "
-                       "~ 1 - Beta(alpha, alpha), labels weighted by area (e.g. 1.0). 0: off.")
+    flags.DEFINE_float("mixup_alpha", 0.0, "Mixup: blend image i of each training batch with image "
+                       "B-1-i, weight ~ Beta(alpha, alpha), soft labels (e.g. 0.2). 0: off.")
+    flags.DEFINE_float("cutmix_alpha", 0.0, "CutMix: paste a box of image B-1-i into image i of each "
+                       "training batch, pasted area ~ 1 - Beta(alpha, alpha), labels weighted by area "
+                       "(e.g. 1.0). 0: off.")
     flags.DEFINE_float("mixup_switch_prob", 0.5, "With both --mixup_alpha and --cutmix_alpha > 0: the "
                        "probability that a batch uses CutMix instead of mixup.")
     flags.DEFINE_bool("zero_init_final_gamma", False, "Zero-init the last BN gamma of every residual block.")
