@@ -54,9 +54,11 @@ RECORDING_RUN = textwrap.dedent('''
         trainer.train_step = recorded
         if fit:  # the whole loop: train, checkpoint, evaluate (EMA and raw)
             return trainer, history, trainer.fit()
-        iterator = trainer._train_iterator(0, 0, steps)  # just the distributed steps
+        trainer.restore_or_start()  # a fresh run: writes config.json, step 0
+        iterator = trainer._train_iterator(0, 0, steps)  # just the distributed steps, no eval
         for _ in range(steps):
             trainer.train_step(iterator)
+            trainer.step.assign_add(1)
         return trainer, history, None
 ''')
 exec(RECORDING_RUN)  # defines recording_run for the in-process tests
@@ -83,7 +85,7 @@ def test_ema_after_k_steps_equals_the_closed_form_and_is_evaluated_and_exported(
             np.testing.assert_allclose(np.asarray(w.numpy()), by_path[w.path].numpy(), atol=1e-7)
 
 
-def test_resume_restores_the_ema_state(tmp_path):
+def test_resume_restores_the_ema_state_and_continues_it_exactly(tmp_path):
     from training.config import TrainConfig
     from training.data import make_source
     from training.loop import Trainer
@@ -92,19 +94,27 @@ def test_resume_restores_the_ema_state(tmp_path):
 
     import tensorflow as tf
 
-    first, _, _ = recording_run("one_device", str(tmp_path), DECAY, 2)  # noqa: F821
+    first, _, _ = recording_run("one_device", str(tmp_path / "run"), DECAY, 2, fit=False)  # noqa: F821
+    first.save_checkpoint()
     saved = [s.numpy() for s in first.ema.shadows]
     stored = [n for n, _ in tf.train.list_variables(first.manager.latest_checkpoint) if n.startswith("ema/")]
     assert len(stored) == len(saved)  # the shadows only, not a second copy of the weights
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32, epochs=1,
-                                       max_steps=2, model_dir=str(tmp_path), verbose=0, ema_decay=DECAY,
-                                       deterministic=True))
+                                       max_steps=4, model_dir=str(tmp_path / "run"), verbose=0,
+                                       ema_decay=DECAY, deterministic=True))
     again = Trainer(cfg, make_runtime("one_device", "off", "off"), make_source(cfg), spec)
     fresh = [s.numpy() for s in again.ema.shadows]
     assert again.restore_or_start() == 2
     assert any(not np.allclose(a, b) for a, b in zip(saved, fresh))  # restoring changes them
     for restored, value in zip(again.ema.shadows, saved):
         np.testing.assert_array_equal(restored.numpy(), value)
+    # Steps 3-4 after the resume give the same average as 4 steps without interruption.
+    iterator = again._train_iterator(0, 2, 2)
+    for _ in range(2):
+        again.train_step(iterator)
+    straight, _, _ = recording_run("one_device", str(tmp_path / "straight"), DECAY, 4, fit=False)  # noqa: F821
+    for resumed, continuous in zip(again.ema.shadows, straight.ema.shadows):
+        np.testing.assert_allclose(resumed.numpy(), continuous.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--ema_decay=0.9 differs from the run being resumed"):
         Trainer(cfg.replace(ema_decay=0.9), make_runtime("one_device", "off", "off"),
                 make_source(cfg), spec).restore_or_start()
