@@ -124,3 +124,12 @@ def test_eval_is_padded_to_whole_batches_with_masked_labels():
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="data_dir"):
         folder.make_source(str(tmp_path))
+
+
+def test_per_channel_offset_equals_the_broadcast_sum():
+    image = tf.random.stateless_uniform([37, 41, 3], [1, 2], 0, 255)
+    offset = tf.constant([1.5, -2.25, 3.1])
+    fast = augment.add_per_channel(image, offset)
+    assert fast.shape == (37, 41, 3)
+    np.testing.assert_array_equal(fast.numpy(), (image + offset).numpy())
+    np.testing.assert_array_equal(fast.numpy()[5, 7], image.numpy()[5, 7] + offset.numpy())

@@ -30,6 +30,9 @@ def _main(*args: str, module: str = "training.main", timeout: int = 120) -> subp
     (["--lr", "-1"], "--lr", "> 0"),
     (["--sync_bn", "--xla", "on"], "--sync_bn", "--xla=off"),
     (["--strategy", "multi_worker_mirrored"], "--strategy=multi_worker_mirrored", "TF_CONFIG"),
+    (["--ema_decay", "1.0"], "--ema_decay", "[0, 1)"),
+    (["--mixup_alpha", "-0.2"], "--mixup_alpha", ">= 0"),
+    (["--cutmix_alpha", "1", "--mixup_switch_prob", "2"], "--mixup_switch_prob", "[0, 1]"),
 ])
 def test_bad_flags_give_one_line_errors(args, flag, allowed):
     result = _main(*args)
@@ -48,7 +51,8 @@ def test_helpfull_documents_the_flags():
     out = _main("--helpfull").stdout
     for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--batch_size", "--lr", "--strategy",
                  "--xla", "--mixed_precision", "--model_dir", "--[no]resume", "--seed", "--image_size",
-                 "--[no]sync_bn", "--label_smoothing", "--checkpoint_every"):
+                 "--[no]sync_bn", "--label_smoothing", "--checkpoint_every", "--ema_decay",
+                 "--mixup_alpha", "--cutmix_alpha", "--mixup_switch_prob"):
         assert flag in out, flag
 
 

@@ -28,6 +28,10 @@ def train(
     weight_decay: float = 5e-5,
     warmup_epochs: float | None = None,
     label_smoothing: float = 0.0,
+    ema_decay: float = 0.0,
+    mixup_alpha: float = 0.0,
+    cutmix_alpha: float = 0.0,
+    mixup_switch_prob: float = 0.5,
     model_dir: str | None = None,
     seed: int = 0,
     max_steps: int | None = None,
@@ -48,6 +52,8 @@ def train(
     cfg = TrainConfig(model=model_name, dataset=dataset, data_dir=data_dir, epochs=epochs,
                       batch_size=batch_size, image_size=image_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
+                      ema_decay=ema_decay, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
+                      mixup_switch_prob=mixup_switch_prob,
                       model_dir=directory, seed=seed, max_steps=max_steps, verbose=verbose,
                       strategy=strategy, xla=xla, mixed_precision=mixed_precision)
     from training.run import run

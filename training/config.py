@@ -43,6 +43,10 @@ class TrainConfig:
     weight_decay: float = 5e-5
     momentum: float = 0.9
     label_smoothing: float = 0.0
+    ema_decay: float = 0.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mixup_switch_prob: float = 0.5
     zero_init_final_gamma: bool = False
     sync_bn: bool = False
     strategy: str = "auto"
@@ -111,6 +115,7 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         if not lo <= value <= hi or (name == "label_smoothing" and value == 1.0):
             raise ValueError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
+    _check_regularisers(cfg)
     if cfg.warmup_epochs is not None and cfg.warmup_epochs < 0:
         raise ValueError(f"--warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
     if cfg.epochs is not None and cfg.warmup_epochs is not None and cfg.warmup_epochs > cfg.epochs:
@@ -134,6 +139,23 @@ def validate(cfg: TrainConfig) -> None:
                          "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
         raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
+
+
+def _check_regularisers(cfg: TrainConfig) -> None:
+    """EMA decay in [0, 1) (0: off); mixup/cutmix alphas >= 0 (0: off); switch probability in [0, 1]."""
+    if not _is_real(cfg.ema_decay) or not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"--ema_decay must be in [0, 1) (0 turns EMA off; e.g. 0.9999), got {cfg.ema_decay!r}")
+    for name in ("mixup_alpha", "cutmix_alpha"):
+        value = getattr(cfg, name)
+        if not _is_real(value) or not 0.0 <= value < float("inf"):
+            raise ValueError(f"--{name} must be a finite number >= 0 (0 turns it off; e.g. 0.2 or 1.0), "
+                             f"got {value!r}")
+    if not _is_real(cfg.mixup_switch_prob) or not 0.0 <= cfg.mixup_switch_prob <= 1.0:
+        raise ValueError(f"--mixup_switch_prob must be in [0, 1], got {cfg.mixup_switch_prob!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -32,6 +32,17 @@ def define_flags() -> None:
     flags.DEFINE_float("weight_decay", 5e-5, "Coupled L2 weight decay (added to the gradients, as pycls).")
     flags.DEFINE_float("momentum", 0.9, "Nesterov momentum of SGD.")
     flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing (the paper uses none).")
+    flags.DEFINE_float("ema_decay", 0.0, "Keep an exponential moving average of the weights (and BN "
+                       "statistics) with this decay per step, e.g. 0.9999; evaluate and export it. "
+                       "0: off. The average spans about 1 / (1 - decay) steps: keep that well below the "
+                       "run's total steps.")
+    flags.DEFINE_float("mixup_alpha", 0.0, "Mixup: blend image i of each training batch with image "
+                       "B-1-i, weight ~ Beta(alpha, alpha), soft labels (e.g. 0.2). 0: off.")
+    flags.DEFINE_float("cutmix_alpha", 0.0, "CutMix: paste a box of image B-1-i into image i of each "
+                       "training batch, pasted area ~ 1 - Beta(alpha, alpha), labels weighted by area "
+                       "(e.g. 1.0). 0: off.")
+    flags.DEFINE_float("mixup_switch_prob", 0.5, "With both --mixup_alpha and --cutmix_alpha > 0: the "
+                       "probability that a batch uses CutMix instead of mixup.")
     flags.DEFINE_bool("zero_init_final_gamma", False, "Zero-init the last BN gamma of every residual block.")
     flags.DEFINE_bool("sync_bn", False, "Synchronise BatchNorm statistics across replicas.")
     flags.DEFINE_enum("strategy", "auto", list(C.STRATEGIES), "tf.distribute strategy; auto: tpu if "

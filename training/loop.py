@@ -8,6 +8,7 @@ epoch and position in the epoch follow from the step, and the input pipeline is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,13 +21,16 @@ import tensorflow as tf
 
 from training import reporting, steps
 from training.config import TrainConfig
+from training.data.mix import MixConfig
 from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.ema import WeightEMA, averaged_weights
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
 from training.strategy import Runtime
 
 # Fields that must not change between a run and its resumption (the schedule depends on them).
-RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs")
+RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
+               "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -75,19 +79,24 @@ class Trainer:
                 self.optimizer.build(self.model.trainable_variables)
                 self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
                 self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+                self.ema = (WeightEMA(averaged_weights(self.model), cfg.ema_decay)
+                            if cfg.ema_decay else None)
         finally:
             keras.config.set_dtype_policy(previous_policy)
+        tracked = {"ema": self.ema.state} if self.ema is not None else {}
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              step=self.step, epoch=self.epoch)
+                                              step=self.step, epoch=self.epoch, **tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(),
                                                   max_to_keep=cfg.keep_checkpoints)
         train_fn = steps.make_train_step(self.model, self.optimizer, self.global_batch,
                                          self.source.num_classes, cfg.weight_decay,
                                          cfg.label_smoothing, self.runtime.xla)
         eval_fn = steps.make_eval_step(self.model, self.source.num_classes, self.runtime.xla)
+        ema_update = (lambda: self.ema.update(self.strategy)) if self.ema is not None else None
         self.train_step = steps.distributed(self.strategy, train_fn,
-                                            average=self.model.non_trainable_variables)
+                                            average=self.model.non_trainable_variables, after=ema_update)
         self.eval_step = steps.distributed(self.strategy, eval_fn)
+        self._swap_ema = tf.function(lambda: self.ema.swap(self.strategy)) if self.ema is not None else None
 
     def _checkpoint_dir(self) -> str:
         """Chief writes to model_dir/checkpoints; other workers to a scratch dir (deleted)."""
@@ -132,12 +141,13 @@ class Trainer:
     # Train / eval -------------------------------------------------------------------------
     def _train_iterator(self, epoch: int, start: int, count: int) -> Any:
         cfg = self.cfg
+        mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
-                                 cfg.image_size, cfg.seed, cfg.deterministic)
+                                 cfg.image_size, cfg.seed, cfg.deterministic, mix)
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -160,6 +170,28 @@ class Trainer:
         return {"loss": loss / valid, "top1_err": 100.0 * (1 - top1 / valid),
                 "top5_err": 100.0 * (1 - top5 / valid), "examples": valid}
 
+    def evaluate_final_weights(self) -> dict[str, Any]:
+        """Eval of the weights that get exported: the EMA (plus the raw weights' as raw_*) if on."""
+        if self.ema is None:
+            return self.evaluate()
+        raw = self.evaluate()
+        with self.ema_weights():
+            averaged = self.evaluate()
+        return {**averaged, **{f"raw_{k}": raw[k] for k in ("loss", "top1_err", "top5_err")}}
+
+    def ema_weights(self) -> Any:
+        """Context manager: the model holds the EMA weights inside, its own weights again after."""
+
+        @contextlib.contextmanager
+        def swapped() -> Any:
+            self._swap_ema()
+            try:
+                yield
+            finally:
+                self._swap_ema()
+
+        return swapped() if self.ema is not None else contextlib.nullcontext()
+
     def save_checkpoint(self) -> None:
         self.epoch.assign(int(self.step.numpy()) // self.steps_per_epoch)
         self.manager.save(checkpoint_number=int(self.step.numpy()))
@@ -181,18 +213,23 @@ class Trainer:
             step, images_per_s = self._train_epoch(epoch, start, count, scalars)
             train_time += time.perf_counter() - t0
             self.save_checkpoint()
-            metrics = self.evaluate()
+            metrics = self.evaluate_final_weights()
             metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
             history.append(metrics)
             scalars.write("eval", step, {k: metrics[k] for k in ("loss", "top1_err", "top5_err")})
+            if self.ema is not None:
+                scalars.write("eval_raw", step, {k: metrics[f"raw_{k}"] for k in ("loss", "top1_err", "top5_err")})
             if cfg.verbose and self.runtime.is_chief:
-                print(f"  eval: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
-                      f"top-5 err {metrics['top5_err']:.2f}%", flush=True)
-        final = history[-1] if history else self.evaluate()
+                label = "eval (EMA)" if self.ema is not None else "eval"
+                raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if self.ema is not None else ""
+                print(f"  {label}: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
+                      f"top-5 err {metrics['top5_err']:.2f}%{raw}", flush=True)
+        final = history[-1] if history else self.evaluate_final_weights()
         return {**final, "train_time_s": train_time, "steps": int(self.step.numpy()),
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
-                "skipped_images": dict(self.skipped)}
+                "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
+                "eval_weights": "ema" if self.ema is not None else "raw"}
 
     def _train_epoch(self, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> tuple[int, float]:
         cfg = self.cfg
@@ -226,11 +263,12 @@ class Trainer:
 
     # Export -------------------------------------------------------------------------------
     def export(self) -> str | None:
-        """Save the trained model as model_dir/model.keras (temp file + rename); chief only."""
+        """Save the trained model (its EMA weights when --ema_decay > 0) as model_dir/model.keras."""
         if not self.runtime.is_chief:
             return None
         path = os.path.join(self.cfg.model_dir, "model.keras")
         tmp = os.path.join(self.cfg.model_dir, ".tmp-model.keras")
-        self.model.save(tmp)
+        with self.ema_weights():
+            self.model.save(tmp)
         os.replace(tmp, path)
         return path

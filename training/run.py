@@ -52,7 +52,8 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
                   checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
-                  xla=runtime.xla, precision=runtime.policy)
+                  xla=runtime.xla, precision=runtime.policy,
+                  exported_weights="ema" if trainer.ema is not None else "raw")
     metrics_path = os.path.join(cfg.model_dir, "metrics.json")
     if result["resumed_from_step"] == result["steps"] and os.path.exists(metrics_path):
         # A finished run was only re-evaluated: keep its recorded history and timings.

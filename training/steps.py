@@ -22,6 +22,8 @@ def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
                     label_smoothing: float) -> tuple[tf.Tensor, ...]:
     """(summed loss, top-1 hits, top-5 hits, valid count, invalid count) over one replica batch."""
     logits = tf.cast(logits, tf.float32)
+    if labels.dtype.is_floating:
+        return _soft_metrics(logits, labels, num_classes, label_smoothing)
     valid = labels >= 0
     safe = tf.where(valid, labels, tf.zeros_like(labels))
     weights = tf.cast(valid, tf.float32)
@@ -35,6 +37,25 @@ def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
     top5 = tf.cast(tf.math.in_top_k(safe, logits, min(5, num_classes)), tf.float32) * weights
     return (tf.reduce_sum(per_example * weights), tf.reduce_sum(top1), tf.reduce_sum(top5),
             tf.reduce_sum(weights), tf.reduce_sum(1.0 - weights))
+
+
+def _soft_metrics(logits: tf.Tensor, targets: tf.Tensor, num_classes: int,
+                  label_smoothing: float) -> tuple[tf.Tensor, ...]:
+    """As _masked_metrics for soft labels [B, C] (mixup/CutMix): a corrupt image's row is all zero.
+
+    The cross-entropy is linear in the targets, so a row's mass weights its loss; top-1/top-5
+    count a hit when the dominant (argmax) label is among the top predictions.
+    """
+    mass = tf.reduce_sum(targets, axis=-1)
+    if label_smoothing > 0:
+        targets = targets * (1.0 - label_smoothing) + mass[:, None] * (label_smoothing / num_classes)
+    per_example = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    dominant = tf.argmax(targets, axis=-1, output_type=tf.int32)
+    top1 = tf.cast(tf.math.in_top_k(dominant, logits, 1), tf.float32) * mass
+    top5 = tf.cast(tf.math.in_top_k(dominant, logits, min(5, num_classes)), tf.float32) * mass
+    valid = tf.round(tf.reduce_sum(mass))  # mixing preserves the batch's total label mass
+    invalid = tf.cast(tf.shape(targets)[0], tf.float32) - valid
+    return tf.reduce_sum(per_example), tf.reduce_sum(top1), tf.reduce_sum(top5), valid, invalid
 
 
 def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_classes: int,
@@ -85,12 +106,13 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
 
 
 def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
-                average: Sequence[Any] = ()) -> Callable:
+                average: Sequence[Any] = (), after: Callable[[], Any] | None = None) -> Callable:
     """tf.function(iterator) running replica_fn on the next batch and summing over replicas.
 
     Variables in `average` (BN moving statistics) are set to their mean over all replicas after
     each step, so replicas stay identical as with pycls' DDP buffer broadcast; without this each
-    replica would keep statistics of its own sub-batches.
+    replica would keep statistics of its own sub-batches. `after` (the weight EMA update) runs
+    next, in cross-replica context, once the weights and statistics are final for the step.
     """
     tf_vars = [getattr(v, "value", v) for v in average] if strategy.num_replicas_in_sync > 1 else []
 
@@ -103,6 +125,8 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
                 tf.distribute.ReduceOp.MEAN, [(v, v) for v in tf_vars])
             for v, m in zip(tf_vars, means):
                 v.assign(m)
+        if after is not None:
+            after()
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in outputs)
 
     return step

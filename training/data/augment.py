@@ -8,6 +8,8 @@ stateless and seeded per element, so a resumed run sees exactly the images it wo
 
 from __future__ import annotations
 
+from typing import Callable
+
 import tensorflow as tf
 
 AREA_RANGE = (0.08, 1.0)
@@ -78,8 +80,22 @@ def flip_and_lighting(image: tf.Tensor, seed: tf.Tensor, lighting_std: float = L
     """Random horizontal flip, then PCA lighting noise; result clipped to [0, 255]."""
     image = tf.image.stateless_random_flip_left_right(image, seed)
     if lighting_std > 0:
-        image = image + lighting_offset(seed + 1, lighting_std)
+        image = add_per_channel(image, lighting_offset(seed + 1, lighting_std))
     return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def add_per_channel(image: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+    """image + offset[c] for an [H, W, 3] image, equal to `image + offset` but faster on CPU.
+
+    Broadcasting a 3-vector over the innermost axis is slow in TensorFlow's CPU kernels (measured
+    ~0.4 ms of CPU per 224x224 image, more than the bilinear resize); adding it tiled to a row of
+    W * 3 values broadcasts over rows instead (~0.05 ms) with the same float additions.
+    """
+    shape = tf.shape(image)
+    rows = tf.reshape(image, [shape[0], shape[1] * 3])
+    out = tf.reshape(rows + tf.tile(offset, [shape[1]]), shape)
+    out.set_shape(image.shape)
+    return out
 
 
 def lighting_offset(seed: tf.Tensor, std: float = LIGHTING_STD) -> tf.Tensor:
@@ -89,10 +105,15 @@ def lighting_offset(seed: tf.Tensor, std: float = LIGHTING_STD) -> tf.Tensor:
     return 255.0 * rgb
 
 
-def train_image(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
-    """The full train augmentation from encoded bytes to a float32 [size, size, 3] image in [0, 255]."""
+def train_image(image_bytes: tf.Tensor, seed: tf.Tensor, size: int,
+                decode_crop: Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor] | None = None) -> tf.Tensor:
+    """The full train augmentation from encoded bytes to a float32 [size, size, 3] image in [0, 255].
+
+    `decode_crop` replaces the decode + random resized crop stage (default: decode only the crop);
+    the input-pipeline benchmark passes `decode_then_random_crop` so both share everything else.
+    """
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    image = decode_and_random_crop(image_bytes, seeds[0], size)
+    image = (decode_crop or decode_and_random_crop)(image_bytes, seeds[0], size)
     return flip_and_lighting(image, seeds[1])
 
 

@@ -15,6 +15,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from training.data.mix import MixConfig, mix_batch
+
 AUTOTUNE = tf.data.AUTOTUNE
 INVALID_LABEL = -1
 
@@ -67,12 +69,13 @@ def _options(deterministic: bool) -> tf.data.Options:
 
 def train_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
                   epoch: int, start_batch: int, num_batches: int, image_size: int, seed: int,
-                  deterministic: bool = False) -> tf.data.Dataset:
+                  deterministic: bool = False, mix: MixConfig | None = None) -> tf.data.Dataset:
     """`num_batches` batches of epoch `epoch` from batch `start_batch` on, for one input pipeline.
 
     The record order and every augmentation draw depend only on (seed, epoch, pipeline, position),
     so resuming at `start_batch` continues the same stream. The stream repeats if a shard is
     shorter than an epoch, so every pipeline yields exactly `num_batches` (multi-worker safe).
+    With `mix` enabled, each batch is mixed (mixup/CutMix) and labels are soft [batch, classes].
     """
     index, _ = _pipeline(ctx)
     epoch_seed = (seed * 1_000_003 + epoch * 1009 + index) % (2**31 - 1)
@@ -90,8 +93,22 @@ def train_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_
         ds = robust_map(ds, augment, image_size, deterministic)
     else:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
-    return ds.with_options(_options(deterministic))
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if mix is not None and mix.enabled:
+        ds = _mixed(ds, mix, source.num_classes, epoch_seed, start_batch, num_batches)
+    return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def _mixed(ds: tf.data.Dataset, mix: MixConfig, num_classes: int, epoch_seed: int,
+           start_batch: int, num_batches: int) -> tf.data.Dataset:
+    """Mix every batch; batch b's seed is (epoch_seed, -1 - b), disjoint from the per-image seeds."""
+    positions = tf.data.Dataset.range(start_batch, start_batch + num_batches)
+
+    def one(batch: tuple[tf.Tensor, tf.Tensor], position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        seed = tf.stack([tf.constant(epoch_seed, tf.int64), -1 - position])
+        return mix_batch(batch[0], batch[1], seed, num_classes, mix)
+
+    return tf.data.Dataset.zip((ds, positions)).map(one, num_parallel_calls=AUTOTUNE)
 
 
 def eval_batches(num_eval: int, global_batch: int) -> int:
