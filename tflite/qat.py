@@ -258,5 +258,6 @@ def fine_tune_float_twin(model: Any, spec: NetSpec, image_size: int, images: np.
 
         twin = build_twin(spec, image_size, classes, classifier_activation="softmax")
         copy_weights(model, twin)
+        _use_native_grouped_conv(twin)
         fine_tune(twin, images.astype("float32"), labels.astype("int32"), epochs, learning_rate, batch_size)
     return twin
