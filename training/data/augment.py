@@ -21,15 +21,6 @@ EIG_VALS = (0.2175, 0.0188, 0.0045)
 EIG_VECS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
-def image_shape(image_bytes: tf.Tensor) -> tf.Tensor:
-    """[height, width, channels] of an encoded image, reading only the JPEG header when it can."""
-    return tf.cond(
-        tf.io.is_jpeg(image_bytes),
-        lambda: tf.image.extract_jpeg_shape(image_bytes),
-        lambda: tf.shape(_decode_any(image_bytes), out_type=tf.int32),
-    )
-
-
 def _decode_any(image_bytes: tf.Tensor) -> tf.Tensor:
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
@@ -52,13 +43,22 @@ def random_crop_window(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def decode_and_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
-    """Decode only a random resized crop of the image (JPEG), resized to size x size, float32."""
-    window = random_crop_window(image_shape(image_bytes), seed)
-    image = tf.cond(
-        tf.io.is_jpeg(image_bytes),
-        lambda: tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3),
-        lambda: tf.slice(_decode_any(image_bytes), [window[0], window[1], 0], [window[2], window[3], 3]),
-    )
+    """Decode only a random resized crop of the image (JPEG), resized to size x size, float32.
+
+    One branch per format (a single `is_jpeg` test): a JPEG's window comes from its header and only
+    the window is decoded; other formats are decoded whole and sliced. Same window either way.
+    """
+    def jpeg() -> tf.Tensor:
+        window = random_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed)
+        return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+
+    def other() -> tf.Tensor:
+        image = _decode_any(image_bytes)
+        window = random_crop_window(tf.shape(image, out_type=tf.int32), seed)
+        return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+
+    image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
+    image.set_shape([None, None, 3])
     return _resize(image, size)
 
 
