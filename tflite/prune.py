@@ -59,7 +59,7 @@ def run_pruning(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, 
     """Keras 3 model -> tf_keras twin -> magnitude pruning fine-tune -> pruned Keras 3 copy."""
     import keras
 
-    from tflite.qat import _legacy_keras_env, _use_native_grouped_conv
+    from tflite.qat import _legacy_keras_env, _use_native_grouped_conv, fine_tune
 
     check_sparsity(sparsity)
     if labels is None or len(labels) != len(images) or not len(images):
@@ -89,11 +89,8 @@ def run_pruning(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, 
             inner = getattr(layer, "layer", layer)
             inner.set_weights(source.get_weights())
         _use_native_grouped_conv(pruned)
-        pruned.compile(optimizer=tf_keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
-                       loss=tf_keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-        order = np.random.default_rng(0).permutation(len(images))
-        history = pruned.fit(images[order].astype("float32"), labels[order].astype("int32"), batch_size=batch_size,
-                             epochs=epochs, verbose=2, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        history = fine_tune(pruned, images.astype("float32"), labels.astype("int32"), epochs, learning_rate,
+                            batch_size, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(pruned)
         result = keras.models.clone_model(model)
         by_name = {layer.name: layer for layer in stripped.layers}

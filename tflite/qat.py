@@ -197,8 +197,8 @@ def calibrate_ranges(qat_model: Any, images: np.ndarray, passes: int = 3, batch_
 
 
 def fine_tune(qat_model: Any, images: np.ndarray, labels: np.ndarray, epochs: int, learning_rate: float,
-              batch_size: int, seed: int = 0) -> Any:
-    """A few epochs of SGD (Nesterov momentum 0.9) at a low LR on labelled images."""
+              batch_size: int, seed: int = 0, callbacks: list | None = None) -> Any:
+    """A few epochs of SGD (Nesterov momentum 0.9) at a low LR on labelled images (QAT, pruning)."""
     import tf_keras
 
     qat_model.compile(
@@ -207,7 +207,8 @@ def fine_tune(qat_model: Any, images: np.ndarray, labels: np.ndarray, epochs: in
         metrics=["accuracy"],
     )
     order = np.random.default_rng(seed).permutation(len(images))
-    return qat_model.fit(images[order], labels[order], batch_size=batch_size, epochs=epochs, verbose=2)
+    return qat_model.fit(images[order], labels[order], batch_size=batch_size, epochs=epochs, verbose=2,
+                         callbacks=callbacks)
 
 
 def convert_qat(qat_model: Any, image_size: int, io_type: str) -> bytes:
