@@ -1,7 +1,8 @@
-"""Image augmentation as the reference trains ImageNet, on RGB float images in [0, 255].
+"""Image augmentation as the reference trains ImageNet, on RGB images on the 0-255 scale.
 
 Train: inception-style random resized crop (area 0.08-1, aspect 3/4-4/3) decoded with
-`decode_and_crop_jpeg` so only the crop is decoded, horizontal flip, PCA lighting noise (std 0.1).
+`decode_and_crop_jpeg` so only the crop is decoded, horizontal flip, PCA lighting noise (std 0.1,
+unclipped as in the reference).
 Eval: resize the shorter side to size / 0.875 (256 for 224), centre crop. All randomness is
 stateless and seeded per element, so a resumed run sees exactly the images it would have seen.
 """
@@ -42,8 +43,8 @@ def random_crop_window(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def decode_and_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
-    """Decode only a random resized crop of the image (JPEG), resized to size x size, float32.
+def decode_and_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Decode only a random crop (area 8-100%, aspect 3/4-4/3) of the image; uint8 [h, w, 3].
 
     One branch per format (a single `is_jpeg` test): a JPEG's window comes from its header and only
     the window is decoded; other formats are decoded whole and sliced. Same window either way.
@@ -53,35 +54,33 @@ def decode_and_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -
         return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
 
     def other() -> tf.Tensor:
-        image = _decode_any(image_bytes)
-        window = random_crop_window(tf.shape(image, out_type=tf.int32), seed)
-        return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+        return decode_then_random_crop(image_bytes, seed)
 
     image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
     image.set_shape([None, None, 3])
-    return _resize(image, size)
+    return image
 
 
-def decode_then_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+def decode_then_random_crop(image_bytes: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Same crop as `decode_and_random_crop` but decoding the full image first (benchmark peer)."""
     image = _decode_any(image_bytes)
     window = random_crop_window(tf.shape(image, out_type=tf.int32), seed)
-    image = tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
-    return _resize(image, size)
+    return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
 
 
-def _resize(image: tf.Tensor, size: int) -> tf.Tensor:
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Bilinear (half-pixel centres, no antialiasing) to size x size; float32."""
     image = tf.image.resize(image, [size, size], method="bilinear", antialias=False)
     image.set_shape([size, size, 3])
     return image
 
 
-def flip_and_lighting(image: tf.Tensor, seed: tf.Tensor, lighting_std: float = LIGHTING_STD) -> tf.Tensor:
-    """Random horizontal flip, then PCA lighting noise; result clipped to [0, 255]."""
-    image = tf.image.stateless_random_flip_left_right(image, seed)
-    if lighting_std > 0:
-        image = add_per_channel(image, lighting_offset(seed + 1, lighting_std))
-    return tf.clip_by_value(image, 0.0, 255.0)
+def add_lighting(image: tf.Tensor, seed: tf.Tensor, lighting_std: float = LIGHTING_STD) -> tf.Tensor:
+    """PCA lighting noise: one RGB offset per image, unclipped as in the reference (which adds it
+    to the [0, 1] image before normalizing), so values may leave [0, 255] by a few units."""
+    if lighting_std <= 0:
+        return image
+    return add_per_channel(image, lighting_offset(seed, lighting_std))
 
 
 def add_per_channel(image: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
@@ -106,15 +105,19 @@ def lighting_offset(seed: tf.Tensor, std: float = LIGHTING_STD) -> tf.Tensor:
 
 
 def train_image(image_bytes: tf.Tensor, seed: tf.Tensor, size: int,
-                decode_crop: Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor] | None = None) -> tf.Tensor:
-    """The full train augmentation from encoded bytes to a float32 [size, size, 3] image in [0, 255].
+                decode_crop: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None) -> tf.Tensor:
+    """The full train augmentation from encoded bytes to a float32 [size, size, 3] image (0-255 scale).
 
-    `decode_crop` replaces the decode + random resized crop stage (default: decode only the crop);
-    the input-pipeline benchmark passes `decode_then_random_crop` so both share everything else.
+    Random crop, horizontal flip, resize, lighting. The flip is applied to the uint8 crop before
+    the resize: bilinear resizing with half-pixel centres commutes with a horizontal flip, and
+    mirroring the small uint8 crop is cheaper than mirroring the float result. `decode_crop`
+    replaces the decode + random crop stage (default: decode only the crop); the input-pipeline
+    benchmark passes `decode_then_random_crop` so both share everything else.
     """
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    image = (decode_crop or decode_and_random_crop)(image_bytes, seeds[0], size)
-    return flip_and_lighting(image, seeds[1])
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    image = (decode_crop or decode_and_random_crop)(image_bytes, seeds[0])
+    image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    return add_lighting(resize(image, size), seeds[2])
 
 
 def eval_image(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
