@@ -78,7 +78,7 @@ def RegNet(
     Remaining keyword arguments are the keras.applications ones (include_top, weights, ...).
     """
     params = RegNetParams(depth, w0, wa, wm, group_width, bottleneck_ratio, se_ratio, stem_width, stem_stride)
-    return build(params.to_spec(name=name), **kwargs)
+    return build(params.to_spec(name=name), name=name, **kwargs)
 
 
 def AnyNet(
@@ -102,7 +102,7 @@ def AnyNet(
         depths, widths, group_widths, bottleneck_ratios, strides, block, se_ratio, stem_width,
         stem_stride, name,
     )
-    return build(spec, **kwargs)
+    return build(spec, name=name, **kwargs)
 
 
 # The zoo, by the names of the paper (RegNetY1_6GF is RegNetY-1.6GF).
