@@ -102,6 +102,20 @@ def test_a_restart_with_different_settings_is_refused(tmp_path):
         prepare(d, _config(lr=0.2))
 
 
+def test_an_image_size_below_the_total_stride_is_refused_before_anything_is_written(tmp_path):
+    """Every model would fail in the builder, and the written config would block a fixed restart."""
+    d = str(tmp_path / "sweep")
+    config = SweepConfig("regnetx", 2, seed=0, flops_range=None, image_size=8, stem_stride=1,
+                         stem_width=16, classes=10, train={"epochs": 1})
+    with pytest.raises(ValueError, match="image_size 8 is smaller than the sampled networks' total stride 16"):
+        run(d, config, fake_train, report=lambda s: None)
+    assert not os.path.exists(os.path.join(d, "config.json"))
+    assert not os.path.exists(os.path.join(d, "samples.jsonl"))
+    fixed = SweepConfig("regnetx", 2, seed=0, flops_range=None, image_size=16, stem_stride=1,
+                        stem_width=16, classes=10, train={"epochs": 1})
+    assert run(d, fixed, fake_train, report=lambda s: None).done == 2
+
+
 def test_progress_reports_counts_and_eta(tmp_path):
     lines = []
     run(str(tmp_path / "s"), _config(num=3), fake_train, report=lines.append)

@@ -84,12 +84,30 @@ def prepare(sweep_dir: str, config: SweepConfig) -> list[Sample]:
                             params=config.params_range, acts=config.acts_range,
                             input_size=config.image_size, stem_width=config.stem_width,
                             stem_stride=config.stem_stride, classes=config.classes)
+        check_input_size(population, config.image_size)
         # Identical inputs give identical files, so concurrent shards racing here are harmless.
         atomic_write_text(samples_path, "".join(json.dumps(s.to_dict(), sort_keys=True) + "\n"
                                                 for s in population))
     if not os.path.exists(cfg_path):
         atomic_write_text(cfg_path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
     return load_samples(sweep_dir)
+
+
+def check_input_size(population: list[Sample], image_size: int) -> None:
+    """Refuse, before anything is written, a resolution that some sampled network cannot take.
+
+    The Keras builder needs height and width >= the network's total stride (stem stride x 2 per
+    stage); without this check every model of the sweep would fail in the trainer, and the sweep
+    directory would already hold a config that a corrected restart is refused against.
+    """
+    if not population:
+        return
+    stride = max(s.spec.total_stride for s in population)
+    if image_size < stride:
+        raise ValueError(
+            f"image_size {image_size} is smaller than the sampled networks' total stride {stride} "
+            f"(stem stride x 2 per stage); use image_size >= {stride} or a smaller stem stride"
+        )
 
 
 def load_samples(sweep_dir: str) -> list[Sample]:
