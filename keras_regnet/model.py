@@ -95,7 +95,7 @@ def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_sh
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
             f"Received: classes={classes}"
         )
-    if weights == "imagenet" and include_top and classifier_activation not in (None, "softmax"):
+    if weights == "imagenet" and include_top and not _is_softmax_or_linear(classifier_activation):
         raise ValueError(
             "Only `None` and `softmax` activations are allowed for the `classifier_activation` "
             "argument when using pretrained weights, with `include_top=True`; Received: "
@@ -104,6 +104,15 @@ def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_sh
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"`pooling` must be one of {POOLING_CHOICES}. Received: pooling={pooling!r}")
     return classes
+
+
+def _is_softmax_or_linear(activation: Any) -> bool:
+    """True for None / "softmax" / "linear" and their callables, as keras.applications allows."""
+    try:
+        resolved = keras.activations.get(activation)
+    except ValueError:
+        return False
+    return resolved in (keras.activations.get("softmax"), keras.activations.get(None))
 
 
 def _validate_input_shape(spec: NetSpec, input_shape: Any, rgb_reason: str | None,

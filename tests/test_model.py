@@ -141,6 +141,19 @@ def test_numpy_integer_arguments_and_user_names_are_kept():
     assert len(decoded[0]) == 2
 
 
+def test_softmax_callable_is_allowed_with_imagenet_weights(monkeypatch):
+    """keras.activations.softmax (a callable) is as valid as "softmax" with pretrained weights."""
+    from keras_regnet import weights as weights_lib
+
+    loaded = []
+    monkeypatch.setattr(weights_lib, "load_into", lambda model, *a, **k: loaded.append(model.name))
+    for activation in (keras.activations.softmax, None, "softmax"):
+        keras_regnet.RegNetX200MF(weights="imagenet", classifier_activation=activation)
+    assert len(loaded) == 3
+    with pytest.raises(ValueError, match="Only `None` and `softmax` activations"):
+        keras_regnet.RegNetX200MF(weights="imagenet", classifier_activation=keras.activations.relu)
+
+
 def test_other_channel_counts_without_imagenet_preprocessing():
     """As keras.applications: any channel count with weights=None when nothing assumes RGB."""
     model = tiny_regnet_y(input_shape=(32, 32, 1), include_preprocessing=False, classes=3)
