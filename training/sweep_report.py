@@ -147,13 +147,17 @@ def _markdown(sweeps: list[Sweep], bands_by: dict, figures: dict, out_dir: str, 
     hi = max(float(s.errors.max()) for s in sweeps)
     lines = ["# Design-space sweep report", "",
              f"EDF area = integral of the error EDF over [{lo:.2f}, {hi:.2f}] % (larger is better).", "",
-             "| space | n | min error | mean error | EDF area | median flops | sweep |",
-             "|---|---|---|---|---|---|---|"]
+             "| space | n | min error | mean error | EDF area | median flops | sweep | diverged |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in sweeps:
         sm = summarize(s.errors)
         area = edf_area(s.errors, lo, hi) if hi > lo else 0.0
+        diverged = sum(bool(r.get("diverged")) for r in s.records)
         lines.append(f"| {s.name} | {sm.n} | {sm.min_error:.2f} | {sm.mean_error:.2f} | {area:.3f} | "
-                     f"{np.median(s.columns['flops']) / 1e6:.2f}M | `{s.path}` |")
+                     f"{np.median(s.columns['flops']) / 1e6:.2f}M | `{s.path}` | {diverged} |")
+    if any(r.get("diverged") for s in sweeps for r in s.records):
+        lines += ["", "Diverged models (training loss became NaN/inf) count with "
+                  "100% error in the EDFs and bootstrap, as models that learned nothing."]
     lines += ["", "## Where the best models are (empirical bootstrap, 95% CI and most likely value)", "",
               f"Resample 25% of the models with replacement {repeats:,} times, keep the best model's value each "
               "time. RegNet sweeps report their sampled d, w0, wa, wm, b, g; for AnyNet sweeps w0, wa, wm "
