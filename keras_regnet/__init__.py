@@ -2,6 +2,8 @@
 
 The pure-Python parts (specs, the RegNet rule, complexity, the zoo, design spaces) import without
 TensorFlow; the Keras builders are loaded on first use, so `import keras_regnet` stays cheap.
+The custom layers are registered with Keras as soon as Keras is imported (before or after this
+package), so `keras.saving.load_model` needs no `custom_objects` after `import keras_regnet`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from keras_regnet._registration import register_when_keras_is_imported
 from keras_regnet.complexity import Complexity, complexity
 from keras_regnet.regnet import RegNetParams, adjust_block_compatibility, fit_quantized_linear
 from keras_regnet.spec import NetSpec, StageSpec, make_spec
 from keras_regnet.zoo import ZOO, get_entry, get_spec, list_models
 
 __version__ = "0.1.0"
+
+register_when_keras_is_imported()
 
 _ZOO_FUNCTIONS = [e.function_name for e in ZOO.values()] + [e.keras2_name for e in ZOO.values()]
 _LAZY = {

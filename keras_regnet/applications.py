@@ -21,11 +21,14 @@ _ARGS_DOC = """
         include_top: whether to include the pooling + dense classifier.
         weights: None (random init), "imagenet" (the reference's released weights), or a path to
             a .weights.h5 / .keras file or a reference checkpoint (.safetensors, .npz, torch .pth).
-        input_tensor: optional Keras tensor to use as the model input.
-        input_shape: optional (height, width, 3); defaults to (None, None, 3).
+        input_tensor: optional Keras tensor to use as the model input (same checks as input_shape).
+        input_shape: optional (height, width, channels), sides None or >= the total stride;
+            defaults to (None, None, 3). channels must be 3 with weights="imagenet" or
+            include_preprocessing=True.
         pooling: with include_top=False: None (4D feature map), "avg" or "max".
         classes: number of classes of the classifier.
-        classifier_activation: activation of the classifier ("softmax" or None for logits).
+        classifier_activation: activation of the classifier ("softmax", None for logits, or any
+            Keras activation); float32 under a mixed precision policy.
         include_preprocessing: if True the model takes RGB in [0, 255] and normalizes it itself.
         name: model name.
     Returns:
@@ -78,7 +81,7 @@ def RegNet(
     Remaining keyword arguments are the keras.applications ones (include_top, weights, ...).
     """
     params = RegNetParams(depth, w0, wa, wm, group_width, bottleneck_ratio, se_ratio, stem_width, stem_stride)
-    return build(params.to_spec(name=name), **kwargs)
+    return build(params.to_spec(name=name), name=name, **kwargs)
 
 
 def AnyNet(
@@ -102,7 +105,7 @@ def AnyNet(
         depths, widths, group_widths, bottleneck_ratios, strides, block, se_ratio, stem_width,
         stem_stride, name,
     )
-    return build(spec, **kwargs)
+    return build(spec, name=name, **kwargs)
 
 
 # The zoo, by the names of the paper (RegNetY1_6GF is RegNetY-1.6GF).

@@ -119,10 +119,13 @@ def body(x: Any, spec: NetSpec, options: BuildOptions) -> Any:
     return x
 
 
-def classifier(x: Any, classes: int, activation: str | None) -> Any:
-    """Head: global average pool + dense, dense init N(0, 0.01) and zero bias as the reference."""
+def classifier(x: Any, classes: int, activation: Any, dtype: str | None = None) -> Any:
+    """Head: global average pool + dense, dense init N(0, 0.01) and zero bias as the reference.
+
+    `dtype` (e.g. "float32" under a mixed policy) is the dense layer's dtype policy; None = global.
+    """
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return layers.Dense(
-        classes, activation=activation, name="predictions",
+        classes, activation=activation, name="predictions", dtype=dtype,
         kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01), bias_initializer="zeros",
     )(x)

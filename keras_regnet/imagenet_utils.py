@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import numbers
 import os
 from typing import Any
 
@@ -49,8 +50,9 @@ def decode_predictions(preds: Any, top: int = 5) -> list[list[tuple[str, str, fl
             "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape "
             f"(samples, 1000)). Received array with shape: {preds.shape}"
         )
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or not 1 <= top <= 1000:
         raise ValueError(f"`top` must be an integer in [1, 1000]. Received: top={top!r}")
+    top = int(top)
     classes = imagenet_classes()
     results = []
     for row in preds:

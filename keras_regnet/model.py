@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any
 
@@ -39,20 +40,29 @@ def build(
     Keyword-only options change the numerics; their defaults are the reference's.
     """
     spec.validate()
-    _validate_arguments(spec, include_top, weights, input_shape, pooling, classes, classifier_activation)
-    inputs, x = _input_layer(spec, input_tensor, input_shape)
+    classes = _validate_arguments(
+        spec, include_top, weights, input_shape, pooling, classes, classifier_activation
+    )
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"`name` must be a string. Received: name={name!r}")
+    inputs, x = _input_layer(
+        spec, input_tensor, input_shape, _rgb_reason(weights, include_preprocessing)
+    )
     if include_preprocessing:
         x = ImageNetNormalization(name="preprocessing")(x)
     options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma)
     x = blocks.stem(x, spec, options)
     x = blocks.body(x, spec, options)
     if include_top:
-        x = blocks.classifier(x, classes, classifier_activation)
+        # Under a mixed policy the head computes in float32 so probabilities/logits are float32
+        # (Keras' mixed-precision advice); it holds float32 variables either way.
+        head_dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed_") else None
+        x = blocks.classifier(x, classes, classifier_activation, dtype=head_dtype)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    model = keras.Model(inputs, x, name=_model_name(name or spec.name))
+    model = keras.Model(inputs, x, name=name if name is not None else _model_name(spec.name))
     if weights is not None:
         from keras_regnet import weights as weights_lib
 
@@ -61,26 +71,31 @@ def build(
 
 
 def _model_name(name: str) -> str:
+    """Default model name from a spec name: regnetx_1.6gf -> regnetx_1_6gf (a user's name is kept)."""
     return name.replace(".", "_").replace("/", "_")
 
 
 def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_shape: Any,
-                        pooling: Any, classes: Any, classifier_activation: Any) -> None:
-    """The keras.applications checks, raised up front with the bad value in the message."""
+                        pooling: Any, classes: Any, classifier_activation: Any) -> int:
+    """The keras.applications checks, raised up front with the bad value in the message.
+
+    Returns `classes` as a Python int (numpy integers are accepted, as keras.applications does).
+    """
     if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
         raise ValueError(
             "The `weights` argument should be either `None` (random initialization), `imagenet` "
             "(pre-training on ImageNet), or the path to the weights file to be loaded. "
             f"Received: weights={weights!r}"
         )
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+    classes = int(classes)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
             f"Received: classes={classes}"
         )
-    if weights == "imagenet" and include_top and classifier_activation not in (None, "softmax"):
+    if weights == "imagenet" and include_top and not _is_softmax_or_linear(classifier_activation):
         raise ValueError(
             "Only `None` and `softmax` activations are allowed for the `classifier_activation` "
             "argument when using pretrained weights, with `include_top=True`; Received: "
@@ -88,36 +103,86 @@ def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_sh
         )
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"`pooling` must be one of {POOLING_CHOICES}. Received: pooling={pooling!r}")
-    if input_shape is not None:
-        _validate_input_shape(spec, input_shape)
+    return classes
 
 
-def _validate_input_shape(spec: NetSpec, input_shape: Any) -> None:
+def _is_softmax_or_linear(activation: Any) -> bool:
+    """True for None / "softmax" / "linear" and their callables, as keras.applications allows."""
+    try:
+        resolved = keras.activations.get(activation)
+    except ValueError:
+        return False
+    return resolved in (keras.activations.get("softmax"), keras.activations.get(None))
+
+
+def _validate_input_shape(spec: NetSpec, input_shape: Any, rgb_reason: str | None,
+                          label: str = "input_shape") -> tuple:
+    """Check (height, width, channels) with sides None or >= the total stride; returns Python ints.
+
+    As keras.applications, any channel count is accepted unless `rgb_reason` says why the input
+    must be RGB (ImageNet weights, or the built-in ImageNet normalization). `label` names the
+    argument in the messages (`input_shape`, or the static shape of a given `input_tensor`).
+    """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(
-            f"`input_shape` must be a tuple of 3 integers (height, width, channels). "
-            f"Received: input_shape={input_shape!r}"
+            f"`{label}` must be a tuple of 3 integers (height, width, channels). "
+            f"Received: {label}={input_shape!r}"
         )
-    if input_shape[-1] != 3:
+    dims = []
+    for dim in input_shape:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
+            raise ValueError(
+                f"`{label}` must hold integers or None (height, width, channels). "
+                f"Received: {label}={tuple(input_shape)!r}"
+            )
+        dims.append(None if dim is None else int(dim))
+    if dims[-1] is not None and dims[-1] < 1:
+        raise ValueError(f"The input must have at least 1 channel; Received `{label}={tuple(dims)}`")
+    if rgb_reason is not None and dims[-1] != 3:
         raise ValueError(
-            f"The input must have 3 channels; Received `input_shape={tuple(input_shape)}`"
+            f"The input must have 3 channels ({rgb_reason}); Received `{label}={tuple(dims)}`"
         )
     min_size = spec.total_stride
-    for dim in input_shape[:2]:
-        if dim is not None and (not isinstance(dim, int) or dim < min_size):
-            raise ValueError(
-                f"Input size must be at least {min_size}x{min_size} (the network's total stride); "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
+    if any(dim is not None and dim < min_size for dim in dims[:2]):
+        raise ValueError(
+            f"Input size must be at least {min_size}x{min_size} (the network's total stride); "
+            f"Received: {label}={tuple(dims)}"
+        )
+    return tuple(dims)
 
 
-def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any) -> tuple[Any, Any]:
-    """(model inputs, first tensor), accepting a Keras tensor or a raw tensor as keras.applications."""
-    shape = tuple(input_shape) if input_shape is not None else (None, None, 3)
+def _rgb_reason(weights: Any, include_preprocessing: bool) -> str | None:
+    """Why the input must have 3 channels, or None if any channel count works."""
+    if weights == "imagenet":
+        return 'weights="imagenet"'
+    if include_preprocessing:
+        return "include_preprocessing=True applies the ImageNet RGB mean/std; pass " \
+               "include_preprocessing=False for other channel counts"
+    return None
+
+
+def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any,
+                 rgb_reason: str | None) -> tuple[Any, Any]:
+    """(model inputs, first tensor) for `input_tensor` (a Keras tensor) or a new Input.
+
+    A given tensor's static shape gets the same checks as `input_shape` (channels, sides at least
+    the total stride). As in Keras 3's keras.applications, a raw backend tensor is rejected by
+    `keras.Input(tensor=...)` with its own message.
+    """
+    shape = (None, None, 3)
+    if input_shape is not None:
+        shape = _validate_input_shape(spec, input_shape, rgb_reason)
     if input_tensor is None:
         inp = keras.Input(shape=shape, name="input_layer")
         return inp, inp
     if keras.backend.is_keras_tensor(input_tensor):
+        tensor_shape = tuple(input_tensor.shape)
+        if len(tensor_shape) != 4:
+            raise ValueError(
+                "`input_tensor` must be a 4D (batch, height, width, channels) tensor. "
+                f"Received: input_tensor.shape={tensor_shape}"
+            )
+        _validate_input_shape(spec, tensor_shape[1:], rgb_reason, label="input_tensor.shape[1:]")
         return keras.utils.get_source_inputs(input_tensor), input_tensor
     inp = keras.Input(tensor=input_tensor, shape=shape)
     return inp, inp

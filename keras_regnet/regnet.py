@@ -88,11 +88,13 @@ class RegNetParams:
 
     def validate(self) -> "RegNetParams":
         _validate_rule(self.depth, self.w0, self.wa, self.wm, self.quantum)
-        if isinstance(self.group_width, bool) or not isinstance(self.group_width, int) or self.group_width < 1:
-            raise ValueError(f"group_width must be a positive integer, got {self.group_width!r}")
-        if not self.bottleneck_ratio > 0:
-            raise ValueError(f"bottleneck_ratio must be > 0, got {self.bottleneck_ratio!r}")
-        if not 0 <= self.se_ratio <= 1:
+        g = self.group_width
+        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
+            raise ValueError(f"group_width must be a positive integer, got {g!r}")
+        if not (_is_real(self.bottleneck_ratio) and math.isfinite(self.bottleneck_ratio)
+                and self.bottleneck_ratio > 0):
+            raise ValueError(f"bottleneck_ratio must be a finite number > 0, got {self.bottleneck_ratio!r}")
+        if not (_is_real(self.se_ratio) and 0 <= self.se_ratio <= 1):
             raise ValueError(f"se_ratio must be in [0, 1], got {self.se_ratio!r}")
         return self
 
@@ -112,7 +114,8 @@ class RegNetParams:
             widths, [self.bottleneck_ratio] * n, [self.group_width] * n
         )
         stages = tuple(
-            StageSpec(d, w, 2, float(self.bottleneck_ratio), g) for d, w, g in zip(depths, widths, groups)
+            StageSpec(int(d), int(w), 2, float(self.bottleneck_ratio), int(g))
+            for d, w, g in zip(depths, widths, groups)
         )
         block = "y" if self.se_ratio > 0 else "x"
         return NetSpec(
@@ -127,10 +130,15 @@ def _validate_rule(depth: int, w0: int, wa: float, wm: float, q: int) -> None:
         raise ValueError(f"quantum must be a positive integer, got {q!r}")
     if isinstance(w0, bool) or not isinstance(w0, (int, np.integer)) or w0 <= 0 or w0 % q:
         raise ValueError(f"w0 must be a positive multiple of {q}, got {w0!r}")
-    if not (isinstance(wa, (int, float, np.number)) and wa >= 0):
-        raise ValueError(f"wa must be >= 0, got {wa!r}")
-    if not (isinstance(wm, (int, float, np.number)) and wm > 1):
-        raise ValueError(f"wm must be > 1, got {wm!r}")
+    if not (_is_real(wa) and math.isfinite(wa) and wa >= 0):
+        raise ValueError(f"wa must be a finite number >= 0, got {wa!r}")
+    if not (_is_real(wm) and math.isfinite(wm) and wm > 1):
+        raise ValueError(f"wm must be a finite number > 1, got {wm!r}")
+
+
+def _is_real(value: object) -> bool:
+    """A real number that is not a bool (numpy scalars included)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 # The quantized linear fit (inverse of the rule) ----------------------------------------------

@@ -192,7 +192,12 @@ def make_spec(
     stem_stride: int = 2,
     name: str = "anynet",
 ) -> NetSpec:
-    """Build and validate a NetSpec from per-stage lists (scalars broadcast to every stage)."""
+    """Build and validate a NetSpec from per-stage lists (scalars broadcast to every stage).
+
+    Per-stage values may be any sequence (lists, tuples, ranges, 1-D numpy arrays).
+    """
+    depths = _per_stage(depths, "depths")
+    widths = _per_stage(widths, "widths")
     n = len(depths)
     if len(widths) != n:
         raise ValueError(f"widths has {len(widths)} entries but depths has {n}; they must match")
@@ -202,7 +207,7 @@ def make_spec(
         ("bottleneck_ratios", bottleneck_ratios),
         ("strides", strides),
     ):
-        values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+        values = _per_stage(value, label) if _is_sequence(value) else [value] * n
         if len(values) != n:
             raise ValueError(f"{label} has {len(values)} entries but depths has {n}; they must match")
         columns[label] = values
@@ -215,6 +220,18 @@ def make_spec(
     return NetSpec(
         stages, block, float(se_ratio), _integral(stem_width), _integral(stem_stride), name
     ).validate()
+
+
+def _is_sequence(value: Any) -> bool:
+    """A per-stage list: any non-string iterable with a length (list, tuple, range, ndarray)."""
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and hasattr(value, "__iter__")
+
+
+def _per_stage(value: Any, label: str) -> list:
+    """The values of a per-stage argument as a list; ValueError naming it if it is not a sequence."""
+    if not _is_sequence(value) or getattr(value, "ndim", 1) != 1:
+        raise ValueError(f"{label} must be a list with one value per stage, got {value!r}")
+    return [v.item() if hasattr(v, "item") else v for v in value]
 
 
 def _integral(value: Any) -> Any:

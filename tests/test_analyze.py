@@ -63,6 +63,25 @@ def test_loaded_sweeps_carry_design_parameters_and_efit(sweeps):
     assert anynet.columns["e_fit"].mean() > reg.columns["e_fit"].mean()
 
 
+def test_sweeps_of_one_space_in_same_named_directories_stay_apart(sweeps, tmp_path):
+    """runA/regnetx and runB/regnetx used to share one label: one EDF curve, one set of bands."""
+    import shutil
+
+    a, b = str(tmp_path / "runA" / "regnetx"), str(tmp_path / "runB" / "regnetx")
+    shutil.copytree(sweeps[0], a)
+    shutil.copytree(sweeps[1], b)  # an anynetx_a sweep, relabelled as a second regnetx run
+    with open(os.path.join(b, "config.json"), "w") as f:
+        f.write('{"space": "regnetx"}')
+    result = analyze([a, b, a], str(tmp_path / "out"), repeats=50, normalized=False, top=1)
+    report = open(result["report"]).read()
+    for label in ("regnetx (runA/regnetx) #1", "regnetx (runB/regnetx)", "regnetx (runA/regnetx) #2"):
+        assert f"### {label}\n" in report, label
+    bands = {label: report.split(f"### {label}\n", 1)[1].split("Best 1 models", 1)[0]
+             for label in ("regnetx (runA/regnetx) #1", "regnetx (runB/regnetx)")}
+    assert bands["regnetx (runA/regnetx) #1"] != bands["regnetx (runB/regnetx)"]
+    assert "with replacement 50 times" in report  # the report states the repeats actually used
+
+
 def test_cli_rejects_directories_that_are_not_sweeps(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT}
     bad = subprocess.run([sys.executable, "-m", "training.analyze", str(tmp_path)], cwd=ROOT, env=env,

@@ -160,6 +160,22 @@ def test_bad_inputs_raise_value_errors_naming_the_problem():
         sample("regnetx", -1)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        # used to raise TypeError: object of type 'float' has no len()
+        (dict(flops=400e6), r"flops must be \(low, high\) with 0 <= low <= high, got 400000000.0"),
+        # used to return networks costed at a 0x0 input
+        (dict(input_size=0), "input_size must be a positive integer or \\(height, width\\) of them, got 0"),
+        (dict(input_size=(32, -1)), "input_size must be a positive integer"),
+        (dict(input_size=32.5), "input_size must be a positive integer"),
+    ],
+)
+def test_bad_budget_and_input_size_are_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sample("regnetx", 2, max_candidates=10_000, **kwargs)
+
+
 def test_design_space_imports_neither_tensorflow_nor_matplotlib():
     code = ("import sys, keras_regnet.design_space as d; d.sample('regnetx', 5); "
             "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)")

@@ -1,5 +1,9 @@
 """Keras 3 builders: exact parameter counts, keras.applications arguments and errors, save/load."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -104,6 +108,102 @@ def test_softmax_and_logits_heads():
 def test_argument_errors_match_keras_applications(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         keras_regnet.RegNetX200MF(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_shape=(64.0, 64, 3)), "`input_shape` must hold integers or None"),
+        (dict(input_shape=(64, 64, 1), weights="imagenet", include_preprocessing=False),
+         'The input must have 3 channels (weights="imagenet")'),
+        (dict(input_tensor=keras.Input((64, 64, 1))), "The input must have 3 channels (include_preprocessing"),
+        (dict(input_tensor=keras.Input((8, 64, 3))), "Input size must be at least 16x16"),
+        (dict(input_tensor=keras.Input((64, 3))), "`input_tensor` must be a 4D"),
+    ],
+)
+def test_input_tensor_and_shape_checks(kwargs, message):
+    """A given input_tensor gets the input_shape checks (a 1-channel one was silently broadcast)."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_regnet_y(**kwargs)
+    with pytest.raises(ValueError, match="`name` must be a string. Received: name=3"):
+        keras_regnet.RegNetX200MF(name=3)
+
+
+def test_numpy_integer_arguments_and_user_names_are_kept():
+    """classes / input_shape from numpy (configs, arrays) work; a user's name is not rewritten."""
+    model = keras_regnet.RegNet(depth=3, w0=16, wa=16.0, wm=2.0, group_width=8, name="my.model",
+                                input_shape=(np.int64(64), np.int64(64), 3), classes=np.int64(7))
+    assert model.output_shape == (None, 7) and model.input_shape == (None, 64, 64, 3)
+    assert model.name == "my.model"
+    assert keras_regnet.RegNetX1_6GF(include_top=False).name == "regnetx_1_6gf"  # default unchanged
+    assert keras_regnet.RegNetX200MF(include_top=False, name="x.200").name == "x.200"
+    decoded = keras_regnet.decode_predictions(np.eye(1000, dtype="float32")[:1], top=np.int64(2))
+    assert len(decoded[0]) == 2
+
+
+def test_softmax_callable_is_allowed_with_imagenet_weights(monkeypatch):
+    """keras.activations.softmax (a callable) is as valid as "softmax" with pretrained weights."""
+    from keras_regnet import weights as weights_lib
+
+    loaded = []
+    monkeypatch.setattr(weights_lib, "load_into", lambda model, *a, **k: loaded.append(model.name))
+    for activation in (keras.activations.softmax, None, "softmax"):
+        keras_regnet.RegNetX200MF(weights="imagenet", classifier_activation=activation)
+    assert len(loaded) == 3
+    with pytest.raises(ValueError, match="Only `None` and `softmax` activations"):
+        keras_regnet.RegNetX200MF(weights="imagenet", classifier_activation=keras.activations.relu)
+
+
+def test_other_channel_counts_without_imagenet_preprocessing():
+    """As keras.applications: any channel count with weights=None when nothing assumes RGB."""
+    model = tiny_regnet_y(input_shape=(32, 32, 1), include_preprocessing=False, classes=3)
+    assert tuple(model.get_layer("stem_conv").kernel.shape) == (3, 3, 1, 32)
+    assert model(np.zeros((2, 32, 32, 1), "float32")).shape == (2, 3)
+    model = tiny_regnet_y(input_tensor=keras.Input((32, 32, 4)), include_preprocessing=False, classes=3)
+    assert model.output_shape == (None, 3)
+
+
+def test_mixed_precision_classifier_outputs_float32():
+    previous = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+        for activation in ("softmax", None):
+            model = tiny_regnet_y(input_shape=(32, 32, 3), classes=5, classifier_activation=activation)
+            assert model.output.dtype == "float32"
+            assert model.get_layer("s1_b1_conv_b").compute_dtype == "float16"  # the body stays mixed
+            out = model(x)
+            assert keras.backend.standardize_dtype(out.dtype) == "float32" and np.all(np.isfinite(out))
+        backbone = tiny_regnet_y(input_shape=(32, 32, 3), include_top=False, pooling="avg")
+        assert backbone.output.dtype == "float16"  # features in the compute dtype, as keras.applications
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import sys
+{imports}
+import numpy as np
+model = keras.saving.load_model(sys.argv[1])
+print(float(np.abs(model.predict(np.load(sys.argv[2]), verbose=0) - np.load(sys.argv[3])).max()))
+"""
+
+
+@pytest.mark.parametrize("imports", ["import keras_regnet\nimport keras", "import keras\nimport keras_regnet"])
+def test_saved_model_loads_after_import_keras_regnet_without_custom_objects(tmp_path, imports):
+    """`import keras_regnet` registers the custom layers whichever of the two is imported first."""
+    model = tiny_regnet_y(input_shape=(32, 32, 3), classes=4)
+    x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    paths = [str(tmp_path / "m.keras"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
+    model.save(paths[0])
+    np.save(paths[1], x)
+    np.save(paths[2], model.predict(x, verbose=0))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS.format(imports=imports), *paths],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-5
 
 
 def test_anynet_with_every_block_type_and_stem_stride_1():

@@ -55,11 +55,15 @@ def test_compatibility_clamps_group_width_and_rounds_bottleneck():
     "kwargs, message",
     [
         (dict(w0=20), "w0 must be a positive multiple of 8, got 20"),
-        (dict(wm=1.0), "wm must be > 1, got 1.0"),
-        (dict(wa=-1.0), "wa must be >= 0, got -1.0"),
+        (dict(wm=1.0), "wm must be a finite number > 1, got 1.0"),
+        (dict(wa=-1.0), "wa must be a finite number >= 0, got -1.0"),
         (dict(depth=0), "depth must be an integer >= 1, got 0"),
         (dict(group_width=0), "group_width must be a positive integer, got 0"),
-        (dict(bottleneck_ratio=0.0), "bottleneck_ratio must be > 0, got 0.0"),
+        (dict(bottleneck_ratio=0.0), "bottleneck_ratio must be a finite number > 0, got 0.0"),
+        # infinities used to crash inside numpy (wa) or silently give a one-stage net (wm)
+        (dict(wa=float("inf")), "wa must be a finite number >= 0, got inf"),
+        (dict(wm=float("inf")), "wm must be a finite number > 1, got inf"),
+        (dict(bottleneck_ratio=float("inf")), "bottleneck_ratio must be a finite number > 0, got inf"),
     ],
 )
 def test_invalid_parameters_name_the_value(kwargs, message):
@@ -67,6 +71,13 @@ def test_invalid_parameters_name_the_value(kwargs, message):
     params.update(kwargs)
     with pytest.raises(ValueError, match=message):
         RegNetParams(**params).to_spec()
+
+
+def test_numpy_integers_are_accepted_like_python_ints():
+    """Samplers and configs hand over numpy scalars; depth and w0 took them, group_width did not."""
+    spec = RegNetParams(np.int64(13), np.int64(24), 36.44, 2.49, np.int64(8)).to_spec()
+    assert spec == RegNetParams(13, 24, 36.44, 2.49, 8).to_spec()
+    assert all(type(v) is int for s in spec.stages for v in (s.depth, s.width, s.group_width))
 
 
 @pytest.mark.parametrize("name", list(ZOO))

@@ -13,6 +13,15 @@ def test_json_round_trip_preserves_every_field():
     assert again.stages[1] == StageSpec(2, 32, 2, 2.0, 16)
 
 
+def test_numpy_arrays_and_ranges_are_per_stage_lists():
+    """A numpy array of group widths used to be broadcast as one 'scalar' and then rejected."""
+    np = pytest.importorskip("numpy")
+    spec = make_spec(np.array([1, 2]), np.array([16, 32]), group_widths=np.array([8, 16]),
+                     bottleneck_ratios=np.array([1.0, 1.0]), strides=range(1, 3))
+    assert spec == make_spec([1, 2], [16, 32], [8, 16], [1.0, 1.0], [1, 2])
+    assert all(type(s.group_width) is int for s in spec.stages)
+
+
 def test_scalars_broadcast_to_every_stage():
     spec = make_spec([1, 1], [16, 32], group_widths=8, bottleneck_ratios=1.0)
     assert spec.group_widths == [8, 8] and spec.bottleneck_ratios == [1.0, 1.0]
@@ -31,6 +40,8 @@ def test_scalars_broadcast_to_every_stage():
         (dict(depths=[1, 2], widths=[16]), "widths has 1 entries but depths has 2"),
         (dict(depths=[1.5], widths=[16]), "stage 1 depth must be an integer >= 1, got 1.5"),
         (dict(depths=[], widths=[]), "at least one stage"),
+        (dict(depths=2, widths=[16]), "depths must be a list with one value per stage, got 2"),
+        (dict(depths=[1], widths="16"), "widths must be a list with one value per stage, got '16'"),
     ],
 )
 def test_invalid_specs_name_the_bad_value(kwargs, message):

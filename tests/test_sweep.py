@@ -102,6 +102,65 @@ def test_a_restart_with_different_settings_is_refused(tmp_path):
         prepare(d, _config(lr=0.2))
 
 
+def test_an_image_size_below_the_total_stride_is_refused_before_anything_is_written(tmp_path):
+    """Every model would fail in the builder, and the written config would block a fixed restart."""
+    d = str(tmp_path / "sweep")
+    config = SweepConfig("regnetx", 2, seed=0, flops_range=None, image_size=8, stem_stride=1,
+                         stem_width=16, classes=10, train={"epochs": 1})
+    with pytest.raises(ValueError, match="image_size 8 is smaller than the sampled networks' total stride 16"):
+        run(d, config, fake_train, report=lambda s: None)
+    assert not os.path.exists(os.path.join(d, "config.json"))
+    assert not os.path.exists(os.path.join(d, "samples.jsonl"))
+    fixed = SweepConfig("regnetx", 2, seed=0, flops_range=None, image_size=16, stem_stride=1,
+                        stem_width=16, classes=10, train={"epochs": 1})
+    assert run(d, fixed, fake_train, report=lambda s: None).done == 2
+
+
+def diverging_train(spec, *, seed=0, **kwargs):
+    """fake_train, except that every model with an odd index diverges (deterministically)."""
+    from training.errors import Diverged
+
+    if int(spec.name.rsplit("_", 1)[1]) % 2:
+        raise Diverged(f"training loss became nan at step 3; stopped ({spec.name})")
+    return fake_train(spec, seed=seed, **kwargs)
+
+
+def test_a_diverged_model_is_recorded_and_the_sweep_finishes_and_resumes(tmp_path):
+    """A NaN loss used to abort the sweep at that model, and every restart at the same model."""
+    from training.sweep_report import analyze
+
+    d = str(tmp_path / "sweep")
+    lines = []
+    prog = run(d, _config(num=4), diverging_train, report=lines.append)
+    assert prog.done == 4
+    records = {r["index"]: r for r in ResultsFile(os.path.join(d, "results.jsonl")).load()}
+    assert sorted(records) == [0, 1, 2, 3]
+    for k in (1, 3):
+        assert records[k]["diverged"] is True and records[k]["top1_err"] == 100.0
+        assert "loss became nan" in records[k]["train_result"]["error"]
+    assert "diverged" not in records[0] and records[0]["top1_err"] < 100
+    assert any(line.startswith("model 1 diverged, recorded as top1_err=100.00%") for line in lines)
+    assert run(d, _config(num=4), diverging_train, report=lambda s: None).trained == 0  # nothing retried
+    report = open(analyze([d], str(tmp_path / "out"), repeats=20, normalized=False)["report"]).read()
+    assert "| `" + d + "` | 2 |" in report and "Diverged models" in report
+
+
+def test_other_trainer_errors_still_stop_the_sweep(tmp_path):
+    def broken(spec, **kwargs):
+        raise RuntimeError("out of disk")
+
+    with pytest.raises(RuntimeError, match="out of disk"):
+        run(str(tmp_path / "sweep"), _config(num=2), broken, report=lambda s: None)
+
+
+def test_non_finite_loss_is_a_divergence():
+    pytest.importorskip("tensorflow")
+    from training.errors import Diverged
+    from training.loop import NonFiniteLoss
+
+    assert issubclass(NonFiniteLoss, Diverged)
+
+
 def test_progress_reports_counts_and_eta(tmp_path):
     lines = []
     run(str(tmp_path / "s"), _config(num=3), fake_train, report=lines.append)

@@ -24,6 +24,7 @@ from training.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
 from training.ema import WeightEMA, averaged_weights
+from training.errors import Diverged
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
 from training.strategy import Runtime
@@ -33,7 +34,7 @@ RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(Diverged):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
 

@@ -59,11 +59,25 @@ def load_sweep(path: str, name: Optional[str] = None) -> Sweep:
 
 
 def _unique_names(sweeps: list[Sweep]) -> None:
-    """Two sweeps of the same space get their directory names appended."""
-    names = [s.name for s in sweeps]
-    for s in sweeps:
-        if names.count(s.name) > 1:
-            s.name = f"{s.name} ({os.path.basename(os.path.normpath(s.path))})"
+    """Give every sweep a distinct label; figures and the report key populations by it.
+
+    Sweeps of the same space get the shortest trailing part of their path that tells them apart
+    (`regnetx (run_a/regnetx)`); the same directory given twice gets `#2`, `#3`, ...
+    """
+    spaces = [s.name for s in sweeps]
+    parts = [os.path.normpath(os.path.abspath(s.path)).split(os.sep) for s in sweeps]
+    for k, s in enumerate(sweeps):
+        same = [j for j, name in enumerate(spaces) if name == spaces[k]]
+        if len(same) == 1:
+            continue
+        others = {tuple(parts[j]) for j in same if parts[j] != parts[k]}
+        depth = 1
+        while depth < len(parts[k]) and any(tuple(o[-depth:]) == tuple(parts[k][-depth:]) for o in others):
+            depth += 1
+        label = "/".join(p for p in parts[k][-depth:] if p)
+        copies = [j for j in same if parts[j] == parts[k]]
+        suffix = f" #{copies.index(k) + 1}" if len(copies) > 1 else ""
+        s.name = f"{spaces[k]} ({label}){suffix}"
 
 
 def trend_bands(sweep: Sweep, repeats: int = 10_000, seed: int = 0) -> dict[str, BootstrapRange]:
@@ -107,7 +121,7 @@ def analyze(sweep_dirs: list[str], out_dir: str, repeats: int = 10_000, normaliz
         figures[f"widths_{slug}"] = plots.plot_block_widths(
             pick(order[:top]), pick(order[::-1][:top]), os.path.join(out_dir, f"block_widths_{slug}"),
             title=f"{s.name}: best (top) and worst (bottom) models")
-    report = _markdown(sweeps, bands_by, figures, out_dir, top)
+    report = _markdown(sweeps, bands_by, figures, out_dir, top, repeats)
     report_path = os.path.join(out_dir, "report.md")
     atomic_write_text(report_path, report)
     return {"report": report_path, "figures": figures}
@@ -127,20 +141,25 @@ def _compact(values: list) -> str:
     return str(values[0]) if len(set(values)) == 1 else str(values)
 
 
-def _markdown(sweeps: list[Sweep], bands_by: dict, figures: dict, out_dir: str, top: int) -> str:
+def _markdown(sweeps: list[Sweep], bands_by: dict, figures: dict, out_dir: str, top: int,
+              repeats: int) -> str:
     lo = min(float(s.errors.min()) for s in sweeps)
     hi = max(float(s.errors.max()) for s in sweeps)
     lines = ["# Design-space sweep report", "",
              f"EDF area = integral of the error EDF over [{lo:.2f}, {hi:.2f}] % (larger is better).", "",
-             "| space | n | min error | mean error | EDF area | median flops | sweep |",
-             "|---|---|---|---|---|---|---|"]
+             "| space | n | min error | mean error | EDF area | median flops | sweep | diverged |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in sweeps:
         sm = summarize(s.errors)
         area = edf_area(s.errors, lo, hi) if hi > lo else 0.0
+        diverged = sum(bool(r.get("diverged")) for r in s.records)
         lines.append(f"| {s.name} | {sm.n} | {sm.min_error:.2f} | {sm.mean_error:.2f} | {area:.3f} | "
-                     f"{np.median(s.columns['flops']) / 1e6:.2f}M | `{s.path}` |")
+                     f"{np.median(s.columns['flops']) / 1e6:.2f}M | `{s.path}` | {diverged} |")
+    if any(r.get("diverged") for s in sweeps for r in s.records):
+        lines += ["", "Diverged models (training loss became NaN/inf) count with "
+                  "100% error in the EDFs and bootstrap, as models that learned nothing."]
     lines += ["", "## Where the best models are (empirical bootstrap, 95% CI and most likely value)", "",
-              "Resample 25% of the models with replacement 10^4 times, keep the best model's value each "
+              f"Resample 25% of the models with replacement {repeats:,} times, keep the best model's value each "
               "time. RegNet sweeps report their sampled d, w0, wa, wm, b, g; for AnyNet sweeps w0, wa, wm "
               "come from the quantized linear fit of each model's per-block widths (e_fit is its error), "
               "b and g appear only when shared by all stages, w4 is the last stage's width.", ""]

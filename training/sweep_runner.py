@@ -17,9 +17,11 @@ from typing import Any, Callable, Optional
 
 from keras_regnet.design_space.sampler import Sample, sample
 from keras_regnet.design_space.spaces import get_space
+from training.errors import Diverged
 from training.sweep_results import ResultsFile, atomic_write_text
 
 CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.jsonl"
+DIVERGED_ERR = 100.0  # top-1/top-5 error (%) recorded for a model whose training diverged
 TrainFn = Callable[..., dict]
 
 
@@ -84,12 +86,30 @@ def prepare(sweep_dir: str, config: SweepConfig) -> list[Sample]:
                             params=config.params_range, acts=config.acts_range,
                             input_size=config.image_size, stem_width=config.stem_width,
                             stem_stride=config.stem_stride, classes=config.classes)
+        check_input_size(population, config.image_size)
         # Identical inputs give identical files, so concurrent shards racing here are harmless.
         atomic_write_text(samples_path, "".join(json.dumps(s.to_dict(), sort_keys=True) + "\n"
                                                 for s in population))
     if not os.path.exists(cfg_path):
         atomic_write_text(cfg_path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
     return load_samples(sweep_dir)
+
+
+def check_input_size(population: list[Sample], image_size: int) -> None:
+    """Refuse, before anything is written, a resolution that some sampled network cannot take.
+
+    The Keras builder needs height and width >= the network's total stride (stem stride x 2 per
+    stage); without this check every model of the sweep would fail in the trainer, and the sweep
+    directory would already hold a config that a corrected restart is refused against.
+    """
+    if not population:
+        return
+    stride = max(s.spec.total_stride for s in population)
+    if image_size < stride:
+        raise ValueError(
+            f"image_size {image_size} is smaller than the sampled networks' total stride {stride} "
+            f"(stem stride x 2 per stage); use image_size >= {stride} or a smaller stem stride"
+        )
 
 
 def load_samples(sweep_dir: str) -> list[Sample]:
@@ -153,12 +173,18 @@ def run(sweep_dir: str, config: SweepConfig, train_fn: TrainFn, shard: tuple[int
         if model_dirs:
             kwargs["model_dir"] = os.path.join(sweep_dir, "runs", f"model_{s.index:05d}")
         start = time.perf_counter()
-        out = train_fn(s.spec, **kwargs)
+        try:
+            out = train_fn(s.spec, **kwargs)
+        except Diverged as err:  # deterministic per (model, seed): retrying would only repeat it
+            out = {"top1_err": DIVERGED_ERR, "top5_err": DIVERGED_ERR, "diverged": True,
+                   "error": f"{type(err).__name__}: {err}"}
         elapsed = time.perf_counter() - start
         record = {**s.to_dict(), "top1_err": float(out["top1_err"]), "top5_err": float(out["top5_err"]),
                   "train_time_s": float(out.get("train_time_s", elapsed)),
                   "epochs": out.get("epochs", config.train.get("epochs")), "seed": seed,
                   "shard": f"{i}/{n}", "train_result": _jsonable(out)}
+        if out.get("diverged"):
+            record["diverged"] = True
         if results.append(record):
             prog.shard_done += 1
             prog.done = len(results.done())
@@ -166,7 +192,8 @@ def run(sweep_dir: str, config: SweepConfig, train_fn: TrainFn, shard: tuple[int
                 on_result(record)
         prog.trained += 1
         prog.seconds += elapsed
-        report(f"model {s.index} top1_err={record['top1_err']:.2f}% ({elapsed:.1f}s); " + prog.line())
+        status = " diverged, recorded as" if record.get("diverged") else ""
+        report(f"model {s.index}{status} top1_err={record['top1_err']:.2f}% ({elapsed:.1f}s); " + prog.line())
     prog.done = len(results.done())
     return prog
 

@@ -55,11 +55,26 @@ def scaled_flops_range(input_size: int, stem_stride: int, base: Sequence[float] 
 
 
 def _check_limit(label: str, rng: Range) -> Optional[tuple[float, float]]:
+    """(low, high) as floats, or None; ValueError naming the argument otherwise."""
     if rng is None:
         return None
-    if len(rng) != 2 or not 0 <= float(rng[0]) <= float(rng[1]):
+    try:
+        low, high = (float(v) for v in rng)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}") from None
+    if not 0 <= low <= high:
         raise ValueError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}")
-    return float(rng[0]), float(rng[1])
+    return low, high
+
+
+def _check_input_size(input_size: Any) -> None:
+    """An int or (height, width) of positive integers."""
+    sides = (input_size, input_size) if not isinstance(input_size, (tuple, list)) else tuple(input_size)
+    if len(sides) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+                              for v in sides):
+        raise ValueError(
+            f"input_size must be a positive integer or (height, width) of them, got {input_size!r}"
+        )
 
 
 def sample(
@@ -88,6 +103,7 @@ def sample(
         raise ValueError(f"num_samples must be an integer >= 0, got {num_samples!r}")
     if stem_stride not in (1, 2):
         raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+    _check_input_size(input_size)
     limits = {k: _check_limit(k, v) for k, v in (("flops", flops), ("params", params), ("acts", acts))}
     budget = max_candidates if max_candidates is not None else 100_000 * num_samples + 1_000_000
     rng = np.random.default_rng(seed)
