@@ -42,13 +42,14 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%)."""
     from training.data import make_source
     from training.loop import Trainer
-    from training.models import resolve_model
+    from training.models import check_image_size, resolve_model
     from training.strategy import make_runtime
 
     import shutil
     import tempfile
 
     spec, _ = resolve_model(model_name)
+    check_image_size(spec, cfg.image_size)
     scratch = tempfile.mkdtemp(prefix="regnet-eval-")  # the Trainer's checkpoint dir; never written
     cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch)
     source = make_source(cfg)

@@ -12,11 +12,13 @@ from training.config import TrainConfig, resolve
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
     """(resolved config, NetSpec, zoo entry) without touching TensorFlow."""
-    from training.models import resolve_model
+    from training.models import check_image_size, resolve_model
 
     spec_, entry = resolve_model(cfg.model if spec is None else spec)
     zoo_batch = entry.batch_size if entry is not None and cfg.dataset in ("imagenet2012", "tfrecord") else None
-    return resolve(cfg, zoo_batch), spec_, entry
+    resolved = resolve(cfg, zoo_batch)
+    check_image_size(spec_, resolved.image_size)
+    return resolved, spec_, entry
 
 
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
