@@ -84,3 +84,42 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     good = re.search(r"Last good checkpoint: (\S+)$", line).group(1)
     assert os.path.exists(good + ".index")
     assert max(_checkpoints(model_dir)) < 44
+
+
+def test_resume_with_an_edited_json_spec_is_refused_naming_the_model_flag(tmp_path):
+    """Same --model path, different network inside: a one-line --model error, not a restore error."""
+    import pytest
+
+    from training.config import TrainConfig
+    from training.models import BUILTIN
+    from training.run import run
+
+    spec = BUILTIN["regnetx_digits"].to_spec(name="tiny").to_dict()
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    cfg = TrainConfig(model=str(path), image_size=16, epochs=1, batch_size=64, max_steps=1,
+                      model_dir=str(tmp_path / "run"), verbose=0, strategy="one_device")
+    run(cfg)
+    spec["stages"][-1]["width"] = 64  # edit the file in place, then resume the same model_dir
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"--model=.*spec\.json' builds a different network .*--model_dir"):
+        run(cfg.replace(max_steps=2))
+
+
+def test_resume_check_compares_networks_not_spellings_and_counts_classes():
+    import pytest
+
+    from keras_regnet.zoo import get_entry
+    from training.config import TrainConfig
+    from training.loop import check_same_run
+
+    def config(name: str, classes: int = 10) -> dict:
+        return {"model": name, "spec": get_entry(name).spec().to_dict(), "num_classes": classes,
+                "epochs": 1, "batch_size": 8}
+
+    cfg = TrainConfig(model="RegNetY-600MF", dataset="folder", data_dir="/data/flowers", model_dir="/run")
+    check_same_run(json.loads(json.dumps(config("regnety_600mf"))), config("RegNetY-600MF"), cfg)
+    with pytest.raises(ValueError, match="--model='RegNetY-600MF' builds a different network"):
+        check_same_run(json.loads(json.dumps(config("regnety_800mf"))), config("RegNetY-600MF"), cfg)
+    with pytest.raises(ValueError, match="--data_dir='/data/flowers' has 11 classes but .* has 10"):
+        check_same_run(json.loads(json.dumps(config("regnety_600mf"))), config("RegNetY-600MF", 11), cfg)

@@ -37,6 +37,30 @@ class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], cfg: TrainConfig) -> None:
+    """ValueError naming the flag when `current` (a run config) cannot resume the `saved` one.
+
+    The network is compared by its NetSpec when config.json holds one, so an alias of the same
+    zoo model resumes while an edited JSON spec file (same --model path) is refused; the class
+    count is compared so a --data_dir with added or removed class folders is refused too.
+    """
+    where = f"the run being resumed in --model_dir={cfg.model_dir!r}"
+    fresh = "use the same value or a fresh --model_dir"
+    current = json.loads(json.dumps(current))  # tuples -> lists, as read back from config.json
+    if "spec" in saved:
+        if saved["spec"] != current["spec"]:
+            raise ValueError(f"--model={cfg.model!r} builds a different network than {where} "
+                             f"(saved NetSpec {saved['spec'].get('name')!r} in config.json); {fresh}")
+    elif "model" in saved and saved["model"] != current["model"]:
+        raise ValueError(f"--model={cfg.model!r} differs from {where} ({saved['model']!r}); {fresh}")
+    if "num_classes" in saved and saved["num_classes"] != current["num_classes"]:
+        raise ValueError(f"--data_dir={cfg.data_dir!r} has {current['num_classes']} classes but {where} "
+                         f"has {saved['num_classes']}; {fresh}")
+    for key in RESUME_KEYS:
+        if key != "model" and key in saved and saved[key] != current[key]:
+            raise ValueError(f"--{key}={current[key]!r} differs from {where} ({saved[key]!r}); {fresh}")
+
+
 class Trainer:
     """One run: a resolved TrainConfig, a Runtime (strategy/XLA/precision), a data Source."""
 
@@ -124,6 +148,7 @@ class Trainer:
     def _run_config(self) -> dict[str, Any]:
         data = {k: getattr(self.cfg, k) for k in RESUME_KEYS}
         data["spec"] = self.spec.to_dict()
+        data["num_classes"] = self.source.num_classes
         return data
 
     def _check_same_run(self, config_path: str) -> None:
@@ -131,12 +156,7 @@ class Trainer:
             return
         with open(config_path, encoding="utf-8") as f:
             saved = json.load(f)
-        for key in RESUME_KEYS:
-            if key in saved and saved[key] != getattr(self.cfg, key):
-                raise ValueError(
-                    f"--{key}={getattr(self.cfg, key)!r} differs from the run being resumed in "
-                    f"--model_dir={self.cfg.model_dir!r} ({saved[key]!r}); use the same value or a fresh --model_dir"
-                )
+        check_same_run(saved, self._run_config(), self.cfg)
 
     # Train / eval -------------------------------------------------------------------------
     def _train_iterator(self, epoch: int, start: int, count: int) -> Any:
