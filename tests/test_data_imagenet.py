@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from training.data import imagenet
-from training.data.pipeline import INVALID_LABEL, eval_dataset, train_dataset
+from training.data.pipeline import INVALID_LABEL, PADDING_LABEL, eval_dataset, train_dataset
 
 
 def _example(image: bytes, label: int) -> bytes:
@@ -44,7 +44,28 @@ def test_tfrecord_labels_are_shifted_and_corrupt_records_counted(tmp_path):
     assert sorted(set(labels.numpy())) == [INVALID_LABEL, 0, 1, 2]  # 1..3 -> 0..2, one skipped
     assert int(np.sum(labels.numpy() == INVALID_LABEL)) == 1
     (eval_images, eval_labels), = list(eval_dataset(source, None, batch_size=8, num_batches=1, image_size=24))
-    assert eval_images.shape == (8, 24, 24, 3) and list(eval_labels.numpy()[6:]) == [-1, -1]
+    assert eval_images.shape == (8, 24, 24, 3) and list(eval_labels.numpy()[6:]) == [PADDING_LABEL] * 2
+
+
+def test_eval_split_shorter_than_eval_examples_is_not_reported_as_skipped(tmp_path):
+    """6 validation records (one truncated) against --eval_examples=40: 1 skipped, 5 evaluated."""
+    from training.config import TrainConfig
+    from training.run import run
+
+    _write_shards(str(tmp_path), corrupt=True)
+    path = os.path.join(str(tmp_path), "validation-00000-of-00001")
+    records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    broken = tf.train.Example.FromString(records[0])
+    broken.features.feature["image/encoded"].bytes_list.value[0] = b"\xff\xd8\xff truncated"
+    with tf.io.TFRecordWriter(path) as w:
+        for r in [broken.SerializeToString()] + records[1:]:
+            w.write(r)
+    cfg = TrainConfig(model="regnetx_digits", dataset="tfrecord", data_dir=str(tmp_path), epochs=1,
+                      batch_size=8, image_size=16, train_examples=12, eval_examples=40,
+                      model_dir=str(tmp_path / "run"), verbose=0, strategy="one_device")
+    result = run(cfg)
+    assert result["skipped_images"]["eval"] == 1  # was 35: the missing 34 records counted as corrupt
+    assert result["examples"] == 5
 
 
 def test_tfrecord_shards_by_file_per_worker(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from training.data import augment, digits, folder
-from training.data.pipeline import INVALID_LABEL, eval_dataset, train_dataset
+from training.data.pipeline import INVALID_LABEL, PADDING_LABEL, eval_dataset, train_dataset
 
 
 def _jpeg(h: int = 48, w: int = 64, seed: int = 0) -> bytes:
@@ -118,7 +118,7 @@ def test_eval_is_padded_to_whole_batches_with_masked_labels():
     batches = list(eval_dataset(source, None, batch_size=100, num_batches=4, image_size=16))
     labels = np.concatenate([b[1].numpy() for b in batches])
     assert len(labels) == 400 and np.sum(labels >= 0) == source.num_eval == 364
-    assert np.all(labels[364:] == INVALID_LABEL)
+    assert np.all(labels[364:] == PADDING_LABEL)
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

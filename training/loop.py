@@ -184,8 +184,7 @@ class Trainer:
         for _ in range(self.eval_steps):
             totals = [t + float(v) for t, v in zip(totals, self.eval_step(iterator))]
         loss, top1, top5, valid, invalid = totals
-        padding = self.eval_steps * self.global_batch - self.source.num_eval
-        self.skipped["eval"] = max(0.0, invalid - padding)
+        self.skipped["eval"] = invalid  # padding has its own label and is not counted
         valid = max(valid, 1.0)
         return {"loss": loss / valid, "top1_err": 100.0 * (1 - top1 / valid),
                 "top5_err": 100.0 * (1 - top5 / valid), "examples": valid}

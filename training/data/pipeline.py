@@ -18,7 +18,8 @@ import tensorflow as tf
 from training.data.mix import MixConfig, mix_batch
 
 AUTOTUNE = tf.data.AUTOTUNE
-INVALID_LABEL = -1
+INVALID_LABEL = -1  # an undecodable record: masked out and counted as skipped
+PADDING_LABEL = -2  # eval padding up to whole batches: masked out, not counted
 
 
 @dataclass
@@ -118,7 +119,11 @@ def eval_batches(num_eval: int, global_batch: int) -> int:
 
 def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
                  num_batches: int, image_size: int) -> tf.data.Dataset:
-    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches."""
+    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches.
+
+    Padding carries PADDING_LABEL, so it is told apart from undecodable records (INVALID_LABEL)
+    even when the split holds fewer records than the Source's num_eval.
+    """
     records = shard(source.eval_records(ctx), ctx)
 
     def prepare(payload: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -129,7 +134,7 @@ def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_s
     else:
         ds = records.map(prepare, num_parallel_calls=AUTOTUNE)
     pad = tf.data.Dataset.from_tensors(
-        (tf.zeros([image_size, image_size, 3], tf.float32), tf.constant(INVALID_LABEL, tf.int64))
+        (tf.zeros([image_size, image_size, 3], tf.float32), tf.constant(PADDING_LABEL, tf.int64))
     ).repeat()
     ds = ds.concatenate(pad).take(num_batches * batch_size)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(True))
