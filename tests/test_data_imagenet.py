@@ -96,3 +96,41 @@ def test_tfds_imagenet_reads_encoded_images(tmp_path):
         batches = list(train_dataset(source, None, 4, 0, 0, 2, 32, 0))
         assert [b[0].shape for b in batches] == [(4, 32, 32, 3)] * 2
         assert all(0 <= y < 1000 for b in batches for y in b[1].numpy())
+
+
+def _write_labelled_shards(root: str, labels: list[int]) -> None:
+    rng = np.random.default_rng(1)
+    for split in ("train", "validation"):
+        with tf.io.TFRecordWriter(os.path.join(root, f"{split}-00000-of-00001")) as w:
+            for label in labels:
+                w.write(_example(tf.io.encode_jpeg(rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)).numpy(),
+                                 label))
+
+
+@pytest.mark.parametrize("labels, offset, found", [
+    ([0, 1, 2, 3], 1, "image/class/label=0"),       # 0-based shard, default offset: class 0 -> -1
+    ([997, 998, 999, 1000], 0, "image/class/label=1000"),  # 1-based shard read as 0-based
+])
+def test_labels_outside_the_classes_stop_with_an_error_naming_label_offset(tmp_path, labels, offset, found):
+    from training.data.pipeline import data_errors
+
+    _write_labelled_shards(str(tmp_path), labels)
+    files = imagenet.tfrecord_files(str(tmp_path), "train")
+    with pytest.raises(ValueError, match=rf"--label_offset={offset} must map every image/class/label "
+                                         rf"into 0\.\.999 .*; found {found}$"):
+        with data_errors():
+            list(imagenet.read_tfrecords(files, None, seed=None, label_offset=offset))
+
+
+def test_zero_based_shards_with_the_default_offset_fail_the_run_instead_of_skipping(tmp_path):
+    """Before: class 0 became label -1 and was reported as 'undecodable'; the run finished."""
+    from training.config import TrainConfig
+    from training.run import run
+
+    _write_labelled_shards(str(tmp_path), [0, 1, 2, 3] * 2)
+    cfg = TrainConfig(model="regnetx_digits", dataset="tfrecord", data_dir=str(tmp_path), epochs=1,
+                      batch_size=8, image_size=16, train_examples=8, eval_examples=8,
+                      model_dir=str(tmp_path / "run"), verbose=0, strategy="one_device")
+    with pytest.raises(ValueError, match="--label_offset=1 must map .* found image/class/label=0"):
+        run(cfg)
+    assert [*run(cfg.replace(label_offset=0))["skipped_images"].values()] == [0.0, 0.0]

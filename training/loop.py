@@ -22,7 +22,7 @@ import tensorflow as tf
 from training import reporting, steps
 from training.config import TrainConfig
 from training.data.mix import MixConfig
-from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.data.pipeline import Source, data_errors, eval_batches, eval_dataset, train_dataset
 from training.ema import WeightEMA, averaged_weights
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
@@ -181,8 +181,9 @@ class Trainer:
 
         iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
         totals = [0.0] * 5
-        for _ in range(self.eval_steps):
-            totals = [t + float(v) for t, v in zip(totals, self.eval_step(iterator))]
+        with data_errors():
+            for _ in range(self.eval_steps):
+                totals = [t + float(v) for t, v in zip(totals, self.eval_step(iterator))]
         loss, top1, top5, valid, invalid = totals
         self.skipped["eval"] = invalid  # padding has its own label and is not counted
         valid = max(valid, 1.0)
@@ -257,7 +258,8 @@ class Trainer:
                                       cfg.verbose if self.runtime.is_chief else 0)
         sums = [0.0] * 5
         for i in range(start, start + count):
-            loss_sum, top1, top5, valid, invalid = (float(v) for v in self.train_step(iterator))
+            with data_errors():
+                loss_sum, top1, top5, valid, invalid = (float(v) for v in self.train_step(iterator))
             self.step.assign_add(1)
             step = int(self.step.numpy())
             if not math.isfinite(loss_sum):

@@ -15,7 +15,7 @@ import os
 import tensorflow as tf
 
 from training.data import augment
-from training.data.pipeline import Source
+from training.data.pipeline import DATA_ERROR_MARKER, Source
 
 NUM_CLASSES = 1000
 NUM_TRAIN = 1_281_167
@@ -82,17 +82,30 @@ def tfrecord_files(data_dir: str, split: str) -> list[str]:
     return files
 
 
-def parse_example(serialized: tf.Tensor, label_offset: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """(JPEG bytes, label - label_offset) of one ImageNet tf.train.Example."""
+def parse_example(serialized: tf.Tensor, label_offset: int,
+                  num_classes: int = NUM_CLASSES) -> tuple[tf.Tensor, tf.Tensor]:
+    """(JPEG bytes, label - label_offset) of one ImageNet tf.train.Example.
+
+    A shifted label outside 0..num_classes-1 stops the run with an error naming --label_offset
+    (a 0-based shard read with the default offset 1 would otherwise turn class 0 into the
+    "undecodable" label -1 and be skipped silently; a label >= num_classes would crash the loss).
+    """
     features = tf.io.parse_single_example(serialized, {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
     })
-    return features["image/encoded"], features["image/class/label"] - label_offset
+    raw = features["image/class/label"]
+    label = raw - label_offset
+    in_range = tf.logical_and(label >= 0, label < num_classes)
+    message = (f"{DATA_ERROR_MARKER}--label_offset={label_offset} must map every image/class/label "
+               f"into 0..{num_classes - 1} ({num_classes} classes; 1-based ImageNet shards need 1, "
+               f"0-based shards 0); found image/class/label=")
+    with tf.control_dependencies([tf.debugging.Assert(in_range, [message, raw])]):
+        return tf.identity(features["image/encoded"]), tf.identity(label)
 
 
 def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, seed: int | None,
-                   label_offset: int) -> tf.data.Dataset:
+                   label_offset: int, num_classes: int = NUM_CLASSES) -> tf.data.Dataset:
     """Records of `files`, sharded by file when there are enough files, else by record."""
     index, count = (0, 1) if ctx is None else (ctx.input_pipeline_id, ctx.num_input_pipelines)
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -105,7 +118,7 @@ def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, see
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if count > 1 and ctx is not None and not by_file:
         ds = ds.shard(count, index)
-    return ds.map(lambda r: parse_example(r, label_offset), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(lambda r: parse_example(r, label_offset, num_classes), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | None = None,
@@ -115,9 +128,9 @@ def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | 
     eval_files = tfrecord_files(data_dir, "validation")
 
     def train_records(ctx: tf.distribute.InputContext | None, epoch_seed: int) -> tf.data.Dataset:
-        ds = read_tfrecords(train_files, ctx, epoch_seed, label_offset)
+        ds = read_tfrecords(train_files, ctx, epoch_seed, label_offset, num_classes)
         return ds.shuffle(SHUFFLE_BUFFER, seed=epoch_seed)
 
     return Source("tfrecord", num_classes, train_examples or NUM_TRAIN, eval_examples or NUM_EVAL,
-                  train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset),
+                  train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset, num_classes),
                   _train_map, _eval_map)
