@@ -21,6 +21,17 @@ def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
     return resolved, spec_, entry
 
 
+def make_model_dir(model_dir: str) -> None:
+    """Create --model_dir (and parents) or raise a ValueError naming the flag."""
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--model_dir={model_dir!r} cannot be used as a directory ({e.strerror}); "
+                         f"pass a writable directory path") from None
+    if not os.access(model_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
+
+
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict."""
     cfg, spec, _ = prepare(cfg, spec)
@@ -30,6 +41,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     from training.loop import Trainer
     from training.strategy import make_runtime
 
+    make_model_dir(cfg.model_dir)
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
@@ -38,7 +50,6 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
     t0 = time.perf_counter()
     trainer = Trainer(cfg, runtime, source, spec, weights=weights)
-    os.makedirs(cfg.model_dir, exist_ok=True)
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
