@@ -33,6 +33,11 @@ RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
 
 
+# Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
+# that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
+PROGRESS_FILE = "progress.json"
+
+
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -223,8 +228,7 @@ class Trainer:
         cfg = self.cfg
         start_step = self.restore_or_start()
         scalars = reporting.Scalars(os.path.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
-        history: list[dict[str, Any]] = []
-        train_time, images_per_s = 0.0, 0.0
+        history, train_time, images_per_s = self._load_progress(start_step)
         step = start_step
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
@@ -236,6 +240,7 @@ class Trainer:
             metrics = self.evaluate_final_weights()
             metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
             history.append(metrics)
+            self._save_progress(history, train_time)
             scalars.write("eval", step, {k: metrics[k] for k in ("loss", "top1_err", "top5_err")})
             if self.ema is not None:
                 scalars.write("eval_raw", step, {k: metrics[f"raw_{k}"] for k in ("loss", "top1_err", "top5_err")})
@@ -244,12 +249,41 @@ class Trainer:
                 raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if self.ema is not None else ""
                 print(f"  {label}: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
                       f"top-5 err {metrics['top5_err']:.2f}%{raw}", flush=True)
-        final = history[-1] if history else self.evaluate_final_weights()
+        # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
+        final = history[-1] if step > start_step else self.evaluate_final_weights()
         return {**final, "train_time_s": train_time, "steps": int(self.step.numpy()),
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
                 "eval_weights": "ema" if self.ema is not None else "raw"}
+
+    def _progress_path(self) -> str:
+        return os.path.join(self.cfg.model_dir, PROGRESS_FILE)
+
+    def _save_progress(self, history: list[dict[str, Any]], train_time: float) -> None:
+        """Chief: record the per-epoch history, training time and skipped count so far."""
+        if self.runtime.is_chief:
+            reporting.write_json_atomic(self._progress_path(), {
+                "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
+
+    def _load_progress(self, start_step: int) -> tuple[list[dict[str, Any]], float, float]:
+        """(history, training time, last images/s) of the epochs finished before `start_step`.
+
+        Restores the skipped-train count too. Only epochs ending at or before the restored
+        checkpoint are kept (a later entry would belong to steps about to be re-run); the time and
+        skipped count are those recorded at the last kept epoch end.
+        """
+        path = self._progress_path()
+        if start_step == 0 or not os.path.exists(path):
+            return [], 0.0, 0.0
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        history = [h for h in saved.get("history", []) if h.get("step", start_step + 1) <= start_step]
+        if len(history) != len(saved.get("history", [])):
+            return history, 0.0, 0.0  # cannot split the recorded totals; count from here on
+        self.skipped["train"] = float(saved.get("skipped_train", 0.0))
+        last_rate = float(history[-1].get("images_per_s", 0.0)) if history else 0.0
+        return history, float(saved.get("train_time_s", 0.0)), last_rate
 
     def _train_epoch(self, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> tuple[int, float]:
         cfg = self.cfg
