@@ -133,3 +133,16 @@ def test_per_channel_offset_equals_the_broadcast_sum():
     assert fast.shape == (37, 41, 3)
     np.testing.assert_array_equal(fast.numpy(), (image + offset).numpy())
     np.testing.assert_array_equal(fast.numpy()[5, 7], image.numpy()[5, 7] + offset.numpy())
+
+
+def test_train_val_layout_with_a_class_missing_from_val_and_an_extra_val_class(tmp_path):
+    for split, names in (("train", ("ant", "bee", "cat")), ("val", ("ant", "bee"))):
+        for name in names:
+            os.makedirs(tmp_path / split / name)
+            (tmp_path / split / name / "0.jpg").write_bytes(_jpeg(seed=len(name)))
+    classes, train, held = folder.split_files(str(tmp_path))  # was FileNotFoundError on val/cat
+    assert classes == ["ant", "bee", "cat"] and len(train) == 3
+    assert sorted(label for _, label in held) == [0, 1]
+    os.makedirs(tmp_path / "val" / "dog")
+    with pytest.raises(ValueError, match=r"--data_dir=.*val/ has class folders that train/ lacks \(dog\)"):
+        folder.split_files(str(tmp_path))
