@@ -39,3 +39,11 @@ def test_image_size_equal_to_the_total_stride_is_accepted():
     cfg, spec, _ = prepare(TrainConfig(model="regnety_200mf", image_size=32,
                                        model_dir="/nonexistent/never_created"))
     assert cfg.image_size == spec.total_stride == 32
+
+
+def test_warmup_longer_than_the_default_epochs_is_refused():
+    from training.config import resolve
+
+    with pytest.raises(ValueError, match=r"--warmup_epochs=30.0 exceeds --epochs=20 \(the --dataset=digits default\)"):
+        resolve(TrainConfig(warmup_epochs=30.0))
+    assert resolve(TrainConfig(warmup_epochs=20.0)).epochs == 20

@@ -85,6 +85,9 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         "checkpoint_every": cfg.checkpoint_every or every,
         "model_dir": cfg.model_dir or default_model_dir(cfg.model, cfg.dataset),
     }
+    if cfg.epochs is None and cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
+        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
+                         f"--dataset={cfg.dataset} default); use --warmup_epochs <= --epochs or pass --epochs")
     if cfg.lr is None:
         from training.recipe import recipe_lr
 
