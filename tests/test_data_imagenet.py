@@ -134,3 +134,23 @@ def test_zero_based_shards_with_the_default_offset_fail_the_run_instead_of_skipp
     with pytest.raises(ValueError, match="--label_offset=1 must map .* found image/class/label=0"):
         run(cfg)
     assert [*run(cfg.replace(label_offset=0))["skipped_images"].values()] == [0.0, 0.0]
+
+
+def test_shards_with_other_features_or_not_tfrecords_are_named_at_start_up(tmp_path):
+    """Before: a TensorFlow stack trace from the first training step (feature not found / corrupted record)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for split in ("train", "validation"):
+        with tf.io.TFRecordWriter(str(other / f"{split}-00000-of-00001")) as w:
+            feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"])),
+                       "image/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}
+            w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    with pytest.raises(ValueError, match=r"--data_dir: .*train-00000-of-00001 needs the ImageNet features .*"
+                                         r"found image/encoded \(bytes_list\), image/label \(int64_list\)$"):
+        imagenet.tfrecord_source(str(other))
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for split in ("train", "validation"):
+        (junk / f"{split}-00000-of-00001").write_bytes(b"this is not a TFRecord file at all")
+    with pytest.raises(ValueError, match=r"--data_dir: .*train-00000-of-00001 is not a readable TFRecord file"):
+        imagenet.tfrecord_source(str(junk))

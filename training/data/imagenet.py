@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 import tensorflow as tf
 
@@ -82,6 +83,31 @@ def tfrecord_files(data_dir: str, split: str) -> list[str]:
     return files
 
 
+def check_features(path: str) -> None:
+    """ValueError naming --data_dir unless the first record of `path` is an ImageNet tf.train.Example.
+
+    Reads one record, so a shard written with other feature names (e.g. `image/label`) or a file
+    that is not a TFRecord fails at start-up with the features found, instead of a TensorFlow
+    stack trace from inside the training step.
+    """
+    try:
+        first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+    except tf.errors.OpError as e:
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[0])
+        raise ValueError(f"--data_dir: {path} is not a readable TFRecord file ({reason})") from None
+    if first is None:
+        return  # an empty shard holds nothing to check
+    try:
+        features = tf.train.Example.FromString(first.numpy()).features.feature
+    except Exception as e:  # protobuf's DecodeError: the record is not a tf.train.Example
+        raise ValueError(f"--data_dir: {path} does not hold tf.train.Example records ({e})") from None
+    kinds = {name: feature.WhichOneof("kind") for name, feature in features.items()}
+    if kinds.get("image/encoded") != "bytes_list" or kinds.get("image/class/label") != "int64_list":
+        found = ", ".join(f"{name} ({kind})" for name, kind in sorted(kinds.items())) or "none"
+        raise ValueError(f"--data_dir: {path} needs the ImageNet features image/encoded (bytes_list) and "
+                         f"image/class/label (int64_list); found {found}")
+
+
 def parse_example(serialized: tf.Tensor, label_offset: int,
                   num_classes: int = NUM_CLASSES) -> tuple[tf.Tensor, tf.Tensor]:
     """(JPEG bytes, label - label_offset) of one ImageNet tf.train.Example.
@@ -126,6 +152,8 @@ def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | 
     """ImageNet from TFRecord shards in data_dir (train-* and validation-*)."""
     train_files = tfrecord_files(data_dir, "train")
     eval_files = tfrecord_files(data_dir, "validation")
+    check_features(train_files[0])
+    check_features(eval_files[0])
 
     def train_records(ctx: tf.distribute.InputContext | None, epoch_seed: int) -> tf.data.Dataset:
         ds = read_tfrecords(train_files, ctx, epoch_seed, label_offset, num_classes)
