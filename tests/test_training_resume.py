@@ -123,6 +123,9 @@ def test_resume_check_compares_networks_not_spellings_and_counts_classes():
         check_same_run(json.loads(json.dumps(config("regnety_800mf"))), config("RegNetY-600MF"), cfg)
     with pytest.raises(ValueError, match="--data_dir='/data/flowers' has 11 classes but .* has 10"):
         check_same_run(json.loads(json.dumps(config("regnety_600mf"))), config("RegNetY-600MF", 11), cfg)
+    with pytest.raises(ValueError, match=r"--warmup_factor=0.5 differs from the run being resumed .*\(0.1\)"):
+        check_same_run({**config("regnety_600mf"), "warmup_factor": 0.1},
+                       {**config("regnety_600mf"), "warmup_factor": 0.5}, cfg)
 
 
 def test_resumed_run_keeps_the_history_and_time_of_epochs_finished_before(tmp_path):

@@ -28,8 +28,10 @@ from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
 from training.strategy import Runtime
 
-# Fields that must not change between a run and its resumption (the schedule depends on them).
+# Fields that must not change between a run and its resumption (the schedule, the objective or the
+# data stream depend on them).
 RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
+               "warmup_factor", "weight_decay", "momentum", "label_smoothing",
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
 
 
