@@ -47,3 +47,12 @@ def test_warmup_longer_than_the_default_epochs_is_refused():
     with pytest.raises(ValueError, match=r"--warmup_epochs=30.0 exceeds --epochs=20 \(the --dataset=digits default\)"):
         resolve(TrainConfig(warmup_epochs=30.0))
     assert resolve(TrainConfig(warmup_epochs=20.0)).epochs == 20
+
+
+@pytest.mark.parametrize("dataset, flag", [("digits", "eval_examples"), ("folder", "train_examples"),
+                                           ("folder", "label_offset"), ("imagenet2012", "label_offset")])
+def test_reader_flags_given_to_a_dataset_that_ignores_them_are_refused(tmp_path, dataset, flag):
+    data_dir = None if dataset == "digits" else str(tmp_path)
+    with pytest.raises(ValueError, match=rf"--{flag} is only used by --dataset=.*not --dataset={dataset}"):
+        validate(TrainConfig(dataset=dataset, data_dir=data_dir, **{flag: 5}))
+    validate(TrainConfig(dataset="tfrecord", data_dir=str(tmp_path), **{flag: 5}))

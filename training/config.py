@@ -140,6 +140,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.dataset == "digits" and cfg.data_dir:
         raise ValueError("--data_dir is not used by --dataset=digits (embedded in scikit-learn); "
                          "drop --data_dir or choose --dataset=imagenet2012|tfrecord|folder")
+    _check_dataset_only_flags(cfg)
     if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
         raise ValueError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
     if cfg.sync_bn and cfg.xla == "on":
@@ -147,6 +148,16 @@ def validate(cfg: TrainConfig) -> None:
                          "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
         raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
+
+
+def _check_dataset_only_flags(cfg: TrainConfig) -> None:
+    """--train_examples/--eval_examples (ImageNet readers) and --label_offset (TFRecord) are not ignored elsewhere."""
+    users = {"train_examples": ("imagenet2012", "tfrecord"), "eval_examples": ("imagenet2012", "tfrecord"),
+             "label_offset": ("tfrecord",)}
+    for name, datasets in users.items():
+        if getattr(cfg, name) is not None and cfg.dataset not in datasets:
+            raise ValueError(f"--{name} is only used by --dataset={'|'.join(datasets)}, not "
+                             f"--dataset={cfg.dataset} (whose sizes and labels come from the data); drop it")
 
 
 def _check_regularisers(cfg: TrainConfig) -> None:
