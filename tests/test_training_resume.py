@@ -144,3 +144,4 @@ def test_resumed_run_keeps_the_history_and_time_of_epochs_finished_before(tmp_pa
     assert resumed["train_time_s"] > first["train_time_s"] > 0
     with open(os.path.join(cfg.model_dir, "metrics.json")) as f:
         assert [h["epoch"] for h in json.load(f)["history"]] == [1, 2]
+

@@ -309,7 +309,9 @@ class Trainer:
             self.skipped["train"] += invalid
             lr = float(self.schedule(step))
             seen = max(valid, 1.0)
-            progress.update(i + 1, self.global_batch, {"loss": loss_sum / seen, "top1": top1 / seen, "lr": lr})
+            epoch_seen = max(sums[3], 1.0)  # the bar shows this epoch's running means, not the last batch
+            progress.update(i + 1, self.global_batch,
+                            {"loss": sums[0] / epoch_seen, "top1": sums[1] / epoch_seen, "lr": lr})
             if step % 10 == 0 or i + 1 == start + count:
                 scalars.write("train", step, {"loss": loss_sum / seen, "top1_err": 100 * (1 - top1 / seen),
                                               "top5_err": 100 * (1 - top5 / seen), "lr": lr,
