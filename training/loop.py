@@ -33,8 +33,6 @@ from training.strategy import Runtime
 RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
                "warmup_factor", "weight_decay", "momentum", "label_smoothing",
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
-
-
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
 PROGRESS_FILE = "progress.json"
@@ -42,30 +40,6 @@ PROGRESS_FILE = "progress.json"
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def check_same_run(saved: dict[str, Any], current: dict[str, Any], cfg: TrainConfig) -> None:
-    """ValueError naming the flag when `current` (a run config) cannot resume the `saved` one.
-
-    The network is compared by its NetSpec when config.json holds one, so an alias of the same
-    zoo model resumes while an edited JSON spec file (same --model path) is refused; the class
-    count is compared so a --data_dir with added or removed class folders is refused too.
-    """
-    where = f"the run being resumed in --model_dir={cfg.model_dir!r}"
-    fresh = "use the same value or a fresh --model_dir"
-    current = json.loads(json.dumps(current))  # tuples -> lists, as read back from config.json
-    if "spec" in saved:
-        if saved["spec"] != current["spec"]:
-            raise ValueError(f"--model={cfg.model!r} builds a different network than {where} "
-                             f"(saved NetSpec {saved['spec'].get('name')!r} in config.json); {fresh}")
-    elif "model" in saved and saved["model"] != current["model"]:
-        raise ValueError(f"--model={cfg.model!r} differs from {where} ({saved['model']!r}); {fresh}")
-    if "num_classes" in saved and saved["num_classes"] != current["num_classes"]:
-        raise ValueError(f"--data_dir={cfg.data_dir!r} has {current['num_classes']} classes but {where} "
-                         f"has {saved['num_classes']}; {fresh}")
-    for key in RESUME_KEYS:
-        if key != "model" and key in saved and saved[key] != current[key]:
-            raise ValueError(f"--{key}={current[key]!r} differs from {where} ({saved[key]!r}); {fresh}")
 
 
 class Trainer:
@@ -331,3 +305,27 @@ class Trainer:
             self.model.save(tmp)
         os.replace(tmp, path)
         return path
+
+
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], cfg: TrainConfig) -> None:
+    """ValueError naming the flag when `current` (a run config) cannot resume the `saved` one.
+
+    The network is compared by its NetSpec when config.json holds one, so an alias of the same
+    zoo model resumes while an edited JSON spec file (same --model path) is refused; the class
+    count is compared so a --data_dir with added or removed class folders is refused too.
+    """
+    where = f"the run being resumed in --model_dir={cfg.model_dir!r}"
+    fresh = "use the same value or a fresh --model_dir"
+    current = json.loads(json.dumps(current))  # tuples -> lists, as read back from config.json
+    if "spec" in saved:
+        if saved["spec"] != current["spec"]:
+            raise ValueError(f"--model={cfg.model!r} builds a different network than {where} "
+                             f"(saved NetSpec {saved['spec'].get('name')!r} in config.json); {fresh}")
+    elif "model" in saved and saved["model"] != current["model"]:
+        raise ValueError(f"--model={cfg.model!r} differs from {where} ({saved['model']!r}); {fresh}")
+    if "num_classes" in saved and saved["num_classes"] != current["num_classes"]:
+        raise ValueError(f"--data_dir={cfg.data_dir!r} has {current['num_classes']} classes but {where} "
+                         f"has {saved['num_classes']}; {fresh}")
+    for key in RESUME_KEYS:
+        if key != "model" and key in saved and saved[key] != current[key]:
+            raise ValueError(f"--{key}={current[key]!r} differs from {where} ({saved[key]!r}); {fresh}")
