@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from training.data import augment, digits, folder
-from training.data.pipeline import INVALID_LABEL, eval_dataset, train_dataset
+from training.data.pipeline import INVALID_LABEL, PADDING_LABEL, eval_dataset, train_dataset
 
 
 def _jpeg(h: int = 48, w: int = 64, seed: int = 0) -> bytes:
@@ -140,7 +140,7 @@ def test_eval_is_padded_to_whole_batches_with_masked_labels():
     batches = list(eval_dataset(source, None, batch_size=100, num_batches=4, image_size=16))
     labels = np.concatenate([b[1].numpy() for b in batches])
     assert len(labels) == 400 and np.sum(labels >= 0) == source.num_eval == 364
-    assert np.all(labels[364:] == INVALID_LABEL)
+    assert np.all(labels[364:] == PADDING_LABEL)
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
@@ -155,3 +155,16 @@ def test_per_channel_offset_equals_the_broadcast_sum():
     assert fast.shape == (37, 41, 3)
     np.testing.assert_array_equal(fast.numpy(), (image + offset).numpy())
     np.testing.assert_array_equal(fast.numpy()[5, 7], image.numpy()[5, 7] + offset.numpy())
+
+
+def test_train_val_layout_with_a_class_missing_from_val_and_an_extra_val_class(tmp_path):
+    for split, names in (("train", ("ant", "bee", "cat")), ("val", ("ant", "bee"))):
+        for name in names:
+            os.makedirs(tmp_path / split / name)
+            (tmp_path / split / name / "0.jpg").write_bytes(_jpeg(seed=len(name)))
+    classes, train, held = folder.split_files(str(tmp_path))  # was FileNotFoundError on val/cat
+    assert classes == ["ant", "bee", "cat"] and len(train) == 3
+    assert sorted(label for _, label in held) == [0, 1]
+    os.makedirs(tmp_path / "val" / "dog")
+    with pytest.raises(ValueError, match=r"--data_dir=.*val/ has class folders that train/ lacks \(dog\)"):
+        folder.split_files(str(tmp_path))

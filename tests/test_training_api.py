@@ -42,3 +42,21 @@ def test_evaluate_cli_reproduces_the_final_eval_of_a_run(tmp_path):
     top1, top5 = map(float, re.search(r"top-1 error ([\d.]+)%\s+top-5 error ([\d.]+)%", out.stdout).groups())
     assert abs(top1 - result["top1_err"]) < 0.01 and abs(top5 - result["top5_err"]) < 0.01
     assert "364 images" in out.stdout
+
+
+def test_evaluate_refuses_a_saved_model_of_a_different_network(tmp_path):
+    """A RegNetY .keras scored as --model regnetx_digits used to load silently (SE layers ignored)."""
+    import pytest
+
+    from training import config as C
+    from training.evaluate import evaluate
+    from training.models import BUILTIN, build_model
+
+    path = str(tmp_path / "y.keras")
+    build_model(BUILTIN["regnety_digits"].to_spec(name="regnety_digits"), 16, 10).save(path)
+    cfg = C.TrainConfig(model="regnetx_digits", dataset="digits", batch_size=64, image_size=16, verbose=0,
+                        strategy="one_device", xla="off", mixed_precision="off")
+    with pytest.raises(ValueError, match=r"--weights='.*y\.keras' holds a different network than "
+                                         r"--model='regnetx_digits' \(24 layers it lacks: s1_b1_se_"):
+        evaluate("regnetx_digits", path, cfg)
+    assert evaluate("regnety_digits", path, cfg.replace(model="regnety_digits"))["examples"] == 364

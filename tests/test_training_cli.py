@@ -28,8 +28,13 @@ def _main(*args: str, module: str = "training.main", timeout: int = 120) -> subp
     (["--epochs", "2", "--warmup_epochs", "3"], "--warmup_epochs", "<= --epochs"),
     (["--batch_size", "0"], "--batch_size", "positive integer"),
     (["--lr", "-1"], "--lr", "> 0"),
+    (["--lr", "inf"], "--lr", "finite number > 0"),
+    (["--weight_decay", "nan"], "--weight_decay", "finite number >= 0"),
+    (["--model", "regnety_200mf", "--image_size", "16"], "--image_size", ">= 32"),
     (["--sync_bn", "--xla", "on"], "--sync_bn", "--xla=off"),
     (["--strategy", "multi_worker_mirrored"], "--strategy=multi_worker_mirrored", "TF_CONFIG"),
+    (["--strategy", "tpu"], "--strategy=tpu", "--tpu=NAME"),  # no TPU here: resolver error, named
+    (["--model_dir", "setup.py", "--max_steps", "1"], "--model_dir='setup.py'", "writable directory"),
     (["--ema_decay", "1.0"], "--ema_decay", "[0, 1)"),
     (["--mixup_alpha", "-0.2"], "--mixup_alpha", ">= 0"),
     (["--cutmix_alpha", "1", "--mixup_switch_prob", "2"], "--mixup_switch_prob", "[0, 1]"),

@@ -7,6 +7,7 @@ all three validate the same way; errors name the CLI flag (`--batch_size`) and w
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 XLA_CHOICES = ("auto", "on", "off")
 PRECISIONS = ("auto", "off", "float16", "bfloat16")
+VERBOSITY = (0, 1, 2)
 RECIPE_WARMUP_EPOCHS = 5.0
 DEFAULT_MODEL = "regnety_digits"
 
@@ -83,6 +85,9 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         "checkpoint_every": cfg.checkpoint_every or every,
         "model_dir": cfg.model_dir or default_model_dir(cfg.model, cfg.dataset),
     }
+    if cfg.epochs is None and cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
+        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
+                         f"--dataset={cfg.dataset} default); use --warmup_epochs <= --epochs or pass --epochs")
     if cfg.lr is None:
         from training.recipe import recipe_lr
 
@@ -108,23 +113,26 @@ def validate(cfg: TrainConfig) -> None:
     _positive_int_or_none("keep_checkpoints", cfg.keep_checkpoints)
     if cfg.image_size is not None and cfg.image_size < 8:
         raise ValueError(f"--image_size must be >= 8, got {cfg.image_size}")
-    if cfg.lr is not None and not cfg.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {cfg.lr}")
+    if cfg.lr is not None and not (_is_finite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"--lr must be a finite number > 0, got {cfg.lr}")
     for name, lo, hi in (("warmup_factor", 0.0, 1.0), ("momentum", 0.0, 1.0),
                          ("label_smoothing", 0.0, 1.0)):
         value = getattr(cfg, name)
         if not lo <= value <= hi or (name == "label_smoothing" and value == 1.0):
             raise ValueError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
     _check_regularisers(cfg)
-    if cfg.warmup_epochs is not None and cfg.warmup_epochs < 0:
-        raise ValueError(f"--warmup_epochs must be >= 0, got {cfg.warmup_epochs}")
+    if cfg.warmup_epochs is not None and not (_is_finite(cfg.warmup_epochs) and cfg.warmup_epochs >= 0):
+        raise ValueError(f"--warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
     if cfg.epochs is not None and cfg.warmup_epochs is not None and cfg.warmup_epochs > cfg.epochs:
         raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={cfg.epochs}; "
                          f"use --warmup_epochs <= --epochs")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**31:
         raise ValueError(f"--seed must be an integer in [0, 2**31), got {cfg.seed!r}")
-    if cfg.weight_decay < 0:
-        raise ValueError(f"--weight_decay must be >= 0, got {cfg.weight_decay}")
+    if not (_is_finite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ValueError(f"--weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
+    if cfg.verbose not in VERBOSITY:
+        raise ValueError(f"--verbose must be one of {', '.join(map(str, VERBOSITY))} "
+                         f"(0 quiet, 1 progress bar, 2 a line per epoch), got {cfg.verbose!r}")
     if cfg.dataset != "digits" and not cfg.data_dir:
         raise ValueError(f"--dataset={cfg.dataset} needs --data_dir (only 'digits' is embedded)")
     if cfg.data_dir and not os.path.isdir(cfg.data_dir):
@@ -132,6 +140,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.dataset == "digits" and cfg.data_dir:
         raise ValueError("--data_dir is not used by --dataset=digits (embedded in scikit-learn); "
                          "drop --data_dir or choose --dataset=imagenet2012|tfrecord|folder")
+    _check_dataset_only_flags(cfg)
     if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
         raise ValueError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
     if cfg.sync_bn and cfg.xla == "on":
@@ -139,6 +148,16 @@ def validate(cfg: TrainConfig) -> None:
                          "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
         raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
+
+
+def _check_dataset_only_flags(cfg: TrainConfig) -> None:
+    """--train_examples/--eval_examples (ImageNet readers) and --label_offset (TFRecord) are not ignored elsewhere."""
+    users = {"train_examples": ("imagenet2012", "tfrecord"), "eval_examples": ("imagenet2012", "tfrecord"),
+             "label_offset": ("tfrecord",)}
+    for name, datasets in users.items():
+        if getattr(cfg, name) is not None and cfg.dataset not in datasets:
+            raise ValueError(f"--{name} is only used by --dataset={'|'.join(datasets)}, not "
+                             f"--dataset={cfg.dataset} (whose sizes and labels come from the data); drop it")
 
 
 def _check_regularisers(cfg: TrainConfig) -> None:
@@ -156,6 +175,11 @@ def _check_regularisers(cfg: TrainConfig) -> None:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _is_finite(value: Any) -> bool:
+    """A real number that is neither NaN nor +-inf."""
+    return _is_real(value) and math.isfinite(value)
 
 
 def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -38,17 +38,51 @@ flags.DEFINE_enum("mixed_precision", "off", list(C.PRECISIONS), "Eval precision 
 flags.mark_flag_as_required("model")
 
 
+def keras_file_layers(path: str) -> set[str] | None:
+    """Names of the non-input layers of the functional model saved in a .keras file, else None."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = config["config"]["layers"]
+        return {layer["config"]["name"] for layer in layers if layer.get("class_name") != "InputLayer"}
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None  # not a full-model .keras file: the weight loader checks what it can
+
+
+def check_same_network(weights: str, model: Any, model_flag: str) -> None:
+    """ValueError naming --weights/--model when a saved full model has layers `model` lacks.
+
+    keras_regnet loads weights by layer name and ignores extra source layers (so a full model
+    also loads into a headless one); for evaluation that would silently score a RegNetX built
+    from a RegNetY's file, minus its SE layers. Evaluation always builds the full model, so any
+    extra layer means a different network.
+    """
+    saved = keras_file_layers(weights) if weights.endswith(".keras") else None
+    if saved is None:
+        return
+    extra = sorted(saved - {layer.name for layer in model.layers})
+    if extra:
+        shown = ", ".join(extra[:4]) + (", ..." if len(extra) > 4 else "")
+        raise ValueError(f"--weights={weights!r} holds a different network than --model={model_flag!r} "
+                         f"({len(extra)} layers it lacks: {shown}); pass the --model the file was trained "
+                         f"with (its run's config.json)")
+
+
 def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any]:
     """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%)."""
     from training.data import make_source
     from training.loop import Trainer
-    from training.models import resolve_model
+    from training.models import check_image_size, resolve_model
     from training.strategy import make_runtime
 
     import shutil
     import tempfile
 
     spec, _ = resolve_model(model_name)
+    check_image_size(spec, cfg.image_size)
     scratch = tempfile.mkdtemp(prefix="regnet-eval-")  # the Trainer's checkpoint dir; never written
     cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch)
     source = make_source(cfg)
@@ -59,6 +93,8 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     source.num_train = max(source.num_train, cfg.batch_size)  # eval only: no train steps run
     try:
         trainer = Trainer(cfg, runtime, source, spec, weights=weights)
+        if isinstance(weights, str):
+            check_same_network(weights, trainer.model, str(model_name))
         t0 = time.perf_counter()
         result = trainer.evaluate()
     finally:

@@ -22,16 +22,21 @@ import tensorflow as tf
 from training import reporting, steps
 from training.config import TrainConfig
 from training.data.mix import MixConfig
-from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.data.pipeline import Source, data_errors, eval_batches, eval_dataset, train_dataset
 from training.ema import WeightEMA, averaged_weights
 from training.errors import Diverged
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
 from training.strategy import Runtime
 
-# Fields that must not change between a run and its resumption (the schedule depends on them).
+# Fields that must not change between a run and its resumption (the schedule, the objective or the
+# data stream depend on them).
 RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
+               "warmup_factor", "weight_decay", "momentum", "label_smoothing",
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
+# Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
+# that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
+PROGRESS_FILE = "progress.json"
 
 
 class NonFiniteLoss(Diverged):
@@ -125,6 +130,7 @@ class Trainer:
     def _run_config(self) -> dict[str, Any]:
         data = {k: getattr(self.cfg, k) for k in RESUME_KEYS}
         data["spec"] = self.spec.to_dict()
+        data["num_classes"] = self.source.num_classes
         return data
 
     def _check_same_run(self, config_path: str) -> None:
@@ -132,12 +138,7 @@ class Trainer:
             return
         with open(config_path, encoding="utf-8") as f:
             saved = json.load(f)
-        for key in RESUME_KEYS:
-            if key in saved and saved[key] != getattr(self.cfg, key):
-                raise ValueError(
-                    f"--{key}={getattr(self.cfg, key)!r} differs from the run being resumed in "
-                    f"--model_dir={self.cfg.model_dir!r} ({saved[key]!r}); use the same value or a fresh --model_dir"
-                )
+        check_same_run(saved, self._run_config(), self.cfg)
 
     # Train / eval -------------------------------------------------------------------------
     def _train_iterator(self, epoch: int, start: int, count: int) -> Any:
@@ -162,11 +163,11 @@ class Trainer:
 
         iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
         totals = [0.0] * 5
-        for _ in range(self.eval_steps):
-            totals = [t + float(v) for t, v in zip(totals, self.eval_step(iterator))]
+        with data_errors():
+            for _ in range(self.eval_steps):
+                totals = [t + float(v) for t, v in zip(totals, self.eval_step(iterator))]
         loss, top1, top5, valid, invalid = totals
-        padding = self.eval_steps * self.global_batch - self.source.num_eval
-        self.skipped["eval"] = max(0.0, invalid - padding)
+        self.skipped["eval"] = invalid  # padding has its own label and is not counted
         valid = max(valid, 1.0)
         return {"loss": loss / valid, "top1_err": 100.0 * (1 - top1 / valid),
                 "top5_err": 100.0 * (1 - top5 / valid), "examples": valid}
@@ -204,8 +205,7 @@ class Trainer:
         cfg = self.cfg
         start_step = self.restore_or_start()
         scalars = reporting.Scalars(os.path.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
-        history: list[dict[str, Any]] = []
-        train_time, images_per_s = 0.0, 0.0
+        history, train_time, images_per_s = self._load_progress(start_step)
         step = start_step
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
@@ -217,6 +217,7 @@ class Trainer:
             metrics = self.evaluate_final_weights()
             metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
             history.append(metrics)
+            self._save_progress(history, train_time)
             scalars.write("eval", step, {k: metrics[k] for k in ("loss", "top1_err", "top5_err")})
             if self.ema is not None:
                 scalars.write("eval_raw", step, {k: metrics[f"raw_{k}"] for k in ("loss", "top1_err", "top5_err")})
@@ -225,12 +226,41 @@ class Trainer:
                 raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if self.ema is not None else ""
                 print(f"  {label}: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
                       f"top-5 err {metrics['top5_err']:.2f}%{raw}", flush=True)
-        final = history[-1] if history else self.evaluate_final_weights()
+        # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
+        final = history[-1] if step > start_step else self.evaluate_final_weights()
         return {**final, "train_time_s": train_time, "steps": int(self.step.numpy()),
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
                 "eval_weights": "ema" if self.ema is not None else "raw"}
+
+    def _progress_path(self) -> str:
+        return os.path.join(self.cfg.model_dir, PROGRESS_FILE)
+
+    def _save_progress(self, history: list[dict[str, Any]], train_time: float) -> None:
+        """Chief: record the per-epoch history, training time and skipped count so far."""
+        if self.runtime.is_chief:
+            reporting.write_json_atomic(self._progress_path(), {
+                "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
+
+    def _load_progress(self, start_step: int) -> tuple[list[dict[str, Any]], float, float]:
+        """(history, training time, last images/s) of the epochs finished before `start_step`.
+
+        Restores the skipped-train count too. Only epochs ending at or before the restored
+        checkpoint are kept (a later entry would belong to steps about to be re-run); the time and
+        skipped count are those recorded at the last kept epoch end.
+        """
+        path = self._progress_path()
+        if start_step == 0 or not os.path.exists(path):
+            return [], 0.0, 0.0
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        history = [h for h in saved.get("history", []) if h.get("step", start_step + 1) <= start_step]
+        if len(history) != len(saved.get("history", [])):
+            return history, 0.0, 0.0  # cannot split the recorded totals; count from here on
+        self.skipped["train"] = float(saved.get("skipped_train", 0.0))
+        last_rate = float(history[-1].get("images_per_s", 0.0)) if history else 0.0
+        return history, float(saved.get("train_time_s", 0.0)), last_rate
 
     def _train_epoch(self, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> tuple[int, float]:
         cfg = self.cfg
@@ -239,7 +269,8 @@ class Trainer:
                                       cfg.verbose if self.runtime.is_chief else 0)
         sums = [0.0] * 5
         for i in range(start, start + count):
-            loss_sum, top1, top5, valid, invalid = (float(v) for v in self.train_step(iterator))
+            with data_errors():
+                loss_sum, top1, top5, valid, invalid = (float(v) for v in self.train_step(iterator))
             self.step.assign_add(1)
             step = int(self.step.numpy())
             if not math.isfinite(loss_sum):
@@ -253,7 +284,9 @@ class Trainer:
             self.skipped["train"] += invalid
             lr = float(self.schedule(step))
             seen = max(valid, 1.0)
-            progress.update(i + 1, self.global_batch, {"loss": loss_sum / seen, "top1": top1 / seen, "lr": lr})
+            epoch_seen = max(sums[3], 1.0)  # the bar shows this epoch's running means, not the last batch
+            progress.update(i + 1, self.global_batch,
+                            {"loss": sums[0] / epoch_seen, "top1": sums[1] / epoch_seen, "lr": lr})
             if step % 10 == 0 or i + 1 == start + count:
                 scalars.write("train", step, {"loss": loss_sum / seen, "top1_err": 100 * (1 - top1 / seen),
                                               "top5_err": 100 * (1 - top5 / seen), "lr": lr,
@@ -273,3 +306,27 @@ class Trainer:
             self.model.save(tmp)
         os.replace(tmp, path)
         return path
+
+
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], cfg: TrainConfig) -> None:
+    """ValueError naming the flag when `current` (a run config) cannot resume the `saved` one.
+
+    The network is compared by its NetSpec when config.json holds one, so an alias of the same
+    zoo model resumes while an edited JSON spec file (same --model path) is refused; the class
+    count is compared so a --data_dir with added or removed class folders is refused too.
+    """
+    where = f"the run being resumed in --model_dir={cfg.model_dir!r}"
+    fresh = "use the same value or a fresh --model_dir"
+    current = json.loads(json.dumps(current))  # tuples -> lists, as read back from config.json
+    if "spec" in saved:
+        if saved["spec"] != current["spec"]:
+            raise ValueError(f"--model={cfg.model!r} builds a different network than {where} "
+                             f"(saved NetSpec {saved['spec'].get('name')!r} in config.json); {fresh}")
+    elif "model" in saved and saved["model"] != current["model"]:
+        raise ValueError(f"--model={cfg.model!r} differs from {where} ({saved['model']!r}); {fresh}")
+    if "num_classes" in saved and saved["num_classes"] != current["num_classes"]:
+        raise ValueError(f"--data_dir={cfg.data_dir!r} has {current['num_classes']} classes but {where} "
+                         f"has {saved['num_classes']}; {fresh}")
+    for key in RESUME_KEYS:
+        if key != "model" and key in saved and saved[key] != current[key]:
+            raise ValueError(f"--{key}={current[key]!r} differs from {where} ({saved[key]!r}); {fresh}")

@@ -43,6 +43,13 @@ def resolve_model(model: Any) -> tuple[NetSpec, ZooEntry | None]:
     return entry.spec(), entry
 
 
+def check_image_size(spec: NetSpec, image_size: int) -> None:
+    """ValueError naming --image_size when it is smaller than the network's total stride."""
+    if image_size < spec.total_stride:
+        raise ValueError(f"--image_size={image_size} is too small for --model={spec.name!r} (total stride "
+                         f"{spec.total_stride}); use --image_size >= {spec.total_stride}")
+
+
 def _spec_from_file(path: str) -> NetSpec:
     if not os.path.isfile(path):
         raise ValueError(f"--model={path!r}: no such JSON spec file")

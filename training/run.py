@@ -12,11 +12,24 @@ from training.config import TrainConfig, resolve
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
     """(resolved config, NetSpec, zoo entry) without touching TensorFlow."""
-    from training.models import resolve_model
+    from training.models import check_image_size, resolve_model
 
     spec_, entry = resolve_model(cfg.model if spec is None else spec)
     zoo_batch = entry.batch_size if entry is not None and cfg.dataset in ("imagenet2012", "tfrecord") else None
-    return resolve(cfg, zoo_batch), spec_, entry
+    resolved = resolve(cfg, zoo_batch)
+    check_image_size(spec_, resolved.image_size)
+    return resolved, spec_, entry
+
+
+def make_model_dir(model_dir: str) -> None:
+    """Create --model_dir (and parents) or raise a ValueError naming the flag."""
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--model_dir={model_dir!r} cannot be used as a directory ({e.strerror}); "
+                         f"pass a writable directory path") from None
+    if not os.access(model_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
 
 
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
@@ -28,6 +41,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     from training.loop import Trainer
     from training.strategy import make_runtime
 
+    make_model_dir(cfg.model_dir)
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
@@ -36,7 +50,6 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
     t0 = time.perf_counter()
     trainer = Trainer(cfg, runtime, source, spec, weights=weights)
-    os.makedirs(cfg.model_dir, exist_ok=True)
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "

@@ -15,12 +15,17 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
+from training.data.pipeline import INVALID_LABEL
 from training.recipe import coupled_l2
 
 
 def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
                     label_smoothing: float) -> tuple[tf.Tensor, ...]:
-    """(summed loss, top-1 hits, top-5 hits, valid count, invalid count) over one replica batch."""
+    """(summed loss, top-1 hits, top-5 hits, valid count, invalid count) over one replica batch.
+
+    Labels < 0 are masked out; only INVALID_LABEL (an undecodable image) counts as invalid, while
+    PADDING_LABEL (eval padding) counts as neither.
+    """
     logits = tf.cast(logits, tf.float32)
     if labels.dtype.is_floating:
         return _soft_metrics(logits, labels, num_classes, label_smoothing)
@@ -35,8 +40,9 @@ def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
     top1 = tf.cast(tf.math.in_top_k(safe, logits, 1), tf.float32) * weights
     top5 = tf.cast(tf.math.in_top_k(safe, logits, min(5, num_classes)), tf.float32) * weights
+    invalid = tf.cast(tf.equal(labels, tf.cast(INVALID_LABEL, labels.dtype)), tf.float32)
     return (tf.reduce_sum(per_example * weights), tf.reduce_sum(top1), tf.reduce_sum(top5),
-            tf.reduce_sum(weights), tf.reduce_sum(1.0 - weights))
+            tf.reduce_sum(weights), tf.reduce_sum(invalid))
 
 
 def _soft_metrics(logits: tf.Tensor, targets: tf.Tensor, num_classes: int,

@@ -49,10 +49,7 @@ def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Stra
     if kind == "auto" and (tpu or workers > 1):
         kind = "tpu" if tpu else "multi_worker_mirrored"
     if kind == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver), kind
+        return tf.distribute.TPUStrategy(_connect_tpu(tpu)), kind
     if kind == "multi_worker_mirrored":
         if workers < 1 or not os.environ.get("TF_CONFIG"):
             raise ValueError("--strategy=multi_worker_mirrored needs TF_CONFIG describing the cluster "
@@ -68,6 +65,20 @@ def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Stra
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0"), kind
     raise ValueError(f"--strategy={kind!r} is not allowed; choose auto, one_device, mirrored, "
                      f"multi_worker_mirrored, tpu")
+
+
+def _connect_tpu(tpu: str | None) -> tf.distribute.cluster_resolver.TPUClusterResolver:
+    """Resolve, connect to and initialise the TPU; ValueError naming --tpu/--strategy if that fails."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, OSError, RuntimeError, tf.errors.OpError) as e:  # URLError is an OSError
+        detail = " ".join(str(e).split())
+        raise ValueError(f"--strategy=tpu found no TPU for --tpu={tpu!r} ({type(e).__name__}: {detail}); "
+                         f"pass --tpu=NAME_OR_GRPC_ADDRESS, run on a TPU VM, or use "
+                         f"--strategy=auto|one_device|mirrored without --tpu") from None
+    return resolver
 
 
 def device_type(kind: str) -> str:

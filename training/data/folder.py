@@ -1,6 +1,7 @@
 """Any image folder (one sub-folder per class) for fine-tuning on one's own data.
 
-Layout: <data_dir>/train/<class>/* and <data_dir>/val/<class>/* when both exist; otherwise
+Layout: <data_dir>/train/<class>/* and <data_dir>/val/<class>/* when both exist (the classes are
+train/'s sub-folders; a class may lack a val/ folder, val/ may not add classes); otherwise
 <data_dir>/<class>/* with every 10th file per class (sorted) held out for evaluation. Class ids
 follow the sorted sub-folder names; JPEG, PNG, BMP and GIF files are read.
 """
@@ -24,10 +25,12 @@ def list_classes(root: str) -> list[str]:
 
 
 def list_files(root: str, classes: list[str]) -> list[tuple[str, int]]:
-    """(path, class id) of every image file, in sorted order."""
+    """(path, class id) of every image file, in sorted order; a missing class folder has none."""
     out = []
     for label, name in enumerate(classes):
         folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue
         for f in sorted(os.listdir(folder)):
             if f.lower().endswith(EXTENSIONS):
                 out.append((os.path.join(folder, f), label))
@@ -39,6 +42,11 @@ def split_files(data_dir: str) -> tuple[list[str], list[tuple[str, int]], list[t
     train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
     if os.path.isdir(train_dir) and os.path.isdir(val_dir):
         classes = list_classes(train_dir)
+        unknown = sorted(set(list_classes(val_dir)) - set(classes))
+        if unknown:
+            raise ValueError(f"--data_dir={data_dir!r}: val/ has class folders that train/ lacks "
+                             f"({', '.join(unknown)}); the classes are train/'s sub-folders, so add "
+                             f"them to train/ or remove them from val/")
         return classes, list_files(train_dir, classes), list_files(val_dir, classes)
     classes = list_classes(data_dir)
     files = list_files(data_dir, classes)

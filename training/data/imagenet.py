@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 import tensorflow as tf
 
 from training.data import augment
-from training.data.pipeline import Source
+from training.data.pipeline import DATA_ERROR_MARKER, Source
 
 NUM_CLASSES = 1000
 NUM_TRAIN = 1_281_167
@@ -82,17 +83,55 @@ def tfrecord_files(data_dir: str, split: str) -> list[str]:
     return files
 
 
-def parse_example(serialized: tf.Tensor, label_offset: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """(JPEG bytes, label - label_offset) of one ImageNet tf.train.Example."""
+def check_features(path: str) -> None:
+    """ValueError naming --data_dir unless the first record of `path` is an ImageNet tf.train.Example.
+
+    Reads one record, so a shard written with other feature names (e.g. `image/label`) or a file
+    that is not a TFRecord fails at start-up with the features found, instead of a TensorFlow
+    stack trace from inside the training step.
+    """
+    try:
+        first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+    except tf.errors.OpError as e:
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[0])
+        raise ValueError(f"--data_dir: {path} is not a readable TFRecord file ({reason})") from None
+    if first is None:
+        return  # an empty shard holds nothing to check
+    try:
+        features = tf.train.Example.FromString(first.numpy()).features.feature
+    except Exception as e:  # protobuf's DecodeError: the record is not a tf.train.Example
+        raise ValueError(f"--data_dir: {path} does not hold tf.train.Example records ({e})") from None
+    kinds = {name: feature.WhichOneof("kind") for name, feature in features.items()}
+    if kinds.get("image/encoded") != "bytes_list" or kinds.get("image/class/label") != "int64_list":
+        found = ", ".join(f"{name} ({kind})" for name, kind in sorted(kinds.items())) or "none"
+        raise ValueError(f"--data_dir: {path} needs the ImageNet features image/encoded (bytes_list) and "
+                         f"image/class/label (int64_list); found {found}")
+
+
+def parse_example(serialized: tf.Tensor, label_offset: int,
+                  num_classes: int = NUM_CLASSES) -> tuple[tf.Tensor, tf.Tensor]:
+    """(JPEG bytes, label - label_offset) of one ImageNet tf.train.Example.
+
+    A shifted label outside 0..num_classes-1 stops the run with an error naming --label_offset
+    (a 0-based shard read with the default offset 1 would otherwise turn class 0 into the
+    "undecodable" label -1 and be skipped silently; a label >= num_classes would crash the loss).
+    """
     features = tf.io.parse_single_example(serialized, {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
     })
-    return features["image/encoded"], features["image/class/label"] - label_offset
+    raw = features["image/class/label"]
+    label = raw - label_offset
+    in_range = tf.logical_and(label >= 0, label < num_classes)
+    message = (f"{DATA_ERROR_MARKER}--label_offset={label_offset} must map every image/class/label "
+               f"into 0..{num_classes - 1} ({num_classes} classes; 1-based ImageNet shards need 1, "
+               f"0-based shards 0); found image/class/label=")
+    with tf.control_dependencies([tf.debugging.Assert(in_range, [message, raw])]):
+        return tf.identity(features["image/encoded"]), tf.identity(label)
 
 
 def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, seed: int | None,
-                   label_offset: int) -> tf.data.Dataset:
+                   label_offset: int, num_classes: int = NUM_CLASSES) -> tf.data.Dataset:
     """Records of `files`, sharded by file when there are enough files, else by record."""
     index, count = (0, 1) if ctx is None else (ctx.input_pipeline_id, ctx.num_input_pipelines)
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -105,7 +144,7 @@ def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, see
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if count > 1 and ctx is not None and not by_file:
         ds = ds.shard(count, index)
-    return ds.map(lambda r: parse_example(r, label_offset), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(lambda r: parse_example(r, label_offset, num_classes), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | None = None,
@@ -113,11 +152,13 @@ def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | 
     """ImageNet from TFRecord shards in data_dir (train-* and validation-*)."""
     train_files = tfrecord_files(data_dir, "train")
     eval_files = tfrecord_files(data_dir, "validation")
+    check_features(train_files[0])
+    check_features(eval_files[0])
 
     def train_records(ctx: tf.distribute.InputContext | None, epoch_seed: int) -> tf.data.Dataset:
-        ds = read_tfrecords(train_files, ctx, epoch_seed, label_offset)
+        ds = read_tfrecords(train_files, ctx, epoch_seed, label_offset, num_classes)
         return ds.shuffle(SHUFFLE_BUFFER, seed=epoch_seed)
 
     return Source("tfrecord", num_classes, train_examples or NUM_TRAIN, eval_examples or NUM_EVAL,
-                  train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset),
+                  train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset, num_classes),
                   _train_map, _eval_map)

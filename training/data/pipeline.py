@@ -9,16 +9,21 @@ fails to decode becomes a placeholder with label -1, which the train/eval steps 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import tensorflow as tf
 
 from training.data.mix import MixConfig, mix_batch
 
 AUTOTUNE = tf.data.AUTOTUNE
-INVALID_LABEL = -1
+INVALID_LABEL = -1  # an undecodable record: masked out and counted as skipped
+PADDING_LABEL = -2  # eval padding up to whole batches: masked out, not counted
+# Data problems that must stop the run (not skip a record) are tf.debugging.Assert messages that
+# start with this marker; the loop turns them into a one-line ValueError (see data_error_message).
+DATA_ERROR_MARKER = "[training data] "
 
 
 @dataclass
@@ -34,6 +39,34 @@ class Source:
     train_map: Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor]  # (payload, seed, size) -> image
     eval_map: Callable[[tf.Tensor, int], tf.Tensor]  # (payload, size) -> image
     may_fail: bool = True  # decoding can fail (files): use the skip-and-count path
+
+
+def data_error_message(error: tf.errors.OpError) -> str | None:
+    """The user-facing text of a DATA_ERROR_MARKER assertion inside `error`, else None.
+
+    tf.debugging.Assert reports `assertion failed: [<message>] [<value>]`; the result is the
+    message followed by the value, e.g. "... found image/class/label=1000".
+    """
+    text = error.message
+    start = text.find(DATA_ERROR_MARKER)
+    if start < 0:
+        return None
+    body = text[start + len(DATA_ERROR_MARKER):].split("\n", 1)[0]
+    message, _, value = body.partition("] [")
+    value = value.split("]", 1)[0]
+    return f"{message}{value}" if value else message.rstrip("]")
+
+
+@contextlib.contextmanager
+def data_errors() -> Iterator[None]:
+    """Re-raise a DATA_ERROR_MARKER assertion from the input pipeline as a one-line ValueError."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        message = data_error_message(e)
+        if message is None:
+            raise
+        raise ValueError(message) from None
 
 
 def _pipeline(ctx: tf.distribute.InputContext | None) -> tuple[int, int]:
@@ -118,7 +151,11 @@ def eval_batches(num_eval: int, global_batch: int) -> int:
 
 def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
                  num_batches: int, image_size: int) -> tf.data.Dataset:
-    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches."""
+    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches.
+
+    Padding carries PADDING_LABEL, so it is told apart from undecodable records (INVALID_LABEL)
+    even when the split holds fewer records than the Source's num_eval.
+    """
     records = shard(source.eval_records(ctx), ctx)
 
     def prepare(payload: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -129,7 +166,7 @@ def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_s
     else:
         ds = records.map(prepare, num_parallel_calls=AUTOTUNE)
     pad = tf.data.Dataset.from_tensors(
-        (tf.zeros([image_size, image_size, 3], tf.float32), tf.constant(INVALID_LABEL, tf.int64))
+        (tf.zeros([image_size, image_size, 3], tf.float32), tf.constant(PADDING_LABEL, tf.int64))
     ).repeat()
     ds = ds.concatenate(pad).take(num_batches * batch_size)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(True))
