@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from training import fileio
+
 DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 XLA_CHOICES = ("auto", "on", "off")
@@ -135,7 +137,7 @@ def validate(cfg: TrainConfig) -> None:
                          f"(0 quiet, 1 progress bar, 2 a line per epoch), got {cfg.verbose!r}")
     if cfg.dataset != "digits" and not cfg.data_dir:
         raise ValueError(f"--dataset={cfg.dataset} needs --data_dir (only 'digits' is embedded)")
-    if cfg.data_dir and not os.path.isdir(cfg.data_dir):
+    if cfg.data_dir and not fileio.isdir(cfg.data_dir):
         raise ValueError(f"--data_dir={cfg.data_dir!r} is not an existing directory")
     if cfg.dataset == "digits" and cfg.data_dir:
         raise ValueError("--data_dir is not used by --dataset=digits (embedded in scikit-learn); "

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import shutil
 import time
 from typing import Any
 
@@ -20,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from training import reporting, steps
+from training import fileio
 from training.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source, data_errors, eval_batches, eval_dataset, train_dataset
@@ -106,17 +105,17 @@ class Trainer:
 
     def _checkpoint_dir(self) -> str:
         """Chief writes to model_dir/checkpoints; other workers to a scratch dir (deleted)."""
-        base = os.path.join(self.cfg.model_dir, "checkpoints")
+        base = fileio.join(self.cfg.model_dir, "checkpoints")
         if self.runtime.is_chief:
             return base
-        return os.path.join(self.cfg.model_dir, "tmp", f"worker_{self.runtime.worker_index}")
+        return fileio.join(self.cfg.model_dir, "tmp", f"worker_{self.runtime.worker_index}")
 
     # Resume -------------------------------------------------------------------------------
     def restore_or_start(self) -> int:
         """Restore the latest checkpoint (if any, and --resume), check the run matches; return step."""
         cfg = self.cfg
-        latest = tf.train.latest_checkpoint(os.path.join(cfg.model_dir, "checkpoints"))
-        config_path = os.path.join(cfg.model_dir, "config.json")
+        latest = tf.train.latest_checkpoint(fileio.join(cfg.model_dir, "checkpoints"))
+        config_path = fileio.join(cfg.model_dir, "config.json")
         if latest and not cfg.resume:
             raise ValueError(f"--model_dir={cfg.model_dir!r} already holds checkpoints and --noresume "
                              f"was given; pass --resume to continue it or choose a fresh --model_dir")
@@ -124,7 +123,7 @@ class Trainer:
             self._check_same_run(config_path)
             self.checkpoint.restore(latest).expect_partial()
         elif self.runtime.is_chief:
-            reporting.write_json_atomic(config_path, self._run_config())
+            fileio.write_json_atomic(config_path, self._run_config())
         return int(self.step.numpy())
 
     def _run_config(self) -> dict[str, Any]:
@@ -134,10 +133,9 @@ class Trainer:
         return data
 
     def _check_same_run(self, config_path: str) -> None:
-        if not os.path.exists(config_path):
+        if not fileio.exists(config_path):
             return
-        with open(config_path, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = fileio.read_json(config_path)
         check_same_run(saved, self._run_config(), self.cfg)
 
     # Train / eval -------------------------------------------------------------------------
@@ -198,13 +196,13 @@ class Trainer:
         self.epoch.assign(int(self.step.numpy()) // self.steps_per_epoch)
         self.manager.save(checkpoint_number=int(self.step.numpy()))
         if not self.runtime.is_chief:
-            shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
+            fileio.rmtree(self._checkpoint_dir())
 
     def fit(self) -> dict[str, Any]:
         """Train from the restored step to the end, evaluating each epoch; return final metrics."""
         cfg = self.cfg
         start_step = self.restore_or_start()
-        scalars = reporting.Scalars(os.path.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
+        scalars = reporting.Scalars(fileio.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
         history, train_time, images_per_s = self._load_progress(start_step)
         step = start_step
         while step < self.total_steps:
@@ -235,12 +233,12 @@ class Trainer:
                 "eval_weights": "ema" if self.ema is not None else "raw"}
 
     def _progress_path(self) -> str:
-        return os.path.join(self.cfg.model_dir, PROGRESS_FILE)
+        return fileio.join(self.cfg.model_dir, PROGRESS_FILE)
 
     def _save_progress(self, history: list[dict[str, Any]], train_time: float) -> None:
         """Chief: record the per-epoch history, training time and skipped count so far."""
         if self.runtime.is_chief:
-            reporting.write_json_atomic(self._progress_path(), {
+            fileio.write_json_atomic(self._progress_path(), {
                 "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
 
     def _load_progress(self, start_step: int) -> tuple[list[dict[str, Any]], float, float]:
@@ -251,10 +249,9 @@ class Trainer:
         skipped count are those recorded at the last kept epoch end.
         """
         path = self._progress_path()
-        if start_step == 0 or not os.path.exists(path):
+        if start_step == 0 or not fileio.exists(path):
             return [], 0.0, 0.0
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = fileio.read_json(path)
         history = [h for h in saved.get("history", []) if h.get("step", start_step + 1) <= start_step]
         if len(history) != len(saved.get("history", [])):
             return history, 0.0, 0.0  # cannot split the recorded totals; count from here on
@@ -300,11 +297,11 @@ class Trainer:
         """Save the trained model (its EMA weights when --ema_decay > 0) as model_dir/model.keras."""
         if not self.runtime.is_chief:
             return None
-        path = os.path.join(self.cfg.model_dir, "model.keras")
-        tmp = os.path.join(self.cfg.model_dir, ".tmp-model.keras")
+        path = fileio.join(self.cfg.model_dir, "model.keras")
+        tmp = fileio.join(self.cfg.model_dir, ".tmp-model.keras")
         with self.ema_weights():
             self.model.save(tmp)
-        os.replace(tmp, path)
+        fileio.replace(tmp, path)
         return path
 
 

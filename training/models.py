@@ -10,6 +10,8 @@ from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
 from keras_regnet.zoo import ZooEntry, get_entry, list_models
 
+from training import fileio
+
 # Small RegNets for the embedded dataset. regnety_digits comes out of the RegNet rule
 # (d=6, w0=24, wa=12, wm=2, g=8, SE 0.25): stages of widths 24/48/96 and depths 1/3/2, about
 # 4.3 M multiply-adds at 32x32 with stem stride 1 (the zoo stems stride 2, too coarse for 32 px).
@@ -51,11 +53,10 @@ def check_image_size(spec: NetSpec, image_size: int) -> None:
 
 
 def _spec_from_file(path: str) -> NetSpec:
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         raise ValueError(f"--model={path!r}: no such JSON spec file")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = fileio.read_json(path)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"--model={path!r} is not a readable JSON file: {e}") from None
     try:

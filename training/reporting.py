@@ -1,30 +1,13 @@
-"""What users look at: progress bar with images/s, TensorBoard scalars, atomic JSON files."""
+"""What users look at: progress bar with images/s and TensorBoard scalars."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from typing import Any
 
 import tensorflow as tf
 
-
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON to a temp file in the same directory, then rename over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+from training import fileio
 
 
 def _scalar_metadata() -> Any:
@@ -45,7 +28,7 @@ class Scalars:
         self._writers = {}
         if log_dir:
             for name in ("train", "eval"):
-                self._writers[name] = tf.summary.create_file_writer(os.path.join(log_dir, name))
+                self._writers[name] = tf.summary.create_file_writer(fileio.join(log_dir, name))
 
     def write(self, split: str, step: int, values: dict[str, float]) -> None:
         writer = self._writers.get(split)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 
+from training import fileio
 from training.config import TrainConfig, resolve
 
 
@@ -23,6 +23,9 @@ def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
 
 def make_model_dir(model_dir: str) -> None:
     """Create --model_dir (and parents) or raise a ValueError naming the flag."""
+    if fileio.is_remote(model_dir):
+        _make_remote_dir(model_dir)
+        return
     try:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
@@ -32,11 +35,22 @@ def make_model_dir(model_dir: str) -> None:
         raise ValueError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
 
 
+def _make_remote_dir(model_dir: str) -> None:
+    """Create a gs://... (etc.) --model_dir through tf.io.gfile; a one-line error if that fails."""
+    import tensorflow as tf
+
+    try:
+        fileio.makedirs(model_dir)
+    except (tf.errors.OpError, OSError) as e:
+        reason = getattr(e, "message", None) or str(e)
+        raise ValueError(f"--model_dir={model_dir!r} cannot be created ({reason.splitlines()[0]}); "
+                         f"check the URL scheme, bucket and credentials") from None
+
+
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict."""
     cfg, spec, _ = prepare(cfg, spec)
     from keras_regnet.complexity import complexity
-    from training import reporting
     from training.data import make_source
     from training.loop import Trainer
     from training.strategy import make_runtime
@@ -61,19 +75,18 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     model_path = trainer.export()
     cost = complexity(spec, cfg.image_size, classes=source.num_classes)
     result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
-                  image_size=cfg.image_size, model_dir=os.path.abspath(cfg.model_dir),
+                  image_size=cfg.image_size, model_dir=cfg.model_dir if fileio.is_remote(cfg.model_dir) else os.path.abspath(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
                   checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")
-    metrics_path = os.path.join(cfg.model_dir, "metrics.json")
-    if result["resumed_from_step"] == result["steps"] and os.path.exists(metrics_path):
+    metrics_path = fileio.join(cfg.model_dir, "metrics.json")
+    if result["resumed_from_step"] == result["steps"] and fileio.exists(metrics_path):
         # A finished run was only re-evaluated: keep its recorded history and timings.
-        with open(metrics_path, encoding="utf-8") as f:
-            previous = json.load(f)
+        previous = fileio.read_json(metrics_path)
         result = {**result, **{k: v for k, v in previous.items()
                                if k in ("history", "train_time_s", "images_per_s", "skipped_images")}}
     if runtime.is_chief:
-        reporting.write_json_atomic(metrics_path, result)
+        fileio.write_json_atomic(metrics_path, result)
     return result

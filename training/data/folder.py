@@ -8,10 +8,10 @@ follow the sorted sub-folder names; JPEG, PNG, BMP and GIF files are read.
 
 from __future__ import annotations
 
-import os
 
 import tensorflow as tf
 
+from training import fileio
 from training.data import augment
 from training.data.pipeline import Source
 
@@ -21,26 +21,26 @@ HOLDOUT_EVERY = 10
 
 def list_classes(root: str) -> list[str]:
     """Sorted names of the class sub-folders of root."""
-    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    return sorted(d for d in fileio.listdir(root) if fileio.isdir(fileio.join(root, d)))
 
 
 def list_files(root: str, classes: list[str]) -> list[tuple[str, int]]:
     """(path, class id) of every image file, in sorted order; a missing class folder has none."""
     out = []
     for label, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        if not os.path.isdir(folder):
+        folder = fileio.join(root, name)
+        if not fileio.isdir(folder):
             continue
-        for f in sorted(os.listdir(folder)):
+        for f in sorted(fileio.listdir(folder)):
             if f.lower().endswith(EXTENSIONS):
-                out.append((os.path.join(folder, f), label))
+                out.append((fileio.join(folder, f), label))
     return out
 
 
 def split_files(data_dir: str) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
     """(class names, train files, eval files) following the layouts in the module docstring."""
-    train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
-    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
+    train_dir, val_dir = fileio.join(data_dir, "train"), fileio.join(data_dir, "val")
+    if fileio.isdir(train_dir) and fileio.isdir(val_dir):
         classes = list_classes(train_dir)
         unknown = sorted(set(list_classes(val_dir)) - set(classes))
         if unknown:

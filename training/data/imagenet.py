@@ -9,13 +9,12 @@ labels are shifted by `label_offset` (default 1) to 0..999.
 
 from __future__ import annotations
 
-import glob
-import os
 import re
 
 import tensorflow as tf
 
 from training.data import augment
+from training import fileio
 from training.data.pipeline import DATA_ERROR_MARKER, Source
 
 NUM_CLASSES = 1000
@@ -49,8 +48,8 @@ def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples:
     tfds = import_tfds()
     builder = tfds.builder("imagenet2012", data_dir=data_dir)
     if not builder.is_prepared():
-        manual = os.path.join(data_dir, "downloads", "manual")
-        if not os.path.isfile(os.path.join(manual, "ILSVRC2012_img_train.tar")):
+        manual = fileio.join(data_dir, "downloads", "manual")
+        if not fileio.isfile(fileio.join(manual, "ILSVRC2012_img_train.tar")):
             raise ValueError(
                 f"--data_dir={data_dir!r} holds no prepared imagenet2012; put ILSVRC2012_img_train.tar "
                 f"and ILSVRC2012_img_val.tar in {manual} (TFDS manual_dir) and rerun, or use "
@@ -76,7 +75,7 @@ def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples:
 
 def tfrecord_files(data_dir: str, split: str) -> list[str]:
     """Sorted shard paths of a split ("train" or "validation"); ValueError if there are none."""
-    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-*")))
+    files = sorted(fileio.glob(fileio.join(data_dir, f"{split}-*")))
     if not files:
         raise ValueError(f"--data_dir={data_dir!r} has no {split}-* TFRecord shards "
                          f"(expected e.g. {split}-00000-of-01024)")
