@@ -1,13 +1,14 @@
 """Input pipeline images/s: train augmentation decoding only the crop vs full decode then crop.
 
-Both variants run `training.data.augment.train_image` (random resized crop 224, flip, PCA
-lighting) in the same tf.data pipeline over the same in-memory JPEGs of ImageNet-like size; only
-the decode + crop stage differs. They run side by side and alternating, so a busy machine slows
-both alike; the best round of each is kept, and the median over rounds of the ratio within each
-back-to-back pair is printed too (less swayed by one quiet moment). `--parallel=0` (default) maps
-without num_parallel_calls (tf.data's map_parallelization may still use a second core). Besides
-wall-clock images/s, the process CPU time per image is reported: it is less sensitive to other
-processes sharing the machine. The last line prints the ratios (bar:
+Both variants run `training.data.augment.train_image` (random crop, flip, resize to 224, PCA
+lighting) in the same tf.data pipeline over the same in-memory JPEGs of ImageNet size; only the
+decode + crop stage differs. That stage is also timed alone (same windows, nothing after it): its
+ratio bounds what the whole augmentation can gain. Variants run side by side and alternating, so
+a busy machine slows both alike; the best round of each is kept, and the median over rounds of
+the ratio within each back-to-back pair is printed too (less swayed by one quiet moment).
+`--parallel=0` (default) maps without num_parallel_calls (tf.data's map_parallelization may still
+use a second core). Besides wall-clock images/s, the process CPU time per image is reported: it
+is less sensitive to other processes sharing the machine. The last line prints the ratios (bar:
 >= 1.3x, wall clock).
 
     python benchmarks/input_pipeline.py [--images 256] [--rounds 5]
