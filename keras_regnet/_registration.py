@@ -48,6 +48,7 @@ class _RegisterAfterExec(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
+        uninstall_hook()
         register_layers()
 
     def __getattr__(self, name: str) -> Any:  # is_package, get_code, get_resource_reader, ...
@@ -55,15 +56,18 @@ class _RegisterAfterExec(importlib.abc.Loader):
 
 
 class _KerasImportHook(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the loader of the top-level `keras` package, once."""
+    """Finds nothing itself; wraps the loader of the top-level `keras` package.
+
+    It stays installed until Keras is really executed: `importlib.util.find_spec("keras")`
+    (TensorFlow probes for Keras this way) also calls it, without loading anything.
+    """
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != "keras":
             return None
-        uninstall_hook()
-        for finder in sys.meta_path:
+        for finder in [f for f in sys.meta_path if not isinstance(f, _KerasImportHook)]:
             find = getattr(finder, "find_spec", None)
             spec = find(fullname, path, target) if find is not None else None
             if spec is not None:

@@ -189,9 +189,14 @@ print(float(np.abs(model.predict(np.load(sys.argv[2]), verbose=0) - np.load(sys.
 """
 
 
-@pytest.mark.parametrize("imports", ["import keras_regnet\nimport keras", "import keras\nimport keras_regnet"])
+@pytest.mark.parametrize("imports", [
+    "import keras_regnet\nimport keras",
+    "import keras\nimport keras_regnet",
+    # TensorFlow probes importlib.util.find_spec("keras") before it imports Keras
+    "import keras_regnet\nimport tensorflow\nimport keras",
+])
 def test_saved_model_loads_after_import_keras_regnet_without_custom_objects(tmp_path, imports):
-    """`import keras_regnet` registers the custom layers whichever of the two is imported first."""
+    """`import keras_regnet` registers the custom layers whichever is imported first."""
     model = tiny_regnet_y(input_shape=(32, 32, 3), classes=4)
     x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     paths = [str(tmp_path / "m.keras"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
