@@ -56,3 +56,14 @@ def test_reader_flags_given_to_a_dataset_that_ignores_them_are_refused(tmp_path,
     with pytest.raises(ValueError, match=rf"--{flag} is only used by --dataset=.*not --dataset={dataset}"):
         validate(TrainConfig(dataset=dataset, data_dir=data_dir, **{flag: 5}))
     validate(TrainConfig(dataset="tfrecord", data_dir=str(tmp_path), **{flag: 5}))
+
+
+def test_model_json_file_is_recognised_whatever_the_case_of_its_extension(tmp_path, monkeypatch):
+    from keras_regnet import get_spec
+    from training.models import resolve_model
+
+    spec = get_spec("regnetx_200mf")
+    (tmp_path / "Net.JSON").write_text(spec.to_json())
+    monkeypatch.chdir(tmp_path)
+    resolved, entry = resolve_model("Net.JSON")  # a bare file name: no path separator to go by
+    assert resolved == spec and entry is None

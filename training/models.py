@@ -33,7 +33,7 @@ def resolve_model(model: Any) -> tuple[NetSpec, ZooEntry | None]:
         raise ValueError(f"--model must be a zoo name, a built-in name or a JSON spec file, got {model!r}")
     if model in BUILTIN:
         return BUILTIN[model].to_spec(name=model), None
-    if model.endswith(".json") or os.path.sep in model:
+    if model.lower().endswith(".json") or os.path.sep in model:
         return _spec_from_file(model), None
     try:
         entry = get_entry(model)
