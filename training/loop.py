@@ -17,8 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from training import reporting, steps
-from training import fileio
+from training import fileio, reporting, steps
 from training.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source, data_errors, eval_batches, eval_dataset, train_dataset

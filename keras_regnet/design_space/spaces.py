@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_regnet.design_space.fast_complexity import StageArrays
 from keras_regnet.regnet import QUANTUM, RegNetParams
-from keras_regnet.spec import NetSpec, StageSpec
+from keras_regnet.spec import StageSpec
 
 BOTTLENECK_RATIOS = (1.0, 2.0, 4.0)
 GROUP_WIDTHS = (1, 2, 4, 8, 16, 32)
