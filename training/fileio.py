@@ -35,6 +35,11 @@ def join(path: str, *parts: str) -> str:
     return os.path.join(path, *parts)
 
 
+def absolute(path: str) -> str:
+    """os.path.abspath for local paths; URLs are already absolute."""
+    return path if is_remote(path) else os.path.abspath(path)
+
+
 def exists(path: str) -> bool:
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
@@ -95,28 +100,45 @@ def replace(src: str, dst: str) -> None:
         os.replace(src, dst)
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then move it over `path`.
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a whole file through a temporary file beside it, then move it over `path`.
 
-    Readers never see a half-written file: a run killed mid-write leaves the previous version.
+    Readers see the old or the new file, never half of one. Locally the temporary file and the
+    directory are fsynced, so the rename survives a machine crash (sweeps and runs are resumed from
+    these files); unique temporary names make concurrent writers (sweep shards) safe.
     """
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     if is_remote(path):
         folder = path.rsplit("/", 1)[0]
         makedirs(folder)
-        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.json"
+        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
         with _gfile().GFile(tmp, "w") as f:
             f.write(text)
         replace(tmp, path)
         return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """`data` as indented, key-sorted JSON, written with `write_text_atomic`."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

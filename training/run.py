@@ -75,7 +75,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     model_path = trainer.export()
     cost = complexity(spec, cfg.image_size, classes=source.num_classes)
     result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
-                  image_size=cfg.image_size, model_dir=cfg.model_dir if fileio.is_remote(cfg.model_dir) else os.path.abspath(cfg.model_dir),
+                  image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
                   checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,

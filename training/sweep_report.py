@@ -19,7 +19,8 @@ from keras_regnet.design_space.stats import (
     BootstrapRange, bootstrap_best, complexity_weights, edf_area, summarize,
 )
 from keras_regnet.spec import NetSpec
-from training.sweep_results import ResultsFile, atomic_write_text
+from training.fileio import write_text_atomic
+from training.sweep_results import ResultsFile
 from training.sweep_runner import CONFIG, RESULTS
 
 TREND_PARAMS = ("d", "w0", "wa", "wm", "b", "g")
@@ -123,7 +124,7 @@ def analyze(sweep_dirs: list[str], out_dir: str, repeats: int = 10_000, normaliz
             title=f"{s.name}: best (top) and worst (bottom) models")
     report = _markdown(sweeps, bands_by, figures, out_dir, top, repeats)
     report_path = os.path.join(out_dir, "report.md")
-    atomic_write_text(report_path, report)
+    write_text_atomic(report_path, report)
     return {"report": report_path, "figures": figures}
 
 

@@ -1,4 +1,4 @@
-"""Crash-safe files of a sweep: an append-only JSONL results file and atomic whole-file writes.
+"""Crash-safe results of a sweep: an append-only JSONL file (whole files: fileio.write_text_atomic).
 
 Every finished model becomes exactly one line. Appends hold an exclusive lock, check that the
 model is not recorded yet, write the whole line with one `write`, and fsync before releasing, so
@@ -13,27 +13,6 @@ import fcntl
 import json
 import os
 from typing import Any, Iterator
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write a whole file via a fsynced temp file and rename, so readers see old or new, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _parse_lines(data: bytes) -> Iterator[dict[str, Any]]:

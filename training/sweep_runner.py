@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional
 from keras_regnet.design_space.sampler import Sample, sample
 from keras_regnet.design_space.spaces import get_space
 from training.errors import Diverged
-from training.sweep_results import ResultsFile, atomic_write_text
+from training.fileio import write_text_atomic
+from training.sweep_results import ResultsFile
 
 CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.jsonl"
 DIVERGED_ERR = 100.0  # top-1/top-5 error (%) recorded for a model whose training diverged
@@ -88,10 +89,10 @@ def prepare(sweep_dir: str, config: SweepConfig) -> list[Sample]:
                             stem_stride=config.stem_stride, classes=config.classes)
         check_input_size(population, config.image_size)
         # Identical inputs give identical files, so concurrent shards racing here are harmless.
-        atomic_write_text(samples_path, "".join(json.dumps(s.to_dict(), sort_keys=True) + "\n"
+        write_text_atomic(samples_path, "".join(json.dumps(s.to_dict(), sort_keys=True) + "\n"
                                                 for s in population))
     if not os.path.exists(cfg_path):
-        atomic_write_text(cfg_path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(cfg_path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
     return load_samples(sweep_dir)
 
 

@@ -8,7 +8,6 @@ follow the sorted sub-folder names; JPEG, PNG, BMP and GIF files are read.
 
 from __future__ import annotations
 
-
 import tensorflow as tf
 
 from training import fileio
