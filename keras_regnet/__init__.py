@@ -29,6 +29,7 @@ _LAZY = {
     "decode_predictions": "keras_regnet.imagenet_utils",
     "GroupedConv2D": "keras_regnet.layers",
     "ImageNetNormalization": "keras_regnet.layers",
+    "GhostBatchNormalization": "keras_regnet.layers",
 }
 
 __all__ = [

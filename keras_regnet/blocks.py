@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from keras_regnet.complexity import se_width
-from keras_regnet.layers import GroupedConv2D
+from keras_regnet.layers import GhostBatchNormalization, GroupedConv2D
 from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width
 
 
@@ -26,6 +26,7 @@ class BuildOptions:
     bn_epsilon: float = 1e-5
     bn_momentum: float = 0.9
     zero_init_final_gamma: bool = False
+    bn_batch: int | None = None  # ghost batch normalization over sub-batches of this size
 
 
 def conv_initializer() -> keras.initializers.Initializer:
@@ -51,10 +52,11 @@ def conv(x: Any, filters: int, kernel: int, name: str, stride: int = 1, groups: 
 
 
 def bn(x: Any, name: str, options: BuildOptions, zero_gamma: bool = False) -> Any:
-    return layers.BatchNormalization(
-        axis=-1, epsilon=options.bn_epsilon, momentum=options.bn_momentum,
-        gamma_initializer="zeros" if zero_gamma else "ones", name=name,
-    )(x)
+    kwargs = dict(axis=-1, epsilon=options.bn_epsilon, momentum=options.bn_momentum,
+                  gamma_initializer="zeros" if zero_gamma else "ones", name=name)
+    if options.bn_batch is not None:
+        return GhostBatchNormalization(options.bn_batch, **kwargs)(x)
+    return layers.BatchNormalization(**kwargs)(x)
 
 
 def relu(x: Any, name: str) -> Any:

@@ -66,3 +66,50 @@ class ImageNetNormalization(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet")
+class GhostBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization whose training statistics come from sub-batches of `ghost_batch_size`.
+
+    Ghost batch normalization (Hoffer et al., 2017): in training each consecutive group of
+    `ghost_batch_size` examples is normalized by its own mean and variance, and the moving
+    statistics follow the mean of the groups' statistics. It makes the normalization batch a
+    choice rather than a consequence of the hardware (the paper normalizes over 128 images per GPU
+    whatever the global batch). With one group it is plain BatchNormalization; inference is too.
+    The batch must be a multiple of `ghost_batch_size`.
+    """
+
+    def __init__(self, ghost_batch_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(ghost_batch_size, bool) or not isinstance(ghost_batch_size, int) or ghost_batch_size < 1:
+            raise ValueError(f"ghost_batch_size must be a positive integer, got {ghost_batch_size!r}")
+        self.ghost_batch_size = ghost_batch_size
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if not (training and self.trainable) or mask is not None or self.renorm or self.synchronized:
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        shape = ops.shape(x)
+        groups = ops.reshape(x, (-1, self.ghost_batch_size, *shape[1:]))
+        reduce = [a + 1 for a in self._reduction_axes]  # the input's axes, shifted by the group axis
+        mean, variance = ops.moments(groups, axes=reduce, keepdims=True)
+        channels = [1] * (len(inputs.shape) + 1)
+        channels[self.axis + 1 if self.axis >= 0 else self.axis] = inputs.shape[self.axis]
+        scale = ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * ops.reshape(ops.cast(self.gamma, x.dtype), channels)
+        offset = -mean * scale
+        if self.center:
+            offset = offset + ops.reshape(ops.cast(self.beta, x.dtype), channels)
+        outputs = ops.reshape(groups * scale + offset, shape)
+        batch_mean = ops.reshape(ops.mean(mean, axis=0), ops.shape(self.moving_mean))
+        batch_variance = ops.reshape(ops.mean(variance, axis=0), ops.shape(self.moving_variance))
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + ops.cast(batch_mean, self.moving_mean.dtype) * (1 - momentum))
+        self.moving_variance.assign(
+            self.moving_variance * momentum + ops.cast(batch_variance, self.moving_variance.dtype) * (1 - momentum))
+        return ops.cast(outputs, self.compute_dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "ghost_batch_size": self.ghost_batch_size}

@@ -31,13 +31,15 @@ def build(
     bn_epsilon: float = 1e-5,
     bn_momentum: float = 0.9,
     zero_init_final_gamma: bool = False,
+    bn_batch: int | None = None,
 ) -> keras.Model:
     """Build the Keras model of a NetSpec, keras.applications style.
 
     Args mirror keras.applications: `weights` is None, "imagenet" (zoo models) or a path to a
     `.weights.h5` / `.keras` file (or a reference checkpoint, see keras_regnet.weights);
     `include_preprocessing=True` makes the model take RGB images in [0, 255].
-    Keyword-only options change the numerics; their defaults are the reference's.
+    Keyword-only options change the numerics; their defaults are the reference's. `bn_batch`
+    normalizes over sub-batches of that many images in training (ghost batch normalization).
     """
     spec.validate()
     classes = _validate_arguments(
@@ -50,7 +52,7 @@ def build(
     )
     if include_preprocessing:
         x = ImageNetNormalization(name="preprocessing")(x)
-    options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma)
+    options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch)
     x = blocks.stem(x, spec, options)
     x = blocks.body(x, spec, options)
     if include_top:

@@ -28,10 +28,13 @@ def test_train_augmentation_shapes_and_range():
     np.testing.assert_array_equal(image.numpy(), again.numpy())  # stateless: same seed, same image
 
 
-def test_crop_window_follows_area_and_aspect_ranges():
+@pytest.mark.parametrize("sampler", ["pycls", "tf_inception"])
+def test_crop_window_follows_area_and_aspect_ranges(sampler):
+    from training.data.crop import window_sampler
+
     shape = tf.constant([300, 400, 3], tf.int32)
     for i in range(40):
-        y, x, h, w = augment.random_crop_window(shape, tf.constant([i, 7], tf.int64)).numpy()
+        y, x, h, w = window_sampler(sampler)(shape, tf.constant([i, 7], tf.int64)).numpy()
         assert 0 <= y and 0 <= x and y + h <= 300 and x + w <= 400
         area = h * w / (300 * 400)
         full_image_fallback = (h, w) == (300, 400)

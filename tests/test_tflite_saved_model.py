@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_regnet import build, make_spec
 from tflite import saved_model
-from tflite.preprocess import center_crop_and_resize
+from keras_regnet.eval_crop import scale_and_center_crop
 
 SIZE = 16
 
@@ -49,7 +49,7 @@ def test_serve_image_bytes_decodes_crops_and_agrees_with_keras(exported):
     wide = np.concatenate([images, images[:, :, :8]], axis=2)  # 16 x 24: the centre crop matters
     encoded = [saved_model.encode_png(image) for image in wide]
     out = loaded.signatures["serve_image_bytes"](image_bytes=tf.constant(encoded))
-    expected_inputs = np.stack([center_crop_and_resize(np.round(img), SIZE).numpy() for img in wide])
+    expected_inputs = np.stack([scale_and_center_crop(np.round(img), SIZE).numpy() for img in wide])
     np.testing.assert_allclose(out["logits"].numpy(), model(expected_inputs, training=False).numpy(), atol=1e-4)
 
 
@@ -97,5 +97,5 @@ def test_rest_request_body_is_what_tf_serving_accepts(exported, tmp_path):
     assert body["signature_name"] == "serve_image_bytes" and len(body["instances"]) == 2
     raw = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
     out = loaded.signatures["serve_image_bytes"](image_bytes=tf.constant(raw))
-    expected = model(np.stack([center_crop_and_resize(np.round(i), SIZE) for i in images[:2]]), training=False)
+    expected = model(np.stack([scale_and_center_crop(np.round(i), SIZE) for i in images[:2]]), training=False)
     np.testing.assert_allclose(out["logits"].numpy(), expected.numpy(), atol=1e-4)

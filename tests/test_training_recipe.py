@@ -85,3 +85,35 @@ def test_coupled_l2_is_the_gradient_of_the_l2_term():
         decoupled.apply_gradients(zip(tape.gradient(loss, [w]), [w]))
     assert np.abs(w.numpy() - run(True)).max() > 1e-4
     assert make_optimizer(lr).nesterov and make_optimizer(lr).weight_decay is None
+
+
+def _pycls_epoch_lr(cur_epoch: float, base_lr: float, max_epoch: float, warmup_epochs: float,
+                    warmup_factor: float = 0.1, min_lr: float = 0.0) -> float:
+    """Transcribed from pycls/core/optimizer.py: lr_fun_cos then get_epoch_lr's linear warmup."""
+    lr = 0.5 * (1.0 + np.cos(np.pi * cur_epoch / max_epoch))
+    lr = (1.0 - min_lr) * lr + min_lr
+    lr = lr * base_lr
+    if cur_epoch < warmup_epochs:
+        alpha = cur_epoch / warmup_epochs
+        lr *= warmup_factor * (1.0 - alpha) + alpha
+    return lr
+
+
+def test_per_step_lr_equals_pycls_get_epoch_lr_at_the_fractional_epoch():
+    """RegNetY-600MF's ImageNet run: 1251 steps/epoch, 100 epochs, 5 warmup; every 97th step."""
+    import tensorflow as tf
+
+    from training.recipe import WarmupCosine
+
+    steps_per_epoch, epochs, warmup, base = 1_281_167 // 1024, 100, 5, 0.8
+    schedule = WarmupCosine(base, steps_per_epoch * epochs, round(warmup * steps_per_epoch))
+    steps = np.arange(0, steps_per_epoch * epochs + 1, 97)
+    ours = schedule(tf.constant(steps)).numpy()
+    reference = np.array([_pycls_epoch_lr(s / steps_per_epoch, base, epochs, warmup) for s in steps])
+    np.testing.assert_allclose(ours, reference, rtol=2e-5, atol=1e-7)
+    # pycls sets the LR once per epoch (at the epoch's start): our per-step value differs from it
+    # by at most one epoch's change, largest in the warmup (0.9 / 5 of the base LR per epoch).
+    per_epoch = np.array([_pycls_epoch_lr(s // steps_per_epoch, base, epochs, warmup) for s in steps])
+    assert 0.17 * base < np.abs(ours - per_epoch).max() < 0.18 * base
+    after_warmup = steps >= warmup * steps_per_epoch
+    assert np.abs(ours - per_epoch)[after_warmup].max() < 0.016 * base

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 480
 # 1433 digits / batch 64 = 22 steps per epoch; 2 epochs = 44 steps; checkpoint every 4 steps.
@@ -38,9 +40,21 @@ def _checkpoints(model_dir: str) -> list[int]:
     return sorted(int(re.search(r"ckpt-(\d+)\.index$", n).group(1)) for n in names)
 
 
+def _final_weights(model_dir: str) -> list:
+    import keras
+
+    import keras_regnet  # noqa: F401 (registers the custom layers)
+
+    return keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
+
+
 def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tmp_path):
     model_dir = str(tmp_path / "run")
-    cmd = [sys.executable, "-m", "training.main", *ARGS, "--model_dir", model_dir]
+    cmd = [sys.executable, "-m", "training.main", *ARGS, "--deterministic", "--model_dir", model_dir]
+    # The same run, uninterrupted, side by side: the resumed run must end with its weights.
+    whole_dir = str(tmp_path / "whole")
+    whole = subprocess.Popen(cmd[:-1] + [whole_dir], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -71,6 +85,18 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
 
     again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert again.returncode == 0 and json.load(open(os.path.join(model_dir, "metrics.json")))["steps"] == 44
+
+    try:
+        _, err = whole.communicate(timeout=TIMEOUT)
+    finally:
+        if whole.poll() is None:
+            whole.kill()
+            whole.wait()
+    assert whole.returncode == 0, err.decode()[-3000:]
+    resumed, uninterrupted = _final_weights(model_dir), _final_weights(whole_dir)
+    assert len(resumed) == len(uninterrupted)
+    for a, b in zip(resumed, uninterrupted):
+        np.testing.assert_array_equal(a, b)  # bit-identical: same data, same draws, same order
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):

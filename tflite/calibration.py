@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflite.preprocess import center_crop_and_resize
+from keras_regnet.eval_crop import scale_and_center_crop
 
 LOG = logging.getLogger("tflite")
 
@@ -126,7 +126,7 @@ def _decode(path: str, image_size: int) -> np.ndarray | None:
         image = tf.io.decode_image(raw, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
         return None
-    return center_crop_and_resize(image, image_size).numpy()
+    return scale_and_center_crop(image, image_size).numpy()
 
 
 def _tfds(source: str, image_size: int, limit: int | None, flag: str) -> ImageSet:
@@ -144,7 +144,7 @@ def _tfds(source: str, image_size: int, limit: int | None, flag: str) -> ImageSe
     for image, label in dataset.take(limit if limit else -1):
         if image.shape[-1] == 1:
             image = np.repeat(image.numpy(), 3, axis=-1)
-        images.append(center_crop_and_resize(image, image_size).numpy())
+        images.append(scale_and_center_crop(image, image_size).numpy())
         labels.append(int(label))
     stacked = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), "float32")
     return ImageSet(stacked, np.asarray(labels, "int64"), source)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tflite.preprocess import decode_and_preprocess
+from keras_regnet.eval_crop import decode_and_center_crop
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
 
@@ -57,7 +57,7 @@ class ServingModule(tf.Module):
 
     def _decode(self, image_bytes: tf.Tensor) -> tf.Tensor:
         return tf.map_fn(
-            lambda encoded: decode_and_preprocess(encoded, self.image_size), image_bytes,
+            lambda encoded: decode_and_center_crop(encoded, self.image_size), image_bytes,
             fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
         )
 

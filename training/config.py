@@ -18,6 +18,7 @@ DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 XLA_CHOICES = ("auto", "on", "off")
 PRECISIONS = ("auto", "off", "float16", "bfloat16")
+CROPS = ("pycls", "tf_inception")
 VERBOSITY = (0, 1, 2)
 RECIPE_WARMUP_EPOCHS = 5.0
 DEFAULT_MODEL = "regnety_digits"
@@ -68,6 +69,8 @@ class TrainConfig:
     eval_examples: int | None = None
     label_offset: int | None = None
     verbose: int = 1
+    crop: str = "pycls"
+    bn_batch: int | None = None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -109,6 +112,11 @@ def validate(cfg: TrainConfig) -> None:
     _choice("strategy", cfg.strategy, STRATEGIES)
     _choice("xla", cfg.xla, XLA_CHOICES)
     _choice("mixed_precision", cfg.mixed_precision, PRECISIONS)
+    _choice("crop", cfg.crop, CROPS)
+    _positive_int_or_none("bn_batch", cfg.bn_batch)
+    if cfg.bn_batch is not None and cfg.sync_bn:
+        raise ValueError(f"--bn_batch={cfg.bn_batch} (ghost batch normalization per replica) cannot be "
+                         f"combined with --sync_bn (statistics over the global batch); choose one")
     for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "max_steps",
                  "train_examples", "eval_examples"):
         _positive_int_or_none(name, getattr(cfg, name))

@@ -50,14 +50,17 @@ def define_flags() -> None:
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
     flags.DEFINE_enum("xla", "auto", list(C.XLA_CHOICES), "XLA-compile the forward/backward pass; auto: "
                       "on for GPU/TPU, off for CPU.")
-    flags.DEFINE_enum("mixed_precision", "auto", list(C.PRECISIONS), "auto: bfloat16 on TPU, float16 on "
-                      "GPUs with compute capability >= 7, float32 otherwise.")
+    flags.DEFINE_enum("mixed_precision", "auto", list(C.PRECISIONS), "auto: bfloat16 on TPU and on GPUs "
+                      "with compute capability >= 8.0, float16 (dynamic loss scaling, skips agreed by "
+                      "all replicas) on 7.x GPUs, float32 otherwise. off: float32 throughout, as the "
+                      "paper trained.")
     flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, metrics.json and model.keras "
                         "(default: runs/<model>-<dataset>).")
     flags.DEFINE_bool("resume", True, "Resume from the latest checkpoint in --model_dir (--noresume: "
                       "refuse to reuse a directory with checkpoints).")
     flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
-    flags.DEFINE_bool("deterministic", False, "Deterministic tf.data element order (slower).")
+    flags.DEFINE_bool("deterministic", False, "Deterministic tf.data element order and TensorFlow ops "
+                      "(slower): a killed and resumed run ends with the weights of an uninterrupted one.")
     flags.DEFINE_integer("checkpoint_every", None, "Also checkpoint every N steps (default: 100 for "
                          "digits, 500 folder, 1000 ImageNet); always at each epoch end.")
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in --model_dir/checkpoints.")
@@ -67,6 +70,15 @@ def define_flags() -> None:
     flags.DEFINE_integer("eval_examples", None, "Eval set size (default: 50000 for ImageNet TFRecords).")
     flags.DEFINE_integer("label_offset", None, "Subtracted from TFRecord labels (default 1: 1..1000 -> 0..999).")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bar, 2: one line per epoch.")
+    flags.DEFINE_enum("crop", "pycls", list(C.CROPS), "Random-resized-crop sampler of the train "
+                      "augmentation: pycls (the reference's: area uniform in 8-100%, aspect 3/4-4/3, up "
+                      "to 10 tries, else a centre crop) or tf_inception (tf.image's sampled distorted "
+                      "bounding box: smaller crops on average).")
+    flags.DEFINE_integer("bn_batch", None, "Images per BatchNorm normalization (ghost batch norm over "
+                         "sub-batches of this size on each replica; must divide the per-replica batch). "
+                         "The paper normalizes over 128 images per GPU: --bn_batch=128 reproduces that "
+                         "on one GPU or a TPU core with another batch. Default: the per-replica batch "
+                         "(the global batch with --sync_bn).")
 
 
 def config_from_flags() -> C.TrainConfig:

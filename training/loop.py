@@ -31,7 +31,7 @@ from training.strategy import Runtime
 # data stream depend on them).
 RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
                "warmup_factor", "weight_decay", "momentum", "label_smoothing",
-               "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
+               "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob", "crop", "bn_batch")
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
 PROGRESS_FILE = "progress.json"
@@ -53,6 +53,7 @@ class Trainer:
         if self.global_batch % replicas:
             raise ValueError(f"--batch_size={self.global_batch} is not divisible by the {replicas} "
                              f"replicas; use a multiple of {replicas}")
+        self.bn_images = bn_images(cfg, replicas)
         self.steps_per_epoch = source.num_train // self.global_batch
         if self.steps_per_epoch < 1:
             raise ValueError(f"--batch_size={self.global_batch} exceeds the {source.num_train} "
@@ -74,14 +75,15 @@ class Trainer:
             with self.strategy.scope():
                 self.model = build_model(self.spec, cfg.image_size, self.source.num_classes,
                                          weights=weights, zero_init_final_gamma=cfg.zero_init_final_gamma,
-                                         sync_bn=cfg.sync_bn)
+                                         sync_bn=cfg.sync_bn, bn_batch=cfg.bn_batch)
                 warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
                 full = self.steps_per_epoch * cfg.epochs
                 self.schedule = WarmupCosine(cfg.lr, full, warmup, cfg.warmup_factor)
-                self.optimizer = make_optimizer(self.schedule, cfg.momentum, True,
-                                                loss_scale=self.runtime.policy == "mixed_float16")
-                self.optimizer.build(self.model.trainable_variables)
                 self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+                self.optimizer = make_optimizer(self.schedule, cfg.momentum, True,
+                                                loss_scale=self.runtime.policy == "mixed_float16",
+                                                step=self.step)
+                self.optimizer.build(self.model.trainable_variables)
                 self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
                 self.ema = (WeightEMA(averaged_weights(self.model), cfg.ema_decay)
                             if cfg.ema_decay else None)
@@ -229,6 +231,7 @@ class Trainer:
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
+                "bn_images": self.bn_images,
                 "eval_weights": "ema" if self.ema is not None else "raw"}
 
     def _progress_path(self) -> str:
@@ -278,7 +281,7 @@ class Trainer:
             sums = [s + v for s, v in zip(sums, (loss_sum, top1, top5, valid, invalid))]
             self.step_losses.append(loss_sum / max(valid, 1.0))
             self.skipped["train"] += invalid
-            lr = float(self.schedule(step))
+            lr = float(self.schedule(step - 1))  # the LR this step applied (read before the increment)
             seen = max(valid, 1.0)
             epoch_seen = max(sums[3], 1.0)  # the bar shows this epoch's running means, not the last batch
             progress.update(i + 1, self.global_batch,
@@ -302,6 +305,24 @@ class Trainer:
             self.model.save(tmp)
         fileio.replace(tmp, path)
         return path
+
+
+def bn_images(cfg: TrainConfig, replicas: int) -> int:
+    """Images per BatchNorm normalization in training; ValueError if --bn_batch does not divide.
+
+    The global batch with --sync_bn, --bn_batch when given (ghost BN), else each replica's batch:
+    the paper's 8 GPUs x 128 normalize over 128, one GPU with the same batch over 1024.
+    """
+    per_replica = cfg.batch_size // replicas
+    if cfg.sync_bn:
+        return cfg.batch_size
+    if cfg.bn_batch is None:
+        return per_replica
+    if per_replica % cfg.bn_batch:
+        raise ValueError(f"--bn_batch={cfg.bn_batch} does not divide the per-replica batch of {per_replica} "
+                         f"(--batch_size={cfg.batch_size} over {replicas} replicas); use a divisor of "
+                         f"{per_replica}, e.g. {math.gcd(per_replica, cfg.bn_batch)}")
+    return cfg.bn_batch
 
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], cfg: TrainConfig) -> None:

@@ -66,13 +66,17 @@ def _spec_from_file(path: str) -> NetSpec:
 
 
 def build_model(spec: NetSpec, image_size: int, num_classes: int, *, weights: Any = None,
-                zero_init_final_gamma: bool = False, sync_bn: bool = False) -> Any:
-    """The Keras model used for training: RGB 0-255 in (preprocessing inside), logits out."""
+                zero_init_final_gamma: bool = False, sync_bn: bool = False,
+                bn_batch: int | None = None) -> Any:
+    """The Keras model used for training: RGB 0-255 in (preprocessing inside), logits out.
+
+    `bn_batch` builds ghost batch normalization over sub-batches of that many images.
+    """
     from keras_regnet.model import build
 
     model = build(spec, weights=weights, input_shape=(image_size, image_size, 3),
                   classes=num_classes, classifier_activation=None, include_preprocessing=True,
-                  zero_init_final_gamma=zero_init_final_gamma)
+                  zero_init_final_gamma=zero_init_final_gamma, bn_batch=bn_batch)
     if sync_bn:
         import keras
 

@@ -61,11 +61,21 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(schedule: Any, momentum: float = 0.9, nesterov: bool = True,
-                   loss_scale: bool = False) -> keras.optimizers.Optimizer:
-    """SGD with Nesterov momentum and no decoupled decay (L2 is added to the gradients instead)."""
-    opt = keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, nesterov=nesterov)
+                   loss_scale: bool = False, step: Any = None) -> keras.optimizers.Optimizer:
+    """SGD with Nesterov momentum and no decoupled decay (L2 is added to the gradients instead).
+
+    With `step` (the loop's global step variable) the schedule is read at that step rather than at
+    the optimizer's own iteration count, which a float16 step skipped for overflow does not
+    advance: the LR then stays on the run's step axis (a skipped step uses up its LR, as a
+    per-iteration scheduler beside torch's GradScaler does) and the logged LR is the applied one.
+    With `loss_scale`, the dynamic loss scale's skip decision is agreed across replicas.
+    """
+    learning_rate = schedule if step is None else (lambda: schedule(step))
+    opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov)
     if loss_scale:
-        opt = keras.optimizers.LossScaleOptimizer(opt)
+        from training.loss_scale import ReplicaAgreedLossScaleOptimizer
+
+        opt = ReplicaAgreedLossScaleOptimizer(opt)
     return opt
 
 

@@ -62,6 +62,10 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     import keras
 
     keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
+    if cfg.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # a resumed run ends bit-identical
     t0 = time.perf_counter()
     trainer = Trainer(cfg, runtime, source, spec, weights=weights)
     if cfg.verbose and runtime.is_chief:
@@ -70,7 +74,8 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"{source.num_eval} eval images, {cfg.epochs} epochs x {trainer.steps_per_epoch} steps, "
               f"batch {cfg.batch_size}, lr {cfg.lr:g}, strategy {runtime.kind} "
               f"({runtime.strategy.num_replicas_in_sync} replicas), xla {'on' if runtime.xla else 'off'}, "
-              f"precision {runtime.policy}", flush=True)
+              f"precision {runtime.policy}, BN over {trainer.bn_images} images"
+              f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
     result = trainer.fit()
     model_path = trainer.export()
     cost = complexity(spec, cfg.image_size, classes=source.num_classes)

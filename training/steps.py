@@ -85,7 +85,10 @@ def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_c
     def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
         grads, loss_sum, top1, top5, valid, invalid = forward_backward(images, labels)
         scale = optimizer.dynamic_scale if scaled else 1.0
-        grads = coupled_l2(grads, variables, weight_decay * scale)
+        # apply_gradients sums the replicas' gradients: each replica adds 1/N of the decay, so the
+        # update is w -= lr * (mean loss gradient + wd * w) whatever the replica count.
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        grads = coupled_l2(grads, variables, weight_decay * scale / replicas)
         optimizer.apply_gradients(zip(grads, variables))
         return loss_sum, top1, top5, valid, invalid
 

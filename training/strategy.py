@@ -3,7 +3,9 @@
 `auto` picks: TPUStrategy when --tpu is given, MultiWorkerMirroredStrategy when TF_CONFIG lists
 several tasks, MirroredStrategy on several GPUs, else one device. XLA `auto` is on for GPU/TPU
 and off on CPU (XLA's grouped-conv backward pass is very slow on CPU). Mixed precision `auto` is
-bfloat16 on TPU, float16 on GPUs with compute capability >= 7.0, float32 otherwise.
+bfloat16 on TPU and on GPUs with compute capability >= 8.0 (Ampere on: bfloat16 has float32's
+range, so no loss scaling), float16 with dynamic loss scaling on 7.x GPUs (Volta/Turing have no
+bfloat16 tensor cores), float32 otherwise. The paper trained in float32: --mixed_precision=off.
 """
 
 from __future__ import annotations
@@ -104,8 +106,12 @@ def resolve_policy(flag: str, device: str) -> str:
         return "mixed_bfloat16"
     if device == "TPU":
         return "mixed_bfloat16"
-    if device == "GPU" and _min_compute_capability() >= (7, 0):
-        return "mixed_float16"
+    if device == "GPU":
+        capability = _min_compute_capability()
+        if capability >= (8, 0):
+            return "mixed_bfloat16"
+        if capability >= (7, 0):
+            return "mixed_float16"
     return "float32"
 
 

@@ -14,14 +14,15 @@ def make_source(cfg: Any) -> Any:
     if cfg.dataset == "imagenet2012":
         from training.data import imagenet
 
-        return imagenet.tfds_source(cfg.data_dir, cfg.train_examples, cfg.eval_examples)
+        return imagenet.tfds_source(cfg.data_dir, cfg.train_examples, cfg.eval_examples, crop=cfg.crop)
     if cfg.dataset == "tfrecord":
         from training.data import imagenet
 
         offset = 1 if cfg.label_offset is None else cfg.label_offset
-        return imagenet.tfrecord_source(cfg.data_dir, offset, cfg.train_examples, cfg.eval_examples)
+        return imagenet.tfrecord_source(cfg.data_dir, offset, cfg.train_examples, cfg.eval_examples,
+                                        crop=cfg.crop)
     if cfg.dataset == "folder":
         from training.data import folder
 
-        return folder.make_source(cfg.data_dir)
+        return folder.make_source(cfg.data_dir, crop=cfg.crop)
     raise ValueError(f"--dataset={cfg.dataset!r} is not allowed; choose digits, imagenet2012, tfrecord, folder")

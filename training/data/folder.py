@@ -57,7 +57,7 @@ def split_files(data_dir: str) -> tuple[list[str], list[tuple[str, int]], list[t
     return classes, train, held
 
 
-def make_source(data_dir: str) -> Source:
+def make_source(data_dir: str, crop: str = augment.DEFAULT_SAMPLER) -> Source:
     """Folder Source; ValueError if there are fewer than 2 classes or no images."""
     classes, train, held = split_files(data_dir)
     if len(classes) < 2 or not train or not held:
@@ -75,7 +75,7 @@ def make_source(data_dir: str) -> Source:
         return shard(records(train), ctx).shuffle(len(train), seed=epoch_seed)
 
     def train_map(path: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
-        return augment.train_image(tf.io.read_file(path), seed, size)
+        return augment.train_image(tf.io.read_file(path), seed, size, crop=crop)
 
     def eval_map(path: tf.Tensor, size: int) -> tf.Tensor:
         return augment.eval_image(tf.io.read_file(path), size)

@@ -10,6 +10,7 @@ labels are shifted by `label_offset` (default 1) to 0..999.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import tensorflow as tf
 
@@ -23,8 +24,9 @@ NUM_EVAL = 50_000
 SHUFFLE_BUFFER = 4096
 
 
-def _train_map(image_bytes: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
-    return augment.train_image(image_bytes, seed, size)
+def _train_map(crop: str) -> Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor]:
+    """(JPEG bytes, seed, size) -> train image, with the `crop` window sampler."""
+    return lambda image_bytes, seed, size: augment.train_image(image_bytes, seed, size, crop=crop)
 
 
 def _eval_map(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
@@ -43,7 +45,8 @@ def import_tfds():
     return tfds
 
 
-def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples: int | None = None) -> Source:
+def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples: int | None = None,
+                crop: str = augment.DEFAULT_SAMPLER) -> Source:
     """imagenet2012 from a TFDS data_dir; tars in <data_dir>/downloads/manual are prepared once."""
     tfds = import_tfds()
     builder = tfds.builder("imagenet2012", data_dir=data_dir)
@@ -70,7 +73,7 @@ def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples:
 
     return Source("imagenet2012", NUM_CLASSES, train_examples or splits["train"].num_examples,
                   eval_examples or splits["validation"].num_examples, train_records,
-                  lambda ctx: read("validation", None, None), _train_map, _eval_map)
+                  lambda ctx: read("validation", None, None), _train_map(crop), _eval_map)
 
 
 def tfrecord_files(data_dir: str, split: str) -> list[str]:
@@ -147,7 +150,8 @@ def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, see
 
 
 def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | None = None,
-                    eval_examples: int | None = None, num_classes: int = NUM_CLASSES) -> Source:
+                    eval_examples: int | None = None, num_classes: int = NUM_CLASSES,
+                    crop: str = augment.DEFAULT_SAMPLER) -> Source:
     """ImageNet from TFRecord shards in data_dir (train-* and validation-*)."""
     train_files = tfrecord_files(data_dir, "train")
     eval_files = tfrecord_files(data_dir, "validation")
@@ -160,4 +164,4 @@ def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | 
 
     return Source("tfrecord", num_classes, train_examples or NUM_TRAIN, eval_examples or NUM_EVAL,
                   train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset, num_classes),
-                  _train_map, _eval_map)
+                  _train_map(crop), _eval_map)
