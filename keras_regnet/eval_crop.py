@@ -29,8 +29,9 @@ def scale_and_center_crop(image: Any, size: int) -> tf.Tensor:
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
     portrait = w < h
-    new_h = tf.where(portrait, tf.floor(h / w * target), float(target))
-    new_w = tf.where(portrait, float(target), tf.floor(w / h * target))
+    side = tf.constant(target, tf.float64)
+    new_h = tf.where(portrait, tf.floor(h / w * side), side)
+    new_w = tf.where(portrait, side, tf.floor(w / h * side))
     new_hw = tf.maximum(tf.cast(tf.stack([new_h, new_w]), tf.int32), size)
     image = tf.image.resize(image, new_hw, method="bilinear", antialias=False)
     top = (new_hw[0] - size + 1) // 2  # ceil((h - size) / 2)
