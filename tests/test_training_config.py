@@ -18,9 +18,12 @@ from training.run import prepare
     (dict(warmup_epochs=float("inf")), "--warmup_epochs must be a finite number >= 0"),
     (dict(verbose=7), "--verbose must be one of 0, 1, 2"),
     (dict(verbose=-1), "--verbose must be one of 0, 1, 2"),
+    (dict(crop="inception"), "--crop='inception' is not allowed; choose one of pycls, tf_inception"),
+    (dict(bn_batch=0), "--bn_batch must be a positive integer, got 0"),
+    (dict(bn_batch=64, sync_bn=True), "--bn_batch=64 .* cannot be combined with --sync_bn"),
 ])
 def test_non_finite_and_out_of_range_values_name_the_flag(changes, message):
-    with pytest.raises(ValueError, match=message.replace("+", r"\+")):
+    with pytest.raises(ValueError, match=message.replace("+", r"\+").replace("(", r"\(").replace(")", r"\)")):
         validate(TrainConfig(**changes))
 
 

@@ -39,6 +39,8 @@ def train(
     strategy: str = "one_device",
     xla: str = "auto",
     mixed_precision: str = "auto",
+    crop: str = "pycls",
+    bn_batch: int | None = None,
 ) -> dict[str, Any]:
     """Train `spec_or_name` and return metrics (top1_err/top5_err in %, train_time_s, steps, ...).
 
@@ -55,7 +57,8 @@ def train(
                       ema_decay=ema_decay, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
                       mixup_switch_prob=mixup_switch_prob,
                       model_dir=directory, seed=seed, max_steps=max_steps, verbose=verbose,
-                      strategy=strategy, xla=xla, mixed_precision=mixed_precision)
+                      strategy=strategy, xla=xla, mixed_precision=mixed_precision,
+                      crop=crop, bn_batch=bn_batch)
     from training.run import run
 
     try:
