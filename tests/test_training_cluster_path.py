@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
+from run_dir import committed_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 600
@@ -51,14 +52,6 @@ def _write_imagenet_shards(root: str) -> None:
                     writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
-def _committed(model_dir: str) -> int:
-    try:
-        with open(os.path.join(model_dir, "checkpoints", "checkpoint")) as f:
-            return int(re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', f.read(), re.M).group(1))
-    except (OSError, AttributeError):
-        return 0
-
-
 def test_imagenet_tfrecords_on_two_replicas_killed_and_resumed(tmp_path):
     data_dir, model_dir = str(tmp_path / "imagenet"), str(tmp_path / "run")
     os.makedirs(data_dir)
@@ -73,7 +66,7 @@ def test_imagenet_tfrecords_on_two_replicas_killed_and_resumed(tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not 1 <= _committed(model_dir) < 6:
+        while not 1 <= committed_step(model_dir) < 6:
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint appeared"
             time.sleep(0.05)
@@ -83,7 +76,7 @@ def test_imagenet_tfrecords_on_two_replicas_killed_and_resumed(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    killed_at = _committed(model_dir)
+    killed_at = committed_step(model_dir)
     assert 1 <= killed_at < 6 and not os.path.exists(os.path.join(model_dir, "metrics.json"))
     # The banner: two replicas, the recipe's LR for batch 8, BN over each replica's 4 images.
     assert "2 replicas" in first_out and "lr 0.00625" in first_out, first_out[-2000:]

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from run_dir import committed_step
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 480
 # 1433 digits / batch 64 = 22 steps per epoch; 2 epochs = 44 steps; checkpoint every 4 steps.
@@ -24,15 +26,6 @@ def _env() -> dict:
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
     return env
-
-
-def _committed(model_dir: str) -> int:
-    """Step of the checkpoint the manager committed (its state file is renamed in last); 0 if none."""
-    try:
-        with open(os.path.join(model_dir, "checkpoints", "checkpoint")) as f:
-            return int(re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', f.read(), re.M).group(1))
-    except (OSError, AttributeError):
-        return 0
 
 
 def _checkpoints(model_dir: str) -> list[int]:
@@ -58,7 +51,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not 4 <= _committed(model_dir) < 22:
+        while not 4 <= committed_step(model_dir) < 22:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "no mid-epoch checkpoint appeared"
             time.sleep(0.1)
@@ -69,7 +62,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    killed_at = _committed(model_dir)
+    killed_at = committed_step(model_dir)
     assert 4 <= killed_at < 44 and not os.path.exists(os.path.join(model_dir, "metrics.json"))
 
     done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
