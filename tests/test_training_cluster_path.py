@@ -1,7 +1,7 @@
 """The path a cluster user runs, end to end: ImageNet TFRecords at 224, two replicas, kill, resume.
 
 `python -m training.main --model=regnetx_200mf --dataset=tfrecord` with the recipe's defaults
-(LR rule, warmup, decay, eval at 256/224) scaled to a batch of 8, on the CPU split into two
+(LR rule, warmup, decay, precise BN, eval at 256/224) scaled to a batch of 8, on the CPU split into two
 logical devices (MirroredStrategy, as on a 2-GPU host). Shards are written here in the layout of
 TensorFlow's ImageNet build script: JPEGs of ImageNet's sizes, 1-based labels over 1000 classes.
 """
@@ -88,6 +88,7 @@ def test_imagenet_tfrecords_on_two_replicas_killed_and_resumed(tmp_path):
         metrics = json.load(f)
     assert metrics["steps"] == 6 and metrics["resumed_from_step"] == killed_at
     assert (metrics["replicas"], metrics["image_size"], metrics["batch_size"], metrics["bn_images"]) == (2, 224, 8, 4)
+    assert metrics["precise_bn_images"] == 8192  # the reference's precise BN before each eval
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
     assert all(h["examples"] == 16 for h in metrics["history"])  # the whole validation split
     assert 0.0 <= metrics["top1_err"] <= 100.0 and metrics["skipped_images"] == {"train": 0.0, "eval": 0.0}

@@ -46,6 +46,8 @@ def test_imagenet_defaults_follow_the_zoo_recipe():
         TrainConfig(model="RegNetY-600MF", dataset="imagenet2012", data_dir="."))
     assert (cfg.batch_size, cfg.lr, cfg.epochs, cfg.warmup_epochs) == (1024, 0.8, 100, 5.0)
     assert (cfg.weight_decay, cfg.momentum, cfg.label_smoothing, cfg.image_size) == (5e-5, 0.9, 0.0, 224)
+    assert (cfg.crop, cfg.precise_bn_images) == ("pycls", 8192)  # pycls BN.NUM_SAMPLES_PRECISE
+    assert resolve(TrainConfig()).precise_bn_images == 0  # digits: off
     small = resolve(TrainConfig(batch_size=256))
     assert small.lr == pytest.approx(0.2)
 

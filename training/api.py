@@ -41,6 +41,7 @@ def train(
     mixed_precision: str = "auto",
     crop: str = "pycls",
     bn_batch: int | None = None,
+    precise_bn_images: int | None = None,
 ) -> dict[str, Any]:
     """Train `spec_or_name` and return metrics (top1_err/top5_err in %, train_time_s, steps, ...).
 
@@ -58,7 +59,7 @@ def train(
                       mixup_switch_prob=mixup_switch_prob,
                       model_dir=directory, seed=seed, max_steps=max_steps, verbose=verbose,
                       strategy=strategy, xla=xla, mixed_precision=mixed_precision,
-                      crop=crop, bn_batch=bn_batch)
+                      crop=crop, bn_batch=bn_batch, precise_bn_images=precise_bn_images)
     from training.run import run
 
     try:

@@ -21,6 +21,7 @@ PRECISIONS = ("auto", "off", "float16", "bfloat16")
 CROPS = ("pycls", "tf_inception")
 VERBOSITY = (0, 1, 2)
 RECIPE_WARMUP_EPOCHS = 5.0
+RECIPE_PRECISE_BN_IMAGES = 8192  # pycls BN.NUM_SAMPLES_PRECISE (BN.USE_PRECISE_STATS is on by default)
 DEFAULT_MODEL = "regnety_digits"
 
 # Per-dataset defaults for the fields left as None: (epochs, batch size, image size, ckpt every).
@@ -71,6 +72,7 @@ class TrainConfig:
     verbose: int = 1
     crop: str = "pycls"
     bn_batch: int | None = None
+    precise_bn_images: int | None = None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -89,6 +91,8 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         "image_size": cfg.image_size or size,
         "checkpoint_every": cfg.checkpoint_every or every,
         "model_dir": cfg.model_dir or default_model_dir(cfg.model, cfg.dataset),
+        "precise_bn_images": cfg.precise_bn_images if cfg.precise_bn_images is not None else (
+            RECIPE_PRECISE_BN_IMAGES if cfg.dataset in ("imagenet2012", "tfrecord") else 0),
     }
     if cfg.epochs is None and cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
         raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
@@ -114,6 +118,10 @@ def validate(cfg: TrainConfig) -> None:
     _choice("mixed_precision", cfg.mixed_precision, PRECISIONS)
     _choice("crop", cfg.crop, CROPS)
     _positive_int_or_none("bn_batch", cfg.bn_batch)
+    if cfg.precise_bn_images is not None and (isinstance(cfg.precise_bn_images, bool) or not isinstance(
+            cfg.precise_bn_images, int) or cfg.precise_bn_images < 0):
+        raise ValueError(f"--precise_bn_images must be an integer >= 0 (0 turns it off; the reference "
+                         f"uses 8192), got {cfg.precise_bn_images!r}")
     if cfg.bn_batch is not None and cfg.sync_bn:
         raise ValueError(f"--bn_batch={cfg.bn_batch} (ghost batch normalization per replica) cannot be "
                          f"combined with --sync_bn (statistics over the global batch); choose one")

@@ -84,7 +84,7 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     spec, _ = resolve_model(model_name)
     check_image_size(spec, cfg.image_size)
     scratch = tempfile.mkdtemp(prefix="regnet-eval-")  # the Trainer's checkpoint dir; never written
-    cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch)
+    cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch, precise_bn_images=0)
     source = make_source(cfg)
     if weights == "imagenet" and source.num_classes != 1000:
         raise ValueError(f"--weights=imagenet has 1000 classes but --dataset={cfg.dataset} has "

@@ -79,6 +79,10 @@ def define_flags() -> None:
                          "The paper normalizes over 128 images per GPU: --bn_batch=128 reproduces that "
                          "on one GPU or a TPU core with another batch. Default: the per-replica batch "
                          "(the global batch with --sync_bn).")
+    flags.DEFINE_integer("precise_bn_images", None, "Before each eval, replace the BN moving averages "
+                         "by the average batch statistics of this many training images under the current "
+                         "weights (pycls's precise BN). 0: off. Default: 8192 for ImageNet, as the "
+                         "reference; 0 for digits and folder.")
 
 
 def config_from_flags() -> C.TrainConfig:

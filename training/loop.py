@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from training import fileio, reporting, steps
+from training import fileio, precise_bn, reporting, steps
 from training.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source, data_errors, eval_batches, eval_dataset, train_dataset
@@ -103,6 +103,8 @@ class Trainer:
                                             average=self.model.non_trainable_variables, after=ema_update)
         self.eval_step = steps.distributed(self.strategy, eval_fn)
         self._swap_ema = tf.function(lambda: self.ema.swap(self.strategy)) if self.ema is not None else None
+        self._bn_statistics = (precise_bn.make_statistics_step(self.strategy, self.model)
+                               if cfg.precise_bn_images else None)
 
     def _checkpoint_dir(self) -> str:
         """Chief writes to model_dir/checkpoints; other workers to a scratch dir (deleted)."""
@@ -152,8 +154,22 @@ class Trainer:
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
+    def recompute_bn_statistics(self) -> None:
+        """Precise BN: the BN moving statistics from --precise_bn_images training images, now.
+
+        The batches are the first of the current epoch's stream (a pure function of the seed and
+        epoch), so a resumed run recomputes the same statistics.
+        """
+        if self._bn_statistics is None:
+            return
+        batches = min(max(1, self.cfg.precise_bn_images // self.global_batch), self.steps_per_epoch)
+        epoch = max(int(self.step.numpy()) - 1, 0) // self.steps_per_epoch
+        with data_errors():
+            precise_bn.recompute(self._bn_statistics, self.model, self._train_iterator(epoch, 0, batches), batches)
+
     def evaluate(self) -> dict[str, float]:
         """Loss, top-1/top-5 error (%) on the whole eval split (padding masked out)."""
+        self.recompute_bn_statistics()
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
@@ -231,7 +247,7 @@ class Trainer:
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
-                "bn_images": self.bn_images,
+                "bn_images": self.bn_images, "precise_bn_images": cfg.precise_bn_images,
                 "eval_weights": "ema" if self.ema is not None else "raw"}
 
     def _progress_path(self) -> str:
