@@ -13,55 +13,18 @@ normalization inside, so every export shares one input contract.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
-from keras_regnet.zoo import get_entry, list_models
 
 WEIGHT_SUFFIXES = (".keras", ".weights.h5")
 
 
 def resolve_spec(model: str) -> NetSpec:
-    """A NetSpec from a zoo name, a NetSpec JSON file, inline JSON, or a training built-in name."""
-    if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"--model must be a zoo name or a NetSpec JSON (file), got {model!r}")
-    text = model.strip()
-    if text.startswith("{"):
-        return _spec_from_text(text, "--model (inline JSON)")
-    if text.endswith(".json") or os.path.sep in text:
-        if not os.path.isfile(text):
-            raise ValueError(f"--model={model!r}: no such NetSpec JSON file")
-        with open(text, encoding="utf-8") as f:
-            return _spec_from_text(f.read(), f"--model={model!r}")
-    try:
-        return get_entry(text).spec()
-    except ValueError:
-        builtin = _training_builtin(text)
-        if builtin is not None:
-            return builtin
-        raise ValueError(
-            f"--model={model!r} is unknown; use a zoo name ({', '.join(list_models())}) or a NetSpec "
-            "JSON file"
-        ) from None
-
-
-def _spec_from_text(text: str, label: str) -> NetSpec:
-    try:
-        return NetSpec.from_dict(json.loads(text))
-    except (json.JSONDecodeError, TypeError, ValueError) as err:
-        raise ValueError(f"{label} is not a valid NetSpec JSON: {err}") from None
-
-
-def _training_builtin(name: str) -> NetSpec | None:
-    """The training pipeline's small built-in models (e.g. regnety_digits), when it is installed."""
-    try:
-        from training import models  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    params = getattr(models, "BUILTIN", {}).get(name)
-    return params.to_spec(name=name) if params is not None else None
+    """A NetSpec from any model argument (keras_regnet.resolve: the resolver every CLI uses)."""
+    return resolve_model(model, label="--model")[0]
 
 
 def resolve_weights(path: str) -> str:
