@@ -32,8 +32,8 @@ def adapt_input_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
 
     Rule transcribed from timm/models/_manipulate.py (huggingface/pytorch-image-models): one
     channel takes the sum over the three RGB input channels; C > 3 (or 2) channels take the RGB
-    kernel tiled ceil(C / 3) times along the input axis, cut to C and scaled by 3 / C, so a
-    constant input gives the same response as before.
+    kernel tiled ceil(C / 3) times along the input axis, cut to C and scaled by 3 / C (for C a
+    multiple of 3, a constant input then gives the same response as the RGB kernel).
     """
     kernel = np.asarray(kernel, np.float32)
     if kernel.ndim != 4 or kernel.shape[2] != 3:
