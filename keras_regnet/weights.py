@@ -41,7 +41,7 @@ def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top
     from the source's (another class count) or the source has none. Returns the names of the layers
     not loaded (the classifier in that case), [] otherwise.
     """
-    path = weights if isinstance(weights, str) and weights == "imagenet" else os.fspath(weights)
+    path = resolve_weights(weights)
     if path.endswith(".weights.h5") and not new_head:
         _load_weights_file(model, path)
         return []
@@ -49,6 +49,35 @@ def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top
     skipped = _mismatched_head(model, arrays) if new_head else []
     assign_by_name(model, arrays, source, skip=skipped)
     return skipped
+
+
+def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
+    """"imagenet", or the weights file that `weights` names: a file, or a run directory's newest
+    `*.keras` (training writes model_dir/model.keras), else its newest `*.weights.h5`.
+
+    `label` names the argument in errors (the CLIs pass "--weights").
+    """
+    if isinstance(weights, str) and weights == "imagenet":
+        return weights
+    path = os.fspath(weights)
+    suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
+    if os.path.isfile(path):
+        if not path.lower().endswith(suffixes):
+            raise ValueError(f"{label}={path!r}: expected 'imagenet', a run directory or a file ending "
+                             f"in {', '.join(suffixes)}")
+        return path
+    if not os.path.isdir(path):
+        raise ValueError(f"{label}={path!r} does not exist; expected 'imagenet', a run directory or a "
+                         f"file ending in {', '.join(suffixes)}")
+    for suffix in (".keras", ".weights.h5"):
+        found = [os.path.join(root, name) for root, dirs, files in os.walk(path)
+                 for name in files if name.endswith(suffix) and not name.startswith(".")
+                 and not any(part.startswith(".") for part in os.path.relpath(root, path).split(os.sep)
+                             if part != ".")]
+        if found:
+            return max(found, key=os.path.getmtime)
+    raise ValueError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
+                     "pass a training --model_dir (it holds model.keras) or the file itself")
 
 
 def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, list[np.ndarray]], str]:

@@ -67,6 +67,16 @@ def define_flags() -> None:
     flags.DEFINE_integer("eval_examples", None, "Eval set size (default: 50000 for ImageNet TFRecords).")
     flags.DEFINE_integer("label_offset", None, "Subtracted from TFRecord labels (default 1: 1..1000 -> 0..999).")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bar, 2: one line per epoch.")
+    flags.DEFINE_string("weights", None, "Start from pretrained weights (fine-tuning): imagenet, a .keras / "
+                        ".weights.h5 / reference checkpoint (.safetensors, .npz, .pth) file, or an earlier "
+                        "--model_dir. The classifier is re-initialised when the class count differs. Switches "
+                        "the unset --epochs/--lr/--warmup_epochs to the fine-tuning recipe (docs/training.md).")
+    flags.DEFINE_string("freeze", "none", "With --weights: none, backbone (all but the classifier) or a "
+                        "comma-separated list of stem and stages (e.g. stem,s1,s2). Frozen layers, BatchNorm "
+                        "included, run in inference mode.")
+    flags.DEFINE_float("val_fraction", None, "--dataset=folder without train/ and val/ sub-folders: hold out "
+                       "this fraction of each class (seeded by --seed; the split is written to "
+                       "model_dir/split.json). Unset: every 10th file.")
 
 
 def config_from_flags() -> C.TrainConfig:

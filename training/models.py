@@ -24,13 +24,22 @@ def check_image_size(spec: NetSpec, image_size: int) -> None:
 
 
 def build_model(spec: NetSpec, image_size: int, num_classes: int, *, weights: Any = None,
-                zero_init_final_gamma: bool = False, sync_bn: bool = False) -> Any:
-    """The Keras model used for training: RGB 0-255 in (preprocessing inside), logits out."""
-    from keras_regnet.model import build
+                zero_init_final_gamma: bool = False, sync_bn: bool = False, new_head: bool = False,
+                freeze: str = "none", log: Any = print) -> Any:
+    """The Keras model used for training: RGB 0-255 in (preprocessing inside), logits out.
 
-    model = build(spec, weights=weights, input_shape=(image_size, image_size, 3),
+    new_head=True (fine-tuning): `weights` fill the backbone and the classifier is re-initialised
+    when the class count differs (logged through `log`); `freeze` as --freeze (training.finetune).
+    """
+    from keras_regnet.model import build
+    from training import finetune
+
+    model = build(spec, weights=None if new_head else weights, input_shape=(image_size, image_size, 3),
                   classes=num_classes, classifier_activation=None, include_preprocessing=True,
                   zero_init_final_gamma=zero_init_final_gamma)
+    if new_head and weights is not None:
+        finetune.load_pretrained(model, spec, weights, log)
+    finetune.apply_freeze(model, freeze, len(spec.stages))
     if sync_bn:
         import keras
 

@@ -1,0 +1,121 @@
+"""Fine-tuning: --weights / --freeze in the config, the CLI and training.api, on folder data."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from training import config as C
+from training.finetune import FINETUNE_EPOCHS, finetune_lr, frozen_layers, parse_freeze
+
+FAST = dict(strategy="one_device", xla="off", mixed_precision="off", verbose=0)
+
+
+def make_folder(root, classes=3, per_class=8, size=32, seed=0):
+    """PNG images, one sub-folder per class; class k is brightest in channel k % 3."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for k in range(classes):
+        folder = root / f"class_{k}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
+            image[..., k % 3] += 150
+            (folder / f"img_{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root
+
+
+def test_weights_switch_the_unset_fields_to_the_finetuning_recipe(tmp_path):
+    weights = tmp_path / "m.keras"
+    weights.write_bytes(b"")
+    scratch = C.resolve(C.TrainConfig(dataset="folder", data_dir=str(tmp_path)))
+    tuned = C.resolve(C.TrainConfig(dataset="folder", data_dir=str(tmp_path), weights=str(weights)))
+    assert (scratch.epochs, scratch.lr) == (30, 0.05)
+    assert tuned.epochs == FINETUNE_EPOCHS and tuned.lr == pytest.approx(finetune_lr(64)) == 0.000375
+    assert tuned.warmup_epochs == pytest.approx(0.1 * FINETUNE_EPOCHS)
+    mine = C.resolve(C.TrainConfig(dataset="folder", data_dir=str(tmp_path), weights="imagenet", epochs=4, lr=0.01))
+    assert (mine.epochs, mine.lr, mine.warmup_epochs) == (4, 0.01, pytest.approx(0.4))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(weights="/no/such.keras"), "--weights='/no/such.keras' does not exist"),
+    (dict(freeze="backbone"), "--freeze=backbone needs --weights"),
+    (dict(weights="imagenet", freeze="stem,head"), "--freeze='stem,head': 'head' is not allowed"),
+    (dict(val_fraction=1.5), r"--val_fraction must be in \(0, 1\)"),
+    (dict(val_fraction=0.2), "--val_fraction is only used by --dataset=folder"),
+])
+def test_bad_finetuning_flags_name_the_flag(changes, message):
+    with pytest.raises(ValueError, match=message):
+        C.validate(C.TrainConfig(**changes))
+
+
+def test_freeze_selects_layers_by_stage():
+    from keras_regnet import get_spec
+    from training.models import build_model
+
+    spec = get_spec("regnetx_200mf").replace(name="x")
+    model = build_model(spec, 32, 3)
+    assert parse_freeze("none") == () and parse_freeze(" Stem, S2 ,3") == ("stem", "s2_", "s3_")
+    every = [layer.name for layer in model.layers if layer.weights]
+    assert frozen_layers(model, "backbone") == every[:-1] and every[-1] == "predictions"
+    stem_s1 = frozen_layers(model, "stem,1", num_stages=4)
+    assert stem_s1[:2] == ["stem_conv", "stem_bn"] and all(n.startswith(("stem", "s1_")) for n in stem_s1)
+    with pytest.raises(ValueError, match=r"'s5' is not allowed.*s1\.\.s4"):
+        frozen_layers(model, "s5", num_stages=4)
+
+
+def _arrays(model):
+    return {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+def test_frozen_backbone_and_bn_statistics_stay_bit_identical_and_the_head_learns(tmp_path, capsys):
+    """Keras' transfer-learning rule: frozen BN runs in inference mode (statistics not updated); EMA on."""
+    from training.api import train
+    from training.models import BUILTIN, build_model
+
+    data = make_folder(tmp_path / "photos")
+    source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 3)
+    for layer in source.layers:  # non-trivial BN statistics, so "unchanged" means something
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.25, "float32"))
+    source.save(tmp_path / "source.keras")
+    before = _arrays(source)
+    run_dir = tmp_path / "run"
+    result = train("regnetx_digits", dataset="folder", data_dir=str(data), weights=str(tmp_path / "source.keras"),
+                   freeze="backbone", epochs=2, batch_size=8, lr=0.5, ema_decay=0.9, model_dir=str(run_dir),
+                   val_fraction=0.25, seed=3, verbose=1)
+    assert result["steps"] == 4
+    assert "into every layer, the classifier included" in capsys.readouterr().out
+    after = _arrays(keras.saving.load_model(run_dir / "model.keras"))
+    for name, values in before.items():
+        same = all(np.array_equal(a, b) for a, b in zip(values, after[name]))
+        assert same == (name != "predictions"), name
+    assert json.loads((run_dir / "class_names.json").read_text()) == ["class_0", "class_1", "class_2"]
+    split = json.loads((run_dir / "split.json").read_text())
+    assert len(split["val"]) == 6 and len(split["train"]) == 18  # 2 of 8 per class, seeded
+    assert not {p for p, _ in split["val"]} & {p for p, _ in split["train"]}
+
+
+def test_finetuning_from_a_run_directory_reinitialises_a_mismatched_head(tmp_path, capsys):
+    """The CLI path: --weights=<earlier --model_dir> (10 digit classes) onto 3 folder classes."""
+    from training.api import train
+    from training.models import BUILTIN, build_model
+
+    data = make_folder(tmp_path / "photos")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 10)
+    source.save(earlier / "model.keras")
+    train("regnetx_digits", dataset="folder", data_dir=str(data), weights=str(earlier), freeze="stem,s1",
+          epochs=1, batch_size=8, model_dir=str(tmp_path / "run"), verbose=1)
+    out = capsys.readouterr().out
+    assert "re-initialised the classifier 'predictions' for 3 classes" in out
+    tuned = _arrays(keras.saving.load_model(tmp_path / "run" / "model.keras"))
+    original = _arrays(source)
+    assert all(np.array_equal(a, b) for a, b in zip(tuned["stem_conv"], original["stem_conv"]))
+    assert all(np.array_equal(a, b) for a, b in zip(tuned["s1_b1_bn_a"], original["s1_b1_bn_a"]))
+    assert not np.array_equal(tuned["s2_b1_conv_b"][0], original["s2_b1_conv_b"][0])  # not frozen
+    assert tuned["predictions"][0].shape == (96, 3)
