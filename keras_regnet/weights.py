@@ -63,8 +63,9 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
     suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
     if os.path.isfile(path):
         if not path.lower().endswith(suffixes):
-            raise ValueError(f"{label}={path!r}: expected 'imagenet', a run directory or a file ending "
-                             f"in {', '.join(suffixes)}")
+            raise ValueError(f"{label}={path!r}: expected a file ending in .keras or .weights.h5, a "
+                             f"reference checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), 'imagenet' or a "
+                             "run directory")
         return path
     if not os.path.isdir(path):
         raise ValueError(f"{label}={path!r} does not exist; expected 'imagenet', a run directory or a "

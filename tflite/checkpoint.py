@@ -1,6 +1,8 @@
 """--model and --weights resolution: the spec, the checkpoint file, and the float Keras model.
 
-`--weights` may be:
+`--weights` takes what every weights= argument takes (keras_regnet.weights.resolve_weights):
+  * `imagenet`: the reference's ImageNet weights of a zoo model (1000 classes),
+  * a reference checkpoint (`.safetensors`, `.npz`, torch `.pth` with torch installed),
   * a `.keras` file (a whole saved model; its weights are copied by layer name),
   * a `.weights.h5` file (weights of a model built from the same spec),
   * a directory, e.g. a training `--model_dir`: the newest `*.keras` file found in it or its
@@ -8,18 +10,21 @@
     `*.weights.h5`. TensorFlow object checkpoints (`ckpt-N.index`) are not read: they only make
     sense with the training loop's object graph; export the `.keras` model instead.
 The float model is always rebuilt from the spec with logits output and the RGB 0-255 input
-normalization inside, so every export shares one input contract.
+normalization inside, so every export shares one input contract. Class names come from the
+`class_names.json` that training writes beside `model.keras`, or ImageNet's for `imagenet`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+from keras_regnet.checkpoints import is_checkpoint_path, read_state_dict
 from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
 
-WEIGHT_SUFFIXES = (".keras", ".weights.h5")
+CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras
 
 
 def resolve_spec(model: str) -> NetSpec:
@@ -28,31 +33,40 @@ def resolve_spec(model: str) -> NetSpec:
 
 
 def resolve_weights(path: str) -> str:
-    """The checkpoint file that `--weights` names (see the module docstring for directories)."""
-    if not os.path.exists(path):
-        raise ValueError(f"--weights={path!r} does not exist; expected a .keras or .weights.h5 file or a model_dir")
-    if os.path.isfile(path):
-        if not path.endswith(WEIGHT_SUFFIXES):
-            raise ValueError(f"--weights={path!r}: expected a file ending in .keras or .weights.h5")
-        return path
-    found: dict[str, list[str]] = {suffix: [] for suffix in WEIGHT_SUFFIXES}
-    for root, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            for suffix in WEIGHT_SUFFIXES:
-                if name.endswith(suffix) and not name.startswith("."):
-                    found[suffix].append(os.path.join(root, name))
-    for suffix in WEIGHT_SUFFIXES:
-        if found[suffix]:
-            return max(found[suffix], key=os.path.getmtime)
-    raise ValueError(
-        f"--weights={path!r} is a directory without any *.keras or *.weights.h5 file; train with "
-        "training.main (it writes model_dir/model.keras) or pass the file itself"
-    )
+    """The weights `--weights` names: imagenet, a file, or a run directory's newest *.keras."""
+    from keras_regnet.weights import resolve_weights as resolve
+
+    return resolve(path, label="--weights")
+
+
+def class_names(path: str | None, classes: int) -> list[str] | None:
+    """Names of the classes: ImageNet's for imagenet, else a class_names.json beside the file."""
+    if path == "imagenet":
+        from keras_regnet.imagenet_utils import imagenet_classes
+
+        return [name for _, name in imagenet_classes()]
+    if not path:
+        return None
+    candidate = os.path.join(os.path.dirname(os.path.abspath(path)), CLASS_NAMES_FILE)
+    if not os.path.isfile(candidate):
+        return None
+    with open(candidate, encoding="utf-8") as f:
+        names = json.load(f)
+    if not isinstance(names, list) or len(names) != classes:
+        raise ValueError(f"{candidate} lists {len(names) if isinstance(names, list) else 'no'} class names "
+                         f"but the model has {classes} classes")
+    return [str(n) for n in names]
 
 
 def checkpoint_classes(path: str) -> int:
     """Number of classes of the `predictions` layer stored in a checkpoint file."""
+    if path == "imagenet":
+        return 1000
+    if is_checkpoint_path(path):
+        head = read_state_dict(path).get("head.fc.weight")
+        if head is None or head.ndim != 2:
+            raise ValueError(f"checkpoint {path!r} has no classifier 'head.fc.weight'; pass --classes")
+        return int(head.shape[0])
     if path.endswith(".keras"):
         import keras
 
@@ -79,7 +93,7 @@ def checkpoint_classes(path: str) -> int:
 def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = None) -> tuple[Any, str | None]:
     """(Keras 3 logits model with weights, resolved checkpoint path); errors name file and model."""
     from keras_regnet.model import build
-    from keras_regnet.weights import copy_weights_by_name
+    from keras_regnet.weights import load_into
 
     path = resolve_weights(weights) if weights else None
     if classes is None:
@@ -89,12 +103,7 @@ def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = N
     if path is None:
         return model, None
     try:
-        if path.endswith(".keras"):
-            import keras
-
-            copy_weights_by_name(keras.saving.load_model(path, compile=False), model, source=path)
-        else:
-            model.load_weights(path)
+        load_into(model, path, spec)
     except ValueError as err:
         raise ValueError(
             f"checkpoint {path!r} does not match the expected model {spec.name!r} "
