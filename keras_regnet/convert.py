@@ -51,7 +51,7 @@ def save_weights_atomic(model: Any, path: str | os.PathLike) -> str:
 
 def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, output: str | os.PathLike,
                        *, naming: str | None = None, bgr_to_rgb: bool | None = None) -> str:
-    """Convert a reference checkpoint for `model` (zoo name, spec JSON or NetSpec) into a Keras file.
+    """Convert a reference checkpoint (or "imagenet") for `model` (any model argument) into a Keras file.
 
     The classifier size is taken from the checkpoint's head.fc; the file holds the full model
     (include_top=True, no preprocessing layer). Returns the output path.
@@ -60,6 +60,10 @@ def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, outp
 
     spec = resolve_spec(model)
     path = os.fspath(checkpoint)
+    if path == "imagenet":  # the cached reference weights of a zoo model, as weights="imagenet"
+        keras_model = build(spec, include_top=True, weights="imagenet", classifier_activation="softmax",
+                            include_preprocessing=False)
+        return save_weights_atomic(keras_model, output)
     state = read_state_dict(path)
     head = state.get("head.fc.weight")
     classes = int(head.shape[0]) if head is not None and head.ndim == 2 else 1000

@@ -74,3 +74,15 @@ def test_a_corrupt_array_cache_names_the_file(keras_home):
         f.write(b"not a zip")
     with pytest.raises(ValueError, match="are unreadable .*delete the file"):
         RegNetX200MF(weights="imagenet")
+
+
+def test_the_converter_writes_the_imagenet_weights_as_a_keras_file(keras_home, tmp_path):
+    from keras_regnet import RegNetX200MF
+    from keras_regnet.convert import convert_checkpoint
+
+    place_imagenet_standin(keras_home)
+    out = convert_checkpoint("RegNetX002", "imagenet", tmp_path / "x200.weights.h5")
+    model = RegNetX200MF(weights=out, include_preprocessing=False, classifier_activation=None)
+    meta, arrays = eq.load_case(MODEL)
+    case = meta["outputs"][0]
+    assert np.abs(np.asarray(model(eq.case_inputs(meta, case))) - arrays[case["key"]]).max() <= eq.TOLERANCE
