@@ -1,5 +1,6 @@
-"""A local stand-in for the ImageNet checkpoint of RegNetX-200MF (no network): the golden case's
-seeded reference weights in timm naming, placed in the Keras cache as if downloaded by hand."""
+"""Test stand-ins, no network: the ImageNet checkpoint of RegNetX-200MF (the golden case's seeded
+reference weights in timm naming, placed in the Keras cache as if downloaded by hand) and a small
+folder of generated photos, one sub-folder per class."""
 
 from __future__ import annotations
 
@@ -30,3 +31,19 @@ def place_imagenet_standin(keras_home: pathlib.Path) -> str:
     state = eq.to_timm(eq.reference_state(meta, arrays))
     save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, raw)
     return raw
+
+
+def make_image_folder(root: pathlib.Path, classes: int = 3, per_class: int = 8, size: int = 32,
+                      seed: int = 0) -> pathlib.Path:
+    """PNG images in root/class_<k>/img_<i>.png; class k is brightest in colour channel k % 3."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for k in range(classes):
+        folder = root / f"class_{k}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
+            image[..., k % 3] += 150
+            (folder / f"img_{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root

@@ -7,25 +7,11 @@ import keras
 import numpy as np
 import pytest
 
+from standin import make_image_folder
 from training import config as C
 from training.finetune import FINETUNE_EPOCHS, finetune_lr, frozen_layers, parse_freeze
 
 FAST = dict(strategy="one_device", xla="off", mixed_precision="off", verbose=0)
-
-
-def make_folder(root, classes=3, per_class=8, size=32, seed=0):
-    """PNG images, one sub-folder per class; class k is brightest in channel k % 3."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    for k in range(classes):
-        folder = root / f"class_{k}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
-            image[..., k % 3] += 150
-            (folder / f"img_{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
-    return root
 
 
 def test_weights_switch_the_unset_fields_to_the_finetuning_recipe(tmp_path):
@@ -76,7 +62,7 @@ def test_frozen_backbone_and_bn_statistics_stay_bit_identical_and_the_head_learn
     from training.api import train
     from training.models import BUILTIN, build_model
 
-    data = make_folder(tmp_path / "photos")
+    data = make_image_folder(tmp_path / "photos")
     source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 3)
     for layer in source.layers:  # non-trivial BN statistics, so "unchanged" means something
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -104,7 +90,7 @@ def test_finetuning_from_a_run_directory_reinitialises_a_mismatched_head(tmp_pat
     from training.api import train
     from training.models import BUILTIN, build_model
 
-    data = make_folder(tmp_path / "photos")
+    data = make_image_folder(tmp_path / "photos")
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 10)
