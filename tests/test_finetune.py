@@ -105,3 +105,49 @@ def test_finetuning_from_a_run_directory_reinitialises_a_mismatched_head(tmp_pat
     assert all(np.array_equal(a, b) for a, b in zip(tuned["s1_b1_bn_a"], original["s1_b1_bn_a"]))
     assert not np.array_equal(tuned["s2_b1_conv_b"][0], original["s2_b1_conv_b"][0])  # not frozen
     assert tuned["predictions"][0].shape == (96, 3)
+
+
+MIRRORED_RESUME = '''
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from training.config import TrainConfig
+from training.models import BUILTIN, build_model
+from training.run import run
+source_path, model_dir = sys.argv[1], sys.argv[2]
+source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 16, 10)
+source.save(source_path)
+cfg = TrainConfig(model="regnetx_digits", weights=source_path, freeze="backbone", strategy="mirrored",
+                  xla="off", mixed_precision="off", image_size=16, batch_size=32, epochs=1, max_steps=2,
+                  ema_decay=0.9, model_dir=model_dir, verbose=0)
+first = run(cfg)
+second = run(cfg.replace(max_steps=4))  # resumes from the step-2 checkpoint
+tuned = keras.saving.load_model(model_dir + "/model.keras")
+frozen_same = all(np.array_equal(a, b) for layer in source.layers if layer.weights and layer.name != "predictions"
+                  for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()))
+head_same = np.array_equal(source.get_layer("predictions").get_weights()[0],
+                           tuned.get_layer("predictions").get_weights()[0])
+print(json.dumps({"replicas": second["replicas"], "resumed_from": second["resumed_from_step"],
+                  "steps": second["steps"], "frozen_same": frozen_same, "head_same": head_same,
+                  "top1_err": second["top1_err"]}))
+'''
+
+
+def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(tmp_path):
+    """Two replicas, EMA on, killed-and-resumed: the frozen backbone is still bit-identical."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    out = subprocess.run([sys.executable, "-c", MIRRORED_RESUME, str(tmp_path / "source.keras"),
+                          str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["resumed_from"] == 2 and result["steps"] == 4
+    assert result["frozen_same"] and not result["head_same"]
+    assert 0.0 <= result["top1_err"] <= 100.0
