@@ -151,3 +151,22 @@ def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(tmp_path):
     assert result["replicas"] == 2 and result["resumed_from"] == 2 and result["steps"] == 4
     assert result["frozen_same"] and not result["head_same"]
     assert 0.0 <= result["top1_err"] <= 100.0
+
+
+def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
+    """A .weights.h5 of a 10-class model into a 3-class one: backbone loaded, head left as built."""
+    from keras_regnet.weights import load_into
+    from training.models import BUILTIN, build_model
+
+    spec = BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits")
+    source = build_model(spec, 16, 10)
+    source.save_weights(tmp_path / "ten.weights.h5")
+    target = build_model(spec, 16, 3)
+    head = target.get_layer("predictions").get_weights()
+    assert load_into(target, str(tmp_path / "ten.weights.h5"), spec, new_head=True) == ["predictions"]
+    for a, b in zip(target.get_layer("s2_b1_conv_b").get_weights(), source.get_layer("s2_b1_conv_b").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(target.get_layer("predictions").get_weights(), head):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="does not match model"):
+        load_into(build_model(spec, 16, 3), str(tmp_path / "ten.weights.h5"), spec)  # not fine-tuning: strict
