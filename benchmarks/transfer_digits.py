@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epochs of every 5-9 arm")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--finetune_lr", type=float, default=None,
+                        help="LR of the fine-tuning arms (default: the fine-tuning recipe's)")
     args = parser.parse_args()
     from training.api import train
 
@@ -74,11 +76,11 @@ def main() -> None:
             _, data = write_folders(os.path.join(root, f"s{seed}"), args.labels_per_class, seed)
             common = dict(dataset="folder", data_dir=data, epochs=args.epochs, batch_size=args.batch_size,
                           image_size=32, seed=seed)
-            arms = {"scratch": dict(), "finetune": dict(weights=source),
-                    "finetune_frozen": dict(weights=source, freeze="stem,s1")}
+            tuned = dict(weights=source, lr=args.finetune_lr)
+            arms = {"scratch": dict(lr=None), "finetune": tuned, "finetune_frozen": dict(tuned, freeze="stem,s1")}
             for arm, extra in arms.items():
                 # lr/warmup None: each arm gets its recipe's default (from scratch vs fine-tuning).
-                result = train(args.model, lr=None, warmup_epochs=None, **common, **extra)
+                result = train(args.model, warmup_epochs=None, **common, **extra)
                 errors[arm].append(result["top1_err"])
                 print(f"seed {seed} {arm:16s} top-1 error {result['top1_err']:6.2f}%  lr {result['lr']:.5f}  "
                       f"steps {result['steps']}", flush=True)

@@ -20,7 +20,7 @@ def test_weights_switch_the_unset_fields_to_the_finetuning_recipe(tmp_path):
     scratch = C.resolve(C.TrainConfig(dataset="folder", data_dir=str(tmp_path)))
     tuned = C.resolve(C.TrainConfig(dataset="folder", data_dir=str(tmp_path), weights=str(weights)))
     assert (scratch.epochs, scratch.lr) == (30, 0.05)
-    assert tuned.epochs == FINETUNE_EPOCHS and tuned.lr == pytest.approx(finetune_lr(64)) == 0.000375
+    assert tuned.epochs == FINETUNE_EPOCHS and tuned.lr == finetune_lr(64) == finetune_lr(512) == 0.003
     assert tuned.warmup_epochs == pytest.approx(0.1 * FINETUNE_EPOCHS)
     mine = C.resolve(C.TrainConfig(dataset="folder", data_dir=str(tmp_path), weights="imagenet", epochs=4, lr=0.01))
     assert (mine.epochs, mine.lr, mine.warmup_epochs) == (4, 0.01, pytest.approx(0.4))
