@@ -63,7 +63,8 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
     suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
     if os.path.isfile(path):
         if not path.lower().endswith(suffixes):
-            raise ValueError(f"{label}={path!r}: expected a file ending in .keras or .weights.h5, a "
+            raise ValueError(f"Unsupported weights file {label}={path!r}: expected a file ending in "
+                             ".keras or .weights.h5, a "
                              f"reference checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), 'imagenet' or a "
                              "run directory")
         return path
