@@ -14,6 +14,7 @@ adapted by timm's `adapt_input_conv` rule (keras_regnet.assign.adapt_input_kerne
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from typing import Any
@@ -30,6 +31,7 @@ from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, is_checkpoint_path, re
 from keras_regnet.spec import NetSpec
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
+CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras
 HEAD = "predictions"
 
 
@@ -80,6 +82,26 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
             return max(found, key=os.path.getmtime)
     raise ValueError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
                      "pass a training --model_dir (it holds model.keras) or the file itself")
+
+
+def class_names_for(weights: str | None, classes: int) -> list[str] | None:
+    """Class names of resolved `weights`: ImageNet's for "imagenet", else the class_names.json that
+    training writes beside model.keras (None when there is none)."""
+    if weights == "imagenet":
+        from keras_regnet.imagenet_utils import imagenet_classes
+
+        return [name for _, name in imagenet_classes()]
+    if not weights:
+        return None
+    candidate = os.path.join(os.path.dirname(os.path.abspath(weights)), CLASS_NAMES_FILE)
+    if not os.path.isfile(candidate):
+        return None
+    with open(candidate, encoding="utf-8") as f:
+        names = json.load(f)
+    if not isinstance(names, list) or len(names) != classes:
+        raise ValueError(f"{candidate} lists {len(names) if isinstance(names, list) else 'no'} class names "
+                         f"but the model has {classes} classes")
+    return [str(n) for n in names]
 
 
 def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, list[np.ndarray]], str]:

@@ -170,3 +170,22 @@ def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="does not match model"):
         load_into(build_model(spec, 16, 3), str(tmp_path / "ten.weights.h5"), spec)  # not fine-tuning: strict
+
+
+def test_evaluation_refuses_folder_classes_that_differ_from_the_models_class_names(tmp_path):
+    from training.evaluate import evaluate
+    from training.models import BUILTIN, build_model
+
+    data = make_image_folder(tmp_path / "photos")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 3).save(run_dir / "model.keras")
+    (run_dir / "class_names.json").write_text('["class_1", "class_0", "class_2"]')
+    cfg = C.TrainConfig(model="regnetx_digits", dataset="folder", data_dir=str(data), batch_size=8, image_size=32,
+                        **FAST)
+    with pytest.raises(ValueError, match=r"--data_dir=.* has the classes \['class_0', 'class_1', 'class_2'\] "
+                                         r"but the model was trained on \['class_1', 'class_0', 'class_2'\]"):
+        evaluate("regnetx_digits", str(run_dir), cfg)
+    (run_dir / "class_names.json").write_text('["class_0", "class_1", "class_2"]')
+    result = evaluate("regnetx_digits", str(run_dir), cfg)
+    assert result["class_names"] == ["class_0", "class_1", "class_2"] and result["examples"] == 3

@@ -16,7 +16,6 @@ normalization inside, so every export shares one input contract. Class names com
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -24,7 +23,6 @@ from keras_regnet.checkpoints import is_checkpoint_path, read_state_dict
 from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
 
-CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras
 
 
 def resolve_spec(model: str) -> NetSpec:
@@ -40,22 +38,10 @@ def resolve_weights(path: str) -> str:
 
 
 def class_names(path: str | None, classes: int) -> list[str] | None:
-    """Names of the classes: ImageNet's for imagenet, else a class_names.json beside the file."""
-    if path == "imagenet":
-        from keras_regnet.imagenet_utils import imagenet_classes
+    """Names of the classes: ImageNet's for imagenet, else the class_names.json beside the file."""
+    from keras_regnet.weights import class_names_for
 
-        return [name for _, name in imagenet_classes()]
-    if not path:
-        return None
-    candidate = os.path.join(os.path.dirname(os.path.abspath(path)), CLASS_NAMES_FILE)
-    if not os.path.isfile(candidate):
-        return None
-    with open(candidate, encoding="utf-8") as f:
-        names = json.load(f)
-    if not isinstance(names, list) or len(names) != classes:
-        raise ValueError(f"{candidate} lists {len(names) if isinstance(names, list) else 'no'} class names "
-                         f"but the model has {classes} classes")
-    return [str(n) for n in names]
+    return class_names_for(path, classes)
 
 
 def checkpoint_classes(path: str) -> int:
