@@ -14,6 +14,7 @@ from typing import Any
 from keras_regnet._registration import register_when_keras_is_imported
 from keras_regnet.complexity import Complexity, complexity
 from keras_regnet.regnet import RegNetParams, adjust_block_compatibility, fit_quantized_linear
+from keras_regnet.resolve import resolve_model, resolve_spec
 from keras_regnet.spec import NetSpec, StageSpec, make_spec
 from keras_regnet.zoo import ZOO, get_entry, get_spec, list_models
 
@@ -25,6 +26,8 @@ _ZOO_FUNCTIONS = [e.function_name for e in ZOO.values()] + [e.keras2_name for e 
 _LAZY = {
     **{name: "keras_regnet.applications" for name in _ZOO_FUNCTIONS + ["RegNet", "AnyNet"]},
     "build": "keras_regnet.model",
+    "feature_extractor": "keras_regnet.features",
+    "pyramid_outputs": "keras_regnet.features",
     "preprocess_input": "keras_regnet.imagenet_utils",
     "decode_predictions": "keras_regnet.imagenet_utils",
     "GroupedConv2D": "keras_regnet.layers",
@@ -35,6 +38,7 @@ _LAZY = {
 __all__ = [
     "Complexity", "NetSpec", "RegNetParams", "StageSpec", "ZOO", "adjust_block_compatibility",
     "complexity", "fit_quantized_linear", "get_entry", "get_spec", "list_models", "make_spec",
+    "resolve_model", "resolve_spec",
     *_LAZY,
 ]
 

@@ -23,16 +23,17 @@ _ARGS_DOC = """
             a .weights.h5 / .keras file or a reference checkpoint (.safetensors, .npz, torch .pth).
         input_tensor: optional Keras tensor to use as the model input (same checks as input_shape).
         input_shape: optional (height, width, channels), sides None or >= the total stride;
-            defaults to (None, None, 3). channels must be 3 with weights="imagenet" or
-            include_preprocessing=True.
+            defaults to (None, None, 3). Any channel count: pretrained RGB weights get their
+            stem kernel adapted (1 channel: sum over RGB; C > 3: tiled and scaled by 3 / C).
         pooling: with include_top=False: None (4D feature map), "avg" or "max".
         classes: number of classes of the classifier.
         classifier_activation: activation of the classifier ("softmax", None for logits, or any
             Keras activation); float32 under a mixed precision policy.
-        include_preprocessing: if True the model takes RGB in [0, 255] and normalizes it itself.
+        include_preprocessing: if True the model takes RGB in [0, 255] and normalizes it itself
+            (other channel counts with the channel mean of the ImageNet statistics).
         name: model name.
     Returns:
-        A `keras.Model`.
+        A `keras.Model` with `pyramid_outputs` {"P1": ..., "P5": ...} (keras-hub's convention).
 """
 
 

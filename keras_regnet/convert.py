@@ -1,193 +1,30 @@
-"""Reference (pycls / timm) state dicts -> our Keras layers, and the converter CLI.
+"""The reference-checkpoint converter and its CLI: a reference checkpoint -> a Keras file.
 
     python -m keras_regnet.convert --model regnety_600mf --checkpoint model.safetensors
         --output regnety_600mf.weights.h5   (one command line; flags: --helpfull)
 
-Every Keras layer with weights maps to one reference module (`layer_map`); tensors are transposed
-from PyTorch's layouts (conv OIHW -> HWIO, grouped conv [out, in/g, kh, kw] -> [kh, kw, in/g, out],
-dense [out, in] -> [in, out]) and BN statistics are copied. Original pycls checkpoints were trained
-on BGR input, so by default their stem kernel's input channels are reversed to take RGB; timm's
-re-hosted copies were already flipped to RGB by timm and are taken as they are.
+The conversion itself (layer map, layouts, BGR stem flip) is keras_regnet.state_dict, re-exported
+here; this module adds what needs a built model: writing `.weights.h5` / `.keras` files.
+`--model` goes through keras_regnet.resolve, the resolver every CLI uses.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-import numpy as np
-
-from keras_regnet.checkpoints import NAMINGS, detect_naming, read_state_dict
+from keras_regnet.checkpoints import read_state_dict
+from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-
-_IGNORED_SUFFIXES = (".num_batches_tracked",)
-_BN_PARAMS = ("weight", "bias", "running_mean", "running_var")  # = Keras gamma, beta, mean, var
-_MAX_LISTED = 25
-
-
-@dataclass(frozen=True)
-class LayerMap:
-    """One Keras layer and the reference module holding its weights."""
-
-    layer: str  # Keras layer name, e.g. "s1_b1_conv_b"
-    kind: str  # "conv", "conv_bias", "bn" or "dense"
-    module: str  # reference module prefix, e.g. "s1.b1.f.b" (pycls) or "s1.b1.conv2.conv" (timm)
-
-    def keys(self) -> list[str]:
-        """State-dict keys of this module, in Keras weight order."""
-        params = {"conv": ("weight",), "conv_bias": ("weight", "bias"), "bn": _BN_PARAMS,
-                  "dense": ("weight", "bias")}[self.kind]
-        return [f"{self.module}.{p}" for p in params]
-
-
-# Block layers -> reference modules: (our suffix, kind, pycls module, timm module).
-_BOTTLENECK = (
-    ("proj_conv", "conv", "proj", "downsample.conv"),
-    ("proj_bn", "bn", "bn", "downsample.bn"),
-    ("conv_a", "conv", "f.a", "conv1.conv"),
-    ("bn_a", "bn", "f.a_bn", "conv1.bn"),
-    ("conv_b", "conv", "f.b", "conv2.conv"),
-    ("bn_b", "bn", "f.b_bn", "conv2.bn"),
-    ("se_reduce", "conv_bias", "f.se.f_ex.0", "se.fc1"),
-    ("se_expand", "conv_bias", "f.se.f_ex.2", "se.fc2"),
-    ("conv_c", "conv", "f.c", "conv3.conv"),
-    ("bn_c", "bn", "f.c_bn", "conv3.bn"),
+from keras_regnet.state_dict import (  # noqa: F401  (the converter's public names)
+    LayerMap,
+    assign,
+    convert_state_dict,
+    layer_map,
+    load_checkpoint,
+    load_state_dict,
 )
-_BASIC = _BOTTLENECK[:6]  # residual basic block: proj, f.a, f.b (pycls only)
-_VANILLA = (
-    ("conv_a", "conv", "a", None),
-    ("bn_a", "bn", "a_bn", None),
-    ("conv_b", "conv", "b", None),
-    ("bn_b", "bn", "b_bn", None),
-)
-
-
-def layer_map(spec: NetSpec, naming: str, include_top: bool = True) -> list[LayerMap]:
-    """Every weighted Keras layer of `spec` with its reference module, in network order."""
-    if naming not in NAMINGS:
-        raise ValueError(f"naming must be one of {NAMINGS}, got {naming!r}")
-    if naming == "timm" and spec.block not in ("x", "y"):
-        raise ValueError(
-            f"timm naming exists only for X/Y blocks; spec {spec.name!r} has block {spec.block!r}"
-        )
-    column = 2 if naming == "pycls" else 3
-    table = {"v": _VANILLA, "r": _BASIC, "x": _BOTTLENECK, "y": _BOTTLENECK}[spec.block]
-    out = [LayerMap("stem_conv", "conv", "stem.conv"), LayerMap("stem_bn", "bn", "stem.bn")]
-    w_in = spec.stem_width
-    for s, stage in enumerate(spec.stages, start=1):
-        for b in range(1, stage.depth + 1):
-            stride = stage.stride if b == 1 else 1
-            has_proj = spec.block != "v" and (w_in != stage.width or stride != 1)
-            for row in table:
-                if row[0].startswith("proj") and not has_proj:
-                    continue
-                if row[0].startswith("se_") and spec.block != "y":
-                    continue
-                out.append(LayerMap(f"s{s}_b{b}_{row[0]}", row[1], f"s{s}.b{b}.{row[column]}"))
-            w_in = stage.width
-    if include_top:
-        out.append(LayerMap("predictions", "dense", "head.fc"))
-    return out
-
-
-def _to_keras(entry: LayerMap, tensors: list[np.ndarray], flip_stem: bool) -> list[np.ndarray]:
-    """PyTorch layouts -> Keras layouts for one layer."""
-    if entry.kind in ("conv", "conv_bias"):
-        kernel = tensors[0]
-        if kernel.ndim != 4:
-            raise ValueError(
-                f"layer {entry.layer!r}: {entry.module}.weight has shape {kernel.shape}, expected a "
-                "4-D conv weight [out, in/groups, kh, kw]"
-            )
-        kernel = np.transpose(kernel, (2, 3, 1, 0))
-        if flip_stem and entry.layer == "stem_conv":
-            kernel = kernel[:, :, ::-1, :]
-        return [np.ascontiguousarray(kernel), *tensors[1:]]
-    if entry.kind == "dense":
-        weight = tensors[0]
-        if weight.ndim != 2:
-            raise ValueError(
-                f"layer {entry.layer!r}: {entry.module}.weight has shape {weight.shape}, expected "
-                "a 2-D linear weight [out, in]"
-            )
-        return [np.ascontiguousarray(weight.T), tensors[1]]
-    return list(tensors)
-
-
-def convert_state_dict(
-    state: Mapping[str, np.ndarray],
-    spec: NetSpec,
-    *,
-    naming: str | None = None,
-    include_top: bool = True,
-    bgr_to_rgb: bool | None = None,
-    source: str = "checkpoint",
-) -> dict[str, list[np.ndarray]]:
-    """Keras weight lists by layer name from a reference state dict.
-
-    `naming` None detects pycls/timm from the keys; `bgr_to_rgb` None flips the stem for pycls
-    naming (original checkpoints, trained on BGR) and not for timm (already RGB). Missing keys
-    and leftover keys are errors listing them; with include_top=False the classifier is dropped.
-    """
-    naming = naming or detect_naming(state.keys())
-    flip = naming == "pycls" if bgr_to_rgb is None else bool(bgr_to_rgb)
-    entries = layer_map(spec, naming, include_top)
-    wanted = [k for e in entries for k in e.keys()]
-    missing = [k for k in wanted if k not in state]
-    optional = set() if include_top else {"head.fc.weight", "head.fc.bias"}
-    leftover = sorted(set(state) - set(wanted) - optional)
-    leftover = [k for k in leftover if not k.endswith(_IGNORED_SUFFIXES)]
-    if missing or leftover:
-        raise ValueError(
-            f"{source} ({naming} naming) does not match {spec.name!r}: "
-            f"{_listing('missing keys', missing)}{'; ' if missing and leftover else ''}"
-            f"{_listing('unexpected keys', leftover)}"
-        )
-    return {e.layer: _to_keras(e, [np.asarray(state[k], np.float32) for k in e.keys()], flip)
-            for e in entries}
-
-
-def _listing(label: str, keys: Sequence[str]) -> str:
-    if not keys:
-        return ""
-    shown = ", ".join(keys[:_MAX_LISTED])
-    more = f" ... and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else ""
-    return f"{len(keys)} {label}: {shown}{more}"
-
-
-def assign(model: Any, weights: Mapping[str, list[np.ndarray]], source: str = "checkpoint") -> None:
-    """Set converted weights by layer name; every weighted layer must be covered, shapes must match."""
-    layers = {layer.name: layer for layer in model.layers if layer.weights}
-    uncovered = sorted(set(layers) - set(weights))
-    unknown = sorted(set(weights) - set(layers))
-    if uncovered or unknown:
-        raise ValueError(
-            f"{source} does not fit model {model.name!r}: "
-            f"{_listing('model layers without weights in the checkpoint', uncovered)}"
-            f"{'; ' if uncovered and unknown else ''}{_listing('checkpoint layers not in the model', unknown)}"
-        )
-    from keras_regnet.weights import assign_layer_weights
-
-    for name, values in weights.items():
-        assign_layer_weights(layers[name], values, source, model.name)
-
-
-def load_state_dict(model: Any, state: Mapping[str, np.ndarray], spec: NetSpec, *,
-                    naming: str | None = None, bgr_to_rgb: bool | None = None,
-                    source: str = "checkpoint") -> None:
-    """Convert a reference state dict and set it into `model` (with or without its classifier)."""
-    include_top = any(layer.name == "predictions" for layer in model.layers)
-    weights = convert_state_dict(state, spec, naming=naming, include_top=include_top,
-                                 bgr_to_rgb=bgr_to_rgb, source=source)
-    assign(model, weights, source=source)
-
-
-def load_checkpoint(model: Any, path: str | os.PathLike, spec: NetSpec, **options: Any) -> None:
-    """Read a reference checkpoint file and load it into `model` (see `load_state_dict`)."""
-    path = os.fspath(path)
-    load_state_dict(model, read_state_dict(path), spec, source=path, **options)
 
 
 def save_weights_atomic(model: Any, path: str | os.PathLike) -> str:
@@ -212,23 +49,9 @@ def save_weights_atomic(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
-def resolve_spec(model: str | NetSpec) -> NetSpec:
-    """A NetSpec from a zoo name (any spelling), a NetSpec JSON file, or a NetSpec itself."""
-    if isinstance(model, NetSpec):
-        return model.validate()
-    if isinstance(model, str) and model.endswith(".json"):
-        if not os.path.isfile(model):
-            raise ValueError(f"spec file {model!r} does not exist")
-        with open(model) as f:
-            return NetSpec.from_json(f.read())
-    from keras_regnet.zoo import get_spec
-
-    return get_spec(model)
-
-
 def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, output: str | os.PathLike,
                        *, naming: str | None = None, bgr_to_rgb: bool | None = None) -> str:
-    """Convert a reference checkpoint for `model` (zoo name, spec JSON or NetSpec) into a Keras file.
+    """Convert a reference checkpoint (or "imagenet") for `model` (any model argument) into a Keras file.
 
     The classifier size is taken from the checkpoint's head.fc; the file holds the full model
     (include_top=True, no preprocessing layer). Returns the output path.
@@ -237,6 +60,10 @@ def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, outp
 
     spec = resolve_spec(model)
     path = os.fspath(checkpoint)
+    if path == "imagenet":  # the cached reference weights of a zoo model, as weights="imagenet"
+        keras_model = build(spec, include_top=True, weights="imagenet", classifier_activation="softmax",
+                            include_preprocessing=False)
+        return save_weights_atomic(keras_model, output)
     state = read_state_dict(path)
     head = state.get("head.fc.weight")
     classes = int(head.shape[0]) if head is not None and head.ndim == 2 else 1000

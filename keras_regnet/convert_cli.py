@@ -13,9 +13,10 @@ from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, NAMINGS
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model", None, "Zoo model name in any spelling (regnety_600mf, RegNetY-600MF, "
-                    "RegNetY006) or a NetSpec .json file for a non-zoo network.")
+                    "RegNetY006), a built-in, a NetSpec JSON file (any case of .json) or inline JSON.")
 flags.DEFINE_string("checkpoint", None, "Reference checkpoint: .safetensors or .npz; .pth/.pyth "
-                    "need torch (loaded with weights_only=True).")
+                    "need torch (loaded with weights_only=True); or imagenet for a zoo model's "
+                    "reference ImageNet weights (downloaded and cached as weights='imagenet').")
 flags.DEFINE_string("output", None, "Output file: .weights.h5 (weights) or .keras (whole model). "
                     "Written atomically.")
 flags.DEFINE_enum("naming", "auto", ("auto",) + NAMINGS,
@@ -24,10 +25,10 @@ flags.DEFINE_enum("bgr_to_rgb", "auto", ("auto", "true", "false"),
                   "Reverse the stem kernel's input channels. auto: yes for pycls naming (original "
                   "pycls checkpoints were trained on BGR), no for timm (already RGB).")
 flags.mark_flags_as_required(["model", "checkpoint", "output"])
-flags.register_validator("checkpoint", lambda p: p is None or p.lower().endswith(CHECKPOINT_SUFFIXES),
-                         f"--checkpoint must end in one of {', '.join(CHECKPOINT_SUFFIXES)}")
-flags.register_validator("checkpoint", lambda p: p is None or os.path.isfile(p),
-                         "--checkpoint must be an existing file")
+flags.register_validator("checkpoint", lambda p: p in (None, "imagenet") or p.lower().endswith(CHECKPOINT_SUFFIXES),
+                         f"--checkpoint must be imagenet or end in one of {', '.join(CHECKPOINT_SUFFIXES)}")
+flags.register_validator("checkpoint", lambda p: p in (None, "imagenet") or os.path.isfile(p),
+                         "--checkpoint must be an existing file (or imagenet)")
 flags.register_validator("output", lambda p: p is None or p.endswith((".weights.h5", ".keras")),
                          "--output must end in .weights.h5 or .keras")
 

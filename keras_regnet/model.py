@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from typing import Any
 
 import keras
 from keras import layers
 
 from keras_regnet import blocks
+from keras_regnet.features import pyramid_outputs
+from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
 from keras_regnet.spec import NetSpec
 
@@ -37,9 +40,13 @@ def build(
 
     Args mirror keras.applications: `weights` is None, "imagenet" (zoo models) or a path to a
     `.weights.h5` / `.keras` file (or a reference checkpoint, see keras_regnet.weights);
-    `include_preprocessing=True` makes the model take RGB images in [0, 255].
-    Keyword-only options change the numerics; their defaults are the reference's. `bn_batch`
-    normalizes over sub-batches of that many images in training (ghost batch normalization).
+    `include_preprocessing=True` makes the model take RGB images in [0, 255] (other channel
+    counts: the channel mean of the ImageNet statistics). Any channel count works with pretrained
+    weights too (the RGB stem kernel is adapted by timm's rule). The returned model carries
+    `pyramid_outputs` {"P1": ..., "P5": ...} (keras-hub's backbone convention, see
+    keras_regnet.features). Keyword-only options change the numerics; their defaults are the
+    reference's. `bn_batch` normalizes over sub-batches of that many images in training (ghost
+    batch normalization).
     """
     spec.validate()
     classes = _validate_arguments(
@@ -47,11 +54,9 @@ def build(
     )
     if name is not None and not isinstance(name, str):
         raise ValueError(f"`name` must be a string. Received: name={name!r}")
-    inputs, x = _input_layer(
-        spec, input_tensor, input_shape, _rgb_reason(weights, include_preprocessing)
-    )
+    inputs, x = _input_layer(spec, input_tensor, input_shape)
     if include_preprocessing:
-        x = ImageNetNormalization(name="preprocessing")(x)
+        x = _normalization(x.shape[-1])(x)
     options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch)
     x = blocks.stem(x, spec, options)
     x = blocks.body(x, spec, options)
@@ -65,11 +70,29 @@ def build(
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     model = keras.Model(inputs, x, name=name if name is not None else _model_name(spec.name))
+    model.pyramid_outputs = pyramid_outputs(model)  # keras-hub's backbone attribute, P1..P5
     if weights is not None:
         from keras_regnet import weights as weights_lib
 
         weights_lib.load_into(model, weights, spec=spec, include_top=include_top)
     return model
+
+
+def _normalization(channels: int | None) -> ImageNetNormalization:
+    """ImageNet RGB statistics for 3 (or unknown) channels; otherwise their channel means, per channel.
+
+    As keras.applications, a channel count other than 1 or 3 builds with a warning.
+    """
+    if channels is None or channels == 3:
+        return ImageNetNormalization(name="preprocessing")
+    if channels != 1:
+        warnings.warn(
+            "This model usually expects 1 or 3 input channels. However, it was passed an "
+            f"input_shape with {channels} input channels.",
+            stacklevel=3,
+        )
+    mean, std = float(IMAGENET_MEAN_RGB.mean()), float(IMAGENET_STD_RGB.mean())
+    return ImageNetNormalization(mean=(mean,) * channels, std=(std,) * channels, name="preprocessing")
 
 
 def _model_name(name: str) -> str:
@@ -117,13 +140,12 @@ def _is_softmax_or_linear(activation: Any) -> bool:
     return resolved in (keras.activations.get("softmax"), keras.activations.get(None))
 
 
-def _validate_input_shape(spec: NetSpec, input_shape: Any, rgb_reason: str | None,
-                          label: str = "input_shape") -> tuple:
+def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_shape") -> tuple:
     """Check (height, width, channels) with sides None or >= the total stride; returns Python ints.
 
-    As keras.applications, any channel count is accepted unless `rgb_reason` says why the input
-    must be RGB (ImageNet weights, or the built-in ImageNet normalization). `label` names the
-    argument in the messages (`input_shape`, or the static shape of a given `input_tensor`).
+    Any channel count is accepted: with include_preprocessing the normalization follows the
+    channels, and pretrained RGB weights get their stem adapted (keras_regnet.assign).
+    `label` names the argument in the messages (`input_shape`, or a given `input_tensor`'s shape).
     """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(
@@ -140,10 +162,6 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, rgb_reason: str | Non
         dims.append(None if dim is None else int(dim))
     if dims[-1] is not None and dims[-1] < 1:
         raise ValueError(f"The input must have at least 1 channel; Received `{label}={tuple(dims)}`")
-    if rgb_reason is not None and dims[-1] != 3:
-        raise ValueError(
-            f"The input must have 3 channels ({rgb_reason}); Received `{label}={tuple(dims)}`"
-        )
     min_size = spec.total_stride
     if any(dim is not None and dim < min_size for dim in dims[:2]):
         raise ValueError(
@@ -153,27 +171,16 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, rgb_reason: str | Non
     return tuple(dims)
 
 
-def _rgb_reason(weights: Any, include_preprocessing: bool) -> str | None:
-    """Why the input must have 3 channels, or None if any channel count works."""
-    if weights == "imagenet":
-        return 'weights="imagenet"'
-    if include_preprocessing:
-        return "include_preprocessing=True applies the ImageNet RGB mean/std; pass " \
-               "include_preprocessing=False for other channel counts"
-    return None
-
-
-def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any,
-                 rgb_reason: str | None) -> tuple[Any, Any]:
+def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any) -> tuple[Any, Any]:
     """(model inputs, first tensor) for `input_tensor` (a Keras tensor) or a new Input.
 
-    A given tensor's static shape gets the same checks as `input_shape` (channels, sides at least
-    the total stride). As in Keras 3's keras.applications, a raw backend tensor is rejected by
+    A given tensor's static shape gets the same checks as `input_shape` (sides at least the total
+    stride). As in Keras 3's keras.applications, a raw backend tensor is rejected by
     `keras.Input(tensor=...)` with its own message.
     """
     shape = (None, None, 3)
     if input_shape is not None:
-        shape = _validate_input_shape(spec, input_shape, rgb_reason)
+        shape = _validate_input_shape(spec, input_shape)
     if input_tensor is None:
         inp = keras.Input(shape=shape, name="input_layer")
         return inp, inp
@@ -184,7 +191,7 @@ def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any,
                 "`input_tensor` must be a 4D (batch, height, width, channels) tensor. "
                 f"Received: input_tensor.shape={tensor_shape}"
             )
-        _validate_input_shape(spec, tensor_shape[1:], rgb_reason, label="input_tensor.shape[1:]")
+        _validate_input_shape(spec, tensor_shape[1:], label="input_tensor.shape[1:]")
         return keras.utils.get_source_inputs(input_tensor), input_tensor
     inp = keras.Input(tensor=input_tensor, shape=shape)
     return inp, inp

@@ -7,19 +7,26 @@ no unpickling needed). timm renamed the keys to its own scheme and reversed the 
 The original pycls `.pyth` URL of each model is kept for reference (`WeightSource.pycls_url`).
 
 Flow: download once into the Keras cache (atomic, SHA-256 checked where the hash is recorded),
-convert once to a `.weights.h5` next to it, reuse that file on every later call.
+convert once (numpy only, no model built) to arrays keyed by Keras layer name, cached beside it as
+`<stem>.layers.npz`, and reuse them on every later call. The loader (keras_regnet.weights) assigns
+them to the model it is handed, so the first load builds one model: the caller's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
-from typing import Any
+
+import numpy as np
 
 from keras_regnet import download as dl
+from keras_regnet.checkpoints import read_state_dict
 from keras_regnet.spec import NetSpec
-from keras_regnet.zoo import ZOO, ZooEntry
+from keras_regnet.state_dict import convert_state_dict
+from keras_regnet.zoo import ZOO, ZooEntry, get_entry
 
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 FILENAME = "model.safetensors"
@@ -84,20 +91,19 @@ def _same_architecture(a: NetSpec, b: NetSpec) -> bool:
 
 
 def cached_paths(source: WeightSource) -> tuple[str, str]:
-    """(downloaded .safetensors, converted .weights.h5) paths in the Keras cache."""
+    """(downloaded .safetensors, converted arrays .layers.npz) paths in the Keras cache."""
     folder = dl.keras_cache_dir("models")
     return (os.path.join(folder, f"{source.cache_stem}.safetensors"),
-            os.path.join(folder, f"{source.cache_stem}.weights.h5"))
+            os.path.join(folder, f"{source.cache_stem}.layers.npz"))
 
 
-def imagenet_weights_file(model: str, *, progress: bool = True) -> str:
-    """Path of the converted `.weights.h5` of zoo `model`, downloading and converting on first use."""
-    from keras_regnet.zoo import get_entry
-
+def imagenet_arrays(model: str, *, progress: bool = True) -> dict[str, list[np.ndarray]]:
+    """Keras weight arrays by layer name of zoo `model` (with its 1000-class head), from the cache;
+    downloaded and converted on first use."""
     source = SOURCES[get_entry(model).name]
     raw, converted = cached_paths(source)
     if os.path.isfile(converted):
-        return converted
+        return read_layer_arrays(converted)
     downloaded = False
     if os.path.isfile(raw):
         _check_existing(source, raw)
@@ -106,18 +112,54 @@ def imagenet_weights_file(model: str, *, progress: bool = True) -> str:
         report = dl.print_progress(f"Downloading {url}") if progress else None
         dl.download(url, raw, source.sha256, hint=_manual_hint(source), progress=report)
         downloaded = True
-    from keras_regnet.convert import convert_checkpoint
-
     try:
-        convert_checkpoint(source.model, raw, converted, naming="timm", bgr_to_rgb=False)
+        arrays = convert_state_dict(read_state_dict(raw), get_entry(source.model).spec(),
+                                    naming="timm", bgr_to_rgb=False, source=raw)
     except ValueError as err:
         raise ValueError(
             f"the weights file {raw} does not hold {source.model} from {source.hf_repo} ({err}); "
             "delete it to download it again"
         ) from None
+    write_layer_arrays(arrays, converted)
     if downloaded:
         os.remove(raw)  # the converted file replaces it; a file the user placed is left alone
-    return converted
+    return arrays
+
+
+_SEP = ":"  # "<layer name>:<weight index>", e.g. "s1_b1_bn_a:2" (moving mean)
+
+
+def write_layer_arrays(arrays: dict[str, list[np.ndarray]], path: str) -> str:
+    """Save arrays by layer name as an uncompressed .npz, atomically (temp file + rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    flat = {f"{name}{_SEP}{i}": np.asarray(v) for name, values in arrays.items()
+            for i, v in enumerate(values)}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **flat)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_layer_arrays(path: str) -> dict[str, list[np.ndarray]]:
+    """Arrays by layer name written by write_layer_arrays (no pickle); unreadable -> ValueError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            flat = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cached weights {path} are unreadable ({err}); delete the file") from None
+    indexed: dict[str, dict[int, np.ndarray]] = {}
+    for key, value in flat.items():
+        name, _, index = key.rpartition(_SEP)
+        if not name or not index.isdigit():
+            raise ValueError(f"cached weights {path} hold an unexpected entry {key!r}; delete the file")
+        indexed.setdefault(name, {})[int(index)] = value
+    return {name: [values[i] for i in sorted(values)] for name, values in indexed.items()}
 
 
 def _check_existing(source: WeightSource, raw: str) -> None:
@@ -135,19 +177,3 @@ def _manual_hint(source: WeightSource) -> str:
         f"model builder. The original pycls checkpoint {source.pycls_url} also works as "
         "weights=<path> when torch is installed."
     )
-
-
-def load_imagenet(model: Any, spec: NetSpec) -> None:
-    """Load the zoo model's ImageNet weights into `model` (any include_top / pooling / input)."""
-    from keras_regnet.model import build
-    from keras_regnet.weights import copy_weights_by_name
-
-    entry = zoo_entry_for(spec)
-    path = imagenet_weights_file(entry.name)
-    full = build(entry.spec(), include_top=True, weights=None, include_preprocessing=False,
-                 classifier_activation=None)
-    try:
-        full.load_weights(path)
-    except ValueError as err:
-        raise ValueError(f"cached weights {path} are unreadable ({err}); delete the file") from None
-    copy_weights_by_name(full, model, source=path)

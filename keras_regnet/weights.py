@@ -1,50 +1,178 @@
-"""Loading weights into a built model: "imagenet", Keras files, and reference checkpoints.
+"""The one weights loader: it is handed a built model and assigns arrays to it; it never builds one.
 
-- "imagenet": the reference's released weights for the 24 zoo models (keras_regnet.pretrained).
-- `.weights.h5` / `.keras`: Keras files (a `.keras` model may differ in head/preprocessing: weights
-  are copied by layer name).
+- "imagenet": the reference's released weights for the 24 zoo models (keras_regnet.pretrained),
+  cached as arrays keyed by layer name, so the first load builds no model besides the caller's.
+- `.keras`: a whole saved model; its weights are copied by layer name (head/preprocessing may differ).
+- `.weights.h5`: a Keras weights file of the same architecture (`model.load_weights`).
 - `.safetensors` / `.npz` reference state dicts (pycls or timm naming), and torch `.pth` / `.pyth`
   / `.pt` / `.bin` when torch is installed (loaded with weights_only=True): converted on the fly
-  (keras_regnet.convert); original pycls checkpoints get their BGR stem flipped to RGB.
+  (keras_regnet.state_dict); original pycls checkpoints get their BGR stem flipped to RGB.
+
+Name-keyed sources also fit a model with another input channel count: the RGB stem kernel is
+adapted by timm's `adapt_input_conv` rule (keras_regnet.assign.adapt_input_kernel).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from typing import Any
 
-import keras
+import numpy as np
 
-from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, is_checkpoint_path
+from keras_regnet.assign import (  # noqa: F401  (re-exported: tflite and training use them)
+    assign_by_name,
+    assign_layer_weights,
+    copy_weights_by_name,
+    layer_arrays,
+)
+from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, is_checkpoint_path, read_state_dict
 from keras_regnet.spec import NetSpec
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
+CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras
+HEAD = "predictions"
 
 
-def load_into(model: keras.Model, weights: str | os.PathLike, spec: NetSpec, include_top: bool) -> None:
-    """Load `weights` (a path, or "imagenet") into `model`, with errors that name the file."""
-    if isinstance(weights, str) and weights == "imagenet":
-        from keras_regnet.pretrained import load_imagenet
+def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top: bool = True, *,
+              new_head: bool = False) -> list[str]:
+    """Load `weights` (a path, or "imagenet") into `model`, with errors that name the file.
 
-        load_imagenet(model, spec)
-        return
-    path = os.fspath(weights)
-    if path.endswith(".weights.h5"):
+    `new_head=True` (fine-tuning) leaves the classifier at its initial values when its shape differs
+    from the source's (another class count) or the source has none. Returns the names of the layers
+    not loaded (the classifier in that case), [] otherwise.
+    """
+    path = resolve_weights(weights)
+    if path.endswith(".weights.h5") and not new_head:
         _load_weights_file(model, path)
-    elif path.endswith(".keras"):
-        copy_weights_by_name(keras.saving.load_model(path, compile=False), model, source=path)
-    elif is_checkpoint_path(path):
-        from keras_regnet.convert import load_checkpoint
-
-        load_checkpoint(model, path, spec)
-    else:
-        raise ValueError(
-            f"Unsupported weights file {path!r}: expected a path ending in "
-            f"{', '.join(KERAS_SUFFIXES + CHECKPOINT_SUFFIXES)}"
-        )
+        return []
+    arrays, source = source_arrays(model, path, spec)
+    skipped = _mismatched_head(model, arrays) if new_head else []
+    assign_by_name(model, arrays, source, skip=skipped)
+    return skipped
 
 
-def _load_weights_file(model: keras.Model, path: str) -> None:
+def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
+    """"imagenet", or the weights file that `weights` names: a file, or a run directory's newest
+    `*.keras` (training writes model_dir/model.keras), else its newest `*.weights.h5`.
+
+    `label` names the argument in errors (the CLIs pass "--weights").
+    """
+    if isinstance(weights, str) and weights == "imagenet":
+        return weights
+    path = os.fspath(weights)
+    suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
+    if os.path.isfile(path):
+        if not path.lower().endswith(suffixes):
+            raise ValueError(f"Unsupported weights file {label}={path!r}: expected a file ending in "
+                             ".keras or .weights.h5, a "
+                             f"reference checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), 'imagenet' or a "
+                             "run directory")
+        return path
+    if not os.path.isdir(path):
+        raise ValueError(f"{label}={path!r} does not exist; expected 'imagenet', a run directory or a "
+                         f"file ending in {', '.join(suffixes)}")
+    for suffix in (".keras", ".weights.h5"):
+        found = [os.path.join(root, name) for root, dirs, files in os.walk(path)
+                 for name in files if name.endswith(suffix) and not name.startswith(".")
+                 and not any(part.startswith(".") for part in os.path.relpath(root, path).split(os.sep)
+                             if part != ".")]
+        if found:
+            return max(found, key=os.path.getmtime)
+    raise ValueError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
+                     "pass a training --model_dir (it holds model.keras) or the file itself")
+
+
+def class_names_for(weights: str | None, classes: int) -> list[str] | None:
+    """Class names of resolved `weights`: ImageNet's for "imagenet", else the class_names.json that
+    training writes beside model.keras (None when there is none)."""
+    if weights == "imagenet":
+        from keras_regnet.imagenet_utils import imagenet_classes
+
+        return [name for _, name in imagenet_classes()]
+    if not weights:
+        return None
+    candidate = os.path.join(os.path.dirname(os.path.abspath(weights)), CLASS_NAMES_FILE)
+    if not os.path.isfile(candidate):
+        return None
+    with open(candidate, encoding="utf-8") as f:
+        names = json.load(f)
+    if not isinstance(names, list) or len(names) != classes:
+        raise ValueError(f"{candidate} lists {len(names) if isinstance(names, list) else 'no'} class names "
+                         f"but the model has {classes} classes")
+    return [str(n) for n in names]
+
+
+def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, list[np.ndarray]], str]:
+    """(arrays keyed by layer name, a label for errors) of a weights source, for `model`."""
+    if weights == "imagenet":
+        from keras_regnet.pretrained import imagenet_arrays, zoo_entry_for
+
+        return imagenet_arrays(zoo_entry_for(spec).name), "the ImageNet weights"
+    if weights.endswith(".keras"):
+        import keras
+
+        return layer_arrays(keras.saving.load_model(weights, compile=False)), weights
+    if weights.endswith(".weights.h5"):
+        return _weights_file_arrays(model, weights), weights
+    if is_checkpoint_path(weights):
+        from keras_regnet.state_dict import convert_state_dict
+
+        state = read_state_dict(weights)
+        include_top = HEAD in _layer_names(model) and "head.fc.weight" in state
+        return convert_state_dict(state, spec, include_top=include_top, source=weights), weights
+    raise ValueError(
+        f"Unsupported weights file {weights!r}: expected 'imagenet' or a path ending in "
+        f"{', '.join(KERAS_SUFFIXES + CHECKPOINT_SUFFIXES)}"
+    )
+
+
+def _layer_names(model: Any) -> set[str]:
+    return {layer.name for layer in model.layers}
+
+
+def _mismatched_head(model: Any, arrays: dict[str, list[np.ndarray]]) -> list[str]:
+    """[HEAD] when the model's classifier cannot take the source's (absent, or another shape)."""
+    if HEAD not in _layer_names(model):
+        return []
+    theirs = arrays.get(HEAD)
+    ours = [tuple(w.shape) for w in model.get_layer(HEAD).weights]
+    if theirs is None or [tuple(np.shape(v)) for v in theirs] != ours:
+        return [HEAD]
+    return []
+
+
+def _weights_file_arrays(model: Any, path: str) -> dict[str, list[np.ndarray]]:
+    """A `.weights.h5` file's arrays by layer name, read into a same-architecture clone of `model`
+    whose classifier takes the file's class count (used for fine-tuning with another head)."""
+    import h5py
+    import keras
+
+    try:
+        with h5py.File(path, "r") as f:
+            kernels = []
+            f.visititems(lambda name, obj: kernels.append(obj.shape) if isinstance(obj, h5py.Dataset)
+                         and len(obj.shape) == 2 and "/dense" in f"/{name}" else None)
+    except OSError as err:
+        raise ValueError(f"weights file {path!r} is not a readable HDF5 file: {err}") from None
+    clone = keras.models.clone_model(model, clone_function=_head_resizer(kernels[0][1] if kernels else None))
+    _load_weights_file(clone, path)
+    return layer_arrays(clone)
+
+
+def _head_resizer(classes: int | None) -> Any:
+    """clone_model hook: the classifier gets `classes` units; other layers are cloned as they are."""
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if layer.name == HEAD and classes is not None:
+            config["units"] = classes
+        return layer.__class__.from_config(config)
+
+    return clone
+
+
+def _load_weights_file(model: Any, path: str) -> None:
     """model.load_weights, but a mismatch (which Keras only warns about) is a ValueError."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -56,31 +184,3 @@ def _load_weights_file(model: keras.Model, path: str) -> None:
     if problems:
         first = problems[0].splitlines()[0][:300]
         raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {first}")
-
-
-def copy_weights_by_name(source_model: keras.Model, target: keras.Model, source: str = "model") -> None:
-    """Copy every weighted layer of `target` from the same-named layer of `source_model`.
-
-    Layers of `source_model` that `target` lacks (e.g. a classifier when include_top=False) are
-    ignored; a target layer missing from the source, or a shape mismatch, is an error naming it.
-    """
-    by_name = {layer.name: layer for layer in source_model.layers}
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        other = by_name.get(layer.name)
-        if other is None:
-            raise ValueError(f"{source} has no layer {layer.name!r} needed by model {target.name!r}")
-        assign_layer_weights(layer, other.get_weights(), source, target.name)
-
-
-def assign_layer_weights(layer: keras.layers.Layer, values: list, source: str, model_name: str) -> None:
-    """layer.set_weights(values), but a shape mismatch is a ValueError naming the layer and both shapes."""
-    expected = [tuple(w.shape) for w in layer.weights]
-    got = [tuple(v.shape) for v in values]
-    if expected != got:
-        raise ValueError(
-            f"shape mismatch in layer {layer.name!r}: {source} has weight shapes {got}, "
-            f"model {model_name!r} expects {expected}"
-        )
-    layer.set_weights(values)

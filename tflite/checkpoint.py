@@ -1,6 +1,8 @@
 """--model and --weights resolution: the spec, the checkpoint file, and the float Keras model.
 
-`--weights` may be:
+`--weights` takes what every weights= argument takes (keras_regnet.weights.resolve_weights):
+  * `imagenet`: the reference's ImageNet weights of a zoo model (1000 classes),
+  * a reference checkpoint (`.safetensors`, `.npz`, torch `.pth` with torch installed),
   * a `.keras` file (a whole saved model; its weights are copied by layer name),
   * a `.weights.h5` file (weights of a model built from the same spec),
   * a directory, e.g. a training `--model_dir`: the newest `*.keras` file found in it or its
@@ -8,88 +10,49 @@
     `*.weights.h5`. TensorFlow object checkpoints (`ckpt-N.index`) are not read: they only make
     sense with the training loop's object graph; export the `.keras` model instead.
 The float model is always rebuilt from the spec with logits output and the RGB 0-255 input
-normalization inside, so every export shares one input contract.
+normalization inside, so every export shares one input contract. Class names come from the
+`class_names.json` that training writes beside `model.keras`, or ImageNet's for `imagenet`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from keras_regnet.checkpoints import is_checkpoint_path, read_state_dict
+from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
-from keras_regnet.zoo import get_entry, list_models
 
-WEIGHT_SUFFIXES = (".keras", ".weights.h5")
 
 
 def resolve_spec(model: str) -> NetSpec:
-    """A NetSpec from a zoo name, a NetSpec JSON file, inline JSON, or a training built-in name."""
-    if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"--model must be a zoo name or a NetSpec JSON (file), got {model!r}")
-    text = model.strip()
-    if text.startswith("{"):
-        return _spec_from_text(text, "--model (inline JSON)")
-    if text.endswith(".json") or os.path.sep in text:
-        if not os.path.isfile(text):
-            raise ValueError(f"--model={model!r}: no such NetSpec JSON file")
-        with open(text, encoding="utf-8") as f:
-            return _spec_from_text(f.read(), f"--model={model!r}")
-    try:
-        return get_entry(text).spec()
-    except ValueError:
-        builtin = _training_builtin(text)
-        if builtin is not None:
-            return builtin
-        raise ValueError(
-            f"--model={model!r} is unknown; use a zoo name ({', '.join(list_models())}) or a NetSpec "
-            "JSON file"
-        ) from None
-
-
-def _spec_from_text(text: str, label: str) -> NetSpec:
-    try:
-        return NetSpec.from_dict(json.loads(text))
-    except (json.JSONDecodeError, TypeError, ValueError) as err:
-        raise ValueError(f"{label} is not a valid NetSpec JSON: {err}") from None
-
-
-def _training_builtin(name: str) -> NetSpec | None:
-    """The training pipeline's small built-in models (e.g. regnety_digits), when it is installed."""
-    try:
-        from training import models  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    params = getattr(models, "BUILTIN", {}).get(name)
-    return params.to_spec(name=name) if params is not None else None
+    """A NetSpec from any model argument (keras_regnet.resolve: the resolver every CLI uses)."""
+    return resolve_model(model, label="--model")[0]
 
 
 def resolve_weights(path: str) -> str:
-    """The checkpoint file that `--weights` names (see the module docstring for directories)."""
-    if not os.path.exists(path):
-        raise ValueError(f"--weights={path!r} does not exist; expected a .keras or .weights.h5 file or a model_dir")
-    if os.path.isfile(path):
-        if not path.endswith(WEIGHT_SUFFIXES):
-            raise ValueError(f"--weights={path!r}: expected a file ending in .keras or .weights.h5")
-        return path
-    found: dict[str, list[str]] = {suffix: [] for suffix in WEIGHT_SUFFIXES}
-    for root, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            for suffix in WEIGHT_SUFFIXES:
-                if name.endswith(suffix) and not name.startswith("."):
-                    found[suffix].append(os.path.join(root, name))
-    for suffix in WEIGHT_SUFFIXES:
-        if found[suffix]:
-            return max(found[suffix], key=os.path.getmtime)
-    raise ValueError(
-        f"--weights={path!r} is a directory without any *.keras or *.weights.h5 file; train with "
-        "training.main (it writes model_dir/model.keras) or pass the file itself"
-    )
+    """The weights `--weights` names: imagenet, a file, or a run directory's newest *.keras."""
+    from keras_regnet.weights import resolve_weights as resolve
+
+    return resolve(path, label="--weights")
+
+
+def class_names(path: str | None, classes: int) -> list[str] | None:
+    """Names of the classes: ImageNet's for imagenet, else the class_names.json beside the file."""
+    from keras_regnet.weights import class_names_for
+
+    return class_names_for(path, classes)
 
 
 def checkpoint_classes(path: str) -> int:
     """Number of classes of the `predictions` layer stored in a checkpoint file."""
+    if path == "imagenet":
+        return 1000
+    if is_checkpoint_path(path):
+        head = read_state_dict(path).get("head.fc.weight")
+        if head is None or head.ndim != 2:
+            raise ValueError(f"checkpoint {path!r} has no classifier 'head.fc.weight'; pass --classes")
+        return int(head.shape[0])
     if path.endswith(".keras"):
         import keras
 
@@ -116,7 +79,7 @@ def checkpoint_classes(path: str) -> int:
 def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = None) -> tuple[Any, str | None]:
     """(Keras 3 logits model with weights, resolved checkpoint path); errors name file and model."""
     from keras_regnet.model import build
-    from keras_regnet.weights import copy_weights_by_name
+    from keras_regnet.weights import load_into
 
     path = resolve_weights(weights) if weights else None
     if classes is None:
@@ -126,12 +89,7 @@ def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = N
     if path is None:
         return model, None
     try:
-        if path.endswith(".keras"):
-            import keras
-
-            copy_weights_by_name(keras.saving.load_model(path, compile=False), model, source=path)
-        else:
-            model.load_weights(path)
+        load_into(model, path, spec)
     except ValueError as err:
         raise ValueError(
             f"checkpoint {path!r} does not match the expected model {spec.name!r} "

@@ -26,8 +26,9 @@ from tflite.pipeline import DEFAULT_FORMATS, FORMATS, ExportConfig  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "regnety_600mf", "Zoo name (e.g. regnety_600mf, RegNetX-400MF), a NetSpec JSON "
                     "file or inline JSON, or a training built-in (regnety_digits) when training/ is installed.")
-flags.DEFINE_string("weights", None, "A .keras file, a .weights.h5 file, or a training --model_dir (its newest "
-                    "*.keras, else newest *.weights.h5). Unset: random weights (a warning is logged).")
+flags.DEFINE_string("weights", None, "imagenet (zoo models), a reference checkpoint (.safetensors, .npz, .pth), "
+                    "a .keras file, a .weights.h5 file, or a training --model_dir (its newest *.keras, else "
+                    "newest *.weights.h5). Unset: random weights (a warning is logged).")
 flags.DEFINE_string("output_dir", "export", "Where the artefacts go (written to a temp folder, then renamed).")
 flags.DEFINE_list("formats", list(DEFAULT_FORMATS), f"Any of: {', '.join(FORMATS)}.")
 flags.DEFINE_integer("image_size", 224, "Square input size of the exports (the model's training size).")

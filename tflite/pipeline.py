@@ -4,12 +4,15 @@ Layout of `output_dir` after a run:
   <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>)
   tflite/<model_name>_<format>.tflite
   rest_request.json            example TF Serving REST body (serve_image_bytes, b64 PNGs)
+  class_names.json             class index -> name (from the run's class_names.json, or ImageNet's),
+                               when known; the report's top-k examples use it
   report.json, report.md       the per-variant report
   spec.json                    the NetSpec exported
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -99,6 +102,7 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     if weights_path is None:
         LOG.warning("no --weights given: exporting %s with random weights", spec.name)
     classes = int(model.output_shape[-1])
+    names = checkpoint.class_names(weights_path, classes)
     if qat_set is not None:
         _check_labels(qat_set, classes, "--qat_data")
     if evals is not None and evals.labels is not None:
@@ -126,7 +130,11 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
             "classes": classes, "scored_on": scored.source, "scored_images": int(len(images)),
             "labels": labels is not None, "calibration_data": calib.source,
             "calibration_images": int(len(calib)),
+            "class_names": names is not None,
+            "top_k_examples": top_k_examples(reference[:3], names, config.top_k),
         }
+        if names is not None:
+            _write(os.path.join(staging, "class_names.json"), json.dumps(names, indent=1) + "\n")
         _write(os.path.join(staging, "report.json"), report.to_json(rows, meta))
         table = report.to_markdown(rows)
         _write(os.path.join(staging, "report.md"), f"# Export report: {spec.name} at {size}x{size}\n\n{table}\n")
@@ -136,6 +144,15 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {**meta, "variants": rows, "table": table, "output_dir": config.output_dir}
+
+
+def top_k_examples(probs: np.ndarray, names: list[str] | None, k: int) -> list[list[list[Any]]]:
+    """[[class name (or id), probability] x k] per row: what a client shows for a prediction."""
+    out = []
+    for row in probs:
+        order = np.argsort(-row)[:k]
+        out.append([[names[i] if names is not None else int(i), round(float(row[i]), 6)] for i in order])
+    return out
 
 
 def _check_labels(data: Any, classes: int, flag: str) -> None:

@@ -42,12 +42,18 @@ def train(
     crop: str = "pycls",
     bn_batch: int | None = None,
     precise_bn_images: int | None = None,
+    weights: str | None = None,
+    freeze: str = "none",
+    val_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Train `spec_or_name` and return metrics (top1_err/top5_err in %, train_time_s, steps, ...).
 
     model_dir=None trains in a temporary directory that is removed afterwards (nothing to resume);
     with a model_dir the run resumes from its checkpoints like the CLI. `seed` seeds the
-    initialisation (Python/NumPy/TF), the data order and the augmentation.
+    initialisation (Python/NumPy/TF), the data order and the augmentation. `weights` ("imagenet",
+    a weights file or a run directory) fine-tunes from pretrained weights as --weights does
+    (classifier re-initialised when the class count differs; `freeze` as --freeze; note that the
+    explicit `epochs`, `lr` and `warmup_epochs` arguments win over the fine-tuning recipe).
     """
     temporary = model_dir is None
     directory = tempfile.mkdtemp(prefix="regnet-train-") if temporary else model_dir
@@ -59,7 +65,8 @@ def train(
                       mixup_switch_prob=mixup_switch_prob,
                       model_dir=directory, seed=seed, max_steps=max_steps, verbose=verbose,
                       strategy=strategy, xla=xla, mixed_precision=mixed_precision,
-                      crop=crop, bn_batch=bn_batch, precise_bn_images=precise_bn_images)
+                      crop=crop, bn_batch=bn_batch, precise_bn_images=precise_bn_images,
+                      weights=weights, freeze=freeze, val_fraction=val_fraction)
     from training.run import run
 
     try:

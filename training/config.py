@@ -73,6 +73,9 @@ class TrainConfig:
     crop: str = "pycls"
     bn_batch: int | None = None
     precise_bn_images: int | None = None
+    weights: str | None = None
+    freeze: str = "none"
+    val_fraction: float | None = None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -101,7 +104,25 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         from training.recipe import recipe_lr
 
         changes["lr"] = recipe_lr(batch)
+    if cfg.weights is not None:
+        changes.update(_finetune_defaults(cfg, batch))
     return cfg.replace(**changes)
+
+
+def _finetune_defaults(cfg: TrainConfig, batch: int) -> dict[str, Any]:
+    """With --weights: the fine-tuning recipe (training.finetune) for the fields left unset."""
+    from training import finetune
+
+    epochs = cfg.epochs or finetune.FINETUNE_EPOCHS
+    if cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
+        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the fine-tuning "
+                         "default with --weights); use --warmup_epochs <= --epochs or pass --epochs")
+    out: dict[str, Any] = {"epochs": epochs}
+    if cfg.lr is None:
+        out["lr"] = finetune.finetune_lr(batch)
+    if cfg.warmup_epochs is None:
+        out["warmup_epochs"] = finetune.FINETUNE_WARMUP_FRACTION * epochs
+    return out
 
 
 def default_model_dir(model: str, dataset: str) -> str:
@@ -166,6 +187,27 @@ def validate(cfg: TrainConfig) -> None:
                          "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
         raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
+    _check_finetune(cfg)
+
+
+def _check_finetune(cfg: TrainConfig) -> None:
+    """--weights names something loadable; --freeze parses and has weights to hold; --val_fraction."""
+    from training import finetune
+
+    if cfg.weights is not None:
+        if not isinstance(cfg.weights, str) or not cfg.weights:
+            raise ValueError(f"--weights must be imagenet, a weights file or a run directory; got {cfg.weights!r}")
+        if cfg.weights != "imagenet" and not fileio.exists(cfg.weights):
+            raise ValueError(f"--weights={cfg.weights!r} does not exist; use imagenet, a .keras / "
+                             ".weights.h5 / reference checkpoint file or an earlier --model_dir")
+    if finetune.parse_freeze(cfg.freeze) and cfg.weights is None:
+        raise ValueError(f"--freeze={cfg.freeze} needs --weights (frozen random layers never learn); "
+                         "pass --weights=imagenet or a file, or --freeze=none")
+    if cfg.val_fraction is not None:
+        if not _is_real(cfg.val_fraction) or not 0.0 < cfg.val_fraction < 1.0:
+            raise ValueError(f"--val_fraction must be in (0, 1), got {cfg.val_fraction!r}")
+        if cfg.dataset != "folder":
+            raise ValueError(f"--val_fraction is only used by --dataset=folder, not --dataset={cfg.dataset}")
 
 
 def _check_dataset_only_flags(cfg: TrainConfig) -> None:

@@ -18,9 +18,16 @@ import tensorflow as tf
 
 
 def averaged_weights(model: Any) -> list[Any]:
-    """The model's floating-point weights (trainable + BN moving statistics) as TF variables."""
+    """The model's floating-point weights (trainable + BN moving statistics) as TF variables.
+
+    Weights of frozen layers (`trainable=False`, --freeze) are left out: they never change, and
+    averaging them would only add rounding to weights that must stay bit-identical.
+    """
+    frozen = {id(w) for layer in model.layers if not layer.trainable for w in layer.weights}
     out = []
     for w in model.weights:
+        if id(w) in frozen:
+            continue
         v = getattr(w, "value", w)  # keras.Variable -> its tf.Variable (mirrored under a strategy)
         if v.dtype.is_floating:
             out.append(v)

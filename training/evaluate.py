@@ -4,7 +4,10 @@
         --dataset tfrecord --data_dir /data/imagenet
 
 Eval preprocessing is the reference's: resize the shorter side to 256, centre crop 224. --weights
-is "imagenet" (keras_regnet's pretrained weights), a .weights.h5/.keras path, or "none".
+is "imagenet" (keras_regnet's pretrained weights), a .weights.h5/.keras/reference checkpoint path,
+a training --model_dir, or "none". With folder data, the class_names.json that training wrote
+beside the model must list the folder's classes in the same order (else the labels would not
+mean the same classes).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from training import config as C  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Zoo name (e.g. regnety_600mf), built-in name or NetSpec JSON file.")
-flags.DEFINE_string("weights", "imagenet", "imagenet, a .weights.h5/.keras path, or none (random init).")
+flags.DEFINE_string("weights", "imagenet", "imagenet, a .weights.h5/.keras/reference checkpoint path, a "
+                    "training --model_dir, or none (random init).")
 flags.DEFINE_enum("dataset", "imagenet2012", list(C.DATASETS), "imagenet2012 (TFDS), tfrecord "
                   "(validation-* shards), folder, or digits (embedded; for models trained on it).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir, TFRecord directory or image folder.")
@@ -71,6 +75,23 @@ def check_same_network(weights: str, model: Any, model_flag: str) -> None:
                          f"with (its run's config.json)")
 
 
+def check_class_names(weights: Any, source: Any, data_dir: Any) -> list[str] | None:
+    """The model's class names (class_names.json beside its file); a folder with other classes, or
+    the same classes in another order, is a ValueError naming --data_dir."""
+    if not isinstance(weights, str) or weights == "imagenet":
+        return None
+    from keras_regnet.weights import class_names_for, resolve_weights
+
+    path = resolve_weights(weights, label="--weights")
+    names = class_names_for(path, source.num_classes)
+    theirs = getattr(source, "class_names", None)
+    if names is not None and theirs is not None and list(theirs) != names:
+        raise ValueError(f"--data_dir={data_dir!r} has the classes {theirs} but the model was trained on "
+                         f"{names} (class_names.json beside {path}); evaluate on data with the same "
+                         "class folders")
+    return names
+
+
 def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any]:
     """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%)."""
     from training.data import make_source
@@ -89,6 +110,7 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     if weights == "imagenet" and source.num_classes != 1000:
         raise ValueError(f"--weights=imagenet has 1000 classes but --dataset={cfg.dataset} has "
                          f"{source.num_classes}; pass a weights file trained on it")
+    names = check_class_names(weights, source, cfg.data_dir)
     runtime = make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision)
     source.num_train = max(source.num_train, cfg.batch_size)  # eval only: no train steps run
     try:
@@ -102,6 +124,7 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     result["eval_time_s"] = time.perf_counter() - t0
     result["images_per_s"] = result["examples"] / max(result["eval_time_s"], 1e-9)
     result["skipped_images"] = trainer.skipped["eval"]
+    result["class_names"] = names
     return result
 
 

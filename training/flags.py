@@ -83,6 +83,16 @@ def define_flags() -> None:
                          "by the average batch statistics of this many training images under the current "
                          "weights (pycls's precise BN). 0: off. Default: 8192 for ImageNet, as the "
                          "reference; 0 for digits and folder.")
+    flags.DEFINE_string("weights", None, "Start from pretrained weights (fine-tuning): imagenet, a .keras / "
+                        ".weights.h5 / reference checkpoint (.safetensors, .npz, .pth) file, or an earlier "
+                        "--model_dir. The classifier is re-initialised when the class count differs. Switches "
+                        "the unset --epochs/--lr/--warmup_epochs to the fine-tuning recipe (docs/training.md).")
+    flags.DEFINE_string("freeze", "none", "With --weights: none, backbone (all but the classifier) or a "
+                        "comma-separated list of stem and stages (e.g. stem,s1,s2). Frozen layers, BatchNorm "
+                        "included, run in inference mode.")
+    flags.DEFINE_float("val_fraction", None, "--dataset=folder without train/ and val/ sub-folders: hold out "
+                       "this fraction of each class (seeded by --seed; the split is written to "
+                       "model_dir/split.json). Unset: every 10th file.")
 
 
 def config_from_flags() -> C.TrainConfig:

@@ -31,7 +31,8 @@ from training.strategy import Runtime
 # data stream depend on them).
 RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
                "warmup_factor", "weight_decay", "momentum", "label_smoothing",
-               "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob", "crop", "bn_batch")
+               "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob", "crop", "bn_batch",
+               "weights", "freeze", "val_fraction")
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
 PROGRESS_FILE = "progress.json"
@@ -45,7 +46,7 @@ class Trainer:
     """One run: a resolved TrainConfig, a Runtime (strategy/XLA/precision), a data Source."""
 
     def __init__(self, cfg: TrainConfig, runtime: Runtime, source: Source, spec: Any,
-                 weights: Any = None) -> None:
+                 weights: Any = None, new_head: bool = False) -> None:
         self.cfg, self.runtime, self.source, self.spec = cfg, runtime, source, spec
         self.strategy = runtime.strategy
         self.global_batch = cfg.batch_size
@@ -64,10 +65,10 @@ class Trainer:
         self.eval_steps = eval_batches(source.num_eval, self.global_batch)
         self.skipped = {"train": 0.0, "eval": 0.0}
         self.step_losses: list[float] = []  # mean train loss of every step run by this process
-        self._build(weights)
+        self._build(weights, new_head)
 
     # Construction --------------------------------------------------------------------------
-    def _build(self, weights: Any) -> None:
+    def _build(self, weights: Any, new_head: bool = False) -> None:
         cfg = self.cfg
         previous_policy = keras.config.dtype_policy().name
         keras.config.set_dtype_policy(self.runtime.policy)
@@ -75,7 +76,8 @@ class Trainer:
             with self.strategy.scope():
                 self.model = build_model(self.spec, cfg.image_size, self.source.num_classes,
                                          weights=weights, zero_init_final_gamma=cfg.zero_init_final_gamma,
-                                         sync_bn=cfg.sync_bn, bn_batch=cfg.bn_batch)
+                                         sync_bn=cfg.sync_bn, bn_batch=cfg.bn_batch, new_head=new_head,
+                                         freeze=cfg.freeze, log=self._log)
                 warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
                 full = self.steps_per_epoch * cfg.epochs
                 self.schedule = WarmupCosine(cfg.lr, full, warmup, cfg.warmup_factor)
@@ -105,6 +107,10 @@ class Trainer:
         self._swap_ema = tf.function(lambda: self.ema.swap(self.strategy)) if self.ema is not None else None
         self._bn_statistics = (precise_bn.make_statistics_step(self.strategy, self.model)
                                if cfg.precise_bn_images else None)
+
+    def _log(self, message: str) -> None:
+        if self.cfg.verbose and self.runtime.is_chief:
+            print(message, flush=True)
 
     def _checkpoint_dir(self) -> str:
         """Chief writes to model_dir/checkpoints; other workers to a scratch dir (deleted)."""

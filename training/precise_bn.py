@@ -21,8 +21,12 @@ from keras_regnet.layers import GhostBatchNormalization
 
 
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    """The model's BatchNormalization layers (ghost BN included), in graph order."""
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    """The model's trainable BatchNormalization layers (ghost BN included), in graph order.
+
+    Frozen BN layers (--freeze) run in inference mode and keep their statistics, as in training.
+    """
+    return [layer for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
 def _moments(x: tf.Tensor, layer: keras.layers.BatchNormalization) -> tuple[tf.Tensor, tf.Tensor]:

@@ -47,6 +47,19 @@ def _make_remote_dir(model_dir: str) -> None:
                          f"check the URL scheme, bucket and credentials") from None
 
 
+CLASS_NAMES_FILE = "class_names.json"  # = keras_regnet.weights.CLASS_NAMES_FILE, read beside model.keras
+SPLIT_FILE = "split.json"
+
+
+def write_data_records(model_dir: str, source: Any) -> None:
+    """class_names.json beside model.keras (read by evaluation, export and serving) and, for folder
+    data, split.json: which file went to train and which to val."""
+    if getattr(source, "class_names", None):
+        fileio.write_json_atomic(fileio.join(model_dir, CLASS_NAMES_FILE), list(source.class_names))
+    if getattr(source, "split", None):
+        fileio.write_json_atomic(fileio.join(model_dir, SPLIT_FILE), source.split)
+
+
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict."""
     cfg, spec, _ = prepare(cfg, spec)
@@ -67,7 +80,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
 
         tf.config.experimental.enable_op_determinism()  # a resumed run ends bit-identical
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, runtime, source, spec, weights=weights)
+    finetuning = weights is None and cfg.weights is not None
+    trainer = Trainer(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
+                      new_head=finetuning)
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
@@ -78,6 +93,8 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
     result = trainer.fit()
     model_path = trainer.export()
+    if runtime.is_chief:
+        write_data_records(cfg.model_dir, source)
     cost = complexity(spec, cfg.image_size, classes=source.num_classes)
     result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
                   image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),

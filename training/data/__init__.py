@@ -24,5 +24,5 @@ def make_source(cfg: Any) -> Any:
     if cfg.dataset == "folder":
         from training.data import folder
 
-        return folder.make_source(cfg.data_dir, crop=cfg.crop)
+        return folder.make_source(cfg.data_dir, getattr(cfg, "val_fraction", None), cfg.seed, crop=cfg.crop)
     raise ValueError(f"--dataset={cfg.dataset!r} is not allowed; choose digits, imagenet2012, tfrecord, folder")

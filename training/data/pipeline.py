@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import tensorflow as tf
 
@@ -39,6 +39,8 @@ class Source:
     train_map: Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor]  # (payload, seed, size) -> image
     eval_map: Callable[[tf.Tensor, int], tf.Tensor]  # (payload, size) -> image
     may_fail: bool = True  # decoding can fail (files): use the skip-and-count path
+    class_names: list[str] | None = None  # written beside model.keras as class_names.json
+    split: dict[str, Any] | None = None  # which file went where (folder data): model_dir/split.json
 
 
 def data_error_message(error: tf.errors.OpError) -> str | None:

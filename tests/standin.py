@@ -1,0 +1,49 @@
+"""Test stand-ins, no network: the ImageNet checkpoint of RegNetX-200MF (the golden case's seeded
+reference weights in timm naming, placed in the Keras cache as if downloaded by hand) and a small
+folder of generated photos, one sub-folder per class."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+sys.path.insert(0, str(GOLDEN))
+
+import equivalence as eq  # noqa: E402
+
+MODEL = "regnetx_200mf"
+
+
+def place_imagenet_standin(keras_home: pathlib.Path) -> str:
+    """Write the stand-in .safetensors where weights="imagenet" looks first; returns its path."""
+    from safetensors.numpy import save_file
+
+    from keras_regnet.pretrained import SOURCES, cached_paths
+
+    os.environ["KERAS_HOME"] = str(keras_home)
+    meta, arrays = eq.load_case(MODEL)
+    raw, _ = cached_paths(SOURCES[MODEL])
+    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    state = eq.to_timm(eq.reference_state(meta, arrays))
+    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, raw)
+    return raw
+
+
+def make_image_folder(root: pathlib.Path, classes: int = 3, per_class: int = 8, size: int = 32,
+                      seed: int = 0) -> pathlib.Path:
+    """PNG images in root/class_<k>/img_<i>.png; class k is brightest in colour channel k % 3."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for k in range(classes):
+        folder = root / f"class_{k}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
+            image[..., k % 3] += 150
+            (folder / f"img_{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root

@@ -1,0 +1,86 @@
+"""Fine-tuning from pretrained weights: the --freeze rule, the recipe defaults, loading the backbone.
+
+Recipe (the defaults `--weights` switches to; every one is overridable by its flag), after the
+BiT-HyperRule of Kolesnikov et al., "Big Transfer (BiT): General Visual Representation Learning"
+(ECCV 2020), section 3.3: SGD with momentum 0.9, initial LR 0.003 and a short schedule (BiT: 500
+steps for datasets under 20k images, decayed by 10x at 30/60/90%). Ours: LR 0.003 at any batch
+size (BiT fixes it; it is not rescaled), FINETUNE_EPOCHS epochs with a linear warmup over the
+first tenth, and the cosine decay of the from-scratch recipe in place of BiT's step decays.
+
+--freeze: `none`, `backbone` (everything but the classifier), or a comma-separated list of
+`stem` and stages (`s1`..`sN` or `1`..`N`). Frozen layers, BatchNorm included, have
+`trainable=False`, so Keras runs them in inference mode (moving statistics used and not updated:
+Keras' transfer-learning rule) and the optimizer never sees their weights.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+HEAD = "predictions"
+FINETUNE_LR = 0.003
+FINETUNE_EPOCHS = 10
+FINETUNE_WARMUP_FRACTION = 0.1
+_STAGE = re.compile(r"^s?(\d+)$")
+
+
+def finetune_lr(batch_size: int) -> float:
+    """BiT's initial LR, 0.003, whatever the batch size (`batch_size` is accepted for symmetry
+    with the from-scratch rule, recipe.recipe_lr)."""
+    del batch_size
+    return FINETUNE_LR
+
+
+def parse_freeze(freeze: str, num_stages: int | None = None) -> tuple[str, ...]:
+    """--freeze as layer-name prefixes: () for none, ("backbone",), or ("stem", "s1_", ...)."""
+    if not isinstance(freeze, str) or not freeze.strip():
+        raise ValueError(f"--freeze must be none, backbone or a list like stem,s1,s2; got {freeze!r}")
+    text = freeze.strip().lower()
+    if text in ("none", "backbone"):
+        return () if text == "none" else ("backbone",)
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _STAGE.match(part)
+        if part == "stem":
+            out.append("stem")
+        elif match and int(match.group(1)) >= 1 and (num_stages is None or int(match.group(1)) <= num_stages):
+            out.append(f"s{int(match.group(1))}_")
+        else:
+            stages = f"s1..s{num_stages}" if num_stages else "s1, s2, ..."
+            raise ValueError(f"--freeze={freeze!r}: {part!r} is not allowed; use none, backbone or a "
+                             f"comma-separated list of stem and stages ({stages})")
+    return tuple(out)
+
+
+def frozen_layers(model: Any, freeze: str, num_stages: int | None = None) -> list[str]:
+    """Names of the weighted layers of `model` that --freeze holds fixed."""
+    prefixes = parse_freeze(freeze, num_stages)
+    names = [layer.name for layer in model.layers if layer.weights]
+    if prefixes == ("backbone",):
+        return [n for n in names if n != HEAD]
+    return [n for n in names if any(n.startswith(p) for p in prefixes)]
+
+
+def apply_freeze(model: Any, freeze: str, num_stages: int | None = None) -> list[str]:
+    """Set trainable=False on the frozen layers (BN then runs in inference mode); returns them."""
+    names = frozen_layers(model, freeze, num_stages)
+    for name in names:
+        model.get_layer(name).trainable = False
+    return names
+
+
+def load_pretrained(model: Any, spec: Any, weights: str, log: Callable[[str], None] = print) -> list[str]:
+    """Load `weights` into `model`; the classifier is re-initialised (and logged) when its class
+    count differs from the source's. Returns the layers left at their initial values."""
+    from keras_regnet.weights import load_into, resolve_weights
+
+    path = resolve_weights(weights, label="--weights")
+    skipped = load_into(model, path, spec, new_head=True)
+    if skipped:
+        units = model.get_layer(HEAD).weights[0].shape[-1]
+        log(f"Loaded --weights={weights} ({path}) into the backbone; re-initialised the classifier "
+            f"'{HEAD}' for {units} classes (the source's head does not fit)")
+    else:
+        log(f"Loaded --weights={weights} ({path}) into every layer, the classifier included")
+    return skipped
