@@ -45,7 +45,7 @@ def predict(tflite_path: str, images: Sequence[str], top_k: int = 3,
     import numpy as np
     import tensorflow as tf
 
-    from tflite.preprocess import decode_and_preprocess
+    from keras_regnet.eval_crop import decode_and_center_crop
     from tflite.report import _interpreter, tflite_predict
 
     size = int(_interpreter(tflite_path, 1).get_input_details()[0]["shape"][1])
@@ -53,7 +53,7 @@ def predict(tflite_path: str, images: Sequence[str], top_k: int = 3,
     for path in images:
         if not os.path.isfile(path):
             raise ValueError(f"--images: {path!r} is not a file")
-        batch.append(decode_and_preprocess(tf.io.read_file(path), size).numpy())
+        batch.append(decode_and_center_crop(tf.io.read_file(path), size).numpy())
     probs = tflite_predict(tflite_path, np.stack(batch))
     if names is not None and len(names) != probs.shape[-1]:
         raise ValueError(f"{len(names)} class names for a model with {probs.shape[-1]} classes")
