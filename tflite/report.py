@@ -165,11 +165,19 @@ def tflite_io_type(path: str) -> str:
     return np.dtype(_interpreter(path, 1).get_input_details()[0]["dtype"]).name
 
 
-def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3) -> dict[str, float]:
-    """Mean and p90 milliseconds per invoke on one real image."""
+def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3,
+            xnnpack: bool = True) -> dict[str, float]:
+    """Mean and p90 milliseconds per invoke on one real image (xnnpack=False: builtin kernels only)."""
     if runs < 1:
         raise ValueError(f"latency runs must be >= 1, got {runs}")
-    interpreter = _interpreter(path, threads)
+    if xnnpack:
+        interpreter = _interpreter(path, threads)
+    else:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        interpreter = Interpreter(model_path=path, num_threads=threads,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], _quantize(image[None], inp))
     for _ in range(warmup):
