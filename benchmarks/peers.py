@@ -4,11 +4,18 @@ timm imports torchvision at module level only for FrozenBatchNorm2d, data transf
 extraction, none of which a RegNet forward/backward pass touches. Where torchvision is not
 importable (it is absent or built for another torch), `import_timm` installs an import stub for
 `torchvision.*` before importing timm; the RegNet itself is timm's own code.
+
+PyTorch's OpenMP threads busy-wait between parallel regions by default; on a machine shared with
+other processes that makes a 2-thread forward pass several times slower (measured here at load 8:
+189 ms vs 31 ms for RegNetY-600MF at batch 1). `import_timm` therefore sets OMP_WAIT_POLICY=PASSIVE
+(unless already set) before torch is first imported, as the benchmarks' TensorFlow and ONNX Runtime
+threads do not spin either.
 """
 
 from __future__ import annotations
 
 import importlib.abc
+import os
 import importlib.machinery
 import sys
 import types
@@ -50,6 +57,8 @@ class _TorchvisionStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def import_timm() -> tuple[Any, Any] | str:
     """(torch, timm) modules, or the reason they cannot be used."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:

@@ -6,8 +6,9 @@ One process, random weights, RegNet at --image_size. Candidates, each at batch 1
   tf_unfolded   the SavedModel as exported before BN folding (`saved_model.save(..., fold_bn=False)`)
   tf_folded     the SavedModel as exported now (BN folded into the convs), loaded signature
   tf1_session   the folded SavedModel run the way TF Serving runs it (TF1 loader + Session.run)
-  onnxruntime   the folded ONNX export, ONNX Runtime CPU, 2 threads
+  onnxruntime   the folded ONNX export, ONNX Runtime CPU, 2 threads (not spinning: a shared machine)
   timm          timm's RegNet of the same name, PyTorch eager, torch.inference_mode, 2 threads
+                (OMP_WAIT_POLICY=PASSIVE, see benchmarks/peers.py)
 Rounds alternate the candidates in blocks of --runs calls, so load from other processes spreads
 over all of them; each figure is the median of all calls, with the range of the per-round medians.
 --ops prints which op types TensorFlow's optimizer actually runs (from a FULL_TRACE Session run):
@@ -92,7 +93,7 @@ def candidates(model: Any, size: int, workdir: str) -> dict[str, Callable[[np.nd
             path = os.path.join(workdir, "model.onnx")
             with open(path, "wb") as f:
                 f.write(onnx_export.convert(fold_batch_norm(model), size))
-            sess = onnx_export.session(path, 2)
+            sess = onnx_export.session(path, 2, spinning=False)
             found["onnxruntime"] = lambda x: sess.run(["logits"], {"images": x})[0]
         except ValueError as err:
             print(f"onnxruntime skipped: {err}")

@@ -10,7 +10,8 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
                                 batch 32 throughput
   litert_*_ms                   float32 and int8 TFLite, batch 1, with XNNPACK and without it (LiteRT's
                                 builtin kernels: what a model that falls off XNNPACK costs)
-  onnxruntime_b1_ms             ONNX export, ONNX Runtime CPU, batch 1 (when the onnx extra is installed)
+  onnxruntime_b1_ms             ONNX export, ONNX Runtime CPU, batch 1, threads not spinning (when the
+                                onnx extra is installed)
   train_step_s                  one SGD step, batch --train_batch at 224, float32
   timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
 Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
@@ -123,7 +124,7 @@ def onnx_figures(model: Any, size: int, runs: int, workdir: str, image: np.ndarr
     path = os.path.join(workdir, "model.onnx")
     with open(path, "wb") as f:
         f.write(onnx_export.convert(fold_batch_norm(model), size))
-    return {"onnxruntime_b1_ms": onnx_export.latency(path, image, 2, runs)["mean_ms"]}
+    return {"onnxruntime_b1_ms": onnx_export.latency(path, image, 2, runs, spinning=False)["mean_ms"]}
 
 
 def train_step_s(model: Any, size: int, batch: int, steps: int) -> float:

@@ -82,13 +82,19 @@ def opset_of(model_bytes: bytes) -> int:
     return next(int(o.version) for o in onnx.load_from_string(model_bytes).opset_import if o.domain in ("", "ai.onnx"))
 
 
-def session(path: str, threads: int) -> Any:
-    """ONNX Runtime CPU session with `threads` intra-op threads and full graph optimization."""
+def session(path: str, threads: int, spinning: bool = True) -> Any:
+    """ONNX Runtime CPU session with `threads` intra-op threads and full graph optimization.
+
+    spinning=False stops idle worker threads from busy-waiting (ONNX Runtime spins by default, which
+    is fastest on an idle machine and much slower on one shared with other processes).
+    """
     import onnxruntime as ort
 
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"ONNX Runtime threads must be an integer >= 1, got {threads!r}")
     options = ort.SessionOptions()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -107,11 +113,12 @@ def predict(path: str, images: np.ndarray, threads: int = 2, batch_size: int = 3
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3) -> dict[str, float]:
+def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3,
+            spinning: bool = True) -> dict[str, float]:
     """Mean and p90 milliseconds per batch-1 run on one real image."""
     if runs < 1:
         raise ValueError(f"latency runs must be >= 1, got {runs}")
-    sess = session(path, threads)
+    sess = session(path, threads, spinning)
     feed = {INPUT_NAME: image[None].astype(np.float32)}
     for _ in range(warmup):
         sess.run(["logits"], feed)

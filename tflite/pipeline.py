@@ -22,7 +22,8 @@ import numpy as np
 
 LOG = logging.getLogger("tflite")
 
-FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8", "pruned_int8", "onnx", "onnx_int8")
+FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8", "pruned_int8", "onnx",
+           "onnx_int8")
 ONNX_FORMATS = ("onnx", "onnx_int8")  # need the `onnx` extra
 FINE_TUNED = ("qat_int8", "pruned_int8")  # formats that fine-tune on labelled --qat_data
 DEFAULT_FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8")
