@@ -8,7 +8,13 @@ needed) and sums each op's self time into roles by op type and layer name: group
 (`*_conv_b`) forward / backward, other conv forward / backward, BatchNormalization (forward
 moments and normalisation, and their gradients), squeeze-excitation, optimizer, casts, other.
 Self times are summed over threads (2 cores: up to twice the wall time). --policies also profiles
-`mixed_bfloat16`; the wall time per step of each policy is printed side by side and the ratio last.
+`mixed_bfloat16`.
+
+Then, side by side in rounds (each round one step of every candidate, --rounds rounds), wall
+seconds per train step for each policy of: keras_regnet (FusedBatchNormalization), the same network
+with Keras' stock BatchNormalization (`keras_bn`, what keras_regnet used before), and timm's RegNet
+on PyTorch (float32, and bfloat16 autocast for the mixed policy) when torch and timm are installed.
+The last line prints the ratios.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ flags.DEFINE_integer("batch", 16, "Batch size.")
 flags.DEFINE_integer("image_size", 224, "Input size.")
 flags.DEFINE_integer("steps", 2, "Profiled train steps (after 2 untraced warm-up steps).")
 flags.DEFINE_list("policies", ["float32", "mixed_bfloat16"], "Keras dtype policies to profile.")
+flags.DEFINE_integer("rounds", 4, "Side-by-side rounds of timed train steps.")
+flags.DEFINE_bool("profile", True, "Print the op-time profile by role.")
 
 
 def role(op_type: str, name: str) -> str:
@@ -101,8 +109,95 @@ def profile(policy: str) -> tuple[float, dict[str, float], dict[str, float]]:
     return float(np.median(times)), dict(by_role), dict(by_type)
 
 
+def keras_bn_clone(model: object) -> object:
+    """The same network with Keras' stock BatchNormalization in place of FusedBatchNormalization."""
+    import keras
+
+    from keras_regnet.layers import FusedBatchNormalization
+
+    def swap(layer: keras.layers.Layer) -> keras.layers.Layer:
+        cls = keras.layers.BatchNormalization if isinstance(layer, FusedBatchNormalization) else layer.__class__
+        return cls.from_config(layer.get_config())
+
+    return keras.models.clone_model(model, clone_function=swap)
+
+
+def step_candidates(policy: str) -> dict[str, object]:
+    """name -> callable running one train step, for one dtype policy."""
+    import keras
+
+    from keras_regnet import build, get_spec
+    from train_step import keras3_step_fns
+
+    rng = np.random.default_rng(0)
+    size, batch = FLAGS.image_size, FLAGS.batch
+    x = rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+    y = rng.integers(0, 1000, batch)
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = build(get_spec(FLAGS.model), input_shape=(size, size, 3), classes=1000)
+        found = {f"keras_regnet {policy}": keras3_step_fns(model, x, y)[0],
+                 f"keras_bn {policy}": keras3_step_fns(keras_bn_clone(model), x, y)[0]}
+    finally:
+        keras.config.set_dtype_policy("float32")
+    from peers import timm_model
+
+    peer = timm_model(FLAGS.model)
+    if not isinstance(peer, str):
+        torch, net = peer
+        net.train()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        xt, yt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
+        bf16 = policy == "mixed_bfloat16"
+
+        def timm_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = torch.nn.functional.cross_entropy(net(xt), yt)
+            loss.backward()
+            optimizer.step()
+
+        found[f"timm {'bf16 autocast' if bf16 else 'float32'}"] = timm_step
+    return found
+
+
+def side_by_side() -> dict[str, list[float]]:
+    """name -> per-round wall seconds of one train step, all candidates interleaved."""
+    found: dict[str, object] = {}
+    for policy in FLAGS.policies:
+        found.update(step_candidates(policy))
+    for fn in found.values():
+        fn(), fn()
+    times: dict[str, list[float]] = {name: [] for name in found}
+    for _ in range(FLAGS.rounds):
+        for name, fn in found.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def main(argv: list[str]) -> None:
     del argv
+    times = side_by_side()
+    print(f"\n{FLAGS.model}, batch {FLAGS.batch} at {FLAGS.image_size}: seconds per train step, median (range) "
+          f"of {FLAGS.rounds} interleaved rounds")
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    for name, t in times.items():
+        print(f"  {name:<28} {med[name]:.3f} ({min(t):.3f}-{max(t):.3f})")
+    ratios = []
+    for policy in FLAGS.policies:
+        ours = med[f"keras_regnet {policy}"]
+        ratios.append(f"{policy}: keras_bn/fused {med[f'keras_bn {policy}'] / ours:.2f}x")
+        peer = "timm bf16 autocast" if policy == "mixed_bfloat16" else "timm float32"
+        if peer in med:
+            ratios.append(f"{policy}: {peer}/keras_regnet {med[peer] / ours:.2f}x")
+    if "keras_regnet mixed_bfloat16" in med and "keras_regnet float32" in med:
+        gain = med["keras_regnet float32"] / med["keras_regnet mixed_bfloat16"]
+        ratios.append(f"keras_regnet float32/mixed_bfloat16 {gain:.2f}x")
+    if not FLAGS.profile:
+        print("ratios (> 1: keras_regnet faster): " + "; ".join(ratios))
+        return
     results = {policy: profile(policy) for policy in FLAGS.policies}
     print(f"\n{FLAGS.model}, batch {FLAGS.batch} at {FLAGS.image_size}: op self time per step (ms, summed "
           "over threads) by role")
@@ -114,12 +209,7 @@ def main(argv: list[str]) -> None:
     for policy, (_, _, by_type) in results.items():
         top = sorted(by_type.items(), key=lambda kv: -kv[1])[:12]
         print(f"top op types ({policy}): " + ", ".join(f"{k} {v:.0f}" for k, v in top))
-    walls = {p: results[p][0] for p in FLAGS.policies}
-    print("wall seconds per step: " + ", ".join(f"{p} {w:.3f}" for p, w in walls.items()))
-    if len(walls) > 1:
-        first = FLAGS.policies[0]
-        print("speed-up over " + first + ": " + ", ".join(f"{p} {walls[first] / w:.2f}x" for p, w in walls.items()
-                                                            if p != first))
+    print("ratios (> 1: keras_regnet faster): " + "; ".join(ratios))
 
 
 if __name__ == "__main__":

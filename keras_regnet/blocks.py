@@ -2,7 +2,8 @@
 
 Layer names follow `complexity.layer_table` exactly (`s2_b3_conv_b`, `s2_b3_se_reduce`, ...),
 so weight converters, QAT and tests can address layers by name. Convs are bias-free and followed by
-BN (eps 1e-5, momentum 0.9, as the reference); 3x3 stride-2 convs are padded 1 pixel on every side
+BN (eps 1e-5, momentum 0.9, as the reference; `FusedBatchNormalization`, Keras' BN with TensorFlow's
+fused training kernel); 3x3 stride-2 convs are padded 1 pixel on every side
 like the reference, not Keras' asymmetric "same".
 """
 
@@ -15,7 +16,7 @@ import keras
 from keras import layers
 
 from keras_regnet.complexity import se_width
-from keras_regnet.layers import GroupedConv2D
+from keras_regnet.layers import FusedBatchNormalization, GroupedConv2D
 from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width
 
 
@@ -51,7 +52,7 @@ def conv(x: Any, filters: int, kernel: int, name: str, stride: int = 1, groups: 
 
 
 def bn(x: Any, name: str, options: BuildOptions, zero_gamma: bool = False) -> Any:
-    return layers.BatchNormalization(
+    return FusedBatchNormalization(
         axis=-1, epsilon=options.bn_epsilon, momentum=options.bn_momentum,
         gamma_initializer="zeros" if zero_gamma else "ones", name=name,
     )(x)
