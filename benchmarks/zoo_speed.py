@@ -1,4 +1,4 @@
-"""The zoo speed/accuracy table: docs/benchmarks.csv and docs/benchmarks.md for the RegNet zoo at 224.
+"""The zoo speed/accuracy table: docs/benchmarks.csv and docs/zoo_speed.md for the RegNet zoo at 224.
 
     PYTHONPATH=. python benchmarks/zoo_speed.py                                # all 24 models
     PYTHONPATH=. python benchmarks/zoo_speed.py --models=regnetx_200mf,regnety_600mf --runs=10
@@ -16,7 +16,7 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
   timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
 Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
 compare rows measured in one run. The machine (CPU model, cores, TF version, load average) goes into
-the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/benchmarks.md.
+the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/speed.md.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ flags.DEFINE_integer("runs", 20, "Timed calls per batch-1 figure (batch 32 and t
 flags.DEFINE_integer("train_batch", 16, "Batch size of the train step.")
 flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when installed.")
 flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
-flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "benchmarks.md"), "Output markdown table.")
+flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
 
 COLUMNS = ("model", "flops_m", "params_m", "acts_m", "top1", "tf_b1_ms", "tf_b32_img_s", "litert_f32_ms",
            "litert_f32_noxnnpack_ms", "litert_int8_ms", "litert_int8_noxnnpack_ms", "onnxruntime_b1_ms",

@@ -19,7 +19,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 480
 
-# Trains regnetx_digits at 16x16 for 3 steps and writes per-step losses and weights.
+# Trains regnetx_digits at 16x16 for 3 steps and writes per-step losses and weights. Without XLA every
+# run synchronises BN (one device included), so all of them run Keras' BN code: the fused BN kernel
+# used otherwise (keras_regnet.layers.FusedBatchNormalization) agrees with it to ~1e-6 per step, but
+# 3 steps of this tiny model amplify that to 3e-4 in some weights (losses within 4e-5), more than
+# the replica comparison below allows.
 WORKER = textwrap.dedent('''
     import json, os, sys
     import numpy as np
@@ -37,7 +41,7 @@ WORKER = textwrap.dedent('''
     runtime = make_runtime(mode, xla, "off")
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32,
                                        epochs=1, max_steps=3, model_dir=model_dir, verbose=0,
-                                       sync_bn=mode != "one_device" and xla == "off",
+                                       sync_bn=xla == "off",
                                        deterministic=True))
     divisible_error = ""
     if runtime.strategy.num_replicas_in_sync > 1:
