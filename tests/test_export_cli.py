@@ -12,9 +12,10 @@ from tflite.pipeline import DEFAULT_FORMATS, ExportConfig, run_export
 
 SIZE = 16
 # Bars at the measured value minus a stated margin, top-1 agreement with the float model on the 364
-# held-out digits (the trained fixture is deterministic: the same values in every run measured):
-INT8_AGREEMENT = 0.97  # measured 0.986 (PTQ int8); margin 1.6 points (6 images)
-ONNX_INT8_AGREEMENT = 0.98  # measured 0.9945 (ONNX Runtime static QDQ); margin 1.5 points
+# held-out digits (the trained fixture gives the same values run after run; the two values are
+# before / after BN moved to TensorFlow's fused kernel, which changes the trained weights slightly):
+INT8_AGREEMENT = 0.97  # measured 0.986 / 0.989 (PTQ int8); margin 1.6 points (6 images)
+ONNX_INT8_AGREEMENT = 0.98  # measured 0.9945 / 0.9945 (ONNX Runtime static QDQ); margin 1.5 points
 QAT_AGREEMENT = 0.85  # measured 0.89-0.995: 1 QAT epoch is not deterministic across thread schedules
 PRUNED_AGREEMENT = 0.78  # measured 0.83-0.885 (30% sparsity, 2 epochs); margin 5 points
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
