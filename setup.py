@@ -13,6 +13,10 @@ TEST = [
     "tensorflow-datasets==4.9.10",
     "importlib_resources>=6.0",
 ]
+# ONNX export (tflite.onnx_export): tested with tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0 beside
+# tensorflow 2.21 / numpy 2.4 / protobuf 7 (tf2onnx 1.17 is the first release that accepts them).
+ONNX = ["tf2onnx==1.17.0", "onnx>=1.17", "onnxruntime>=1.20"]
+TEST += ONNX
 
 setup(
     name="keras-regnet",
@@ -37,6 +41,7 @@ setup(
         "test": TEST,
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
         "tflite": ["ai-edge-litert>=2.0"],
+        "onnx": ONNX,
         "data": ["tensorflow-datasets==4.9.10", "importlib_resources>=6.0"],
     },
 )

@@ -2,7 +2,8 @@
 
 Layer names follow `complexity.layer_table` exactly (`s2_b3_conv_b`, `s2_b3_se_reduce`, ...),
 so weight converters, QAT and tests can address layers by name. Convs are bias-free and followed by
-BN (eps 1e-5, momentum 0.9, as the reference); 3x3 stride-2 convs are padded 1 pixel on every side
+BN (eps 1e-5, momentum 0.9, as the reference; `FusedBatchNormalization`, Keras' BN with TensorFlow's
+fused training kernel); 3x3 stride-2 convs are padded 1 pixel on every side
 like the reference, not Keras' asymmetric "same".
 """
 
@@ -15,7 +16,7 @@ import keras
 from keras import layers
 
 from keras_regnet.complexity import se_width
-from keras_regnet.layers import GhostBatchNormalization, GroupedConv2D
+from keras_regnet.layers import FusedBatchNormalization, GhostBatchNormalization, GroupedConv2D
 from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width
 
 
@@ -56,7 +57,7 @@ def bn(x: Any, name: str, options: BuildOptions, zero_gamma: bool = False) -> An
                   gamma_initializer="zeros" if zero_gamma else "ones", name=name)
     if options.bn_batch is not None:
         return GhostBatchNormalization(options.bn_batch, **kwargs)(x)
-    return layers.BatchNormalization(**kwargs)(x)
+    return FusedBatchNormalization(**kwargs)(x)
 
 
 def relu(x: Any, name: str) -> Any:

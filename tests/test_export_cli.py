@@ -8,10 +8,16 @@ import sys
 import pytest
 
 from keras_regnet import make_spec
-from tflite.pipeline import ExportConfig, run_export
+from tflite.pipeline import DEFAULT_FORMATS, ExportConfig, run_export
 
 SIZE = 16
-INT8_AGREEMENT_THRESHOLD = 0.90  # int8 top-1 agreement with the float model on 364 held-out digits
+# Bars at the measured value minus a stated margin, top-1 agreement with the float model on the 364
+# held-out digits (the trained fixture gives the same values run after run; the two values are
+# before / after BN moved to TensorFlow's fused kernel, which changes the trained weights slightly):
+INT8_AGREEMENT = 0.97  # measured 0.986 / 0.989 (PTQ int8); margin 1.6 points (6 images)
+ONNX_INT8_AGREEMENT = 0.98  # measured 0.9945 / 0.9945 (ONNX Runtime static QDQ); margin 1.5 points
+QAT_AGREEMENT = 0.85  # measured 0.89-0.995: 1 QAT epoch is not deterministic across thread schedules
+PRUNED_AGREEMENT = 0.78  # measured 0.83-0.885 (30% sparsity, 2 epochs); margin 5 points
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -39,11 +45,12 @@ def _config(trained, **changes):
 
 
 def test_every_non_qat_format_is_produced_scored_and_laid_out_for_serving(trained):
-    result = run_export(_config(trained))
+    result = run_export(_config(trained, formats=DEFAULT_FORMATS + ("onnx", "onnx_int8")))
     out = trained["root"] / "export"
     assert (out / "tiny_digits" / "1" / "saved_model.pb").is_file()
     for fmt in ("float32", "float16", "dynamic_int8", "int8"):
         assert (out / "tflite" / f"tiny_digits_{fmt}.tflite").is_file()
+    assert (out / "onnx" / "tiny_digits.onnx").is_file() and (out / "onnx" / "tiny_digits_int8.onnx").is_file()
     for name in ("report.json", "report.md", "rest_request.json", "spec.json"):
         assert (out / name).is_file()
     assert not [p for p in os.listdir(trained["root"]) if ".tmp-" in p]  # staging renamed away
@@ -54,12 +61,28 @@ def test_every_non_qat_format_is_produced_scored_and_laid_out_for_serving(traine
     assert rows["saved_model"]["signatures"] == ["serve_image_bytes", "serving_default"]
     assert rows["saved_model"]["agreement"] == 1.0
     assert rows["float32"]["agreement"] >= 0.99
-    assert rows["int8"]["agreement"] >= INT8_AGREEMENT_THRESHOLD, rows["int8"]
+    assert rows["int8"]["agreement"] >= INT8_AGREEMENT, rows["int8"]
     assert rows["int8"]["io_type"] == "uint8"
     assert rows["int8"]["size_bytes"] < 0.75 * rows["float32"]["size_bytes"]  # tiny: headers weigh in
-    for fmt in ("float32", "float16", "dynamic_int8", "int8"):
+    print({name: (row["agreement"], row["top1"]) for name, row in rows.items()})  # the measured values
+    for fmt in ("float16", "dynamic_int8"):
+        assert rows[fmt]["agreement"] >= 0.99, rows[fmt]
+    for fmt in ("float32", "float16", "dynamic_int8", "int8", "onnx", "onnx_int8"):
         assert set(rows[fmt]["latency_ms"]) == {"1", "2"}
         assert rows[fmt]["latency_ms"]["2"]["p90_ms"] > 0
+    for fmt in ("float32", "float16", "dynamic_int8", "int8"):
+        total = rows[fmt]["xnnpack_convs"].split("/")[1]
+        assert rows[fmt]["xnnpack_convs"] == f"{total}/{total}" and int(total) > 0, rows[fmt]
+    # BN folded into the SavedModel's convs; timed against the unfolded graph at batch 1 and 32
+    assert rows["saved_model"]["max_logit_diff"] < 1e-3 and "BN folded" in rows["saved_model"]["runtime"]
+    for key in ("batch_latency_ms", "unfolded_batch_latency_ms"):
+        assert set(rows["saved_model"][key]) == {"1", "32"} and rows["saved_model"][key]["1"]["median_ms"] > 0
+    onnx_row = rows["onnx"]
+    assert onnx_row["agreement"] == 1.0 and onnx_row["max_logit_diff"] < 1e-3, onnx_row
+    assert onnx_row["runtime"].endswith("opset 17") and "Conv" in onnx_row["ops"]
+    assert "QuantizeLinear" in rows["onnx_int8"]["ops"]
+    assert rows["onnx_int8"]["agreement"] >= ONNX_INT8_AGREEMENT, rows["onnx_int8"]
+    assert "| onnx_int8 |" in result["table"] and "opset 17" in result["table"]
     assert "| int8 |" in result["table"] and "| int8 |" in (out / "report.md").read_text()
 
 
@@ -112,21 +135,21 @@ def test_cli_qat_int8_and_pruned_int8_end_to_end_in_their_own_process(trained):
     out = trained["root"] / "qat_export"
     result = _cli(f"--model={trained['spec']}", f"--weights={trained['model_dir']}", f"--image_size={SIZE}",
                   "--formats=qat_int8,pruned_int8", f"--output_dir={out}", "--eval_data=digits:test",
+                  "--eval_images=400",
                   "--qat_epochs=1", "--prune_epochs=2", "--prune_sparsity=0.3", "--qat_images=512",
                   "--latency_runs=3", "--calibration_steps=20")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| qat_int8 |" in result.stdout
     rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["variants"]}
+    print({name: (row["agreement"], row["top1"]) for name, row in rows.items()})  # the measured values
     qat = rows["qat_int8"]
     assert qat["io_type"] == "uint8" and "CONV_2D" in qat["ops"]
     assert not [op for op in qat["ops"] if op.startswith("Flex") or op == "CUSTOM"]
-    # One epoch of QAT on 512 images keeps the float model's predictions (0.91-0.995 agreement
-    # measured); the bar is the one PTQ int8 meets, and top-1 stays within 5 points of float.
-    assert qat["agreement"] >= INT8_AGREEMENT_THRESHOLD, qat
+    # One epoch of QAT on 512 images keeps the float model's predictions; top-1 within 5 points of float.
+    assert qat["agreement"] >= QAT_AGREEMENT, qat
     assert qat["top1"] >= rows["keras_float"]["top1"] - 0.05, (qat, rows["keras_float"])
     pruned = rows["pruned_int8"]
     assert abs(pruned["sparsity"] - 0.3) < 0.02, pruned
     assert pruned["io_type"] == "uint8" and pruned["gzip_bytes"] < pruned["size_bytes"]
-    # 30% of a tiny 2-stage model pruned in 2 short epochs: 88.5% agreement measured.
-    assert pruned["agreement"] >= 0.7, pruned
+    assert pruned["agreement"] >= PRUNED_AGREEMENT, pruned
     assert "| pruned_int8 |" in result.stdout and "kernel sparsity 30%" in result.stdout

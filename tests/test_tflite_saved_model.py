@@ -60,8 +60,11 @@ def test_no_xla_only_functions_and_each_variable_stored_once(exported):
         assert b"_XlaMustCompile" not in f.read()
     stored = [shape for name, shape in tf.train.list_variables(os.path.join(directory, "variables", "variables"))
               if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
-    assert len(stored) == len(model.weights)  # keras.Model.export stores every variable twice
-    assert sum(int(np.prod(s)) for s in stored) == sum(int(np.prod(w.shape)) for w in model.weights)
+    from tflite.fold_bn import fold_batch_norm
+
+    served = fold_batch_norm(model).weights  # BN folded: one bias per conv instead of 4 BN vectors
+    assert len(stored) == len(served)  # keras.Model.export stores every variable twice
+    assert sum(int(np.prod(s)) for s in stored) == sum(int(np.prod(w.shape)) for w in served)
 
 
 def test_check_graph_rejects_xla_only_functions(tmp_path):
@@ -99,3 +102,33 @@ def test_rest_request_body_is_what_tf_serving_accepts(exported, tmp_path):
     out = loaded.signatures["serve_image_bytes"](image_bytes=tf.constant(raw))
     expected = model(np.stack([scale_and_center_crop(np.round(i), SIZE) for i in images[:2]]), training=False)
     np.testing.assert_allclose(out["logits"].numpy(), expected.numpy(), atol=1e-4)
+
+
+def _op_types(directory):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].graph_def
+    return {node.op for function in graph.library.function for node in function.node_def}
+
+
+def test_serving_graph_has_bn_folded_into_the_convs(exported, tmp_path):
+    """BN inference math (Rsqrt of the moving variance) is gone; the unfolded graph still has it."""
+    model, directory, _, _ = exported
+    ops = _op_types(directory)
+    assert "Conv2D" in ops and "Rsqrt" not in ops and "FusedBatchNormV3" not in ops
+    unfolded = str(tmp_path / "unfolded")
+    saved_model.save(model, unfolded, SIZE, fold_bn=False)
+    assert "Rsqrt" in _op_types(unfolded)
+
+
+def test_batch_latency_times_each_function_at_each_batch(exported):
+    _, _, loaded, images = exported
+    serve = loaded.signatures["serving_default"]
+    timed = saved_model.batch_latency({"a": serve, "b": serve}, images, batches=(1, 8), runs=3)
+    assert set(timed) == {"a", "b"} and set(timed["a"]) == {"1", "8"}
+    assert all(s["min_ms"] > 0 and s["min_ms"] <= s["median_ms"] for t in timed.values() for s in t.values())
+    with pytest.raises(ValueError, match="runs must be >= 1, got 0"):
+        saved_model.batch_latency({"a": serve}, images, runs=0)

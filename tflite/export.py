@@ -6,8 +6,9 @@ Example (a model trained by `python -m training.main`, which writes model_dir/mo
         --output_dir=/tmp/regnet_export --formats=saved_model,float32,float16,dynamic_int8,int8,qat_int8 \
         --eval_data=digits:test
 
-With no flags it exports a randomly initialised RegNetY-600MF at 224 (calibrated on the embedded
-digits) to ./export, which shows the whole pipeline without any download.
+ONNX (opset 17, dynamic batch) and its static int8 QDQ form: --formats=onnx,onnx_int8 (needs the
+`onnx` extra). With no flags it exports a randomly initialised RegNetY-600MF at 224 (calibrated on
+the embedded digits) to ./export, which shows the whole pipeline without any download.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Layout of `output_dir` after a run:
   <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>)
   tflite/<model_name>_<format>.tflite
+  onnx/<model_name>.onnx, onnx/<model_name>_int8.onnx   ONNX (dynamic batch) and its static int8 QDQ form
   rest_request.json            example TF Serving REST body (serve_image_bytes, b64 PNGs)
   class_names.json             class index -> name (from the run's class_names.json, or ImageNet's),
                                when known; the report's top-k examples use it
@@ -24,7 +25,9 @@ import numpy as np
 
 LOG = logging.getLogger("tflite")
 
-FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8", "pruned_int8")
+FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8", "pruned_int8", "onnx",
+           "onnx_int8")
+ONNX_FORMATS = ("onnx", "onnx_int8")  # need the `onnx` extra
 FINE_TUNED = ("qat_int8", "pruned_int8")  # formats that fine-tune on labelled --qat_data
 DEFAULT_FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8")
 
@@ -78,6 +81,10 @@ class ExportConfig:
         check_sparsity(self.prune_sparsity)
         if not self.qat_learning_rate > 0:
             raise ValueError(f"--qat_learning_rate must be > 0, got {self.qat_learning_rate}")
+        if any(f in ONNX_FORMATS for f in self.formats):
+            from tflite.onnx_export import require
+
+            require()
         if os.path.exists(self.output_dir) and not self.overwrite:
             raise ValueError(f"--output_dir={self.output_dir!r} already exists; pass --overwrite to replace it")
         return self
@@ -110,7 +117,8 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     scored = evals or calib
     images = scored.images[: config.eval_images]
     labels = scored.labels[: config.eval_images] if scored.labels is not None and evals is not None else None
-    reference = _softmax(model.predict(images, batch_size=16, verbose=0))
+    reference_logits = model.predict(images, batch_size=16, verbose=0).astype(np.float64)
+    reference = _softmax(reference_logits)
     name = (config.model_name or spec.name).replace(".", "_").replace("/", "_")
     parent = os.path.dirname(os.path.abspath(config.output_dir))
     os.makedirs(parent, exist_ok=True)
@@ -121,7 +129,10 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
         for fmt in [f for f in FORMATS if f in config.formats]:
             LOG.info("exporting %s ...", fmt)
             if fmt == "saved_model":
-                rows.append(_saved_model(model, staging, name, config, images, reference, labels))
+                rows.append(_saved_model(model, staging, name, config, images, reference, labels, reference_logits))
+            elif fmt in ONNX_FORMATS:
+                rows.append(_onnx(model, staging, name, fmt, config, calib, images, reference, labels,
+                                  reference_logits))
             else:
                 rows.append(_tflite(model, spec, staging, name, fmt, config, calib, qat_set, images, reference, labels))
             LOG.info("%s: %.2f MB", fmt, rows[-1].size_bytes / 1e6)
@@ -186,8 +197,8 @@ def _publish(staging: str, output_dir: str, overwrite: bool) -> None:
 
 
 def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, images: np.ndarray,
-                 reference: np.ndarray, labels: np.ndarray | None) -> Any:
-    """Write, reload and score the SavedModel; write the example REST body beside it."""
+                 reference: np.ndarray, labels: np.ndarray | None, reference_logits: np.ndarray) -> Any:
+    """Write, reload, score and time the SavedModel (BN folded, timed against the unfolded graph)."""
     import tensorflow as tf
 
     from tflite import report, saved_model
@@ -195,14 +206,49 @@ def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, imag
     directory = os.path.join(staging, name, str(config.version))
     signatures = saved_model.save(model, directory, config.image_size, config.top_k)
     loaded = tf.saved_model.load(directory)
-    probs = np.concatenate([
-        loaded.signatures["serving_default"](images=tf.constant(images[i:i + 32]))["probabilities"].numpy()
-        for i in range(0, len(images), 32)
-    ])
+    serve = loaded.signatures["serving_default"]
+    outputs = [serve(images=tf.constant(images[i:i + 32])) for i in range(0, len(images), 32)]
+    probs = np.concatenate([o["probabilities"].numpy() for o in outputs])
+    logits = np.concatenate([o["logits"].numpy() for o in outputs])
     saved_model.write_rest_request(os.path.join(staging, "rest_request.json"), images)
     row = report.VariantReport("saved_model", os.path.join(name, str(config.version)),
-                               saved_model.directory_size(directory), signatures=signatures)
-    report.score(row, probs, reference, labels)
+                               saved_model.directory_size(directory), signatures=signatures,
+                               runtime=f"TensorFlow {tf.__version__}, BN folded")
+    report.score(row, probs, reference, labels, logits, reference_logits)
+    unfolded = saved_model.ServingModule(model, config.image_size, config.top_k, fold_bn=False).serve
+    timed = saved_model.batch_latency({"folded": serve, "unfolded": unfolded}, images, runs=config.latency_runs)
+    row.batch_latency_ms, row.unfolded_batch_latency_ms = timed["folded"], timed["unfolded"]
+    return row
+
+
+def _onnx(model: Any, staging: str, name: str, fmt: str, config: ExportConfig, calib: Any, images: np.ndarray,
+          reference: np.ndarray, labels: np.ndarray | None, reference_logits: np.ndarray) -> Any:
+    """Convert (BN folded) to ONNX, or quantize it to int8 QDQ; score and time with ONNX Runtime."""
+    from tflite import onnx_export, report
+    from tflite.fold_bn import fold_batch_norm
+
+    os.makedirs(os.path.join(staging, "onnx"), exist_ok=True)
+    float_relative = os.path.join("onnx", f"{name}.onnx")
+    float_path = os.path.join(staging, float_relative)
+    if not os.path.exists(float_path):
+        with open(float_path, "wb") as f:
+            f.write(onnx_export.convert(fold_batch_norm(model), config.image_size))
+    relative, path = float_relative, float_path
+    if fmt == "onnx_int8":
+        relative = os.path.join("onnx", f"{name}_int8.onnx")
+        path = os.path.join(staging, relative)
+        onnx_export.quantize_int8(float_path, path, calib.images[:config.calibration_steps])
+        if "onnx" not in config.formats:
+            os.remove(float_path)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    row = report.VariantReport(fmt, relative, len(model_bytes), ops=onnx_export.op_types(model_bytes),
+                               io_type="float32",
+                               runtime=f"{onnx_export.runtime_version()}, opset {onnx_export.opset_of(model_bytes)}")
+    out = onnx_export.predict(path, images)
+    report.score(row, out["probabilities"], reference, labels, out["logits"], reference_logits)
+    for threads in report.LATENCY_THREADS:
+        row.latency_ms[str(threads)] = onnx_export.latency(path, images[0], threads, config.latency_runs)
     return row
 
 
@@ -240,6 +286,7 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
     row = report.VariantReport(fmt, relative, len(flatbuffer), ops=convert.op_names(flatbuffer),
                                io_type=report.tflite_io_type(path), gzip_bytes=gzip_size(flatbuffer),
                                sparsity=sparsity)
+    report.check_delegation(row, path, f"TFLite export {fmt!r} ({relative})")
     report.score(row, report.tflite_predict(path, images), reference, labels)
     for threads in report.LATENCY_THREADS:
         row.latency_ms[str(threads)] = report.latency(path, images[0], threads, config.latency_runs)

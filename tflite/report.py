@@ -36,6 +36,11 @@ class VariantReport:
     delegate: str | None = None
     gzip_bytes: int | None = None
     sparsity: float | None = None
+    max_logit_diff: float | None = None
+    runtime: str | None = None
+    xnnpack_convs: str | None = None
+    batch_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    unfolded_batch_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # Models XNNPACK refused to prepare (path -> its error); they run on LiteRT's reference kernels.
@@ -72,6 +77,60 @@ def delegate(path: str) -> str:
     return "xnnpack" if failure is None else f"reference kernels (XNNPACK failed: {failure})"
 
 
+class DelegateFallbackError(ValueError):
+    """Grouped CONV_2D ops of a TFLite model would run on LiteRT's reference kernel, not XNNPACK."""
+
+    def __init__(self, path: str, ops: list[str]) -> None:
+        self.ops = ops
+        super().__init__(
+            f"{path}: XNNPACK does not run {len(ops)} grouped CONV_2D op(s): {', '.join(ops)}; LiteRT's builtin "
+            "grouped CONV_2D is a slow reference kernel (XNNPACK needs static shapes and supported types)"
+        )
+
+
+def conv_delegation(path: str) -> tuple[int, list[str]]:
+    """(number of CONV_2D ops, descriptions of those XNNPACK does not run) of a TFLite model.
+
+    After XNNPACK is applied, each DELEGATE node stands for the original nodes between its input and
+    output tensors; a node is delegated iff walking back from a DELEGATE output reaches it before
+    the DELEGATE inputs. If XNNPACK refused the whole model, no conv is delegated.
+    """
+    interpreter = _interpreter(path, 1)
+    ops = interpreter._get_ops_details()
+    producers = {int(t): op["index"] for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    inside: set[int] = set()
+    for node in (op for op in ops if op["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in node["inputs"]}
+        stack, seen = [int(t) for t in node["outputs"]], set()
+        while stack:
+            tensor = stack.pop()
+            if tensor in seen or tensor in boundary or tensor < 0:
+                continue
+            seen.add(tensor)
+            index = producers.get(tensor)
+            if index is not None and index not in inside:
+                inside.add(index)
+                stack.extend(int(t) for t in ops[index]["inputs"])
+    convs = [op for op in ops if op["op_name"] == "CONV_2D"]
+    outside = []
+    for op in convs:
+        if op["index"] in inside:
+            continue
+        x, w = (interpreter._get_tensor_details(int(t), 0) for t in op["inputs"][:2])
+        groups = int(x["shape"][-1]) // max(int(w["shape"][-1]), 1)
+        outside.append(f"CONV_2D #{op['index']} ({x['name']} -> groups={groups})")
+    return len(convs), outside
+
+
+def check_delegation(row: VariantReport, path: str, label: str | None = None) -> None:
+    """Record how many CONV_2D ops XNNPACK runs; raise DelegateFallbackError if a grouped one is left out."""
+    total, outside = conv_delegation(path)
+    row.xnnpack_convs = f"{total - len(outside)}/{total}"
+    grouped = [name for name in outside if not name.endswith("groups=1)")]
+    if grouped:
+        raise DelegateFallbackError(label or path, grouped)
+
+
 def _quantize(images: np.ndarray, detail: dict) -> np.ndarray:
     """Float images -> the interpreter's input dtype (quantized with its scale/zero point if int)."""
     dtype = detail["dtype"]
@@ -106,11 +165,19 @@ def tflite_io_type(path: str) -> str:
     return np.dtype(_interpreter(path, 1).get_input_details()[0]["dtype"]).name
 
 
-def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3) -> dict[str, float]:
-    """Mean and p90 milliseconds per invoke on one real image."""
+def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: int = 3,
+            xnnpack: bool = True) -> dict[str, float]:
+    """Mean and p90 milliseconds per invoke on one real image (xnnpack=False: builtin kernels only)."""
     if runs < 1:
         raise ValueError(f"latency runs must be >= 1, got {runs}")
-    interpreter = _interpreter(path, threads)
+    if xnnpack:
+        interpreter = _interpreter(path, threads)
+    else:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        interpreter = Interpreter(model_path=path, num_threads=threads,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], _quantize(image[None], inp))
     for _ in range(warmup):
@@ -156,9 +223,12 @@ def topk_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float(np.mean(np.any(top == labels[:, None], axis=-1)))
 
 
-def score(row: VariantReport, probs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> None:
-    """Fill agreement (and accuracy when labels are known) of a row."""
+def score(row: VariantReport, probs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
+          logits: np.ndarray | None = None, reference_logits: np.ndarray | None = None) -> None:
+    """Fill agreement (and accuracy when labels are known, max |logit difference| when logits are)."""
     row.agreement = agreement(probs, reference)
+    if logits is not None and reference_logits is not None:
+        row.max_logit_diff = float(np.max(np.abs(logits.astype(np.float64) - reference_logits)))
     if labels is not None:
         row.top1 = topk_accuracy(probs, labels, 1)
         row.top5 = topk_accuracy(probs, labels, 5)
@@ -186,6 +256,17 @@ def to_markdown(rows: list[VariantReport]) -> str:
             notes += f"; kernel sparsity {100 * r.sparsity:.0f}%"
         if r.delegate and r.delegate != "xnnpack":
             notes += "; XNNPACK refused it, reference kernels timed"
+        if r.xnnpack_convs:
+            notes += f"; CONV_2D in XNNPACK {r.xnnpack_convs}"
+        if r.runtime:
+            notes += f"; {r.runtime}"
+        if r.max_logit_diff is not None:
+            notes += f"; max logit diff {r.max_logit_diff:.1e}"
+        for batch, lat in r.batch_latency_ms.items():
+            before = r.unfolded_batch_latency_ms.get(batch)
+            notes += f"; TF batch {batch}: {lat['median_ms']:.1f} ms"
+            notes += f" (BN unfolded {before['median_ms']:.1f} ms)" if before else ""
+        notes = notes.removeprefix("; ")
         lines.append(
             f"| {r.name} | {r.size_bytes / 1e6:.2f} | {pct(r.agreement)} | {pct(r.top1)} | {pct(r.top5)} | "
             f"{ms(r, 1)} | {ms(r, 2)} | {notes} |"

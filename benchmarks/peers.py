@@ -1,0 +1,94 @@
+"""timm on PyTorch as a side-by-side peer for the benchmarks (optional: torch and timm need not be installed).
+
+timm imports torchvision at module level only for FrozenBatchNorm2d, data transforms and feature
+extraction, none of which a RegNet forward/backward pass touches. Where torchvision is not
+importable (it is absent or built for another torch), `import_timm` installs an import stub for
+`torchvision.*` before importing timm; the RegNet itself is timm's own code.
+
+PyTorch's OpenMP threads busy-wait between parallel regions by default; on a machine shared with
+other processes that makes a 2-thread forward pass several times slower (measured here at load 8:
+189 ms vs 31 ms for RegNetY-600MF at batch 1). `import_timm` therefore sets OMP_WAIT_POLICY=PASSIVE
+(unless already set) before torch is first imported, as the benchmarks' TensorFlow and ONNX Runtime
+threads do not spin either.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import importlib.machinery
+import sys
+import types
+from typing import Any
+
+
+class _Placeholder(type):
+    """A class whose every attribute is another placeholder class (enums, functions never called)."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder(name, (), {})
+
+
+class _StubModule(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder(name, (), {})
+
+
+class _TorchvisionStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finder serving a stub module for every torchvision.* import."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name == "torchvision" or name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        module = _StubModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+def import_timm() -> tuple[Any, Any] | str:
+    """(torch, timm) modules, or the reason they cannot be used."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # absent, or compiled against another torch
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        sys.meta_path.insert(0, _TorchvisionStub())
+    try:
+        import timm
+    except Exception as err:  # noqa: BLE001  (any import failure makes the peer unavailable)
+        return f"timm is not importable ({type(err).__name__}: {err})"
+    return torch, timm
+
+
+def timm_name(zoo_name: str) -> str:
+    """timm's name of a zoo RegNet: regnety_600mf -> regnety_006 (the Keras 2 suffix), regnetx_32gf -> regnetx_320."""
+    from keras_regnet.zoo import get_entry
+
+    entry = get_entry(zoo_name)
+    return f"regnet{entry.display_name[6].lower()}_{entry.keras2_name[-3:]}"
+
+
+def timm_model(zoo_name: str, threads: int = 2) -> tuple[Any, Any] | str:
+    """(torch, timm RegNet with random weights in eval mode) for a zoo name, or why not."""
+    found = import_timm()
+    if isinstance(found, str):
+        return found
+    torch, timm = found
+    torch.set_num_threads(threads)
+    return torch, timm.create_model(timm_name(zoo_name), pretrained=False).eval()

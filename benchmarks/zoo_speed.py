@@ -1,0 +1,234 @@
+"""The zoo speed/accuracy table: docs/benchmarks.csv and docs/zoo_speed.md for the RegNet zoo at 224.
+
+    PYTHONPATH=. python benchmarks/zoo_speed.py                                # all 24 models
+    PYTHONPATH=. python benchmarks/zoo_speed.py --models=regnetx_200mf,regnety_600mf --runs=10
+
+Per model (random weights, 2 threads everywhere, one process, one model at a time):
+  flops, params, acts           analytic (keras_regnet.complexity), multiply-adds
+  top1                          published ImageNet top-1 of the reference weights (pycls)
+  tf_b1_ms, tf_b32_img_s        the exported SavedModel's graph (BN folded), batch 1 latency and
+                                batch 32 throughput
+  litert_*_ms                   float32 and int8 TFLite, batch 1, with XNNPACK and without it (LiteRT's
+                                builtin kernels: what a model that falls off XNNPACK costs)
+  onnxruntime_b1_ms             ONNX export, ONNX Runtime CPU, batch 1, threads not spinning (when the
+                                onnx extra is installed)
+  train_step_s                  one SGD step, batch --train_batch at 224, float32
+  timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
+Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
+compare rows measured in one run. The machine (CPU model, cores, TF version, load average) goes into
+the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/speed.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", None, "Zoo models (default: all 24).")
+flags.DEFINE_integer("image_size", 224, "Input size.")
+flags.DEFINE_integer("runs", 20, "Timed calls per batch-1 figure (batch 32 and train steps: a quarter, >= 2).")
+flags.DEFINE_integer("train_batch", 16, "Batch size of the train step.")
+flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when installed.")
+flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
+flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
+
+COLUMNS = ("model", "flops_m", "params_m", "acts_m", "top1", "tf_b1_ms", "tf_b32_img_s", "litert_f32_ms",
+           "litert_f32_noxnnpack_ms", "litert_int8_ms", "litert_int8_noxnnpack_ms", "onnxruntime_b1_ms",
+           "train_step_s", "timm_b1_ms", "timm_train_step_s")
+
+
+def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 2) -> float:
+    """Median milliseconds of fn() after warm-up calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def machine() -> str:
+    """CPU model, cores, TensorFlow version and load, for the table's caption."""
+    import tensorflow as tf
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, Python {platform.python_version()}, "
+            f"load average {load:.1f}")
+
+
+def tf_figures(model: Any, size: int, runs: int) -> dict[str, float]:
+    """SavedModel graph (BN folded) batch-1 latency and batch-32 throughput."""
+    import tensorflow as tf
+
+    from tflite.saved_model import ServingModule
+
+    serve = ServingModule(model, size).serve
+    x1 = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32))
+    x32 = tf.constant(np.random.default_rng(1).uniform(0, 255, (32, size, size, 3)).astype(np.float32))
+    b1 = median_ms(lambda: serve(images=x1)["logits"].numpy(), runs)
+    b32 = median_ms(lambda: serve(images=x32)["logits"].numpy(), max(2, runs // 4), warmup=1)
+    return {"tf_b1_ms": b1, "tf_b32_img_s": 32e3 / b32}
+
+
+def litert_figures(model: Any, size: int, runs: int, workdir: str, calib: np.ndarray) -> dict[str, float]:
+    """float32 and int8 TFLite batch-1 latency with and without XNNPACK (2 threads)."""
+    from tflite import convert, report
+
+    out: dict[str, float] = {}
+    for fmt in ("float32", "int8"):
+        def data() -> Any:
+            for image in calib:
+                yield [image[None]]
+
+        path = os.path.join(workdir, f"{fmt}.tflite")
+        with open(path, "wb") as f:
+            f.write(convert.convert_model(model, size, fmt, representative=data if fmt == "int8" else None))
+        tag = "f32" if fmt == "float32" else "int8"
+        out[f"litert_{tag}_ms"] = report.latency(path, calib[0], 2, runs)["mean_ms"]
+        out[f"litert_{tag}_noxnnpack_ms"] = report.latency(path, calib[0], 2, max(2, runs // 4),
+                                                           xnnpack=False)["mean_ms"]
+    return out
+
+
+def onnx_figures(model: Any, size: int, runs: int, workdir: str, image: np.ndarray) -> dict[str, float]:
+    """ONNX Runtime batch-1 latency (2 threads) of the BN-folded ONNX export; empty without the extra."""
+    from tflite import onnx_export
+    from tflite.fold_bn import fold_batch_norm
+
+    try:
+        onnx_export.require()
+    except ValueError:
+        return {}
+    path = os.path.join(workdir, "model.onnx")
+    with open(path, "wb") as f:
+        f.write(onnx_export.convert(fold_batch_norm(model), size))
+    return {"onnxruntime_b1_ms": onnx_export.latency(path, image, 2, runs, spinning=False)["mean_ms"]}
+
+
+def train_step_s(model: Any, size: int, batch: int, steps: int) -> float:
+    """Seconds per SGD train step (float32) of a fresh copy of the model."""
+    import keras
+    from train_step import keras3_step_fns
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+    y = rng.integers(0, 1000, batch)
+    train, _ = keras3_step_fns(keras.models.clone_model(model), x, y)
+    return median_ms(train, steps, warmup=1) / 1e3
+
+
+def timm_figures(name: str, size: int, batch: int, runs: int) -> dict[str, float]:
+    """timm's batch-1 latency and train-step seconds, or nothing when torch/timm are missing."""
+    from peers import timm_model
+
+    found = timm_model(name)
+    if isinstance(found, str):
+        return {}
+    torch, net = found
+    x1 = torch.rand(1, 3, size, size) * 255
+    with torch.inference_mode():
+        b1 = median_ms(lambda: net(x1), runs)
+    net.train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    xb, yb = torch.rand(batch, 3, size, size) * 255, torch.randint(0, 1000, (batch,))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(xb), yb).backward()
+        optimizer.step()
+
+    return {"timm_b1_ms": b1, "timm_train_step_s": median_ms(step, max(2, runs // 4), warmup=1) / 1e3}
+
+
+def measure(name: str, size: int, runs: int, calib: np.ndarray) -> dict[str, Any]:
+    """One row of the table."""
+    from keras_regnet import build, complexity, get_spec
+    from keras_regnet.zoo import get_entry
+
+    spec, entry = get_spec(name), get_entry(name)
+    cx = complexity(spec)
+    row: dict[str, Any] = {"model": entry.display_name, "flops_m": cx.flops / 1e6, "params_m": cx.params / 1e6,
+                           "acts_m": cx.acts / 1e6, "top1": 100 - entry.top1_err}
+    model = build(spec, input_shape=(None, None, 3), classes=1000, classifier_activation=None)
+    with tempfile.TemporaryDirectory() as workdir:
+        row.update(tf_figures(model, size, runs))
+        row.update(litert_figures(model, size, runs, workdir, calib))
+        row.update(onnx_figures(model, size, runs, workdir, calib[0]))
+    row["train_step_s"] = train_step_s(model, size, FLAGS.train_batch, max(2, runs // 4))
+    if FLAGS.timm:
+        row.update(timm_figures(name, size, FLAGS.train_batch, runs))
+    return row
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 1 else (f"{value:.1f}" if value < 1000 else f"{value:.0f}")
+    return "" if value is None else str(value)
+
+
+def write(rows: list[dict[str, Any]], info: str, seconds: float) -> str:
+    """Write the CSV and the markdown table; return the markdown."""
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.csv)), exist_ok=True)
+    with open(FLAGS.csv, "w", newline="", encoding="utf-8") as f:
+        f.write(f"# {info}; {FLAGS.image_size}x{FLAGS.image_size}; {seconds / 60:.0f} min for {len(rows)} models\n")
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+    lines = [f"| {' | '.join(COLUMNS)} |", "|---|" + "---:|" * (len(COLUMNS) - 1)]
+    lines += [f"| {' | '.join(_fmt(row.get(k)) or '-' for k in COLUMNS)} |" for row in rows]
+    table = "\n".join(lines)
+    with open(FLAGS.markdown, "w", encoding="utf-8") as f:
+        f.write(f"# RegNet zoo speed at {FLAGS.image_size}x{FLAGS.image_size}\n\nMachine: {info}. "
+                f"{len(rows)} models in {seconds / 60:.0f} min (`benchmarks/zoo_speed.py`; columns in its "
+                f"docstring; ms per image unless named otherwise, batch 1 unless named otherwise).\n\n{table}\n")
+    return table
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from keras_regnet.zoo import get_entry, list_models
+    from tflite.calibration import load_images
+
+    names = [get_entry(n).name for n in (FLAGS.models or list_models())]
+    calib = load_images("digits:train", FLAGS.image_size, 8).images.astype(np.float32)
+    info = machine()
+    start = time.perf_counter()
+    rows = []
+    for name in names:
+        t0 = time.perf_counter()
+        rows.append(measure(name, FLAGS.image_size, FLAGS.runs, calib))
+        print(f"{name}: {time.perf_counter() - t0:.0f} s  " + ", ".join(
+            f"{k}={_fmt(v)}" for k, v in rows[-1].items() if k != "model"), flush=True)
+    table = write(rows, info, time.perf_counter() - start)
+    print(f"\n{info}\n{table}\nwrote {FLAGS.csv} and {FLAGS.markdown}")
+    ratios = [f"{r['model']} tf/timm b1 {r['tf_b1_ms'] / r['timm_b1_ms']:.2f}x, "
+              f"train {r['train_step_s'] / r['timm_train_step_s']:.2f}x" for r in rows if "timm_b1_ms" in r]
+    if ratios:
+        print("ratios keras_regnet/timm (< 1: keras_regnet faster): " + "; ".join(ratios))
+
+
+if __name__ == "__main__":
+    app.run(main)
