@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from keras_regnet.design_space.sampler import Sample, sample
+from keras_regnet.design_space.sampler import SAMPLER_VERSION, Sample, sample
 from keras_regnet.design_space.spaces import get_space
 from training.errors import Diverged
 from training.fileio import write_text_atomic
@@ -41,6 +41,7 @@ class SweepConfig:
     stem_width: int = 32
     classes: int = 10
     train: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the train function
+    sampler_version: int = SAMPLER_VERSION  # a sweep sampled under older laws is not resumed
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

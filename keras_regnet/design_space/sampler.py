@@ -18,6 +18,10 @@ from keras_regnet.spec import NetSpec
 
 Range = Optional[Sequence[float]]
 PAPER_FLOPS = (360e6, 400e6)  # the paper's 400MF regime at 224x224 with a stride-2 stem
+# Bumped whenever the same (space, seed, constraints) starts giving another population; sweeps store
+# it so that one begun under other sampling laws is not resumed with new samples' settings.
+# 2: the paper's b (inner width w / b, was w * b) and the reference's quantized log-uniform law.
+SAMPLER_VERSION = 2
 
 
 @dataclass(frozen=True)
