@@ -18,20 +18,23 @@ import json
 import os
 import platform
 from dataclasses import asdict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from absl import app, flags
 
 from keras_regnet.complexity import complexity
 from keras_regnet.design_space.latency import LatencyModel
+from keras_regnet.design_space.sampler import Sample
+from keras_regnet.zoo import get_spec, list_models
 from keras_regnet.design_space.spaces import SPACES
 from training.fileio import write_text_atomic
 from training.latency_bench import LATENCY_FORMATS, TimingPolicy
+from training.latency_report import LATENCY, ZOO_SPACE
 from training.ranges import latency_budget, parse_range
 from training.sweep_results import ResultsFile
 from training.sweep_runner import CONFIG, SweepConfig, load_samples, parse_shard, prepare
 
-LATENCY, LATENCY_CONFIG = "latency.jsonl", "latency_config.json"
+LATENCY_CONFIG = "latency_config.json"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("space", "regnetx", sorted(SPACES), "Design space to sample (ignored when SWEEP_DIR "
@@ -49,6 +52,8 @@ flags.DEFINE_integer("stem_stride", 2, "Stem stride of sampled networks (1 or 2)
 flags.DEFINE_integer("stem_width", 32, "Stem width of sampled networks.", lower_bound=1)
 flags.DEFINE_integer("num_classes", 1000, "Classes of the head.", lower_bound=1)
 flags.DEFINE_string("sweep_dir", "sweeps/latency", "Directory of the population (created if missing).")
+flags.DEFINE_list("zoo", [], "Measure these zoo models instead of a sampled population ('all' = the 24; "
+                  "e.g. regnetx_200mf,regnety_600mf), to place them on the population plots.")
 flags.DEFINE_string("shard", "0/1", "i/n: measure the networks whose index is i mod n.")
 flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
 flags.DEFINE_list("formats", list(LATENCY_FORMATS), f"TFLite formats, of {', '.join(LATENCY_FORMATS)}.")
@@ -75,7 +80,7 @@ def settings() -> dict[str, Any]:
     policy = TimingPolicy(FLAGS.warmup, FLAGS.min_runs, FLAGS.max_runs, FLAGS.max_seconds, FLAGS.target_rse)
     return {"image_size": FLAGS.image_size, "classes": FLAGS.num_classes, "threads": threads,
             "formats": list(FLAGS.formats), "calibration_images": FLAGS.calibration_images,
-            "tf_batch_size": FLAGS.tf_batch_size, "timing": asdict(policy)}
+            "tf_batch_size": FLAGS.tf_batch_size, "timing": asdict(policy), "zoo": list(FLAGS.zoo)}
 
 
 def check_settings(sweep_dir: str, wanted: dict[str, Any]) -> None:
@@ -94,8 +99,21 @@ def check_settings(sweep_dir: str, wanted: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
 
 
+def zoo_population(names: list[str], image_size: int, classes: int) -> list[Sample]:
+    """Zoo models as a population (space 'zoo', params {'model': name}), indexed in the given order."""
+    names = list_models() if [n.lower() for n in names] == ["all"] else list(names)
+    out = []
+    for i, name in enumerate(names):
+        spec = get_spec(name)
+        cx = complexity(spec, image_size, classes=classes)
+        out.append(Sample(i, ZOO_SPACE, spec, {"model": spec.name}, cx))
+    return out
+
+
 def population(sweep_dir: str) -> list[Any]:
-    """The sweep's own population if SWEEP_DIR holds one, else a new one from the flags."""
+    """Zoo models (--zoo), the sweep's own population if SWEEP_DIR holds one, else a new one."""
+    if FLAGS.zoo:
+        return zoo_population(FLAGS.zoo, FLAGS.image_size, FLAGS.num_classes)
     if os.path.exists(os.path.join(sweep_dir, CONFIG)):
         return load_samples(sweep_dir)
     latency_range, latency_model = latency_budget(FLAGS.latency_range, FLAGS.latency_model, FLAGS.image_size)
@@ -106,38 +124,51 @@ def population(sweep_dir: str) -> list[Any]:
     return prepare(sweep_dir, config)
 
 
-def run(sweep_dir: str, population_: list[Any], setting: dict[str, Any], shard: tuple[int, int],
-        report: Any = print) -> ResultsFile:
-    """Measure this shard's unmeasured networks, one latency.jsonl line each."""
+def measurer(setting: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
+    """spec -> its measurements under these settings (TensorFlow and LiteRT are loaded here)."""
     from training import latency_bench as bench
 
-    check_settings(sweep_dir, setting)
-    results = ResultsFile(os.path.join(sweep_dir, LATENCY))
-    i, n = shard
-    mine = [s for s in population_ if s.index % n == i]
     calib = bench.calibration_images(setting["image_size"], setting["calibration_images"])
     policy = TimingPolicy(**setting["timing"])
     tf_policy = TimingPolicy(**{**setting["timing"], "warmup": 1, "min_runs": 3, "max_runs": 10})
+
+    def measure(spec: Any) -> dict[str, Any]:
+        return bench.measure(spec, setting["image_size"], setting["classes"], tuple(setting["threads"]),
+                             tuple(setting["formats"]), calib, policy, setting["tf_batch_size"], tf_policy)
+
+    return measure
+
+
+def run(sweep_dir: str, population_: list[Any], setting: dict[str, Any], shard: tuple[int, int],
+        report: Any = print, measure: Optional[Callable[[Any], dict[str, Any]]] = None) -> ResultsFile:
+    """Measure this shard's unmeasured networks, one latency.jsonl line each."""
+    check_settings(sweep_dir, setting)
+    results = ResultsFile(os.path.join(sweep_dir, LATENCY))
+    i, n = shard
+    mine = [s for s in population_ if s.index % n == i and s.index not in results.done()]
+    if mine and measure is None:
+        measure = measurer(setting)
     host = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count()}
     for s in mine:
-        if s.index in results.done():
+        if s.index in results.done():  # re-read: another shard may have measured it meanwhile
             continue
         size, classes = setting["image_size"], setting["classes"]
-        out = bench.measure(s.spec, size, classes, tuple(setting["threads"]), tuple(setting["formats"]), calib,
-                            policy, setting["tf_batch_size"], tf_policy)
+        out = measure(s.spec)
         cx = complexity(s.spec, size, classes=classes)
         record = {"index": s.index, "space": s.space, "params": s.params, "spec": s.spec.to_dict(),
                   "complexity": {"flops": cx.flops, "params": cx.params, "acts": cx.acts},
                   "image_size": size, "shard": f"{i}/{n}", "host": host, **out}
         results.append(record)
         lat = ", ".join(f"{k} {v['median_ms']:.2f}ms" for k, v in out["litert"].items())
-        report(f"model {s.index}: {cx.flops / 1e6:.0f}MF {lat} ({out['measure_s']:.0f}s); "
+        report(f"model {s.index}: {cx.flops / 1e6:.0f}MF {lat} ({out.get('measure_s', 0):.0f}s); "
                f"{len(results.done())}/{len(population_)} measured")
     return results
 
 
 def in_range_check(sweep_dir: str, records: list[dict[str, Any]]) -> Optional[str]:
     """For a latency-budgeted population: how many measured networks fall inside the budget."""
+    if not os.path.exists(os.path.join(sweep_dir, CONFIG)):
+        return None
     with open(os.path.join(sweep_dir, CONFIG), encoding="utf-8") as f:
         config = SweepConfig.from_dict(json.load(f))
     if config.latency_range is None or not config.latency_model:
