@@ -173,6 +173,13 @@ def test_analysis_reports_correlations_models_and_zoo(tmp_path):
     assert set(models) == {"float32@1", "int8@1"} and models["int8@1"]["held_out_error"] < 1e-6
     assert {"latency_int8_t1", "latency_float32_t1", "latency_tf_batch8"} <= set(out["figures"])
     assert all(os.path.getsize(p) > 1000 for paths in out["figures"].values() for p in paths)
+    # The CLI: latency-only directories get the latency analysis; other statistics are selectable.
+    cli = subprocess.run([sys.executable, "-m", "training.analyze", d, z, f"--out_dir={tmp_path / 'cli'}",
+                          "--latency_stat=cpu_ms"], cwd=ROOT, capture_output=True, text=True)
+    assert cli.returncode != 0 and "hold no cpu_ms values" in cli.stderr  # the fake records lack cpu_ms
+    cli = subprocess.run([sys.executable, "-m", "training.analyze", d, z, f"--out_dir={tmp_path / 'cli'}"],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    assert f"latency report: {tmp_path / 'cli'}/latency.md" in cli.stdout and "latency_int8_t1:" in cli.stdout
 
 
 @pytest.mark.slow
@@ -199,8 +206,9 @@ def test_timing_stops_at_the_target_relative_standard_error():
     mad = np.median(np.abs(t - 1.0))
     assert s["median_ms"] == 1.0 and s["cv_robust"] == pytest.approx(1.4826 * mad)
     assert s["rse"] == pytest.approx(1.2533 * 1.4826 * mad / np.sqrt(5)) and s["cv"] > 1
+    assert s["min_ms"] == 0.9 and "cpu_ms" not in s
     calls = []
     out = time_calls(lambda: calls.append(1), TimingPolicy(warmup=2, min_runs=4, max_runs=50, target_rse=0.99))
-    assert 4 <= out["runs"] <= 50 and len(calls) == out["runs"] + 2
+    assert 4 <= out["runs"] <= 50 and len(calls) == out["runs"] + 2 and out["cpu_ms"] >= 0
     with pytest.raises(ValueError, match="min_runs"):
         TimingPolicy(min_runs=1)

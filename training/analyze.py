@@ -25,6 +25,9 @@ flags.DEFINE_string("out_dir", "", "Output directory; default FIRST_SWEEP_DIR/an
 flags.DEFINE_integer("bootstrap_repeats", 10_000, "Bootstrap resamples (the paper: 10^4).", lower_bound=1)
 flags.DEFINE_integer("top", 3, "Best / worst models to list and draw per sweep.", lower_bound=1)
 flags.DEFINE_bool("normalized", True, "Also plot the complexity-normalized EDF.")
+flags.DEFINE_enum("latency_stat", "median_ms", ["median_ms", "min_ms", "cpu_ms"],
+                  "Latency statistic of latency.jsonl to analyze: median wall time of the runs, the fastest "
+                  "run, or the median process CPU time per run (robust to other load with 1 thread).")
 
 
 def main(argv: list[str]) -> None:
@@ -42,7 +45,7 @@ def main(argv: list[str]) -> None:
             for key, paths in result["figures"].items():
                 print(f"{key}: {' '.join(paths)}")
         if timed:
-            result = analyze_latency(timed, latency_names(timed), out_dir)
+            result = analyze_latency(timed, latency_names(timed), out_dir, FLAGS.latency_stat)
             print(f"latency report: {result['report']}")
             if result["models"]:
                 print(f"latency models: {result['models']}")

@@ -35,13 +35,15 @@ class TimingPolicy:
                              f"and 0 < target_rse < 1, got {asdict(self)}")
 
 
-def summarize_times(times_ms: list[float], target_rse: float) -> dict[str, Any]:
+def summarize_times(times_ms: list[float], target_rse: float, cpu_ms: list[float] | None = None) -> dict[str, Any]:
     """Median/mean/p90 ms, coefficients of variation and the median's relative standard error.
 
     On a shared machine single runs have heavy upper tails (another process takes the core), so the
     median is the reported time and the stopping rule uses robust spreads: cv_robust = 1.4826 MAD /
     median, and rse = 1.2533 cv_robust / sqrt(n), the standard error of a median relative to it.
-    `cv` is the plain std / mean of the runs.
+    `cv` is the plain std / mean of the runs. `min_ms` is the least disturbed run; `cpu_ms`, the
+    median process CPU time per run, is what a single-threaded run costs when nothing else competes
+    for the core (with more threads it also counts the thread pool's spinning).
     """
     t = np.asarray(times_ms, dtype=np.float64)
     mean, median = float(t.mean()), float(np.median(t))
@@ -49,7 +51,8 @@ def summarize_times(times_ms: list[float], target_rse: float) -> dict[str, Any]:
     cv_robust = float(1.4826 * np.median(np.abs(t - median)) / median) if median > 0 else float("nan")
     rse = 1.2533 * cv_robust / math.sqrt(len(t)) if len(t) > 1 else float("nan")
     return {"median_ms": median, "mean_ms": mean, "p90_ms": float(np.percentile(t, 90)), "cv": cv,
-            "cv_robust": cv_robust, "rse": rse, "runs": len(t), "target_met": bool(rse <= target_rse)}
+            "cv_robust": cv_robust, "rse": rse, "runs": len(t), "target_met": bool(rse <= target_rse),
+            "min_ms": float(t.min()), **({"cpu_ms": float(np.median(cpu_ms))} if cpu_ms else {})}
 
 
 def time_calls(call: Callable[[], Any], policy: TimingPolicy) -> dict[str, Any]:
@@ -57,16 +60,18 @@ def time_calls(call: Callable[[], Any], policy: TimingPolicy) -> dict[str, Any]:
     for _ in range(policy.warmup):
         call()
     times: list[float] = []
+    cpu: list[float] = []
     start = time.perf_counter()
     while len(times) < policy.max_runs:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         call()
         times.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
         if len(times) >= policy.min_runs:
             s = summarize_times(times, policy.target_rse)
             if s["target_met"] or time.perf_counter() - start > policy.max_seconds:
                 break
-    return summarize_times(times, policy.target_rse)
+    return summarize_times(times, policy.target_rse, cpu)
 
 
 def build_random(spec: Any, image_size: int, classes: int, seed: int = 0) -> Any:

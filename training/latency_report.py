@@ -28,17 +28,26 @@ def has_latency(path: str) -> bool:
     return os.path.exists(os.path.join(path, LATENCY))
 
 
-def latency_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per record: flops, params, acts, image_size, name and every latency (median ms)."""
+STATS = ("median_ms", "min_ms", "cpu_ms")
+
+
+def latency_rows(records: list[dict[str, Any]], stat: str = "median_ms") -> list[dict[str, Any]]:
+    """One flat row per record: flops, params, acts, image_size, name and every latency (`stat`, ms).
+
+    Records without that statistic (e.g. cpu_ms of files written before it was recorded) leave it out.
+    """
+    if stat not in STATS:
+        raise ValueError(f"latency statistic must be one of {STATS}, got {stat!r}")
     rows = []
     for r in records:
         row = {k: float(r["complexity"][k]) for k in METRICS}
         row.update(image_size=int(r["image_size"]), space=r.get("space", ""),
                    name=r.get("params", {}).get("model", r["spec"].get("name", "")))
         for key, v in r.get("litert", {}).items():
-            row[key] = float(v["median_ms"])
-        if "tf" in r:
-            row[f"tf_batch{r['tf']['batch_size']}"] = float(r["tf"]["median_ms"])
+            if stat in v:
+                row[key] = float(v[stat])
+        if "tf" in r and stat in r["tf"]:
+            row[f"tf_batch{r['tf']['batch_size']}"] = float(r["tf"][stat])
         rows.append(row)
     return rows
 
@@ -58,12 +67,13 @@ def correlations(cols: dict[str, np.ndarray], key: str) -> list[Correlation]:
     return [correlation(m, cols[m], cols[key]) for m in METRICS]
 
 
-def analyze_latency(sweep_dirs: list[str], names: list[str], out_dir: str) -> dict[str, Any]:
+def analyze_latency(sweep_dirs: list[str], names: list[str], out_dir: str, stat: str = "median_ms"
+                    ) -> dict[str, Any]:
     """Figures, latency_models.json and latency.md for the latency files of these sweep directories."""
     pops: dict[str, list[dict[str, Any]]] = {}
     zoo: dict[str, dict[str, Any]] = {}
     for path, name in zip(sweep_dirs, names):
-        rows = latency_rows(ResultsFile(os.path.join(path, LATENCY)).load())
+        rows = latency_rows(ResultsFile(os.path.join(path, LATENCY)).load(), stat)
         for row in rows:
             if row["space"] == ZOO_SPACE:
                 zoo[row["name"]] = row
@@ -83,6 +93,9 @@ def analyze_latency(sweep_dirs: list[str], names: list[str], out_dir: str) -> di
     figures: dict[str, list[str]] = {}
     tables: dict[str, dict[str, list[Correlation]]] = {}
     models, form_errors, zoo_errors = [], {}, {}
+    if not latency_keys(pooled):
+        raise ValueError(f"the latency files of {', '.join(sweep_dirs)} hold no {stat} values (files written "
+                         f"before it was recorded?); choose another latency statistic of {STATS}")
     for key in latency_keys(pooled):
         per_pop = {name: columns(rows, key) for name, rows in pops.items()}
         per_pop = {n: c for n, c in per_pop.items() if len(c[key]) >= 3}
@@ -112,15 +125,15 @@ def analyze_latency(sweep_dirs: list[str], names: list[str], out_dir: str) -> di
     if models:
         save_models(models_path, models)
     report = os.path.join(out_dir, "latency.md")
-    write_text_atomic(report, _markdown(tables, models, form_errors, zoo_errors, size, pops, zoo))
+    write_text_atomic(report, _markdown(tables, models, form_errors, zoo_errors, size, pops, zoo, stat))
     return {"report": report, "models": models_path if models else None, "figures": figures}
 
 
 def _markdown(tables: dict, models: list[LatencyModel], form_errors: dict, zoo_errors: dict, size: int,
-              pops: dict, zoo: dict) -> str:
+              pops: dict, zoo: dict, stat: str) -> str:
     counts = ", ".join(f"{n} (n={len(r)})" for n, r in pops.items())
     lines = ["# Latency vs complexity", "",
-             f"Populations at {size}px: {counts}; zoo models measured: {len(zoo)}. Latency is the median of "
+             f"Populations at {size}px: {counts}; zoo models measured: {len(zoo)}. Latency is the `{stat}` of "
              "repeated batch-1 LiteRT invokes (XNNPACK; '<format>@<threads>') or of TensorFlow batch runs "
              "('tf_batch<N>', ms per batch).", "",
              "## Correlation of latency with each complexity metric (Pearson r / Spearman rho)", "",
