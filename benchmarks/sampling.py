@@ -48,9 +48,9 @@ def naive(seconds: float, space_name: str) -> tuple[int, float, float]:
     space = get_space(space_name)
     rng = random.Random(0)
 
-    def log_uniform(lo: float, hi: float, q: float) -> float:
-        x = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        return min(hi, max(lo, round(x / q) * q))
+    def log_uniform(lo: float, hi: float, q: float) -> float:  # pycls sweep/random.py's law
+        x = math.exp(rng.uniform(math.log(lo - min(q, lo / 2)), math.log(hi)))
+        return min(hi, max(lo, math.ceil(x / q) * q))
 
     n, cpu, start = 0, time.process_time(), time.perf_counter()
     while time.process_time() - cpu < seconds:

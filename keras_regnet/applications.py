@@ -79,6 +79,9 @@ def RegNet(
 ) -> keras.Model:
     """Any RegNet from its parameters (d, w0, wa, wm, g, b); se_ratio > 0 gives a RegNetY.
 
+    `bottleneck_ratio` multiplies the width into the inner width (pycls's BOT_MUL, timm's
+    bottle_ratio): the paper's b = 2 (inner width w / 2) is bottleneck_ratio=0.5.
+
     Remaining keyword arguments are the keras.applications ones (include_top, weights, ...).
     """
     params = RegNetParams(depth, w0, wa, wm, group_width, bottleneck_ratio, se_ratio, stem_width, stem_stride)
@@ -99,6 +102,8 @@ def AnyNet(
     **kwargs: Any,
 ) -> keras.Model:
     """Any AnyNet from per-stage lists (scalars broadcast); block is "v", "r", "x" or "y".
+
+    `bottleneck_ratios` are multipliers (inner width = round(width * ratio)), 1 / the paper's b.
 
     Remaining keyword arguments are the keras.applications ones (include_top, weights, ...).
     """

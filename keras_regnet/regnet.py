@@ -52,7 +52,8 @@ def adjust_block_compatibility(
 
     The group width is clamped to the bottleneck width (so RegNetX-8.0GF's first stage, 80 wide with
     g=120, gets one group of 80), and the bottleneck width is rounded to a multiple of the group
-    width (and of b when b > 1 so that width = bottleneck / b stays integral).
+    width (and of b when b > 1 so that width = bottleneck / b stays integral). `bottleneck_ratios`
+    are multipliers (inner width = width * b, pycls's BOT_MUL), the inverse of the paper's b.
     Returns (adjusted widths, adjusted group widths).
     """
     if not len(widths) == len(bottleneck_ratios) == len(group_widths):
@@ -73,7 +74,10 @@ def adjust_block_compatibility(
 
 @dataclass(frozen=True)
 class RegNetParams:
-    """The RegNet design-space parameters: depth d, w0, wa, wm, group width g, bottleneck ratio b."""
+    """The RegNet design-space parameters: depth d, w0, wa, wm, group width g, bottleneck ratio.
+
+    `bottleneck_ratio` is the multiplier of StageSpec (pycls's BOT_MUL): the paper's b is 1 / it.
+    """
 
     depth: int
     w0: int

@@ -21,13 +21,26 @@ BLOCK_NAMES = {
 
 
 def bottleneck_width(width: int, bottleneck_ratio: float) -> int:
-    """Inner width of a bottleneck block: round(width * b), as the reference computes it."""
+    """Inner width of a bottleneck block: round(width * bottleneck_ratio), as the reference computes it.
+
+    `bottleneck_ratio` is a multiplier (pycls's BOT_MUL, timm's bottle_ratio), the inverse of the
+    paper's bottleneck ratio b (inner width w / b): the paper's b = 2 is bottleneck_ratio = 0.5.
+    """
     return int(round(width * bottleneck_ratio))
+
+
+def paper_bottleneck(bottleneck_ratio: float) -> float:
+    """The paper's b (inner width = width / b) of a StageSpec multiplier: 1 / bottleneck_ratio."""
+    return 1.0 / bottleneck_ratio
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage: `depth` blocks of output `width`; the first block applies `stride`."""
+    """One stage: `depth` blocks of output `width`; the first block applies `stride`.
+
+    `bottleneck_ratio` multiplies the width into an X/Y block's inner width (pycls's BOT_MUL, timm's
+    bottle_ratio); the paper's b is its inverse, so the paper's b in {1, 2, 4} is 1.0, 0.5, 0.25.
+    """
 
     depth: int
     width: int
@@ -119,7 +132,13 @@ class NetSpec:
 
     @property
     def bottleneck_ratios(self) -> list[float]:
+        """Per-stage multipliers (inner width = round(width * ratio))."""
         return [s.bottleneck_ratio for s in self.stages]
+
+    @property
+    def paper_bottlenecks(self) -> list[float]:
+        """Per-stage bottleneck ratios as the paper writes them: b = 1 / bottleneck_ratio."""
+        return [paper_bottleneck(s.bottleneck_ratio) for s in self.stages]
 
     @property
     def depth(self) -> int:

@@ -37,7 +37,8 @@ def test_anynet_samples_honour_the_space(populations, name):
         assert all(8 <= w <= 1024 and w % 8 == 0 for w in p["ws"])
         assert set(p["bs"]) <= {1.0, 2.0, 4.0} and set(p["gs"]) <= {1, 2, 4, 8, 16, 32}
         # Group widths are made compatible the reference way (clamp g, round w*b to a multiple of g).
-        widths, groups = adjust_block_compatibility(p["ws"], p["bs"], p["gs"])
+        # bs are the paper's b (inner width w / b); the spec holds the multipliers 1 / b.
+        widths, groups = adjust_block_compatibility(p["ws"], [1 / b for b in p["bs"]], p["gs"])
         assert spec.widths == widths and spec.group_widths == groups
         if space.shared_b:
             assert len(set(p["bs"])) == 1
@@ -63,8 +64,8 @@ def test_regnet_samples_follow_the_quantized_linear_rule(populations, name):
         assert space.depth_range[0] <= p["d"] <= space.depth_range[1] and p["d"] < 64
         assert 8 <= p["w0"] < 256 and p["w0"] % 8 == 0 and 8 <= p["wa"] < 256
         assert space.wm_range[0] <= p["wm"] <= space.wm_range[1] and 1.5 <= p["wm"] <= 3
-        assert p["b"] in space.bottleneck_ratios and p["g"] in (1, 2, 4, 8, 16, 32)
-        rule = RegNetParams(p["d"], p["w0"], p["wa"], p["wm"], p["g"], p["b"], space.se_ratio)
+        assert 1 / p["b"] in space.bottleneck_ratios and p["g"] in (1, 2, 4, 8, 16, 32)
+        rule = RegNetParams(p["d"], p["w0"], p["wa"], p["wm"], p["g"], 1 / p["b"], space.se_ratio)
         assert s.spec == rule.to_spec(s.spec.name)
         assert rule.num_stages() == 4 == len(s.spec.stages)  # never skips or merges a stage
         assert s.spec.block == ("y" if "regnety" in name else "x")

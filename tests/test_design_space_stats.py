@@ -69,7 +69,7 @@ def test_binned_trend_recovers_a_linear_trend():
 def test_efit_is_zero_on_true_regnets_and_positive_on_perturbed_widths():
     for s in sample("regnetx", 8, seed=4):
         p = s.params
-        widths = RegNetParams(p["d"], p["w0"], p["wa"], p["wm"], p["g"], p["b"]).block_widths()
+        widths = RegNetParams(p["d"], p["w0"], p["wa"], p["wm"], p["g"], 1 / p["b"]).block_widths()
         assert fit_quantized_linear(widths).e_fit == 0.0
         bumped = list(widths)
         bumped[len(bumped) // 2] += 8 if bumped[len(bumped) // 2] < bumped[-1] else -8

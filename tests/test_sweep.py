@@ -102,6 +102,21 @@ def test_a_restart_with_different_settings_is_refused(tmp_path):
         prepare(d, _config(lr=0.2))
 
 
+def test_a_sweep_sampled_under_older_sampling_laws_is_not_resumed(tmp_path):
+    """Before sampler version 2, b multiplied the width (inverted bottlenecks); such a sweep must not go on."""
+    d = str(tmp_path / "sweep")
+    prepare(d, _config())
+    cfg = os.path.join(d, "config.json")
+    with open(cfg) as f:
+        stored = json.load(f)
+    assert stored["sampler_version"] == 2
+    del stored["sampler_version"]  # a config.json written by the old sampler
+    with open(cfg, "w") as f:
+        json.dump(stored, f)
+    with pytest.raises(ValueError, match="sampler_version: stored None vs given 2"):
+        prepare(d, _config())
+
+
 def test_an_image_size_below_the_total_stride_is_refused_before_anything_is_written(tmp_path):
     """Every model would fail in the builder, and the written config would block a fixed restart."""
     d = str(tmp_path / "sweep")

@@ -18,13 +18,11 @@ skips finished models.
 
 from __future__ import annotations
 
-import re
-from typing import Optional
-
 from absl import app, flags, logging
 
 from keras_regnet.design_space.sampler import scaled_flops_range
 from keras_regnet.design_space.spaces import SPACES
+from training.ranges import latency_budget, parse_range
 from training.sweep_runner import SweepConfig, load_train_fn, parse_shard, run
 
 FLAGS = flags.FLAGS
@@ -38,6 +36,11 @@ flags.DEFINE_string("flops_range", "auto",
                     "((image_size/stem_stride)^2 / 112^2); 'none' = unconstrained.")
 flags.DEFINE_string("params_range", "none", "low,high parameter count (K/M/G suffixes) or 'none'.")
 flags.DEFINE_string("acts_range", "none", "low,high activation count (K/M/G suffixes) or 'none'.")
+flags.DEFINE_string("latency_range", "none",
+                    "low,high milliseconds predicted by --latency_model (a model fitted by "
+                    "python -m training.analyze on latency.jsonl) or 'none'.")
+flags.DEFINE_string("latency_model", "", "PATH#KEY of a fitted latency model, e.g. "
+                    "sweeps/lat/analysis/latency_models.json#int8@1; needed with --latency_range.")
 flags.DEFINE_integer("image_size", 32, "Training resolution (and the resolution complexity is measured at).",
                      lower_bound=8)
 flags.DEFINE_integer("stem_stride", 0, "Stem stride: 1 or 2; 0 = 1 below 128px, else 2 (the paper's).",
@@ -63,26 +66,6 @@ flags.DEFINE_bool("keep_runs", False, "Keep each model's training directory (che
                   "logs) under SWEEP_DIR/runs; otherwise the trainer uses a temporary one.")
 flags.DEFINE_bool("tensorboard", True, "Write per-model errors as TensorBoard scalars to SWEEP_DIR/tensorboard.")
 
-_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
-
-
-def parse_range(text: str, flag: str) -> Optional[tuple[float, float]]:
-    """'low,high' with optional K/M/G suffixes -> (low, high); 'none' -> None."""
-    if str(text).strip().lower() in ("none", ""):
-        return None
-    parts = str(text).split(",")
-    values = []
-    for p in parts:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGkmg]?)\s*", p)
-        if not m:
-            break
-        values.append(float(m.group(1)) * _SUFFIX[m.group(2).upper()])
-    if len(parts) != 2 or len(values) != 2 or not 0 <= values[0] <= values[1]:
-        raise flags.ValidationError(f"--{flag} must be low,high with 0 <= low <= high (suffixes K/M/G "
-                                    f"allowed) or 'none', got {text!r}")
-    return values[0], values[1]
-
-
 def build_config() -> SweepConfig:
     """The SweepConfig described by the flags (flag errors name the flag)."""
     stem_stride = FLAGS.stem_stride or (1 if FLAGS.image_size < 128 else 2)
@@ -96,6 +79,7 @@ def build_config() -> SweepConfig:
         raise flags.ValidationError(f"--shard: {e}") from None
     if FLAGS.dataset != "digits" and not FLAGS.data_dir:
         raise flags.ValidationError(f"--data_dir is required with --dataset={FLAGS.dataset}")
+    latency_range, latency_model = latency_budget(FLAGS.latency_range, FLAGS.latency_model, FLAGS.image_size)
     classes = FLAGS.num_classes or (10 if FLAGS.dataset == "digits" else 1000)
     train = {"dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir, "epochs": FLAGS.epochs,
              "batch_size": FLAGS.batch_size, "image_size": FLAGS.image_size, "lr": FLAGS.lr,
@@ -104,7 +88,8 @@ def build_config() -> SweepConfig:
     return SweepConfig(FLAGS.space, FLAGS.num_models, FLAGS.seed, flops,
                        parse_range(FLAGS.params_range, "params_range"),
                        parse_range(FLAGS.acts_range, "acts_range"), FLAGS.image_size, stem_stride,
-                       FLAGS.stem_width, classes, train)
+                       FLAGS.stem_width, classes, train, latency_range=latency_range,
+                       latency_model=latency_model)
 
 
 def _tensorboard_writer(sweep_dir: str):

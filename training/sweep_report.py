@@ -135,7 +135,7 @@ def _slug(name: str) -> str:
 def _legend(rec: dict[str, Any]) -> str:
     spec = NetSpec.from_dict(rec["spec"])
     return (f"err {rec['top1_err']:.1f}%  d={spec.depths}\nw={spec.widths}\n"
-            f"b={_compact(spec.bottleneck_ratios)} g={_compact(spec.group_widths)}")
+            f"b={_compact(spec.paper_bottlenecks)} g={_compact(spec.group_widths)}")
 
 
 def _compact(values: list) -> str:
@@ -163,7 +163,8 @@ def _markdown(sweeps: list[Sweep], bands_by: dict, figures: dict, out_dir: str, 
               f"Resample 25% of the models with replacement {repeats:,} times, keep the best model's value each "
               "time. RegNet sweeps report their sampled d, w0, wa, wm, b, g; for AnyNet sweeps w0, wa, wm "
               "come from the quantized linear fit of each model's per-block widths (e_fit is its error), "
-              "b and g appear only when shared by all stages, w4 is the last stage's width.", ""]
+              "b and g appear only when shared by all stages, w4 is the last stage's width. b is the paper's "
+              "bottleneck ratio (inner width w / b).", ""]
     for s in sweeps:
         lines += [f"### {s.name}", "", "| parameter | 95% range | likely best |", "|---|---|---|"]
         for name, b in bands_by[s.name].items():
@@ -175,7 +176,7 @@ def _markdown(sweeps: list[Sweep], bands_by: dict, figures: dict, out_dir: str, 
             spec = NetSpec.from_dict(r["spec"])
             lines.append(f"| {r['top1_err']:.2f} | {r['complexity']['flops'] / 1e6:.2f}M | "
                          f"{r['complexity']['params'] / 1e6:.3f}M | {spec.depths} | {spec.widths} | "
-                         f"{_compact(spec.bottleneck_ratios)} | {_compact(spec.group_widths)} | "
+                         f"{_compact(spec.paper_bottlenecks)} | {_compact(spec.group_widths)} | "
                          f"{s.columns['e_fit'][i]:.3f} |")
         lines.append("")
     lines += ["## Figures", ""]

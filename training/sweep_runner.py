@@ -15,7 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from keras_regnet.design_space.sampler import Sample, sample
+from keras_regnet.design_space.latency import LatencyModel
+from keras_regnet.design_space.sampler import SAMPLER_VERSION, Sample, sample
 from keras_regnet.design_space.spaces import get_space
 from training.errors import Diverged
 from training.fileio import write_text_atomic
@@ -41,17 +42,20 @@ class SweepConfig:
     stem_width: int = 32
     classes: int = 10
     train: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the train function
+    sampler_version: int = SAMPLER_VERSION  # a sweep sampled under older laws is not resumed
+    latency_range: Optional[tuple[float, float]] = None  # ms, predicted by latency_model
+    latency_model: Optional[dict[str, Any]] = None  # a design_space.latency.LatencyModel as a dict
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("flops_range", "params_range", "acts_range"):
+        for k in ("flops_range", "params_range", "acts_range", "latency_range"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SweepConfig":
         d = dict(d)
-        for k in ("flops_range", "params_range", "acts_range"):
+        for k in ("flops_range", "params_range", "acts_range", "latency_range"):
             d[k] = tuple(d[k]) if d.get(k) is not None else None
         return cls(**d)
 
@@ -83,10 +87,12 @@ def prepare(sweep_dir: str, config: SweepConfig) -> list[Sample]:
                              f"use the stored settings or a new sweep_dir")
     samples_path = os.path.join(sweep_dir, SAMPLES)
     if not os.path.exists(samples_path):
+        model = LatencyModel.from_dict(config.latency_model) if config.latency_model else None
         population = sample(config.space, config.num_models, config.seed, flops=config.flops_range,
                             params=config.params_range, acts=config.acts_range,
                             input_size=config.image_size, stem_width=config.stem_width,
-                            stem_stride=config.stem_stride, classes=config.classes)
+                            stem_stride=config.stem_stride, classes=config.classes,
+                            latency=config.latency_range, latency_model=model)
         check_input_size(population, config.image_size)
         # Identical inputs give identical files, so concurrent shards racing here are harmless.
         write_text_atomic(samples_path, "".join(json.dumps(s.to_dict(), sort_keys=True) + "\n"

@@ -138,3 +138,39 @@ def plot_efit_vs_error(populations: Mapping[str, tuple[Sequence[float], Sequence
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, stem)
+
+
+def plot_latency(populations: Mapping[str, Mapping[str, Sequence[float]]], key: str, stem: str,
+                 fits: Optional[Mapping[str, Mapping[str, tuple[float, float, float]]]] = None,
+                 zoo: Optional[Mapping[str, Mapping[str, float]]] = None, title: str = "") -> list[str]:
+    """Latency vs flops, acts and params (the paper's Fig. 12 panels), one colour per population.
+
+    `populations[name]` holds 'flops', 'acts', 'params' and `key` (ms) columns; `fits[name][metric]`
+    is (slope, intercept, pearson r) of the line drawn; `zoo[model]` holds the same fields for
+    named models, drawn as labelled black stars on the same axes.
+    """
+    plt = _pyplot()
+    metrics = ("flops", "acts", "params")
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.8), sharey=True)
+    for ax, metric in zip(axes, metrics):
+        for name, cols in populations.items():
+            x = np.asarray(cols[metric], dtype=np.float64) / 1e6
+            y = np.asarray(cols[key], dtype=np.float64)
+            fit = (fits or {}).get(name, {}).get(metric)
+            label = name if fit is None else f"{name} (r={fit[2]:.2f})"
+            points = ax.scatter(x, y, s=12, alpha=0.6, edgecolors="none", label=label)
+            if fit is not None and len(x):
+                xs = np.linspace(float(np.min(x)), float(np.max(x)), 50)
+                ax.plot(xs, fit[0] * xs * 1e6 + fit[1], color=points.get_facecolor()[0][:3], lw=1.5)
+        for model, row in (zoo or {}).items():
+            if key in row:
+                ax.scatter([row[metric] / 1e6], [row[key]], marker="*", s=70, color="black", zorder=3)
+                ax.annotate(model, (row[metric] / 1e6, row[key]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.set_xlabel({"flops": "flops (M multiply-adds)", "acts": "activations (M)", "params": "params (M)"}[metric])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel(f"latency {key} (ms)")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, stem)

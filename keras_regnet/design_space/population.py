@@ -1,7 +1,8 @@
 """A trained population as columns: errors, complexity and every design parameter per model.
 
 Turns sweep records (sample + training result) into numpy columns for EDFs, bootstraps and plots.
-RegNet models carry their sampled (d, w0, wa, wm, b, g); AnyNet models get (w0, wa, wm) from the
+RegNet models carry their sampled (d, w0, wa, wm, b, g); b is always the paper's bottleneck ratio
+(inner width w / b, the inverse of StageSpec.bottleneck_ratio). AnyNet models get (w0, wa, wm) from the
 quantized linear fit of their per-block widths, whose error e_fit is a column for every model.
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from keras_regnet.regnet import fit_quantized_linear
-from keras_regnet.spec import NetSpec
+from keras_regnet.spec import NetSpec, paper_bottleneck
 
 REGNET_KEYS = ("d", "w0", "wa", "wm", "b", "g")
 
@@ -27,12 +28,12 @@ def model_parameters(spec: NetSpec, params: dict[str, Any]) -> dict[str, float]:
     fit = fit_quantized_linear(spec.block_widths())
     row: dict[str, float] = {"d": float(spec.depth), "e_fit": fit.e_fit, "w0": float(fit.w0),
                              "wa": fit.wa, "wm": fit.wm, "num_stages": float(len(spec.stages)),
-                             "b": _shared(spec.bottleneck_ratios), "g": _shared(spec.group_widths)}
+                             "b": _shared(spec.paper_bottlenecks), "g": _shared(spec.group_widths)}
     if all(k in params for k in REGNET_KEYS):
         row.update({k: float(params[k]) for k in REGNET_KEYS})
     for i, st in enumerate(spec.stages, start=1):
         row[f"d{i}"], row[f"w{i}"] = float(st.depth), float(st.width)
-        row[f"b{i}"], row[f"g{i}"] = float(st.bottleneck_ratio), float(st.group_width)
+        row[f"b{i}"], row[f"g{i}"] = paper_bottleneck(st.bottleneck_ratio), float(st.group_width)
     return row
 
 

@@ -7,7 +7,7 @@ ever become NetSpec objects. The same (space, seed, constraints, ...) always giv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -18,6 +18,10 @@ from keras_regnet.spec import NetSpec
 
 Range = Optional[Sequence[float]]
 PAPER_FLOPS = (360e6, 400e6)  # the paper's 400MF regime at 224x224 with a stride-2 stem
+# Bumped whenever the same (space, seed, constraints) starts giving another population; sweeps store
+# it so that one begun under other sampling laws is not resumed with new samples' settings.
+# 2: the paper's b (inner width w / b, was w * b) and the reference's quantized log-uniform law.
+SAMPLER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,24 @@ def _check_input_size(input_size: Any) -> None:
         )
 
 
+def _latency_filter(rng: Optional[tuple[float, float]], model: Any, input_size: InputSize
+                    ) -> Optional[Callable[..., np.ndarray]]:
+    """(flops, params, acts) -> mask of predicted latencies in range; None without a latency budget."""
+    if rng is None:
+        return None
+    if model is None:
+        raise ValueError("latency=(lo, hi) needs latency_model=, a LatencyModel fitted at this input size")
+    if model.input_size != input_size:
+        raise ValueError(f"latency model {model.key} was fitted at input size {model.input_size}, "
+                         f"not at input_size={input_size}; fit one at this size")
+
+    def within(flops: Any, params: Any, acts: Any) -> np.ndarray:
+        ms = model.predict(flops, params, acts)
+        return (ms >= rng[0]) & (ms <= rng[1])
+
+    return within
+
+
 def sample(
     space: Any,
     num_samples: int,
@@ -92,11 +114,15 @@ def sample(
     unique: bool = True,
     batch_size: int = 32768,
     max_candidates: Optional[int] = None,
+    latency: Range = None,
+    latency_model: Any = None,
 ) -> list[Sample]:
     """Draw `num_samples` networks whose flops / params / acts lie in the given inclusive ranges.
 
-    `space` is a space object or name (see `spaces.SPACES`). Raises ValueError when the constraints
-    accept nothing within `max_candidates` draws (default 100k per requested sample + 1M).
+    `space` is a space object or name (see `spaces.SPACES`). `latency=(lo, hi)` milliseconds keeps
+    networks whose latency predicted by `latency_model` (a `design_space.latency.LatencyModel`
+    fitted at this input size) is in range. Raises ValueError when the constraints accept nothing
+    within `max_candidates` draws (default 100k per requested sample + 1M).
     """
     space = get_space(space) if isinstance(space, str) else space
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
@@ -105,6 +131,7 @@ def sample(
         raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
     _check_input_size(input_size)
     limits = {k: _check_limit(k, v) for k, v in (("flops", flops), ("params", params), ("acts", acts))}
+    in_latency = _latency_filter(_check_limit("latency", latency), latency_model, input_size)
     budget = max_candidates if max_candidates is not None else 100_000 * num_samples + 1_000_000
     rng = np.random.default_rng(seed)
     out: list[Sample] = []
@@ -114,7 +141,7 @@ def sample(
         if drawn >= budget:
             raise ValueError(
                 f"only {len(out)} of {num_samples} {space.name} networks met flops={flops} "
-                f"params={params} acts={acts} at input_size={input_size} in {drawn} draws; "
+                f"params={params} acts={acts} latency={latency} at input_size={input_size} in {drawn} draws; "
                 f"widen the ranges"
             )
         cands = space.draw(rng, batch_size)
@@ -124,24 +151,28 @@ def sample(
         for value, lim in zip(cx, limits.values()):
             if lim is not None:
                 ok &= (value >= lim[0]) & (value <= lim[1])
+        if in_latency is not None:
+            ok &= in_latency(*cx)
         rows = np.flatnonzero(ok)
         while rows.size and len(out) < num_samples:  # build specs only for the rows still needed
             n_take = 2 * (num_samples - len(out)) + 16
             _accept(space, cands, rows[:n_take], cx, out, seen, limits, unique, input_size, stem_width,
-                    stem_stride, classes, num_samples)
+                    stem_stride, classes, num_samples, in_latency)
             rows = rows[n_take:]
     return out
 
 
 def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen: set, limits: dict,
             unique: bool, input_size: InputSize, stem_width: int, stem_stride: int, classes: int,
-            num_samples: int) -> None:
+            num_samples: int, in_latency: Optional[Callable[..., np.ndarray]] = None) -> None:
     """Turn candidate rows into Samples (exactly costed, de-duplicated) until num_samples are in."""
     block = "y" if space.se_ratio > 0 else "x"
     for i, item in zip(rows.tolist(), space.stage_specs(cands, rows, stem_width, stem_stride)):
         if isinstance(item, NetSpec):  # the rule disagreed with the closed form: cost it exactly
             stages, exact = item.stages, complexity(item, input_size, classes=classes)
             if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
+                continue
+            if in_latency is not None and not in_latency(exact.flops, exact.params, exact.acts):
                 continue
         else:
             stages, exact = item, Complexity(int(cx[0][i]), int(cx[1][i]), int(cx[2][i]))

@@ -18,7 +18,9 @@ from keras_regnet.design_space.fast_complexity import StageArrays
 from keras_regnet.regnet import QUANTUM, RegNetParams
 from keras_regnet.spec import StageSpec
 
-BOTTLENECK_RATIOS = (1.0, 2.0, 4.0)
+PAPER_BOTTLENECKS = (1, 2, 4)  # the paper's b: an X block's inner width is w / b
+# StageSpec.bottleneck_ratio is the reference's multiplier (pycls BOT_MUL, timm bottle_ratio): 1 / b.
+BOTTLENECK_RATIOS = tuple(1.0 / b for b in PAPER_BOTTLENECKS)  # (1.0, 0.5, 0.25)
 GROUP_WIDTHS = (1, 2, 4, 8, 16, 32)
 COMPATIBILITY = ("adjust", "reject")
 SIZE_METHODS = ("paper", "exact")
@@ -34,22 +36,29 @@ class Candidates:
 
 
 def log_uniform(rng: np.random.Generator, lo: float, hi: float, q: float, shape: Any) -> np.ndarray:
-    """Log-uniform draws in [lo, hi] rounded to multiples of q (the paper's sampling of d, w, ...)."""
-    x = np.exp(rng.uniform(math.log(lo), math.log(hi), size=shape))
-    if q < 1:  # x * 10 / 10 rather than x / 0.1 * 0.1 keeps values like 23.4 exact decimals
+    """Log-uniform draws in [lo, hi] quantized to q, the reference sampler's law (pycls sweep/random.py).
+
+    x is log-uniform on (lo - q*, hi] with q* = min(q, lo / 2) and rounded *up* to a multiple of q, so
+    each value v gets the log-uniform mass of (v - q, v] (the lowest value that of (lo - q*, lo]).
+    """
+    x = np.exp(rng.uniform(math.log(lo - min(q, lo / 2)), math.log(hi), size=shape))
+    if q < 1:  # ceil(x * 10) / 10 rather than ceil(x / 0.1) * 0.1 keeps values like 23.4 exact decimals
         inv = round(1 / q)
-        return np.clip(np.round(x * inv) / inv, lo, hi)
-    return np.clip(np.round(x / q) * q, lo, hi)
+        return np.clip(np.ceil(x * inv) / inv, lo, hi)
+    return np.clip(np.ceil(x / q) * q, lo, hi)
 
 
 def choice(rng: np.random.Generator, values: tuple, shape: Any) -> np.ndarray:
-    """Uniform draws from a value set (log-uniform over a set of powers of two)."""
+    """Uniform draws from a value set (log-uniform over a set of powers of two, pycls power2_uniform)."""
     return np.asarray(values)[rng.integers(0, len(values), size=shape)]
 
 
 def adjust_compatibility(widths: np.ndarray, ratios: np.ndarray, groups: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorized `keras_regnet.regnet.adjust_block_compatibility` (same arithmetic, elementwise)."""
+    """Vectorized `keras_regnet.regnet.adjust_block_compatibility` (same arithmetic, elementwise).
+
+    `ratios` are bottleneck multipliers (StageSpec.bottleneck_ratio, inner width = width * ratio).
+    """
     v = np.maximum(1, np.floor(widths * ratios)).astype(np.int64)
     g = np.minimum(groups, v).astype(np.int64)
     b_int = np.floor(ratios).astype(np.int64)
@@ -68,11 +77,20 @@ def _check_values(label: str, values: tuple) -> None:
         raise ValueError(f"{label} must be a non-empty tuple of positive numbers, got {values!r}")
 
 
+def _draw_bottlenecks(rng: np.random.Generator, ratios: tuple, shape: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(multipliers, the paper's b = 1 / multiplier): one uniform choice from the space's ratios."""
+    r = choice(rng, ratios, shape).astype(np.float64)
+    return r, 1.0 / r
+
+
 @dataclass(frozen=True)
 class AnyNetSpace:
     """AnyNetX: 4 stages of X blocks, each with depth d_i, width w_i, bottleneck b_i, group width g_i.
 
-    The refinements of the paper are flags: shared b (B), shared g (C), non-decreasing widths (D),
+    d_i and w_i are log-uniform (the reference's quantized law, see `log_uniform`), b_i and g_i
+    uniform over their sets. `bottleneck_ratios` are StageSpec multipliers 1 / b: the default
+    (1, 0.5, 0.25) is the paper's b in {1, 2, 4}, inner width w / b; the sampled `bs` record the
+    paper's b. The refinements of the paper are flags: shared b (B), shared g (C), non-decreasing widths (D),
     non-decreasing depths (E). Constraints condition the same base distribution (draws violating
     them are rejected), so comparing two spaces isolates the constraint.
     """
@@ -108,22 +126,22 @@ class AnyNetSpace:
         shape, s = (n, self.num_stages), self.num_stages
         d = log_uniform(rng, *self.depth_range, 1, shape).astype(np.int64)
         w = log_uniform(rng, *self.width_range, self.width_quantum, shape).astype(np.int64)
-        b = choice(rng, self.bottleneck_ratios, (n, 1) if self.shared_b else shape).astype(np.float64)
+        r, b = _draw_bottlenecks(rng, self.bottleneck_ratios, (n, 1) if self.shared_b else shape)
         g = choice(rng, self.group_widths, (n, 1) if self.shared_g else shape).astype(np.int64)
-        b, g = np.broadcast_to(b, shape).copy(), np.broadcast_to(g, shape).copy()
+        r, b, g = (np.broadcast_to(x, shape).copy() for x in (r, b, g))
         valid = np.ones(n, dtype=bool)
         if self.increasing_widths and s > 1:
             valid &= np.all(np.diff(w, axis=1) >= 0, axis=1)
         if self.increasing_depths and s > 1:
             valid &= np.all(np.diff(d, axis=1) >= 0, axis=1)
         if self.compatibility == "adjust":
-            w_adj, g_adj = adjust_compatibility(w, b, g)
+            w_adj, g_adj = adjust_compatibility(w, r, g)
         else:
-            w_b = np.round(w * b).astype(np.int64)
+            w_b = np.round(w * r).astype(np.int64)
             valid &= np.all((g <= w_b) & (w_b % g == 0), axis=1)
             w_adj, g_adj = w, g
         params = {"ds": d, "ws": w, "bs": b, "gs": g}
-        return Candidates(params, StageArrays(d, w_adj, b, g_adj), valid)
+        return Candidates(params, StageArrays(d, w_adj, r, g_adj), valid)
 
     def stage_specs(self, c: Candidates, rows: np.ndarray, stem_width: int, stem_stride: int
                     ) -> list[Any]:
@@ -131,7 +149,7 @@ class AnyNetSpace:
         return _stage_tuples(c.stages, rows)
 
     def record(self, c: Candidates, i: int) -> dict[str, Any]:
-        """The raw sampled parameters of candidate i as JSON-ready lists."""
+        """The raw sampled parameters of candidate i as JSON-ready lists (bs: the paper's b_i)."""
         return {k: [v.item() for v in c.params[k][i]] for k in ("ds", "ws", "bs", "gs")}
 
     def size(self, method: str = "paper") -> float:
@@ -158,8 +176,10 @@ class RegNetSpace:
     """RegNet: d blocks with quantized linear widths from (w0, wa, wm), shared b and g.
 
     Ranges follow the paper (d < 64, w0, wa < 256, 1.5 <= wm <= 3, b and g as for AnyNetX) and the
-    reference sampler's quantization (w0 to 8, wa to 0.1, wm to 0.001). Networks whose quantized
-    widths skip a stage or whose stage count is outside `num_stages` are rejected.
+    laws of the reference's `regnet_sampler`: d uniform, w0, wa, wm log-uniform quantized to 8, 0.1
+    and 0.001 (`log_uniform`), b and g uniform over their sets (`bottleneck_ratios` are multipliers
+    1 / b; the record's b is the paper's). Networks whose quantized widths skip a stage or whose
+    stage count is outside `num_stages` are rejected.
     """
 
     name: str = "regnetx"
@@ -186,16 +206,21 @@ class RegNetSpace:
         _check_values(f"{self.name} bottleneck_ratios", self.bottleneck_ratios)
         _check_values(f"{self.name} group_widths", self.group_widths)
 
+    def draw_rule(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        """n raw (d, w0, wa, wm) draws, before any rejection: d uniform, the rest log-uniform."""
+        d = rng.integers(self.depth_range[0], self.depth_range[1] + 1, size=n)
+        w0 = log_uniform(rng, *self.w0_range, self.quantum, n)
+        wa = log_uniform(rng, *self.wa_range, self.wa_quantum, n)
+        wm = log_uniform(rng, *self.wm_range, self.wm_quantum, n)
+        return d, w0, wa, wm
+
     def draw(self, rng: np.random.Generator, n: int) -> Candidates:
         """Draw n (d, w0, wa, wm), keep those the rule maps to an allowed stage count, then b and g.
 
         b and g are independent of the rest, so drawing them only for the kept networks leaves the
         distribution unchanged while skipping work on the ~85% that are rejected.
         """
-        d = rng.integers(self.depth_range[0], self.depth_range[1] + 1, size=n)
-        w0 = log_uniform(rng, *self.w0_range, self.quantum, n)
-        wa = log_uniform(rng, *self.wa_range, self.wa_quantum, n)
-        wm = log_uniform(rng, *self.wm_range, self.wm_quantum, n)
+        d, w0, wa, wm = self.draw_rule(rng, n)
         powers = [np.ones(n), wm]  # wm^k by multiplication: cheaper than np.power, checked later
         for _ in range(2, self.num_stages[1]):
             powers.append(powers[-1] * wm)
@@ -220,19 +245,19 @@ class RegNetSpace:
         valid &= np.all(~used[:, 1:] | (np.diff(stage_w, axis=1) > 0), axis=1)  # distinct widths
         keep, depths, stage_w = keep[valid], depths[valid], stage_w[valid]
         m, s = depths.shape
-        b = choice(rng, self.bottleneck_ratios, m).astype(np.float64)
+        r, b = _draw_bottlenecks(rng, self.bottleneck_ratios, m)
         g = choice(rng, self.group_widths, m).astype(np.int64)
-        bb, gg = np.repeat(b[:, None], s, axis=1), np.repeat(g[:, None], s, axis=1)
-        w_adj, g_adj = adjust_compatibility(stage_w, bb, gg)
+        rr, gg = np.repeat(r[:, None], s, axis=1), np.repeat(g[:, None], s, axis=1)
+        w_adj, g_adj = adjust_compatibility(stage_w, rr, gg)
         params = {"d": d[keep].astype(np.int64), "w0": w0[keep].astype(np.int64), "wa": wa[keep],
-                  "wm": wm[keep], "b": b, "g": g, "_stage_widths": stage_w}
-        return Candidates(params, StageArrays(depths, w_adj, bb, g_adj), np.ones(m, dtype=bool))
+                  "wm": wm[keep], "b": b, "g": g, "_ratio": r, "_stage_widths": stage_w}
+        return Candidates(params, StageArrays(depths, w_adj, rr, g_adj), np.ones(m, dtype=bool))
 
     def regnet_params(self, c: Candidates, i: int, stem_width: int, stem_stride: int) -> RegNetParams:
-        """The RegNetParams of candidate i."""
+        """The RegNetParams of candidate i (its bottleneck_ratio is the multiplier 1 / b)."""
         p = c.params
         return RegNetParams(int(p["d"][i]), int(p["w0"][i]), float(p["wa"][i]), float(p["wm"][i]),
-                            int(p["g"][i]), float(p["b"][i]), float(self.se_ratio), stem_width, stem_stride,
+                            int(p["g"][i]), float(p["_ratio"][i]), float(self.se_ratio), stem_width, stem_stride,
                             self.quantum)
 
     def stage_specs(self, c: Candidates, rows: np.ndarray, stem_width: int, stem_stride: int
@@ -265,7 +290,7 @@ class RegNetSpace:
                 for r, (i, t) in enumerate(zip(rows, tuples))]
 
     def record(self, c: Candidates, i: int) -> dict[str, Any]:
-        """The sampled (d, w0, wa, wm, b, g) of candidate i."""
+        """The sampled (d, w0, wa, wm, b, g) of candidate i (b: the paper's, inner width w / b)."""
         return {k: c.params[k][i].item() for k in ("d", "w0", "wa", "wm", "b", "g")}
 
     def size(self, method: str = "paper") -> float:
@@ -303,7 +328,7 @@ SPACES: dict[str, Any] = {
     "regnetx": RegNetSpace(),
     "regnety": RegNetSpace(name="regnety", se_ratio=0.25),
     "regnetx_constrained": RegNetSpace(
-        name="regnetx_constrained", depth_range=(1, 40), wm_range=(2.0, 3.0), bottleneck_ratios=(1.0,)
+        name="regnetx_constrained", depth_range=(1, 40), wm_range=(2.0, 3.0), bottleneck_ratios=(1.0,),
     ),
     "regnety_constrained": RegNetSpace(
         name="regnety_constrained", depth_range=(1, 40), wm_range=(2.0, 3.0), bottleneck_ratios=(1.0,),
