@@ -30,6 +30,10 @@ WORKER = textwrap.dedent('''
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
+    from keras_regnet.layers import FusedBatchNormalization
+    # Every run normalizes with Keras' BN ops (as the synchronised replicas must), not the fused
+    # kernel, whose different rounding would otherwise be compared with the replica logic.
+    FusedBatchNormalization._fusable = lambda self, inputs, mask: False
     from training.config import TrainConfig
     from training.data import make_source
     from training.loop import Trainer
