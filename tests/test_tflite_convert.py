@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_regnet import build, make_spec
+from litert_doubles import refuse_xnnpack
 from tflite import convert, report
 
 SIZE = 16
@@ -105,26 +106,9 @@ def test_bad_format_arguments(tiny_model, kwargs, message):
 
 def test_a_model_xnnpack_refuses_runs_on_reference_kernels_and_is_flagged(tiny_model, images, tmp_path, monkeypatch,
                                                                           caplog):
-    import ai_edge_litert.interpreter as litert
-
     path = _write(tmp_path, convert.convert_model(tiny_model, SIZE, "float32"), "refused")
     expected = report.tflite_predict(path, images, threads=1)
-    real = litert.Interpreter
-
-    class XnnpackRefuses(real):
-        """Fails to prepare the way LiteRT does when XNNPACK rejects a node, unless delegates are off."""
-
-        def __init__(self, *args, **kwargs):
-            self.plain = kwargs.get("experimental_op_resolver_type") is not None
-            super().__init__(*args, **kwargs)
-
-        def allocate_tensors(self):
-            if not self.plain:
-                raise RuntimeError("failed to create XNNPACK runtimeNode number 7 (TfLiteXNNPackDelegate) "
-                                   "failed to prepare.")
-            return super().allocate_tensors()
-
-    monkeypatch.setattr(litert, "Interpreter", XnnpackRefuses)
+    refuse_xnnpack(monkeypatch, node=7)
     with caplog.at_level("WARNING", logger="tflite"):
         np.testing.assert_allclose(report.tflite_predict(path, images, threads=1), expected, atol=1e-5)
     assert "XNNPACK cannot run" in caplog.text

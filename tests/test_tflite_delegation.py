@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_regnet import build, make_spec
+from litert_doubles import refuse_xnnpack
 from tflite import convert, report
 
 SIZE = 16
@@ -27,26 +28,6 @@ def grouped():
     return _model(8)  # 3x3 convs with 2 and 4 groups
 
 
-def _refuse_xnnpack(monkeypatch):
-    """LiteRT failing to prepare XNNPACK (as it does for a node it rejects), unless delegates are off."""
-    import ai_edge_litert.interpreter as litert
-
-    real = litert.Interpreter
-
-    class XnnpackRefuses(real):
-        def __init__(self, *args, **kwargs):
-            self.plain = kwargs.get("experimental_op_resolver_type") is not None
-            super().__init__(*args, **kwargs)
-
-        def allocate_tensors(self):
-            if not self.plain:
-                raise RuntimeError("failed to create XNNPACK runtimeNode number 4 (TfLiteXNNPackDelegate) failed "
-                                   "to prepare.")
-            return super().allocate_tensors()
-
-    monkeypatch.setattr(litert, "Interpreter", XnnpackRefuses)
-
-
 @pytest.mark.parametrize("fmt", ["float32", "int8"])
 def test_every_conv_of_our_exports_runs_in_xnnpack(grouped, tmp_path, fmt):
     data = lambda: ([np.full((1, SIZE, SIZE, 3), v, np.float32)] for v in (0.0, 128.0, 255.0))  # noqa: E731
@@ -61,7 +42,7 @@ def test_every_conv_of_our_exports_runs_in_xnnpack(grouped, tmp_path, fmt):
 
 def test_grouped_convs_on_the_reference_kernel_fail_naming_the_op(grouped, tmp_path, monkeypatch):
     path = _write(tmp_path, convert.convert_model(grouped, SIZE, "float32"), "refused")
-    _refuse_xnnpack(monkeypatch)
+    refuse_xnnpack(monkeypatch)
     total, outside = report.conv_delegation(path)
     assert len(outside) == total
     row = report.VariantReport("float32", path, 1)
@@ -74,7 +55,7 @@ def test_grouped_convs_on_the_reference_kernel_fail_naming_the_op(grouped, tmp_p
 def test_dense_convs_on_the_reference_kernel_are_reported_not_refused(tmp_path, monkeypatch):
     model = _model([16, 32])  # group width = block width: every conv has one group
     path = _write(tmp_path, convert.convert_model(model, SIZE, "float32"), "dense")
-    _refuse_xnnpack(monkeypatch)
+    refuse_xnnpack(monkeypatch)
     row = report.VariantReport("float32", path, 1)
     report.check_delegation(row, path)
     assert row.xnnpack_convs.startswith("0/")
