@@ -37,34 +37,41 @@ from training.sweep_runner import CONFIG, SweepConfig, load_samples, parse_shard
 LATENCY_CONFIG = "latency_config.json"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("space", "regnetx", sorted(SPACES), "Design space to sample (ignored when SWEEP_DIR "
-                  "already holds a sweep: its population is measured).")
-flags.DEFINE_integer("num_models", 30, "Networks to sample.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Sampling seed.")
-flags.DEFINE_string("flops_range", "200M,1.6G", "low,high flops (K/M/G suffixes) or 'none'; default: the "
-                    "paper's 200MF-1.6GF range (Fig. 12).")
-flags.DEFINE_string("params_range", "none", "low,high parameter count or 'none'.")
-flags.DEFINE_string("acts_range", "none", "low,high activation count or 'none'.")
-flags.DEFINE_string("latency_range", "none", "low,high predicted milliseconds (with --latency_model) or 'none'.")
-flags.DEFINE_string("latency_model", "", "PATH#KEY of a fitted latency model (see training.analyze).")
-flags.DEFINE_integer("image_size", 224, "Input resolution of the built networks.", lower_bound=8)
-flags.DEFINE_integer("stem_stride", 2, "Stem stride of sampled networks (1 or 2).", lower_bound=1, upper_bound=2)
-flags.DEFINE_integer("stem_width", 32, "Stem width of sampled networks.", lower_bound=1)
-flags.DEFINE_integer("num_classes", 1000, "Classes of the head.", lower_bound=1)
-flags.DEFINE_string("sweep_dir", "sweeps/latency", "Directory of the population (created if missing).")
-flags.DEFINE_list("zoo", [], "Measure these zoo models instead of a sampled population ('all' = the 24; "
-                  "e.g. regnetx_200mf,regnety_600mf), to place them on the population plots.")
-flags.DEFINE_string("shard", "0/1", "i/n: measure the networks whose index is i mod n.")
-flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
-flags.DEFINE_list("formats", list(LATENCY_FORMATS), f"TFLite formats, of {', '.join(LATENCY_FORMATS)}.")
-flags.DEFINE_integer("calibration_images", 8, "Real images (scikit-learn digits) for int8 calibration.",
-                     lower_bound=1)
-flags.DEFINE_integer("tf_batch_size", 64, "TensorFlow batch for the paper's protocol; 0 skips it.", lower_bound=0)
-flags.DEFINE_float("target_rse", 0.02, "Repeat until the median time's relative standard error is <= this.")
-flags.DEFINE_integer("warmup", 5, "Untimed runs before timing.", lower_bound=0)
-flags.DEFINE_integer("min_runs", 10, "Timed runs at least.", lower_bound=2)
-flags.DEFINE_integer("max_runs", 300, "Timed runs at most.", lower_bound=2)
-flags.DEFINE_float("max_seconds", 20.0, "Stop timing one variant after this long even if the target is not met.")
+
+
+def define_flags() -> None:
+    """The CLI's flags; defined when it runs, so importing this module (tests, tools) defines none
+    and cannot collide with another CLI's flags in the same process."""
+    if "tf_batch_size" in FLAGS:
+        return
+    flags.DEFINE_enum("space", "regnetx", sorted(SPACES), "Design space to sample (ignored when SWEEP_DIR "
+                      "already holds a sweep: its population is measured).")
+    flags.DEFINE_integer("num_models", 30, "Networks to sample.", lower_bound=1)
+    flags.DEFINE_integer("seed", 0, "Sampling seed.")
+    flags.DEFINE_string("flops_range", "200M,1.6G", "low,high flops (K/M/G suffixes) or 'none'; default: the "
+                        "paper's 200MF-1.6GF range (Fig. 12).")
+    flags.DEFINE_string("params_range", "none", "low,high parameter count or 'none'.")
+    flags.DEFINE_string("acts_range", "none", "low,high activation count or 'none'.")
+    flags.DEFINE_string("latency_range", "none", "low,high predicted milliseconds (with --latency_model) or 'none'.")
+    flags.DEFINE_string("latency_model", "", "PATH#KEY of a fitted latency model (see training.analyze).")
+    flags.DEFINE_integer("image_size", 224, "Input resolution of the built networks.", lower_bound=8)
+    flags.DEFINE_integer("stem_stride", 2, "Stem stride of sampled networks (1 or 2).", lower_bound=1, upper_bound=2)
+    flags.DEFINE_integer("stem_width", 32, "Stem width of sampled networks.", lower_bound=1)
+    flags.DEFINE_integer("num_classes", 1000, "Classes of the head.", lower_bound=1)
+    flags.DEFINE_string("sweep_dir", "sweeps/latency", "Directory of the population (created if missing).")
+    flags.DEFINE_list("zoo", [], "Measure these zoo models instead of a sampled population ('all' = the 24; "
+                      "e.g. regnetx_200mf,regnety_600mf), to place them on the population plots.")
+    flags.DEFINE_string("shard", "0/1", "i/n: measure the networks whose index is i mod n.")
+    flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
+    flags.DEFINE_list("formats", list(LATENCY_FORMATS), f"TFLite formats, of {', '.join(LATENCY_FORMATS)}.")
+    flags.DEFINE_integer("calibration_images", 8, "Real images (scikit-learn digits) for int8 calibration.",
+                         lower_bound=1)
+    flags.DEFINE_integer("tf_batch_size", 64, "TensorFlow batch for the paper's protocol; 0 skips it.", lower_bound=0)
+    flags.DEFINE_float("target_rse", 0.02, "Repeat until the median time's relative standard error is <= this.")
+    flags.DEFINE_integer("warmup", 5, "Untimed runs before timing.", lower_bound=0)
+    flags.DEFINE_integer("min_runs", 10, "Timed runs at least.", lower_bound=2)
+    flags.DEFINE_integer("max_runs", 300, "Timed runs at most.", lower_bound=2)
+    flags.DEFINE_float("max_seconds", 20.0, "Stop timing one variant after this long even if the target is not met.")
 
 
 def settings() -> dict[str, Any]:
@@ -203,4 +210,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
