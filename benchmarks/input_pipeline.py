@@ -20,9 +20,11 @@ best round of each is kept. `--parallel=0` (default) maps without num_parallel_c
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
