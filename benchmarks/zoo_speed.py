@@ -2,6 +2,11 @@
 
     PYTHONPATH=. python benchmarks/zoo_speed.py                                # all 24 models
     PYTHONPATH=. python benchmarks/zoo_speed.py --models=regnetx_200mf,regnety_600mf --runs=10
+    PYTHONPATH=. python benchmarks/zoo_speed.py --resume                       # go on after a stop
+
+The table is rewritten after every model, so a stopped run keeps what it measured; --resume skips the
+models already in the CSV. Timed calls shrink with the model's flops (--runs for models up to 800 MF,
+never fewer than 3), so the 32GF models cost minutes, not an hour each.
 
 Per model (random weights, 2 threads everywhere, one process, one model at a time):
   flops, params, acts           analytic (keras_regnet.complexity), multiply-adds
@@ -14,6 +19,8 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
                                 onnx extra is installed)
   train_step_s                  one SGD step, batch --train_batch at 224, float32
   timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
+  runs, load, seconds           timed calls per batch-1 figure, 1-minute load average after the row, and
+                                the row's wall time
 Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
 compare rows measured in one run. The machine (CPU model, cores, TF version, load average) goes into
 the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/speed.md.
@@ -44,11 +51,18 @@ flags.DEFINE_integer("runs", 20, "Timed calls per batch-1 figure (batch 32 and t
 flags.DEFINE_integer("train_batch", 16, "Batch size of the train step.")
 flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when installed.")
 flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
+flags.DEFINE_bool("resume", False, "Keep the rows already in --csv and measure only the missing models.")
 flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
 
 COLUMNS = ("model", "flops_m", "params_m", "acts_m", "top1", "tf_b1_ms", "tf_b32_img_s", "litert_f32_ms",
            "litert_f32_noxnnpack_ms", "litert_int8_ms", "litert_int8_noxnnpack_ms", "onnxruntime_b1_ms",
-           "train_step_s", "timm_b1_ms", "timm_train_step_s")
+           "train_step_s", "timm_b1_ms", "timm_train_step_s", "runs", "load", "seconds")
+FULL_RUNS_UP_TO_MFLOPS = 800.0
+
+
+def runs_for(flops_m: float, runs: int) -> int:
+    """Timed calls for a model of flops_m: all --runs up to 800 MF, fewer for larger models, at least 3."""
+    return max(3, min(runs, round(runs * FULL_RUNS_UP_TO_MFLOPS / max(flops_m, 1.0))))
 
 
 def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 2) -> float:
@@ -171,6 +185,8 @@ def measure(name: str, size: int, runs: int, calib: np.ndarray) -> dict[str, Any
     cx = complexity(spec)
     row: dict[str, Any] = {"model": entry.display_name, "flops_m": cx.flops / 1e6, "params_m": cx.params / 1e6,
                            "acts_m": cx.acts / 1e6, "top1": 100 - entry.top1_err}
+    runs = runs_for(row["flops_m"], runs)
+    row["runs"] = runs
     model = build(spec, input_shape=(None, None, 3), classes=1000, classifier_activation=None)
     with tempfile.TemporaryDirectory() as workdir:
         row.update(tf_figures(model, size, runs))
@@ -186,6 +202,15 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if value < 1 else (f"{value:.1f}" if value < 1000 else f"{value:.0f}")
     return "" if value is None else str(value)
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """Rows of an earlier (possibly stopped) run's CSV, values as written; [] when there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f if not line.startswith("#")]
+    return [{k: v for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(lines)]
 
 
 def write(rows: list[dict[str, Any]], info: str, seconds: float) -> str:
@@ -215,17 +240,26 @@ def main(argv: list[str]) -> None:
     names = [get_entry(n).name for n in (FLAGS.models or list_models())]
     calib = load_images("digits:train", FLAGS.image_size, 8).images.astype(np.float32)
     info = machine()
-    start = time.perf_counter()
-    rows = []
+    rows = read_rows(FLAGS.csv) if FLAGS.resume else []
+    done = {row["model"] for row in rows}
+    seconds = sum(float(row.get("seconds", 0)) for row in rows)
     for name in names:
+        if get_entry(name).display_name in done:
+            continue
         t0 = time.perf_counter()
-        rows.append(measure(name, FLAGS.image_size, FLAGS.runs, calib))
-        print(f"{name}: {time.perf_counter() - t0:.0f} s  " + ", ".join(
-            f"{k}={_fmt(v)}" for k, v in rows[-1].items() if k != "model"), flush=True)
-    table = write(rows, info, time.perf_counter() - start)
+        row = measure(name, FLAGS.image_size, FLAGS.runs, calib)
+        row["seconds"] = time.perf_counter() - t0
+        row["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        rows.append(row)
+        seconds += row["seconds"]
+        table = write(rows, info, seconds)
+        print(f"{name}: {row['seconds']:.0f} s  " + ", ".join(
+            f"{k}={_fmt(v)}" for k, v in row.items() if k != "model"), flush=True)
+    table = write(rows, info, seconds)
     print(f"\n{info}\n{table}\nwrote {FLAGS.csv} and {FLAGS.markdown}")
-    ratios = [f"{r['model']} tf/timm b1 {r['tf_b1_ms'] / r['timm_b1_ms']:.2f}x, "
-              f"train {r['train_step_s'] / r['timm_train_step_s']:.2f}x" for r in rows if "timm_b1_ms" in r]
+    ratios = [f"{r['model']} tf/timm b1 {float(r['tf_b1_ms']) / float(r['timm_b1_ms']):.2f}x, "
+              f"train {float(r['train_step_s']) / float(r['timm_train_step_s']):.2f}x"
+              for r in rows if "timm_b1_ms" in r]
     if ratios:
         print("ratios keras_regnet/timm (< 1: keras_regnet faster): " + "; ".join(ratios))
 
