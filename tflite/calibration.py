@@ -9,23 +9,23 @@ Sources (the `--calibration_data` / `--eval_data` / `--qat_data` syntax):
                              the sorted sub-folder names) or directly in the folder (no labels).
   tfds:<name>[:<split>]      a TensorFlow Datasets dataset already prepared in the TFDS data dir.
 Folder and TFDS images get the serving preprocessing (shorter side to size/0.875, centre crop).
-The digits split is the training pipeline's own (training.data.digits), so a model trained by
-`python -m training.main` is scored here on exactly the images it never saw.
+The digits split and the folder listing are the training pipeline's own (keras_regnet.data), so a
+model trained by `python -m training.main` is scored here on exactly the images it never saw.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from keras_regnet import fileio
+from keras_regnet.data.image_folder import IMAGE_EXTENSIONS, list_classes, list_files, list_unlabelled
 from keras_regnet.eval_crop import scale_and_center_crop
 
 LOG = logging.getLogger("tflite")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 DIGITS_SPLITS = ("train", "test", "all")
 
 
@@ -52,7 +52,7 @@ def load_images(source: str, image_size: int, limit: int | None = None, flag: st
         result = _digits(source, image_size, limit, flag)
     elif source.startswith("tfds:"):
         result = _tfds(source, image_size, limit, flag)
-    elif os.path.isdir(source):
+    elif fileio.isdir(source):
         result = _folder(source, image_size, limit)
     else:
         raise ValueError(
@@ -68,10 +68,10 @@ def load_images(source: str, image_size: int, limit: int | None = None, flag: st
 
 
 def digits_rgb(image_size: int, split: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """The training pipeline's digits split (training.data.digits), upscaled to RGB 0-255 (bilinear)."""
+    """The training pipeline's digits split (keras_regnet.data.digits), upscaled to RGB 0-255 (bilinear)."""
     import tensorflow as tf
 
-    from training.data.digits import load_arrays
+    from keras_regnet.data.digits import load_arrays
 
     if split not in DIGITS_SPLITS:
         raise ValueError(f"digits split must be one of {DIGITS_SPLITS}, got {split!r}")
@@ -93,13 +93,8 @@ def _digits(source: str, image_size: int, limit: int | None, flag: str) -> Image
 
 def _folder(folder: str, image_size: int, limit: int | None) -> ImageSet:
     """Images in class sub-folders (labelled) or directly in `folder` (unlabelled)."""
-    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    if classes:
-        files = [(os.path.join(folder, c, f), i) for i, c in enumerate(classes)
-                 for f in sorted(os.listdir(os.path.join(folder, c))) if f.lower().endswith(IMAGE_EXTENSIONS)]
-    else:
-        files = [(os.path.join(folder, f), -1) for f in sorted(os.listdir(folder))
-                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+    classes = list_classes(folder)
+    files = list_files(folder, classes) if classes else [(path, -1) for path in list_unlabelled(folder)]
     if limit is not None and len(files) > limit:
         # Spread the sample over all classes rather than taking the first class only.
         files = [files[int(i)] for i in np.linspace(0, len(files) - 1, limit).round()]

@@ -23,6 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from tflite import name_clash
+
+name_clash.require_ours()
+
 LOG = logging.getLogger("tflite")
 
 FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8", "qat_int8", "pruned_int8", "onnx",

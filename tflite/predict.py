@@ -19,6 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from tflite import name_clash  # noqa: E402
+
+name_clash.require_ours()
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("tflite", None, "The .tflite file written by python -m tflite.export.")
 flags.DEFINE_list("images", None, "Image files (JPEG, PNG, BMP, GIF), comma-separated.")

@@ -1,9 +1,8 @@
 """The embedded dataset: scikit-learn's 8x8 handwritten digits, upscaled to RGB, fixed split.
 
-1797 real scanned digits (UCI optdigits test set) ship inside scikit-learn, so the default run
-needs no download. Images (0-16 grey levels) are scaled to 0-255, resized bilinearly to the
-training size and repeated over 3 channels; every 5th image per class (stratified, fixed, 20%)
-is held out for evaluation. Train augmentation: random shifts of up to 1/8 of the size.
+The split (keras_regnet.data.digits: every 5th image per class held out) is shared with the
+export's readers. Images (0-255) are resized bilinearly to the training size and repeated over 3
+channels. Train augmentation: random shifts of up to 1/8 of the size.
 """
 
 from __future__ import annotations
@@ -11,25 +10,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_regnet.data.digits import NUM_CLASSES, load_arrays
 from training.data import augment
 from training.data.pipeline import Source
 
-NUM_CLASSES = 10
-HOLDOUT_EVERY = 5
-
-
-def load_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train_x, train_y, eval_x, eval_y): uint8 8x8 images and int labels, split per class."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
-    labels = digits.target.astype(np.int64)
-    held_out = np.zeros(len(labels), dtype=bool)
-    for c in range(NUM_CLASSES):
-        idx = np.flatnonzero(labels == c)
-        held_out[idx[::HOLDOUT_EVERY]] = True
-    return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
+__all__ = ["NUM_CLASSES", "load_arrays", "make_source"]
 
 
 def _to_rgb(pixels: tf.Tensor, size: int) -> tf.Tensor:

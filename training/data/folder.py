@@ -13,30 +13,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from training import fileio
+from keras_regnet import fileio
+from keras_regnet.data.image_folder import IMAGE_EXTENSIONS, list_classes, list_files
 from training.data import augment
 from training.data.pipeline import Source
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 HOLDOUT_EVERY = 10
-
-
-def list_classes(root: str) -> list[str]:
-    """Sorted names of the class sub-folders of root."""
-    return sorted(d for d in fileio.listdir(root) if fileio.isdir(fileio.join(root, d)))
-
-
-def list_files(root: str, classes: list[str]) -> list[tuple[str, int]]:
-    """(path, class id) of every image file, in sorted order; a missing class folder has none."""
-    out = []
-    for label, name in enumerate(classes):
-        folder = fileio.join(root, name)
-        if not fileio.isdir(folder):
-            continue
-        for f in sorted(fileio.listdir(folder)):
-            if f.lower().endswith(EXTENSIONS):
-                out.append((fileio.join(folder, f), label))
-    return out
 
 
 def split_files(data_dir: str, val_fraction: float | None = None,
@@ -82,7 +64,7 @@ def make_source(data_dir: str, val_fraction: float | None = None, seed: int = 0,
     classes, train, held = split_files(data_dir, val_fraction, seed)
     if len(classes) < 2 or not train or not held:
         raise ValueError(
-            f"--data_dir={data_dir!r} needs >= 2 class sub-folders with images ({', '.join(EXTENSIONS)}); "
+            f"--data_dir={data_dir!r} needs >= 2 class sub-folders with images ({', '.join(IMAGE_EXTENSIONS)}); "
             f"found {len(classes)} classes, {len(train)} train and {len(held)} eval images"
         )
 
