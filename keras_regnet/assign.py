@@ -12,6 +12,8 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
+from keras_regnet.errors import WeightsError
+
 STEM_CONV = "stem_conv"
 
 
@@ -20,7 +22,7 @@ def assign_layer_weights(layer: Any, values: Sequence[Any], source: str, model_n
     expected = [tuple(w.shape) for w in layer.weights]
     got = [tuple(np.shape(v)) for v in values]
     if expected != got:
-        raise ValueError(
+        raise WeightsError(
             f"shape mismatch in layer {layer.name!r}: {source} has weight shapes {got}, "
             f"model {model_name!r} expects {expected}"
         )
@@ -37,10 +39,10 @@ def adapt_input_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
     """
     kernel = np.asarray(kernel, np.float32)
     if kernel.ndim != 4 or kernel.shape[2] != 3:
-        raise ValueError(f"adapt_input_kernel needs an RGB kernel [kh, kw, 3, out]; got shape "
-                         f"{kernel.shape}")
+        raise WeightsError(f"adapt_input_kernel needs an RGB kernel [kh, kw, 3, out]; got shape "
+                           f"{kernel.shape}")
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels must be a positive integer; got channels={channels!r}")
+        raise WeightsError(f"channels must be a positive integer; got channels={channels!r}")
     if channels == 3:
         return kernel
     if channels == 1:
@@ -63,7 +65,7 @@ def assign_by_name(model: Any, arrays: Mapping[str, Sequence[Any]], source: str,
             continue
         values = arrays.get(layer.name)
         if values is None:
-            raise ValueError(f"{source} has no weights for layer {layer.name!r} of model {model.name!r}")
+            raise WeightsError(f"{source} has no weights for layer {layer.name!r} of model {model.name!r}")
         values = list(values)
         if layer.name == STEM_CONV and _needs_adaptation(layer, values):
             values[0] = adapt_input_kernel(values[0], int(layer.weights[0].shape[2]))
@@ -95,5 +97,5 @@ def copy_weights_by_name(source_model: Any, target: Any, source: str = "model") 
             continue
         other = by_name.get(layer.name)
         if other is None:
-            raise ValueError(f"{source} has no layer {layer.name!r} needed by model {target.name!r}")
+            raise WeightsError(f"{source} has no layer {layer.name!r} needed by model {target.name!r}")
         assign_layer_weights(layer, other.get_weights(), source, target.name)

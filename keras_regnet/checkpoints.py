@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from keras_regnet.errors import WeightsError
+
 SAFETENSORS_SUFFIXES = (".safetensors",)
 NUMPY_SUFFIXES = (".npz",)
 TORCH_SUFFIXES = (".pth", ".pyth", ".pt", ".bin")
@@ -36,7 +38,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Tensors of a reference checkpoint as float32 numpy arrays keyed by state-dict name."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"checkpoint file {path!r} does not exist")
+        raise WeightsError(f"checkpoint file {path!r} does not exist")
     lower = path.lower()
     if lower.endswith(SAFETENSORS_SUFFIXES):
         state = _read_safetensors(path)
@@ -46,7 +48,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     elif lower.endswith(TORCH_SUFFIXES):
         state = _read_torch(path)
     else:
-        raise ValueError(
+        raise WeightsError(
             f"unsupported checkpoint {path!r}: expected one of {', '.join(CHECKPOINT_SUFFIXES)}"
         )
     return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
@@ -55,28 +57,28 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
         from safetensors.numpy import load_file
-    except ImportError:
-        raise ValueError(
+    except ImportError as err:
+        raise WeightsError(
             f"reading {path!r} needs the 'safetensors' package: pip install safetensors"
-        ) from None
+        ) from err
     try:
         return load_file(path)
     except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path!r} is not a valid safetensors file: {err}") from None
+        raise WeightsError(f"{path!r} is not a valid safetensors file: {err}") from err
 
 
 def _read_torch(path: str) -> dict[str, np.ndarray]:
     try:
         import torch
-    except ImportError:
-        raise ValueError(
+    except ImportError as err:
+        raise WeightsError(
             f"reading the torch checkpoint {path!r} needs PyTorch (pip install torch); "
             "or pass the .safetensors version of the weights"
-        ) from None
+        ) from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types; report them uniformly
-        raise ValueError(f"could not load {path!r} with torch.load(weights_only=True): {err}") from None
+        raise WeightsError(f"could not load {path!r} with torch.load(weights_only=True): {err}") from err
     state = unwrap_state(obj, source=path)
     return {k: v.detach().float().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
 
@@ -84,7 +86,7 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
 def unwrap_state(obj: Any, source: str = "checkpoint") -> Mapping[str, Any]:
     """The model state dict inside a training checkpoint (pycls `model_state`, `model`, ...)."""
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{source} holds a {type(obj).__name__}, expected a state dict")
+        raise WeightsError(f"{source} holds a {type(obj).__name__}, expected a state dict")
     for key in _STATE_KEYS:
         inner = obj.get(key)
         if isinstance(inner, Mapping):
@@ -100,7 +102,7 @@ def detect_naming(keys: Any) -> str:
     if any(_TIMM_BLOCK.match(k) for k in keys):
         return "timm"
     sample = ", ".join(sorted(keys)[:5]) or "(no keys)"
-    raise ValueError(
+    raise WeightsError(
         f"cannot tell the naming of this state dict (keys start {sample}); expected pycls keys "
         "like 's1.b1.f.a.weight' or timm keys like 's1.b1.conv1.conv.weight'"
     )

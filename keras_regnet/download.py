@@ -10,11 +10,13 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
+from keras_regnet.errors import WeightsError
+
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
 
 
-class WeightsDownloadError(ValueError):
+class WeightsDownloadError(WeightsError):
     """A pretrained-weights file could not be fetched or failed its integrity check."""
 
 
@@ -44,7 +46,7 @@ def download(url: str, dest: str, sha256: str | None = None, *, hint: str = "",
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
-        raise _error(url, dest, f"cannot create the cache folder {folder!r} ({err})", hint) from None
+        raise _error(url, dest, f"cannot create the cache folder {folder!r} ({err})", hint) from err
     fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
     try:
         digest = hashlib.sha256()
@@ -80,7 +82,7 @@ def _copy(url: str, out, digest, progress, timeout: float, dest: str, hint: str)
         if isinstance(err, WeightsDownloadError):
             raise
         reason = getattr(err, "reason", None) or err
-        raise _error(url, dest, f"download failed ({reason})", hint) from None
+        raise _error(url, dest, f"download failed ({reason})", hint) from err
 
 
 def _error(url: str, dest: str, what: str, hint: str) -> WeightsDownloadError:

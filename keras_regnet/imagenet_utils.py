@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
+
 IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _CLASSES_FILE = os.path.join(os.path.dirname(__file__), "data", "imagenet_classes.json")
@@ -21,7 +23,7 @@ def preprocess_input(x: Any, data_format: str | None = None) -> Any:
     Accepts numpy arrays and backend tensors (channels_last, or channels_first if data_format says).
     """
     if data_format not in (None, "channels_last", "channels_first"):
-        raise ValueError(
+        raise ConfigError(
             f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
         )
     shape = (3, 1, 1) if data_format == "channels_first" else (3,)
@@ -46,12 +48,12 @@ def decode_predictions(preds: Any, top: int = 5) -> list[list[tuple[str, str, fl
     """Top-`top` (wnid, name, score) per row of a (batch, 1000) prediction array."""
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != 1000:
-        raise ValueError(
+        raise ConfigError(
             "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape "
             f"(samples, 1000)). Received array with shape: {preds.shape}"
         )
     if isinstance(top, bool) or not isinstance(top, numbers.Integral) or not 1 <= top <= 1000:
-        raise ValueError(f"`top` must be an integer in [1, 1000]. Received: top={top!r}")
+        raise ConfigError(f"`top` must be an integer in [1, 1000]. Received: top={top!r}")
     top = int(top)
     classes = imagenet_classes()
     results = []

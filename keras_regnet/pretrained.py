@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_regnet import download as dl
 from keras_regnet.checkpoints import read_state_dict
+from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
 from keras_regnet.state_dict import convert_state_dict
 from keras_regnet.zoo import ZOO, ZooEntry, get_entry
@@ -80,7 +81,7 @@ def zoo_entry_for(spec: NetSpec) -> ZooEntry:
     for entry in ZOO.values():
         if _same_architecture(entry.spec(), spec):
             return entry
-    raise ValueError(
+    raise WeightsError(
         f"weights='imagenet' exists only for the 24 zoo models (keras_regnet.list_models()); the "
         f"network {spec.name!r} is none of them. Pass weights=None or a path to a weights file."
     )
@@ -116,10 +117,10 @@ def imagenet_arrays(model: str, *, progress: bool = True) -> dict[str, list[np.n
         arrays = convert_state_dict(read_state_dict(raw), get_entry(source.model).spec(),
                                     naming="timm", bgr_to_rgb=False, source=raw)
     except ValueError as err:
-        raise ValueError(
+        raise WeightsError(
             f"the weights file {raw} does not hold {source.model} from {source.hf_repo} ({err}); "
             "delete it to download it again"
-        ) from None
+        ) from err
     write_layer_arrays(arrays, converted)
     if downloaded:
         os.remove(raw)  # the converted file replaces it; a file the user placed is left alone
@@ -152,12 +153,12 @@ def read_layer_arrays(path: str) -> dict[str, list[np.ndarray]]:
         with np.load(path, allow_pickle=False) as data:
             flat = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"cached weights {path} are unreadable ({err}); delete the file") from None
+        raise WeightsError(f"cached weights {path} are unreadable ({err}); delete the file") from err
     indexed: dict[str, dict[int, np.ndarray]] = {}
     for key, value in flat.items():
         name, _, index = key.rpartition(_SEP)
         if not name or not index.isdigit():
-            raise ValueError(f"cached weights {path} hold an unexpected entry {key!r}; delete the file")
+            raise WeightsError(f"cached weights {path} hold an unexpected entry {key!r}; delete the file")
         indexed.setdefault(name, {})[int(index)] = value
     return {name: [values[i] for i in sorted(values)] for name, values in indexed.items()}
 

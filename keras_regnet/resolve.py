@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any, Mapping
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
 from keras_regnet.zoo import ZooEntry, get_entry, list_models
@@ -37,8 +38,8 @@ def resolve_model(model: Any, *, label: str = "model") -> tuple[NetSpec, ZooEntr
     if isinstance(model, Mapping):
         return _spec_from_data(dict(model), f"{label} (a dict)"), None
     if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"{label} must be a zoo name, a built-in name, a NetSpec JSON file or "
-                         f"inline NetSpec JSON; got {model!r}")
+        raise ConfigError(f"{label} must be a zoo name, a built-in name, a NetSpec JSON file or "
+                          f"inline NetSpec JSON; got {model!r}")
     text = model.strip()
     if text.startswith("{"):
         return _spec_from_text(text, f"{label} (inline JSON)"), None
@@ -48,11 +49,11 @@ def resolve_model(model: Any, *, label: str = "model") -> tuple[NetSpec, ZooEntr
         return _spec_from_file(text, label), None
     try:
         entry = get_entry(text)
-    except ValueError:
-        raise ValueError(
+    except ValueError as err:
+        raise ConfigError(
             f"{label}={model!r} is unknown; use a zoo name ({', '.join(list_models())}), "
             f"a built-in ({', '.join(BUILTIN)}), a NetSpec JSON file or inline NetSpec JSON"
-        ) from None
+        ) from err
     return entry.spec(), entry
 
 
@@ -68,12 +69,12 @@ def _looks_like_path(text: str) -> bool:
 
 def _spec_from_file(path: str, label: str) -> NetSpec:
     if not _isfile(path):
-        raise ValueError(f"{label}={path!r}: no such JSON spec file (no such NetSpec JSON file at "
-                         f"{_absolute(path)!r})")
+        raise ConfigError(f"{label}={path!r}: no such JSON spec file (no such NetSpec JSON file at "
+                          f"{_absolute(path)!r})")
     try:
         text = _read_text(path)
     except OSError as err:
-        raise ValueError(f"{label}={path!r} is not a readable JSON file: {err}") from None
+        raise ConfigError(f"{label}={path!r} is not a readable JSON file: {err}") from err
     return _spec_from_text(text, f"{label}={path!r}")
 
 
@@ -81,18 +82,18 @@ def _spec_from_text(text: str, label: str) -> NetSpec:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{label} is not a valid NetSpec JSON: {err}") from None
+        raise ConfigError(f"{label} is not a valid NetSpec JSON: {err}") from err
     return _spec_from_data(data, label)
 
 
 def _spec_from_data(data: Any, label: str) -> NetSpec:
     if not isinstance(data, dict):
-        raise ValueError(f"{label} is not a valid NetSpec: expected a JSON object, got "
-                         f"{type(data).__name__}")
+        raise ConfigError(f"{label} is not a valid NetSpec: expected a JSON object, got "
+                          f"{type(data).__name__}")
     try:
         return NetSpec.from_dict(data)
     except (TypeError, ValueError, KeyError) as err:
-        raise ValueError(f"{label} is not a valid NetSpec: {err}") from None
+        raise ConfigError(f"{label} is not a valid NetSpec: {err}") from err
 
 
 def _isfile(path: str) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_regnet.assign import assign_layer_weights
 from keras_regnet.checkpoints import NAMINGS, detect_naming, read_state_dict
+from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
 
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
@@ -67,9 +68,9 @@ _VANILLA = (
 def layer_map(spec: NetSpec, naming: str, include_top: bool = True) -> list[LayerMap]:
     """Every weighted Keras layer of `spec` with its reference module, in network order."""
     if naming not in NAMINGS:
-        raise ValueError(f"naming must be one of {NAMINGS}, got {naming!r}")
+        raise WeightsError(f"naming must be one of {NAMINGS}, got {naming!r}")
     if naming == "timm" and spec.block not in ("x", "y"):
-        raise ValueError(
+        raise WeightsError(
             f"timm naming exists only for X/Y blocks; spec {spec.name!r} has block {spec.block!r}"
         )
     column = 2 if naming == "pycls" else 3
@@ -97,7 +98,7 @@ def _to_keras(entry: LayerMap, tensors: list[np.ndarray], flip_stem: bool) -> li
     if entry.kind in ("conv", "conv_bias"):
         kernel = tensors[0]
         if kernel.ndim != 4:
-            raise ValueError(
+            raise WeightsError(
                 f"layer {entry.layer!r}: {entry.module}.weight has shape {kernel.shape}, expected a "
                 "4-D conv weight [out, in/groups, kh, kw]"
             )
@@ -108,7 +109,7 @@ def _to_keras(entry: LayerMap, tensors: list[np.ndarray], flip_stem: bool) -> li
     if entry.kind == "dense":
         weight = tensors[0]
         if weight.ndim != 2:
-            raise ValueError(
+            raise WeightsError(
                 f"layer {entry.layer!r}: {entry.module}.weight has shape {weight.shape}, expected "
                 "a 2-D linear weight [out, in]"
             )
@@ -140,7 +141,7 @@ def convert_state_dict(
     leftover = sorted(set(state) - set(wanted) - optional)
     leftover = [k for k in leftover if not k.endswith(_IGNORED_SUFFIXES)]
     if missing or leftover:
-        raise ValueError(
+        raise WeightsError(
             f"{source} ({naming} naming) does not match {spec.name!r}: "
             f"{_listing('missing keys', missing)}{'; ' if missing and leftover else ''}"
             f"{_listing('unexpected keys', leftover)}"
@@ -163,7 +164,7 @@ def assign(model: Any, weights: Mapping[str, list[np.ndarray]], source: str = "c
     uncovered = sorted(set(layers) - set(weights))
     unknown = sorted(set(weights) - set(layers))
     if uncovered or unknown:
-        raise ValueError(
+        raise WeightsError(
             f"{source} does not fit model {model.name!r}: "
             f"{_listing('model layers without weights in the checkpoint', uncovered)}"
             f"{'; ' if uncovered and unknown else ''}{_listing('checkpoint layers not in the model', unknown)}"

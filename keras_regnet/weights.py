@@ -27,7 +27,12 @@ from keras_regnet.assign import (  # noqa: F401  (re-exported: tflite and traini
     copy_weights_by_name,
     layer_arrays,
 )
-from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, is_checkpoint_path, read_state_dict
+from keras_regnet.checkpoints import (
+    CHECKPOINT_SUFFIXES,
+    is_checkpoint_path,
+    read_state_dict,
+)
+from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
@@ -65,14 +70,14 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
     suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
     if os.path.isfile(path):
         if not path.lower().endswith(suffixes):
-            raise ValueError(f"Unsupported weights file {label}={path!r}: expected a file ending in "
-                             ".keras or .weights.h5, a "
-                             f"reference checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), 'imagenet' or a "
-                             "run directory")
+            raise WeightsError(f"Unsupported weights file {label}={path!r}: expected a file ending in "
+                               ".keras or .weights.h5, a "
+                               f"reference checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), 'imagenet' or a "
+                               "run directory")
         return path
     if not os.path.isdir(path):
-        raise ValueError(f"{label}={path!r} does not exist; expected 'imagenet', a run directory or a "
-                         f"file ending in {', '.join(suffixes)}")
+        raise WeightsError(f"{label}={path!r} does not exist; expected 'imagenet', a run directory or a "
+                           f"file ending in {', '.join(suffixes)}")
     for suffix in (".keras", ".weights.h5"):
         found = [os.path.join(root, name) for root, dirs, files in os.walk(path)
                  for name in files if name.endswith(suffix) and not name.startswith(".")
@@ -80,8 +85,8 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
                              if part != ".")]
         if found:
             return max(found, key=os.path.getmtime)
-    raise ValueError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
-                     "pass a training --model_dir (it holds model.keras) or the file itself")
+    raise WeightsError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
+                       "pass a training --model_dir (it holds model.keras) or the file itself")
 
 
 def class_names_for(weights: str | None, classes: int) -> list[str] | None:
@@ -99,8 +104,8 @@ def class_names_for(weights: str | None, classes: int) -> list[str] | None:
     with open(candidate, encoding="utf-8") as f:
         names = json.load(f)
     if not isinstance(names, list) or len(names) != classes:
-        raise ValueError(f"{candidate} lists {len(names) if isinstance(names, list) else 'no'} class names "
-                         f"but the model has {classes} classes")
+        raise WeightsError(f"{candidate} lists {len(names) if isinstance(names, list) else 'no'} class names "
+                           f"but the model has {classes} classes")
     return [str(n) for n in names]
 
 
@@ -122,7 +127,7 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
         state = read_state_dict(weights)
         include_top = HEAD in _layer_names(model) and "head.fc.weight" in state
         return convert_state_dict(state, spec, include_top=include_top, source=weights), weights
-    raise ValueError(
+    raise WeightsError(
         f"Unsupported weights file {weights!r}: expected 'imagenet' or a path ending in "
         f"{', '.join(KERAS_SUFFIXES + CHECKPOINT_SUFFIXES)}"
     )
@@ -155,7 +160,7 @@ def _weights_file_arrays(model: Any, path: str) -> dict[str, list[np.ndarray]]:
             f.visititems(lambda name, obj: kernels.append(obj.shape) if isinstance(obj, h5py.Dataset)
                          and len(obj.shape) == 2 and "/dense" in f"/{name}" else None)
     except OSError as err:
-        raise ValueError(f"weights file {path!r} is not a readable HDF5 file: {err}") from None
+        raise WeightsError(f"weights file {path!r} is not a readable HDF5 file: {err}") from err
     clone = keras.models.clone_model(model, clone_function=_head_resizer(kernels[0][1] if kernels else None))
     _load_weights_file(clone, path)
     return layer_arrays(clone)
@@ -179,8 +184,8 @@ def _load_weights_file(model: Any, path: str) -> None:
         try:
             model.load_weights(path)
         except ValueError as err:
-            raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {err}") from None
+            raise WeightsError(f"weights file {path!r} does not match model {model.name!r}: {err}") from err
     problems = [str(w.message) for w in caught if "load" in str(w.message).lower()]
     if problems:
         first = problems[0].splitlines()[0][:300]
-        raise ValueError(f"weights file {path!r} does not match model {model.name!r}: {first}")
+        raise WeightsError(f"weights file {path!r} does not match model {model.name!r}: {first}")

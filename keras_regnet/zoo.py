@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
 
@@ -125,10 +126,10 @@ def list_models() -> list[str]:
 def get_entry(name: str) -> ZooEntry:
     """Look up a zoo model by any common spelling; unknown names list what is available."""
     if not isinstance(name, str):
-        raise ValueError(f"model name must be a string, got {name!r}")
+        raise ConfigError(f"model name must be a string, got {name!r}")
     canonical = _ALIASES.get(_normalise(name))
     if canonical is None:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return ZOO[canonical]
 
 

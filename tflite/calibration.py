@@ -21,7 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_regnet import fileio
-from keras_regnet.data.image_folder import IMAGE_EXTENSIONS, list_classes, list_files, list_unlabelled
+from keras_regnet.data.image_folder import (
+    IMAGE_EXTENSIONS,
+    list_classes,
+    list_files,
+    list_unlabelled,
+)
+from keras_regnet.errors import ConfigError, DataError
 from keras_regnet.eval_crop import scale_and_center_crop
 
 LOG = logging.getLogger("tflite")
@@ -45,9 +51,9 @@ class ImageSet:
 def load_images(source: str, image_size: int, limit: int | None = None, flag: str = "--calibration_data") -> ImageSet:
     """Read up to `limit` images from `source`; fail before any conversion if it yields none."""
     if not isinstance(source, str) or not source:
-        raise ValueError(f"{flag} must name a data source (digits, a folder or tfds:<name>), got {source!r}")
+        raise ConfigError(f"{flag} must name a data source (digits, a folder or tfds:<name>), got {source!r}")
     if limit is not None and limit < 1:
-        raise ValueError(f"image limit for {flag} must be >= 1, got {limit}")
+        raise ConfigError(f"image limit for {flag} must be >= 1, got {limit}")
     if source == "digits" or source.startswith("digits:"):
         result = _digits(source, image_size, limit, flag)
     elif source.startswith("tfds:"):
@@ -55,12 +61,12 @@ def load_images(source: str, image_size: int, limit: int | None = None, flag: st
     elif fileio.isdir(source):
         result = _folder(source, image_size, limit)
     else:
-        raise ValueError(
+        raise DataError(
             f"{flag}={source!r} is neither 'digits[:train|:test|:all]', 'tfds:<name>[:<split>]' nor an "
             "existing folder of images"
         )
     if not len(result):
-        raise ValueError(
+        raise DataError(
             f"{flag}={source!r} yielded no images ({result.skipped} undecodable files skipped; "
             f"looked for {', '.join(IMAGE_EXTENSIONS)})"
         )
@@ -74,7 +80,7 @@ def digits_rgb(image_size: int, split: str = "all") -> tuple[np.ndarray, np.ndar
     from keras_regnet.data.digits import load_arrays
 
     if split not in DIGITS_SPLITS:
-        raise ValueError(f"digits split must be one of {DIGITS_SPLITS}, got {split!r}")
+        raise ConfigError(f"digits split must be one of {DIGITS_SPLITS}, got {split!r}")
     train_x, train_y, eval_x, eval_y = load_arrays()
     grey, labels = {"train": (train_x, train_y), "test": (eval_x, eval_y),
                     "all": (np.concatenate([train_x, eval_x]), np.concatenate([train_y, eval_y]))}[split]
@@ -86,7 +92,7 @@ def digits_rgb(image_size: int, split: str = "all") -> tuple[np.ndarray, np.ndar
 def _digits(source: str, image_size: int, limit: int | None, flag: str) -> ImageSet:
     split = source.partition(":")[2] or "all"
     if split not in DIGITS_SPLITS:
-        raise ValueError(f"{flag}={source!r}: digits split must be one of {DIGITS_SPLITS}")
+        raise ConfigError(f"{flag}={source!r}: digits split must be one of {DIGITS_SPLITS}")
     images, labels = digits_rgb(image_size, split)
     return ImageSet(images[:limit], labels[:limit], source)
 
@@ -134,7 +140,7 @@ def _tfds(source: str, image_size: int, limit: int | None, flag: str) -> ImageSe
         split = split or ("validation" if "validation" in builder.info.splits else "test")
         dataset = builder.as_dataset(split=split, as_supervised=True)
     except Exception as err:  # TFDS raises many types for unknown/unprepared datasets
-        raise ValueError(f"{flag}={source!r}: cannot read TFDS dataset {name!r} split {split!r}: {err}") from None
+        raise DataError(f"{flag}={source!r}: cannot read TFDS dataset {name!r} split {split!r}: {err}") from err
     images, labels = [], []
     for image, label in dataset.take(limit if limit else -1):
         if image.shape[-1] == 1:

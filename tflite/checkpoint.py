@@ -16,13 +16,12 @@ normalization inside, so every export shares one input contract. Class names com
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from keras_regnet.checkpoints import is_checkpoint_path, read_state_dict
+from keras_regnet.errors import WeightsError
 from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
-
 
 
 def resolve_spec(model: str) -> NetSpec:
@@ -51,7 +50,7 @@ def checkpoint_classes(path: str) -> int:
     if is_checkpoint_path(path):
         head = read_state_dict(path).get("head.fc.weight")
         if head is None or head.ndim != 2:
-            raise ValueError(f"checkpoint {path!r} has no classifier 'head.fc.weight'; pass --classes")
+            raise WeightsError(f"checkpoint {path!r} has no classifier 'head.fc.weight'; pass --classes")
         return int(head.shape[0])
     if path.endswith(".keras"):
         import keras
@@ -62,7 +61,7 @@ def checkpoint_classes(path: str) -> int:
             saved = keras.saving.load_model(path, compile=False)
             return int(saved.get_layer("predictions").units)
         except ValueError as err:
-            raise ValueError(f"checkpoint {path!r} has no usable 'predictions' layer: {err}") from None
+            raise WeightsError(f"checkpoint {path!r} has no usable 'predictions' layer: {err}") from err
     import h5py
 
     # Keras 3 weight files name layers by class ("layers/dense/vars/0"); a RegNet has one Dense.
@@ -72,7 +71,7 @@ def checkpoint_classes(path: str) -> int:
                      if isinstance(obj, h5py.Dataset) and len(obj.shape) == 2
                      and ("predictions" in name or "/dense/" in f"/{name}") else None)
     if not shapes:
-        raise ValueError(f"checkpoint {path!r} has no 'predictions' kernel; was it saved with include_top=True?")
+        raise WeightsError(f"checkpoint {path!r} has no 'predictions' kernel; was it saved with include_top=True?")
     return int(shapes[0][1])
 
 
@@ -91,8 +90,8 @@ def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = N
     try:
         load_into(model, path, spec)
     except ValueError as err:
-        raise ValueError(
+        raise WeightsError(
             f"checkpoint {path!r} does not match the expected model {spec.name!r} "
             f"({classes} classes, stage widths {spec.widths}, depths {spec.depths}): {err}"
-        ) from None
+        ) from err
     return model, path

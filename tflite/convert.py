@@ -13,14 +13,18 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2,
+)
+
+from keras_regnet.errors import ExportError
 
 TFLITE_FORMATS = ("float32", "float16", "dynamic_int8", "int8", "qat_int8")
 IO_TYPES = ("int8", "uint8")
 _FLEX_PATTERNS = (r"TF Select ops: ([^\n]+)", r"Custom ops: ([^\n]+)", r"'tf\.(\w+)' op is neither")
 
 
-class UnsupportedOpsError(ValueError):
+class UnsupportedOpsError(ExportError):
     """The model needs ops outside the TFLite builtin set (Flex/Select TF ops or custom ops)."""
 
     def __init__(self, fmt: str, ops: list[str]) -> None:
@@ -52,11 +56,11 @@ def convert_function(fn: Any, trackable: Any, fmt: str, io_type: str = "uint8",
                      representative: Callable[[], Iterable[list[np.ndarray]]] | None = None) -> bytes:
     """Convert a static-shape tf.function to TFLite bytes; raise UnsupportedOpsError on non-builtins."""
     if fmt not in TFLITE_FORMATS:
-        raise ValueError(f"unknown TFLite format {fmt!r}; allowed: {', '.join(TFLITE_FORMATS)}")
+        raise ExportError(f"unknown TFLite format {fmt!r}; allowed: {', '.join(TFLITE_FORMATS)}")
     if io_type not in IO_TYPES:
-        raise ValueError(f"int8 input/output type must be one of {IO_TYPES}, got {io_type!r}")
+        raise ExportError(f"int8 input/output type must be one of {IO_TYPES}, got {io_type!r}")
     if fmt == "int8" and representative is None:
-        raise ValueError("full-integer int8 needs a representative dataset of real images")
+        raise ExportError("full-integer int8 needs a representative dataset of real images")
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -77,7 +81,7 @@ def convert_function(fn: Any, trackable: Any, fmt: str, io_type: str = "uint8",
     except Exception as err:  # ConverterError, wrapped in several TF versions' types
         ops = unsupported_ops_from_message(str(err))
         if ops:
-            raise UnsupportedOpsError(fmt, ops) from None
+            raise UnsupportedOpsError(fmt, ops) from err
         raise
     check_builtin_only(flatbuffer, fmt)
     return flatbuffer

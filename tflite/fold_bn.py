@@ -17,6 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_regnet.errors import ExportError
+
 
 def foldable_pairs(model: keras.Model) -> dict[str, str]:
     """{bn layer name: conv layer name} for every BN that can be folded into the conv feeding it."""
@@ -39,8 +41,8 @@ def folded_conv_weights(kernel: np.ndarray, bias: np.ndarray | None, gamma: np.n
                         epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     """(W', b') of conv followed by inference-mode BN; the kernel's last axis is the output channel."""
     if kernel.shape[-1] != mean.shape[-1]:
-        raise ValueError(f"conv kernel {kernel.shape} has {kernel.shape[-1]} output channels but BN has "
-                         f"{mean.shape[-1]}")
+        raise ExportError(f"conv kernel {kernel.shape} has {kernel.shape[-1]} output channels but BN has "
+                          f"{mean.shape[-1]}")
     dtype = kernel.dtype
     scale = (np.ones_like(mean, np.float64) if gamma is None else gamma.astype(np.float64))
     scale = scale / np.sqrt(var.astype(np.float64) + epsilon)
@@ -62,7 +64,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     from keras.src.models.functional import Functional
 
     if not isinstance(model, Functional):
-        raise ValueError(f"fold_batch_norm needs a functional keras.Model, got {type(model).__name__}")
+        raise ExportError(f"fold_batch_norm needs a functional keras.Model, got {type(model).__name__}")
     pairs = foldable_pairs(model)
     convs = {conv: bn for bn, conv in pairs.items()}
 

@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from keras_regnet.errors import ExportError
+
 OPSET = 17
 INPUT_NAME = "images"
 OUTPUTS = ("logits", "probabilities")
@@ -31,7 +33,7 @@ def require() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise ValueError(f"--formats=onnx needs {', '.join(missing)}: pip install 'keras-regnet[onnx]'")
+        raise ExportError(f"--formats=onnx needs {', '.join(missing)}: pip install 'keras-regnet[onnx]'")
 
 
 def serving_function(model: Any, image_size: int) -> Any:
@@ -53,7 +55,7 @@ def convert(model: Any, image_size: int, opset: int = OPSET) -> bytes:
     import tf2onnx
 
     if not isinstance(opset, int) or opset < 13:
-        raise ValueError(f"ONNX opset must be an integer >= 13, got {opset!r}")
+        raise ExportError(f"ONNX opset must be an integer >= 13, got {opset!r}")
     fn = serving_function(model, image_size)
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
     for value in list(proto.graph.input) + list(proto.graph.output):
@@ -62,8 +64,8 @@ def convert(model: Any, image_size: int, opset: int = OPSET) -> bytes:
         dim.dim_param = BATCH_DIM
     names = [o.name for o in proto.graph.output]
     if sorted(names) != sorted(OUTPUTS) or [i.name for i in proto.graph.input] != [INPUT_NAME]:
-        raise ValueError(f"unexpected ONNX graph signature: inputs {[i.name for i in proto.graph.input]}, "
-                         f"outputs {names}; expected {INPUT_NAME!r} -> {OUTPUTS}")
+        raise ExportError(f"unexpected ONNX graph signature: inputs {[i.name for i in proto.graph.input]}, "
+                          f"outputs {names}; expected {INPUT_NAME!r} -> {OUTPUTS}")
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -91,7 +93,7 @@ def session(path: str, threads: int, spinning: bool = True) -> Any:
     import onnxruntime as ort
 
     if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"ONNX Runtime threads must be an integer >= 1, got {threads!r}")
+        raise ExportError(f"ONNX Runtime threads must be an integer >= 1, got {threads!r}")
     options = ort.SessionOptions()
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -117,7 +119,7 @@ def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: 
             spinning: bool = True) -> dict[str, float]:
     """Mean and p90 milliseconds per batch-1 run on one real image."""
     if runs < 1:
-        raise ValueError(f"latency runs must be >= 1, got {runs}")
+        raise ExportError(f"latency runs must be >= 1, got {runs}")
     sess = session(path, threads, spinning)
     feed = {INPUT_NAME: image[None].astype(np.float32)}
     for _ in range(warmup):
@@ -133,12 +135,17 @@ def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: 
 def quantize_int8(float_path: str, output_path: str, calibration: Iterable[np.ndarray]) -> bytes:
     """Static QDQ int8 model (per-channel weights, uint8 activations) calibrated on real images."""
     require()
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     images = [np.asarray(image, np.float32) for image in calibration]
     if not images:
-        raise ValueError("ONNX int8 quantization needs at least one calibration image, got none")
+        raise ExportError("ONNX int8 quantization needs at least one calibration image, got none")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

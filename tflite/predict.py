@@ -15,6 +15,8 @@ import os
 import sys
 from typing import Sequence
 
+from keras_regnet.errors import ConfigError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -39,7 +41,7 @@ def find_class_names(tflite_path: str, explicit: str | None = None) -> list[str]
             with open(candidate, encoding="utf-8") as f:
                 return [str(n) for n in json.load(f)]
         if explicit:
-            raise ValueError(f"--class_names={explicit!r}: no such file")
+            raise ConfigError(f"--class_names={explicit!r}: no such file")
     return None
 
 
@@ -56,11 +58,11 @@ def predict(tflite_path: str, images: Sequence[str], top_k: int = 3,
     batch = []
     for path in images:
         if not os.path.isfile(path):
-            raise ValueError(f"--images: {path!r} is not a file")
+            raise ConfigError(f"--images: {path!r} is not a file")
         batch.append(decode_and_center_crop(tf.io.read_file(path), size).numpy())
     probs = tflite_predict(tflite_path, np.stack(batch))
     if names is not None and len(names) != probs.shape[-1]:
-        raise ValueError(f"{len(names)} class names for a model with {probs.shape[-1]} classes")
+        raise ConfigError(f"{len(names)} class names for a model with {probs.shape[-1]} classes")
     out = []
     for row in probs:
         order = np.argsort(-row)[:top_k]
@@ -74,11 +76,11 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         if not FLAGS.tflite or not os.path.isfile(FLAGS.tflite):
-            raise ValueError(f"--tflite={FLAGS.tflite!r} is not a file; pass a .tflite from tflite.export")
+            raise ConfigError(f"--tflite={FLAGS.tflite!r} is not a file; pass a .tflite from tflite.export")
         if not FLAGS.images:
-            raise ValueError("--images is empty; pass one or more image files")
+            raise ConfigError("--images is empty; pass one or more image files")
         if FLAGS.top_k < 1:
-            raise ValueError(f"--top_k must be >= 1, got {FLAGS.top_k}")
+            raise ConfigError(f"--top_k must be >= 1, got {FLAGS.top_k}")
         names = find_class_names(FLAGS.tflite, FLAGS.class_names)
         results = predict(FLAGS.tflite, FLAGS.images, FLAGS.top_k, names)
     except ValueError as e:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec
 
 
@@ -30,7 +31,7 @@ class PruneResult:
 def check_sparsity(sparsity: float) -> float:
     """The target fraction of zero kernel weights must lie in [0, 1)."""
     if not isinstance(sparsity, (int, float)) or not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"--prune_sparsity must be in [0, 1), got {sparsity!r}")
+        raise ConfigError(f"--prune_sparsity must be in [0, 1), got {sparsity!r}")
     return float(sparsity)
 
 
@@ -63,7 +64,7 @@ def run_pruning(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, 
 
     check_sparsity(sparsity)
     if labels is None or len(labels) != len(images) or not len(images):
-        raise ValueError("pruning needs labelled images; the data gave none (use a labelled folder or digits)")
+        raise ConfigError("pruning needs labelled images; the data gave none (use a labelled folder or digits)")
     classes = int(model.get_layer("predictions").units)
     with _legacy_keras_env():
         import tensorflow_model_optimization as tfmot

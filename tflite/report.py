@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError, ExportError
+
 LATENCY_THREADS = (1, 2)
 LOG = logging.getLogger("tflite")
 
@@ -77,7 +79,7 @@ def delegate(path: str) -> str:
     return "xnnpack" if failure is None else f"reference kernels (XNNPACK failed: {failure})"
 
 
-class DelegateFallbackError(ValueError):
+class DelegateFallbackError(ExportError):
     """Grouped CONV_2D ops of a TFLite model would run on LiteRT's reference kernel, not XNNPACK."""
 
     def __init__(self, path: str, ops: list[str]) -> None:
@@ -169,7 +171,7 @@ def latency(path: str, image: np.ndarray, threads: int, runs: int = 30, warmup: 
             xnnpack: bool = True) -> dict[str, float]:
     """Mean and p90 milliseconds per invoke on one real image (xnnpack=False: builtin kernels only)."""
     if runs < 1:
-        raise ValueError(f"latency runs must be >= 1, got {runs}")
+        raise ConfigError(f"latency runs must be >= 1, got {runs}")
     if xnnpack:
         interpreter = _interpreter(path, threads)
     else:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_regnet.errors import ExportError
 from keras_regnet.eval_crop import decode_and_center_crop
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
@@ -111,7 +112,7 @@ def check_graph(directory: str) -> None:
             if op_def_registry.get(node.op) is None and node.op not in functions:
                 unknown.add(node.op)
     if xla or unknown:
-        raise ValueError(
+        raise ExportError(
             f"SavedModel {directory!r} is not servable by a stock TF Serving: "
             f"XLA-only functions {sorted(xla)}, unknown/custom ops {sorted(unknown)}"
         )
@@ -152,7 +153,7 @@ def batch_latency(functions: dict[str, Any], images: np.ndarray, batches: tuple[
     max(2, runs // 8) timed runs.
     """
     if runs < 1:
-        raise ValueError(f"latency runs must be >= 1, got {runs}")
+        raise ExportError(f"latency runs must be >= 1, got {runs}")
     result: dict[str, dict[str, dict[str, float]]] = {name: {} for name in functions}
     for batch in batches:
         reps = -(-batch // len(images))

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from keras_regnet.errors import ConfigError
+
 HEAD = "predictions"
 FINETUNE_LR = 0.003
 FINETUNE_EPOCHS = 10
@@ -35,7 +37,7 @@ def finetune_lr(batch_size: int) -> float:
 def parse_freeze(freeze: str, num_stages: int | None = None) -> tuple[str, ...]:
     """--freeze as layer-name prefixes: () for none, ("backbone",), or ("stem", "s1_", ...)."""
     if not isinstance(freeze, str) or not freeze.strip():
-        raise ValueError(f"--freeze must be none, backbone or a list like stem,s1,s2; got {freeze!r}")
+        raise ConfigError(f"--freeze must be none, backbone or a list like stem,s1,s2; got {freeze!r}")
     text = freeze.strip().lower()
     if text in ("none", "backbone"):
         return () if text == "none" else ("backbone",)
@@ -48,8 +50,8 @@ def parse_freeze(freeze: str, num_stages: int | None = None) -> tuple[str, ...]:
             out.append(f"s{int(match.group(1))}_")
         else:
             stages = f"s1..s{num_stages}" if num_stages else "s1, s2, ..."
-            raise ValueError(f"--freeze={freeze!r}: {part!r} is not allowed; use none, backbone or a "
-                             f"comma-separated list of stem and stages ({stages})")
+            raise ConfigError(f"--freeze={freeze!r}: {part!r} is not allowed; use none, backbone or a "
+                              f"comma-separated list of stem and stages ({stages})")
     return tuple(out)
 
 

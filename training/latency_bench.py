@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
+
 LATENCY_FORMATS = ("float32", "int8")
 
 
@@ -31,8 +33,8 @@ class TimingPolicy:
     def __post_init__(self) -> None:
         if not (0 <= self.warmup and 2 <= self.min_runs <= self.max_runs and self.max_seconds > 0
                 and 0 < self.target_rse < 1):
-            raise ValueError(f"timing policy needs warmup >= 0, 2 <= min_runs <= max_runs, max_seconds > 0 "
-                             f"and 0 < target_rse < 1, got {asdict(self)}")
+            raise ConfigError(f"timing policy needs warmup >= 0, 2 <= min_runs <= max_runs, max_seconds > 0 "
+                              f"and 0 < target_rse < 1, got {asdict(self)}")
 
 
 def summarize_times(times_ms: list[float], target_rse: float, cpu_ms: list[float] | None = None) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def export(model: Any, image_size: int, fmt: str, calib: np.ndarray) -> bytes:
     from tflite.convert import convert_model
 
     if fmt not in LATENCY_FORMATS:
-        raise ValueError(f"latency format must be one of {LATENCY_FORMATS}, got {fmt!r}")
+        raise ConfigError(f"latency format must be one of {LATENCY_FORMATS}, got {fmt!r}")
 
     def representative() -> Any:
         for image in calib:

@@ -15,8 +15,15 @@ import numpy as np
 
 from keras_regnet.design_space import plots
 from keras_regnet.design_space.latency import (
-    METRICS, Correlation, LatencyModel, best_predictor, correlation, fit_latency_model, save_models,
+    METRICS,
+    Correlation,
+    LatencyModel,
+    best_predictor,
+    correlation,
+    fit_latency_model,
+    save_models,
 )
+from keras_regnet.errors import ConfigError, DataError
 from training.fileio import write_text_atomic
 from training.sweep_results import ResultsFile
 
@@ -37,7 +44,7 @@ def latency_rows(records: list[dict[str, Any]], stat: str = "median_ms") -> list
     Records without that statistic (e.g. cpu_ms of files written before it was recorded) leave it out.
     """
     if stat not in STATS:
-        raise ValueError(f"latency statistic must be one of {STATS}, got {stat!r}")
+        raise ConfigError(f"latency statistic must be one of {STATS}, got {stat!r}")
     rows = []
     for r in records:
         row = {k: float(r["complexity"][k]) for k in METRICS}
@@ -81,12 +88,12 @@ def analyze_latency(sweep_dirs: list[str], names: list[str], out_dir: str, stat:
         if sampled:
             pops[name] = sampled
     if not pops:
-        raise ValueError(f"no measured sampled networks in {', '.join(sweep_dirs)} (only zoo models or empty "
-                         f"{LATENCY} files)")
+        raise DataError(f"no measured sampled networks in {', '.join(sweep_dirs)} (only zoo models or empty "
+                        f"{LATENCY} files)")
     sizes = {r["image_size"] for rows in pops.values() for r in rows}
     if len(sizes) != 1:
-        raise ValueError(f"latency populations were measured at different input sizes {sorted(sizes)}; "
-                         f"analyze one size at a time")
+        raise DataError(f"latency populations were measured at different input sizes {sorted(sizes)}; "
+                        f"analyze one size at a time")
     size = sizes.pop()
     os.makedirs(out_dir, exist_ok=True)
     pooled = [r for rows in pops.values() for r in rows]
@@ -94,8 +101,8 @@ def analyze_latency(sweep_dirs: list[str], names: list[str], out_dir: str, stat:
     tables: dict[str, dict[str, list[Correlation]]] = {}
     models, form_errors, zoo_errors = [], {}, {}
     if not latency_keys(pooled):
-        raise ValueError(f"the latency files of {', '.join(sweep_dirs)} hold no {stat} values (files written "
-                         f"before it was recorded?); choose another latency statistic of {STATS}")
+        raise DataError(f"the latency files of {', '.join(sweep_dirs)} hold no {stat} values (files written "
+                        f"before it was recorded?); choose another latency statistic of {STATS}")
     for key in latency_keys(pooled):
         per_pop = {name: columns(rows, key) for name, rows in pops.items()}
         per_pop = {n: c for n, c in per_pop.items() if len(c[key]) >= 3}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_regnet.resolve import BUILTIN, resolve_model as _resolve
+from keras_regnet.errors import ConfigError
+from keras_regnet.resolve import BUILTIN
+from keras_regnet.resolve import resolve_model as _resolve
 from keras_regnet.spec import NetSpec
 from keras_regnet.zoo import ZooEntry
 
@@ -19,8 +21,8 @@ def resolve_model(model: Any) -> tuple[NetSpec, ZooEntry | None]:
 def check_image_size(spec: NetSpec, image_size: int) -> None:
     """ValueError naming --image_size when it is smaller than the network's total stride."""
     if image_size < spec.total_stride:
-        raise ValueError(f"--image_size={image_size} is too small for --model={spec.name!r} (total stride "
-                         f"{spec.total_stride}); use --image_size >= {spec.total_stride}")
+        raise ConfigError(f"--image_size={image_size} is too small for --model={spec.name!r} (total stride "
+                          f"{spec.total_stride}); use --image_size >= {spec.total_stride}")
 
 
 def build_model(spec: NetSpec, image_size: int, num_classes: int, *, weights: Any = None,

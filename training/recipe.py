@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import keras
 
+from keras_regnet.errors import ConfigError
+
 REFERENCE_BATCH = 128
 REFERENCE_LR_PER_128 = 0.1
 
@@ -39,7 +41,7 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, base_lr: float, total_steps: int, warmup_steps: int,
                  warmup_factor: float = 0.1) -> None:
         if total_steps < 1:
-            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+            raise ConfigError(f"total_steps must be >= 1, got {total_steps}")
         self.base_lr = float(base_lr)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)

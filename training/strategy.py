@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from keras_regnet.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -40,7 +42,7 @@ def tf_config_workers() -> tuple[int, str, int]:
         cluster = config.get("cluster", {})
         task = config.get("task", {})
     except (ValueError, AttributeError) as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({e}); --strategy=multi_worker_mirrored needs it") from None
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}); --strategy=multi_worker_mirrored needs it") from e
     count = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
     return count, task.get("type", ""), int(task.get("index", 0))
 
@@ -54,8 +56,8 @@ def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Stra
         return tf.distribute.TPUStrategy(_connect_tpu(tpu)), kind
     if kind == "multi_worker_mirrored":
         if workers < 1 or not os.environ.get("TF_CONFIG"):
-            raise ValueError("--strategy=multi_worker_mirrored needs TF_CONFIG describing the cluster "
-                             "(set it on every worker), or use --strategy=auto|mirrored|one_device")
+            raise ConfigError("--strategy=multi_worker_mirrored needs TF_CONFIG describing the cluster "
+                              "(set it on every worker), or use --strategy=auto|mirrored|one_device")
         return tf.distribute.MultiWorkerMirroredStrategy(), kind  # before any device query
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "auto":
@@ -65,8 +67,8 @@ def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Stra
         return tf.distribute.MirroredStrategy(devices), kind
     if kind == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0"), kind
-    raise ValueError(f"--strategy={kind!r} is not allowed; choose auto, one_device, mirrored, "
-                     f"multi_worker_mirrored, tpu")
+    raise ConfigError(f"--strategy={kind!r} is not allowed; choose auto, one_device, mirrored, "
+                      f"multi_worker_mirrored, tpu")
 
 
 def _connect_tpu(tpu: str | None) -> tf.distribute.cluster_resolver.TPUClusterResolver:
@@ -77,9 +79,9 @@ def _connect_tpu(tpu: str | None) -> tf.distribute.cluster_resolver.TPUClusterRe
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, OSError, RuntimeError, tf.errors.OpError) as e:  # URLError is an OSError
         detail = " ".join(str(e).split())
-        raise ValueError(f"--strategy=tpu found no TPU for --tpu={tpu!r} ({type(e).__name__}: {detail}); "
-                         f"pass --tpu=NAME_OR_GRPC_ADDRESS, run on a TPU VM, or use "
-                         f"--strategy=auto|one_device|mirrored without --tpu") from None
+        raise ConfigError(f"--strategy=tpu found no TPU for --tpu={tpu!r} ({type(e).__name__}: {detail}); "
+                          f"pass --tpu=NAME_OR_GRPC_ADDRESS, run on a TPU VM, or use "
+                          f"--strategy=auto|one_device|mirrored without --tpu") from e
     return resolver
 
 
@@ -100,7 +102,7 @@ def resolve_policy(flag: str, device: str) -> str:
         return "float32"
     if flag == "float16":
         if device == "TPU":
-            raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16")
+            raise ConfigError("--mixed_precision=float16 is not supported on TPU; use bfloat16")
         return "mixed_float16"
     if flag == "bfloat16":
         return "mixed_bfloat16"

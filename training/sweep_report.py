@@ -16,8 +16,13 @@ import numpy as np
 from keras_regnet.design_space import plots
 from keras_regnet.design_space.population import to_columns
 from keras_regnet.design_space.stats import (
-    BootstrapRange, bootstrap_best, complexity_weights, edf_area, summarize,
+    BootstrapRange,
+    bootstrap_best,
+    complexity_weights,
+    edf_area,
+    summarize,
 )
+from keras_regnet.errors import DataError
 from keras_regnet.spec import NetSpec
 from training.fileio import write_text_atomic
 from training.sweep_results import ResultsFile
@@ -45,10 +50,10 @@ def load_sweep(path: str, name: Optional[str] = None) -> Sweep:
     """Read SWEEP_DIR/results.jsonl (+ config.json for the space name)."""
     results = os.path.join(path, RESULTS)
     if not os.path.exists(results):
-        raise ValueError(f"{path!r} is not a sweep directory: {results} does not exist")
+        raise DataError(f"{path!r} is not a sweep directory: {results} does not exist")
     records = ResultsFile(results).load()
     if not records:
-        raise ValueError(f"sweep {path!r} has no finished models yet ({results} is empty)")
+        raise DataError(f"sweep {path!r} has no finished models yet ({results} is empty)")
     label = name
     if label is None:
         try:

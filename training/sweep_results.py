@@ -14,6 +14,8 @@ import json
 import os
 from typing import Any, Iterator
 
+from keras_regnet.errors import DataError
+
 
 def _parse_lines(data: bytes) -> Iterator[dict[str, Any]]:
     """Complete lines only (a torn last line without its newline is skipped)."""
@@ -53,7 +55,7 @@ class ResultsFile:
         """Append one record unless its key is present; returns whether a line was written."""
         line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
         if b"\n" in line[:-1]:
-            raise ValueError("a results record must serialize to a single line")
+            raise DataError("a results record must serialize to a single line")
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:

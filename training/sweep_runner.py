@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from keras_regnet.design_space.latency import LatencyModel
 from keras_regnet.design_space.sampler import SAMPLER_VERSION, Sample, sample
 from keras_regnet.design_space.spaces import get_space
+from keras_regnet.errors import ConfigError
 from training.errors import Diverged
 from training.fileio import write_text_atomic
 from training.sweep_results import ResultsFile
@@ -64,10 +65,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     """'i/n' -> (i, n) with 0 <= i < n."""
     try:
         i, n = (int(x) for x in str(text).split("/"))
-    except ValueError:
-        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    except ValueError as err:
+        raise ConfigError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from err
     if not 0 <= i < n:
-        raise ValueError(f"shard i/n needs 0 <= i < n, got {text!r}")
+        raise ConfigError(f"shard i/n needs 0 <= i < n, got {text!r}")
     return i, n
 
 
@@ -83,8 +84,8 @@ def prepare(sweep_dir: str, config: SweepConfig) -> list[Sample]:
                 if stored.get(k) != wanted.get(k)}
         if diff:
             detail = ", ".join(f"{k}: stored {a!r} vs given {b!r}" for k, (a, b) in sorted(diff.items()))
-            raise ValueError(f"{sweep_dir} already holds a different sweep ({detail}); "
-                             f"use the stored settings or a new sweep_dir")
+            raise ConfigError(f"{sweep_dir} already holds a different sweep ({detail}); "
+                              f"use the stored settings or a new sweep_dir")
     samples_path = os.path.join(sweep_dir, SAMPLES)
     if not os.path.exists(samples_path):
         model = LatencyModel.from_dict(config.latency_model) if config.latency_model else None
@@ -113,7 +114,7 @@ def check_input_size(population: list[Sample], image_size: int) -> None:
         return
     stride = max(s.spec.total_stride for s in population)
     if image_size < stride:
-        raise ValueError(
+        raise ConfigError(
             f"image_size {image_size} is smaller than the sampled networks' total stride {stride} "
             f"(stem stride x 2 per stage); use image_size >= {stride} or a smaller stem stride"
         )
@@ -129,11 +130,11 @@ def load_train_fn(path: str) -> TrainFn:
     """'package.module:function' -> the function (imported at run time)."""
     module, _, name = str(path).partition(":")
     if not module or not name:
-        raise ValueError(f"train_fn must look like package.module:function, got {path!r}")
+        raise ConfigError(f"train_fn must look like package.module:function, got {path!r}")
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot load train_fn {path!r}: {e}") from None
+        raise ConfigError(f"cannot load train_fn {path!r}: {e}") from e
 
 
 @dataclass

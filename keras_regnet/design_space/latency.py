@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
+
 METRICS = ("flops", "params", "acts")
 # Candidate forms of the latency model, simplest first (a tie in held-out error keeps the simpler).
 FORMS = (("flops",), ("acts",), ("params",), ("flops", "acts"), ("flops", "params"),
@@ -55,8 +57,8 @@ def correlation(metric: str, x: Sequence[float], latency: Sequence[float]) -> Co
     """Pearson and Spearman correlation of latency with x, and the least-squares line latency ~ x."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(latency, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
-        raise ValueError(f"correlation needs two equal-length 1-D arrays of >= 3 values, got shapes "
-                         f"{x.shape} and {y.shape}")
+        raise ConfigError(f"correlation needs two equal-length 1-D arrays of >= 3 values, got shapes "
+                          f"{x.shape} and {y.shape}")
     slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (float("nan"), float(y.mean()))
     return Correlation(metric, len(x), _pearson(x, y), _pearson(_ranks(x), _ranks(y)), float(slope),
                        float(intercept))
@@ -65,7 +67,7 @@ def correlation(metric: str, x: Sequence[float], latency: Sequence[float]) -> Co
 def best_predictor(correlations: Sequence[Correlation]) -> str:
     """The metric with the highest Pearson r (the paper's Fig. 12 criterion)."""
     if not correlations:
-        raise ValueError("best_predictor needs at least one correlation")
+        raise ConfigError("best_predictor needs at least one correlation")
     return max(correlations, key=lambda c: -np.inf if np.isnan(c.pearson) else c.pearson).metric
 
 
@@ -85,9 +87,9 @@ class LatencyModel:
     def __post_init__(self) -> None:
         bad = [f for f in self.features if f not in METRICS]
         if bad or not self.features or len(self.features) != len(self.coefficients):
-            raise ValueError(f"latency model features must be a non-empty subset of {METRICS} with one "
-                             f"coefficient each, got features={self.features!r} "
-                             f"coefficients={self.coefficients!r}")
+            raise ConfigError(f"latency model features must be a non-empty subset of {METRICS} with one "
+                              f"coefficient each, got features={self.features!r} "
+                              f"coefficients={self.coefficients!r}")
 
     def predict(self, flops: Any = 0, params: Any = 0, acts: Any = 0) -> np.ndarray:
         """Predicted milliseconds for arrays (or scalars) of flops, params and acts."""
@@ -130,8 +132,8 @@ def cross_validated_error(columns: Mapping[str, np.ndarray], latency: Sequence[f
     y = np.asarray(latency, dtype=np.float64)
     n = len(y)
     if n < folds or folds < 2:
-        raise ValueError(f"cross-validation needs folds >= 2 and at least `folds` models, got folds={folds}, "
-                         f"n={n}")
+        raise ConfigError(f"cross-validation needs folds >= 2 and at least `folds` models, got folds={folds}, "
+                          f"n={n}")
     fold_of = np.random.default_rng(seed).permutation(n) % folds
     errors = np.empty(n)
     for k in range(folds):
@@ -167,5 +169,5 @@ def load_model(path: str, key: str) -> LatencyModel:
     with open(path, encoding="utf-8") as f:
         models = json.load(f)
     if key not in models:
-        raise ValueError(f"latency model {key!r} is not in {path}; available: {sorted(models)}")
+        raise ConfigError(f"latency model {key!r} is not in {path}; available: {sorted(models)}")
     return LatencyModel.from_dict(models[key])

@@ -14,6 +14,7 @@ import numpy as np
 from keras_regnet.complexity import Complexity, InputSize, complexity
 from keras_regnet.design_space.fast_complexity import batch_complexity
 from keras_regnet.design_space.spaces import get_space
+from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec
 
 Range = Optional[Sequence[float]]
@@ -64,10 +65,10 @@ def _check_limit(label: str, rng: Range) -> Optional[tuple[float, float]]:
         return None
     try:
         low, high = (float(v) for v in rng)
-    except (TypeError, ValueError):
-        raise ValueError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}") from err
     if not 0 <= low <= high:
-        raise ValueError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}")
+        raise ConfigError(f"{label} must be (low, high) with 0 <= low <= high, got {rng!r}")
     return low, high
 
 
@@ -76,7 +77,7 @@ def _check_input_size(input_size: Any) -> None:
     sides = (input_size, input_size) if not isinstance(input_size, (tuple, list)) else tuple(input_size)
     if len(sides) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
                               for v in sides):
-        raise ValueError(
+        raise ConfigError(
             f"input_size must be a positive integer or (height, width) of them, got {input_size!r}"
         )
 
@@ -87,10 +88,10 @@ def _latency_filter(rng: Optional[tuple[float, float]], model: Any, input_size: 
     if rng is None:
         return None
     if model is None:
-        raise ValueError("latency=(lo, hi) needs latency_model=, a LatencyModel fitted at this input size")
+        raise ConfigError("latency=(lo, hi) needs latency_model=, a LatencyModel fitted at this input size")
     if model.input_size != input_size:
-        raise ValueError(f"latency model {model.key} was fitted at input size {model.input_size}, "
-                         f"not at input_size={input_size}; fit one at this size")
+        raise ConfigError(f"latency model {model.key} was fitted at input size {model.input_size}, "
+                          f"not at input_size={input_size}; fit one at this size")
 
     def within(flops: Any, params: Any, acts: Any) -> np.ndarray:
         ms = model.predict(flops, params, acts)
@@ -126,9 +127,9 @@ def sample(
     """
     space = get_space(space) if isinstance(space, str) else space
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
-        raise ValueError(f"num_samples must be an integer >= 0, got {num_samples!r}")
+        raise ConfigError(f"num_samples must be an integer >= 0, got {num_samples!r}")
     if stem_stride not in (1, 2):
-        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        raise ConfigError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
     _check_input_size(input_size)
     limits = {k: _check_limit(k, v) for k, v in (("flops", flops), ("params", params), ("acts", acts))}
     in_latency = _latency_filter(_check_limit("latency", latency), latency_model, input_size)
@@ -139,7 +140,7 @@ def sample(
     drawn = 0
     while len(out) < num_samples:
         if drawn >= budget:
-            raise ValueError(
+            raise ConfigError(
                 f"only {len(out)} of {num_samples} {space.name} networks met flops={flops} "
                 f"params={params} acts={acts} latency={latency} at input_size={input_size} in {drawn} draws; "
                 f"widen the ranges"

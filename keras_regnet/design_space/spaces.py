@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from keras_regnet.design_space.fast_complexity import StageArrays
+from keras_regnet.errors import ConfigError
 from keras_regnet.regnet import QUANTUM, RegNetParams
 from keras_regnet.spec import StageSpec
 
@@ -69,12 +70,12 @@ def adjust_compatibility(widths: np.ndarray, ratios: np.ndarray, groups: np.ndar
 
 def _check_range(label: str, rng: tuple[float, float], lo_min: float) -> None:
     if len(rng) != 2 or not lo_min <= rng[0] <= rng[1]:
-        raise ValueError(f"{label} must be (low, high) with {lo_min} <= low <= high, got {rng!r}")
+        raise ConfigError(f"{label} must be (low, high) with {lo_min} <= low <= high, got {rng!r}")
 
 
 def _check_values(label: str, values: tuple) -> None:
     if not values or any(not v > 0 for v in values):
-        raise ValueError(f"{label} must be a non-empty tuple of positive numbers, got {values!r}")
+        raise ConfigError(f"{label} must be a non-empty tuple of positive numbers, got {values!r}")
 
 
 def _draw_bottlenecks(rng: np.random.Generator, ratios: tuple, shape: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -113,13 +114,13 @@ class AnyNetSpace:
         _check_range(f"{self.name} depth_range", self.depth_range, 1)
         _check_range(f"{self.name} width_range", self.width_range, 1)
         if self.width_range[0] % self.width_quantum or self.width_range[1] % self.width_quantum:
-            raise ValueError(f"width_range {self.width_range} must be multiples of {self.width_quantum}")
+            raise ConfigError(f"width_range {self.width_range} must be multiples of {self.width_quantum}")
         _check_values(f"{self.name} bottleneck_ratios", self.bottleneck_ratios)
         _check_values(f"{self.name} group_widths", self.group_widths)
         if self.compatibility not in COMPATIBILITY:
-            raise ValueError(f"compatibility must be one of {COMPATIBILITY}, got {self.compatibility!r}")
+            raise ConfigError(f"compatibility must be one of {COMPATIBILITY}, got {self.compatibility!r}")
         if self.num_stages < 1:
-            raise ValueError(f"num_stages must be >= 1, got {self.num_stages!r}")
+            raise ConfigError(f"num_stages must be >= 1, got {self.num_stages!r}")
 
     def draw(self, rng: np.random.Generator, n: int) -> Candidates:
         """Draw n candidate networks; `valid` marks those meeting the space's constraints."""
@@ -155,7 +156,7 @@ class AnyNetSpace:
     def size(self, method: str = "paper") -> float:
         """Number of networks in the space; 'paper' reproduces Table 1 (4! per ordering constraint)."""
         if method not in SIZE_METHODS:
-            raise ValueError(f"method must be one of {SIZE_METHODS}, got {method!r}")
+            raise ConfigError(f"method must be one of {SIZE_METHODS}, got {method!r}")
         s = self.num_stages
         nd = self.depth_range[1] - self.depth_range[0] + 1
         nw = (self.width_range[1] - self.width_range[0]) // self.width_quantum + 1
@@ -201,7 +202,7 @@ class RegNetSpace:
         _check_range(f"{self.name} w0_range", self.w0_range, self.quantum)
         _check_range(f"{self.name} wa_range", self.wa_range, self.wa_quantum)
         if not 1 < self.wm_range[0] <= self.wm_range[1]:
-            raise ValueError(f"wm_range must be (low, high) with 1 < low <= high, got {self.wm_range!r}")
+            raise ConfigError(f"wm_range must be (low, high) with 1 < low <= high, got {self.wm_range!r}")
         _check_range(f"{self.name} num_stages", self.num_stages, 1)
         _check_values(f"{self.name} bottleneck_ratios", self.bottleneck_ratios)
         _check_values(f"{self.name} group_widths", self.group_widths)
@@ -297,7 +298,7 @@ class RegNetSpace:
         """'paper': each of d, w0, wa, wm quantized to 64 levels (Table 1: ~64^4 * 6 * 3 = 3.0e8);
         'exact': the grid this sampler draws from (before rejecting stage-skipping networks)."""
         if method not in SIZE_METHODS:
-            raise ValueError(f"method must be one of {SIZE_METHODS}, got {method!r}")
+            raise ConfigError(f"method must be one of {SIZE_METHODS}, got {method!r}")
         bg = len(self.bottleneck_ratios) * len(self.group_widths)
         if method == "paper":
             return float(self.size_levels**4 * bg)
@@ -341,5 +342,5 @@ def get_space(name: str) -> Any:
     """A design space by name (case-insensitive; 'AnyNetX_E', 'RegNetX', 'regnetx_constrained')."""
     key = str(name).lower().replace("-", "_")
     if key not in SPACES:
-        raise ValueError(f"unknown design space {name!r}; choose one of {sorted(SPACES)}")
+        raise ConfigError(f"unknown design space {name!r}; choose one of {sorted(SPACES)}")
     return SPACES[key]

@@ -11,11 +11,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
+
 
 def _errors(errors: Sequence[float], label: str = "errors") -> np.ndarray:
     e = np.asarray(errors, dtype=np.float64)
     if e.ndim != 1 or e.size == 0 or not np.all(np.isfinite(e)):
-        raise ValueError(f"{label} must be a non-empty 1-D list of finite numbers, got {errors!r}")
+        raise ConfigError(f"{label} must be a non-empty 1-D list of finite numbers, got {errors!r}")
     return e
 
 
@@ -25,7 +27,7 @@ def edf(errors: Sequence[float], at: Sequence[float], weights: Optional[Sequence
     e = _errors(errors)
     w = np.full(e.size, 1.0 / e.size) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != e.shape or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError(f"weights must be {e.size} non-negative numbers with a positive sum")
+        raise ConfigError(f"weights must be {e.size} non-negative numbers with a positive sum")
     order = np.argsort(e, kind="stable")
     cum = np.concatenate([[0.0], np.cumsum(w[order])]) / w.sum()
     return cum[np.searchsorted(e[order], np.asarray(at, dtype=np.float64), side="left")]
@@ -40,7 +42,7 @@ def complexity_weights(complexities: Sequence[float], bins: int = 10) -> np.ndar
     """
     c = np.log(_errors(complexities, "complexities"))
     if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins!r}")
+        raise ConfigError(f"bins must be >= 1, got {bins!r}")
     edges = np.linspace(c.min(), c.max(), bins + 1)
     idx = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, bins - 1)
     counts = np.bincount(idx, minlength=bins)
@@ -52,7 +54,7 @@ def edf_area(errors: Sequence[float], lo: float, hi: float) -> float:
     """Integral of the EDF over [lo, hi] (larger is better): (1/n) sum (hi - clip(e_i, lo, hi))."""
     e = _errors(errors)
     if not lo < hi:
-        raise ValueError(f"edf_area needs lo < hi, got lo={lo!r} hi={hi!r}")
+        raise ConfigError(f"edf_area needs lo < hi, got lo={lo!r} hi={hi!r}")
     return float(np.mean(hi - np.clip(e, lo, hi)))
 
 
@@ -87,10 +89,10 @@ def bootstrap_best(values: Sequence[float], errors: Sequence[float], *, fraction
     take the x of the lowest-error pair, repeat; report the central CI and the median of those x."""
     x, e = np.asarray(values, dtype=np.float64), _errors(errors)
     if x.shape != e.shape:
-        raise ValueError(f"values and errors must have the same length, got {x.size} and {e.size}")
+        raise ConfigError(f"values and errors must have the same length, got {x.size} and {e.size}")
     if not 0 < fraction <= 1 or repeats < 1 or not 0 < confidence < 1:
-        raise ValueError(f"need 0 < fraction <= 1, repeats >= 1, 0 < confidence < 1; got "
-                         f"fraction={fraction!r}, repeats={repeats!r}, confidence={confidence!r}")
+        raise ConfigError(f"need 0 < fraction <= 1, repeats >= 1, 0 < confidence < 1; got "
+                          f"fraction={fraction!r}, repeats={repeats!r}, confidence={confidence!r}")
     rng = np.random.default_rng(seed)
     m = max(1, int(round(fraction * x.size)))
     idx = rng.integers(0, x.size, size=(repeats, m))

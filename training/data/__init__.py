@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from keras_regnet.errors import ConfigError
+
 
 def make_source(cfg: Any) -> Any:
     """The Source for cfg.dataset (digits, imagenet2012, tfrecord or folder)."""
@@ -25,4 +27,4 @@ def make_source(cfg: Any) -> Any:
         from training.data import folder
 
         return folder.make_source(cfg.data_dir, getattr(cfg, "val_fraction", None), cfg.seed, crop=cfg.crop)
-    raise ValueError(f"--dataset={cfg.dataset!r} is not allowed; choose digits, imagenet2012, tfrecord, folder")
+    raise ConfigError(f"--dataset={cfg.dataset!r} is not allowed; choose digits, imagenet2012, tfrecord, folder")

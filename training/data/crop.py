@@ -19,6 +19,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from keras_regnet.errors import ConfigError
+
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 MAX_TRIES = 10
@@ -83,6 +85,6 @@ DEFAULT_SAMPLER = "pycls"
 def window_sampler(name: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """The window function named by --crop; ValueError naming the allowed ones."""
     if name not in SAMPLERS:
-        raise ValueError(f"--crop={name!r} is not allowed; choose one of {', '.join(SAMPLERS)}")
+        raise ConfigError(f"--crop={name!r} is not allowed; choose one of {', '.join(SAMPLERS)}")
     return SAMPLERS[name]
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_regnet import fileio
 from keras_regnet.data.image_folder import IMAGE_EXTENSIONS, list_classes, list_files
+from keras_regnet.errors import DataError
 from training.data import augment
 from training.data.pipeline import Source
 
@@ -27,14 +28,14 @@ def split_files(data_dir: str, val_fraction: float | None = None,
     train_dir, val_dir = fileio.join(data_dir, "train"), fileio.join(data_dir, "val")
     if fileio.isdir(train_dir) and fileio.isdir(val_dir):
         if val_fraction is not None:
-            raise ValueError(f"--val_fraction={val_fraction} splits a single folder, but --data_dir="
-                             f"{data_dir!r} already has train/ and val/; drop --val_fraction")
+            raise DataError(f"--val_fraction={val_fraction} splits a single folder, but --data_dir="
+                            f"{data_dir!r} already has train/ and val/; drop --val_fraction")
         classes = list_classes(train_dir)
         unknown = sorted(set(list_classes(val_dir)) - set(classes))
         if unknown:
-            raise ValueError(f"--data_dir={data_dir!r}: val/ has class folders that train/ lacks "
-                             f"({', '.join(unknown)}); the classes are train/'s sub-folders, so add "
-                             f"them to train/ or remove them from val/")
+            raise DataError(f"--data_dir={data_dir!r}: val/ has class folders that train/ lacks "
+                            f"({', '.join(unknown)}); the classes are train/'s sub-folders, so add "
+                            f"them to train/ or remove them from val/")
         return classes, list_files(train_dir, classes), list_files(val_dir, classes)
     classes = list_classes(data_dir)
     files = list_files(data_dir, classes)
@@ -63,7 +64,7 @@ def make_source(data_dir: str, val_fraction: float | None = None, seed: int = 0,
     """Folder Source; ValueError if there are fewer than 2 classes or no images."""
     classes, train, held = split_files(data_dir, val_fraction, seed)
     if len(classes) < 2 or not train or not held:
-        raise ValueError(
+        raise DataError(
             f"--data_dir={data_dir!r} needs >= 2 class sub-folders with images ({', '.join(IMAGE_EXTENSIONS)}); "
             f"found {len(classes)} classes, {len(train)} train and {len(held)} eval images"
         )

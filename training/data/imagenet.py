@@ -14,8 +14,9 @@ from typing import Callable
 
 import tensorflow as tf
 
-from training.data import augment
+from keras_regnet.errors import DataError
 from training import fileio
+from training.data import augment
 from training.data.pipeline import DATA_ERROR_MARKER, Source
 
 NUM_CLASSES = 1000
@@ -38,10 +39,10 @@ def import_tfds():
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise ValueError(
+        raise DataError(
             f"--dataset=imagenet2012 needs tensorflow-datasets ({e}); "
             "pip install tensorflow-datasets==4.9.10 importlib_resources"
-        ) from None
+        ) from e
     return tfds
 
 
@@ -53,7 +54,7 @@ def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples:
     if not builder.is_prepared():
         manual = fileio.join(data_dir, "downloads", "manual")
         if not fileio.isfile(fileio.join(manual, "ILSVRC2012_img_train.tar")):
-            raise ValueError(
+            raise DataError(
                 f"--data_dir={data_dir!r} holds no prepared imagenet2012; put ILSVRC2012_img_train.tar "
                 f"and ILSVRC2012_img_val.tar in {manual} (TFDS manual_dir) and rerun, or use "
                 f"--dataset=tfrecord with ImageNet TFRecord shards"
@@ -80,8 +81,8 @@ def tfrecord_files(data_dir: str, split: str) -> list[str]:
     """Sorted shard paths of a split ("train" or "validation"); ValueError if there are none."""
     files = sorted(fileio.glob(fileio.join(data_dir, f"{split}-*")))
     if not files:
-        raise ValueError(f"--data_dir={data_dir!r} has no {split}-* TFRecord shards "
-                         f"(expected e.g. {split}-00000-of-01024)")
+        raise DataError(f"--data_dir={data_dir!r} has no {split}-* TFRecord shards "
+                        f"(expected e.g. {split}-00000-of-01024)")
     return files
 
 
@@ -96,18 +97,18 @@ def check_features(path: str) -> None:
         first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
     except tf.errors.OpError as e:
         reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[0])
-        raise ValueError(f"--data_dir: {path} is not a readable TFRecord file ({reason})") from None
+        raise DataError(f"--data_dir: {path} is not a readable TFRecord file ({reason})") from e
     if first is None:
         return  # an empty shard holds nothing to check
     try:
         features = tf.train.Example.FromString(first.numpy()).features.feature
     except Exception as e:  # protobuf's DecodeError: the record is not a tf.train.Example
-        raise ValueError(f"--data_dir: {path} does not hold tf.train.Example records ({e})") from None
+        raise DataError(f"--data_dir: {path} does not hold tf.train.Example records ({e})") from e
     kinds = {name: feature.WhichOneof("kind") for name, feature in features.items()}
     if kinds.get("image/encoded") != "bytes_list" or kinds.get("image/class/label") != "int64_list":
         found = ", ".join(f"{name} ({kind})" for name, kind in sorted(kinds.items())) or "none"
-        raise ValueError(f"--data_dir: {path} needs the ImageNet features image/encoded (bytes_list) and "
-                         f"image/class/label (int64_list); found {found}")
+        raise DataError(f"--data_dir: {path} needs the ImageNet features image/encoded (bytes_list) and "
+                        f"image/class/label (int64_list); found {found}")
 
 
 def parse_example(serialized: tf.Tensor, label_offset: int,

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import tensorflow as tf
 
+from keras_regnet.errors import DataError
 from training.data.mix import MixConfig, mix_batch
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -68,7 +69,7 @@ def data_errors() -> Iterator[None]:
         message = data_error_message(e)
         if message is None:
             raise
-        raise ValueError(message) from None
+        raise DataError(message) from e
 
 
 def _pipeline(ctx: tf.distribute.InputContext | None) -> tuple[int, int]:
