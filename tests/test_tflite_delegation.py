@@ -1,5 +1,6 @@
 """Delegate check: which CONV_2D ops XNNPACK runs; a grouped conv left to the reference kernel fails."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -18,6 +19,9 @@ def _write(tmp_path, flatbuffer, name):
 
 
 def _model(group_widths):
+    # Seeded: with some random inits (1 seed in 12) a SE ReLU is dead on all three constant calibration
+    # images, its int8 scale collapses to ~1e-8 and XNNPACK refuses the whole int8 graph.
+    keras.utils.set_random_seed(0)
     spec = make_spec([1, 1], [16, 32], group_widths=group_widths, block="y", se_ratio=0.25, stem_width=8,
                      stem_stride=1, name="tiny_y")
     return build(spec, input_shape=(None, None, 3), classes=10, classifier_activation=None)
