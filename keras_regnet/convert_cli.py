@@ -9,6 +9,7 @@ from typing import Sequence
 from absl import app, flags
 
 from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, NAMINGS
+from keras_regnet.errors import cli_boundary
 
 FLAGS = flags.FLAGS
 
@@ -44,11 +45,9 @@ def run(argv: Sequence[str]) -> None:
     try:
         out = convert_checkpoint(FLAGS.model, FLAGS.checkpoint, FLAGS.output, naming=naming, bgr_to_rgb=flip)
     except ValueError as err:
-        raise app.UsageError(
-            f"cannot convert --checkpoint={FLAGS.checkpoint} for --model={FLAGS.model}: {err}"
-        ) from None
+        raise type(err)(f"cannot convert --checkpoint={FLAGS.checkpoint} for --model={FLAGS.model}: {err}") from err
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from {FLAGS.checkpoint}")
 
 
 def launch() -> None:
-    app.run(run)
+    app.run(cli_boundary(run))

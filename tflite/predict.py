@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Sequence
 
-from keras_regnet.errors import ConfigError
+from keras_regnet.errors import ConfigError, cli_boundary
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -74,22 +73,18 @@ def main(argv: list[str]) -> int:
     """Print `<image>: <name> <prob>, ...` per image; one-line errors naming the flag."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        if not FLAGS.tflite or not os.path.isfile(FLAGS.tflite):
-            raise ConfigError(f"--tflite={FLAGS.tflite!r} is not a file; pass a .tflite from tflite.export")
-        if not FLAGS.images:
-            raise ConfigError("--images is empty; pass one or more image files")
-        if FLAGS.top_k < 1:
-            raise ConfigError(f"--top_k must be >= 1, got {FLAGS.top_k}")
-        names = find_class_names(FLAGS.tflite, FLAGS.class_names)
-        results = predict(FLAGS.tflite, FLAGS.images, FLAGS.top_k, names)
-    except ValueError as e:
-        print(f"FATAL Flags error: {e}", file=sys.stderr)
-        return 2
+    if not FLAGS.tflite or not os.path.isfile(FLAGS.tflite):
+        raise ConfigError(f"--tflite={FLAGS.tflite!r} is not a file; pass a .tflite from tflite.export")
+    if not FLAGS.images:
+        raise ConfigError("--images is empty; pass one or more image files")
+    if FLAGS.top_k < 1:
+        raise ConfigError(f"--top_k must be >= 1, got {FLAGS.top_k}")
+    names = find_class_names(FLAGS.tflite, FLAGS.class_names)
+    results = predict(FLAGS.tflite, FLAGS.images, FLAGS.top_k, names)
     for path, top in zip(FLAGS.images, results):
         print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in top))
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli_boundary(main))

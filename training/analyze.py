@@ -16,6 +16,7 @@ import os
 
 from absl import app, flags
 
+from keras_regnet.errors import cli_boundary
 from training.latency_report import analyze_latency, has_latency
 from training.sweep_report import Sweep, _unique_names, analyze
 from training.sweep_runner import CONFIG, RESULTS
@@ -37,22 +38,19 @@ def main(argv: list[str]) -> None:
     out_dir = FLAGS.out_dir or os.path.join(sweep_dirs[0], "analysis")
     trained = [d for d in sweep_dirs if os.path.exists(os.path.join(d, RESULTS))]
     timed = [d for d in sweep_dirs if has_latency(d)]
-    try:
-        if trained or not timed:
-            result = analyze(sweep_dirs if not timed else trained, out_dir, FLAGS.bootstrap_repeats,
-                             FLAGS.normalized, FLAGS.top)
-            print(f"report: {result['report']}")
-            for key, paths in result["figures"].items():
-                print(f"{key}: {' '.join(paths)}")
-        if timed:
-            result = analyze_latency(timed, latency_names(timed), out_dir, FLAGS.latency_stat)
-            print(f"latency report: {result['report']}")
-            if result["models"]:
-                print(f"latency models: {result['models']}")
-            for key, paths in result["figures"].items():
-                print(f"{key}: {' '.join(paths)}")
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    if trained or not timed:
+        result = analyze(sweep_dirs if not timed else trained, out_dir, FLAGS.bootstrap_repeats,
+                         FLAGS.normalized, FLAGS.top)
+        print(f"report: {result['report']}")
+        for key, paths in result["figures"].items():
+            print(f"{key}: {' '.join(paths)}")
+    if timed:
+        result = analyze_latency(timed, latency_names(timed), out_dir, FLAGS.latency_stat)
+        print(f"latency report: {result['report']}")
+        if result["models"]:
+            print(f"latency models: {result['models']}")
+        for key, paths in result["figures"].items():
+            print(f"{key}: {' '.join(paths)}")
 
 
 def latency_names(dirs: list[str]) -> list[str]:
@@ -71,4 +69,4 @@ def _space_of(path: str) -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli_boundary(main))

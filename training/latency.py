@@ -25,8 +25,9 @@ from absl import app, flags
 from keras_regnet.complexity import complexity
 from keras_regnet.design_space.latency import LatencyModel
 from keras_regnet.design_space.sampler import Sample
-from keras_regnet.zoo import get_spec, list_models
 from keras_regnet.design_space.spaces import SPACES
+from keras_regnet.errors import cli_boundary
+from keras_regnet.zoo import get_spec, list_models
 from training.fileio import write_text_atomic
 from training.latency_bench import LATENCY_FORMATS, TimingPolicy
 from training.latency_report import LATENCY, ZOO_SPACE
@@ -199,9 +200,7 @@ def main(argv: list[str]) -> None:
         pop = population(FLAGS.sweep_dir)
         results = run(FLAGS.sweep_dir, pop, setting, shard, report=lambda m: print(m, flush=True))
     except flags.ValidationError as e:
-        raise app.UsageError(str(e)) from None
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        raise app.UsageError(str(e)) from e
     records = results.load()
     print(f"latency: {results.path} ({len(records)}/{len(pop)} networks measured)", flush=True)
     check = in_range_check(FLAGS.sweep_dir, records)
@@ -211,4 +210,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli_boundary(main))
