@@ -53,6 +53,8 @@ flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when insta
 flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
 flags.DEFINE_bool("resume", False, "Keep the rows already in --csv and measure only the missing models.")
 flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
+flags.DEFINE_string("readme", os.path.join(REPO, "README.md"), "README whose compact table (between the "
+                    "zoo-speed markers) is rewritten; '' to leave it alone.")
 
 COLUMNS = ("model", "flops_m", "params_m", "acts_m", "top1", "tf_b1_ms", "tf_b32_img_s", "litert_f32_ms",
            "litert_f32_noxnnpack_ms", "litert_int8_ms", "litert_int8_noxnnpack_ms", "onnxruntime_b1_ms",
@@ -232,6 +234,46 @@ def write(rows: list[dict[str, Any]], info: str, seconds: float) -> str:
     return table
 
 
+README_START, README_END = "<!-- zoo-speed:start -->", "<!-- zoo-speed:end -->"
+
+
+def readme_table(rows: list[dict[str, Any]]) -> str:
+    """The README's compact table: the columns people choose a model by."""
+    def num(row: dict[str, Any], key: str) -> float | None:
+        value = row.get(key)
+        return None if value in (None, "") else float(value)
+
+    def ms(value: float | None, unit: str = " ms") -> str:
+        return "-" if value is None else f"{_fmt(value)}{unit}"
+
+    lines = ["| model | flops | params | top-1 | TF SavedModel b1 | TF b32 | LiteRT f32 / int8 (XNNPACK) "
+             "| ONNX Runtime | timm b1 | train step (timm) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        train = ms(num(r, "train_step_s"), " s")
+        if num(r, "timm_train_step_s") is not None:
+            train += f" ({ms(num(r, 'timm_train_step_s'), ' s')})"
+        lines.append(f"| {r['model']} | {_fmt(num(r, 'flops_m') / 1e3)} G | {_fmt(num(r, 'params_m'))} M "
+                     f"| {_fmt(num(r, 'top1'))} | {ms(num(r, 'tf_b1_ms'))} | {ms(num(r, 'tf_b32_img_s'), ' img/s')} "
+                     f"| {ms(num(r, 'litert_f32_ms'), '')} / {ms(num(r, 'litert_int8_ms'))} "
+                     f"| {ms(num(r, 'onnxruntime_b1_ms'))} | {ms(num(r, 'timm_b1_ms'))} | {train} |")
+    return "\n".join(lines)
+
+
+def write_readme(path: str, rows: list[dict[str, Any]]) -> bool:
+    """Replace the table between the zoo-speed markers of `path`; False when the markers are missing."""
+    if not path or not os.path.exists(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    text = text[:start + len(README_START)] + "\n" + readme_table(rows) + "\n" + text[end:]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return True
+
+
 def main(argv: list[str]) -> None:
     del argv
     from keras_regnet.zoo import get_entry, list_models
@@ -257,6 +299,8 @@ def main(argv: list[str]) -> None:
             f"{k}={_fmt(v)}" for k, v in row.items() if k != "model"), flush=True)
     table = write(rows, info, seconds)
     print(f"\n{info}\n{table}\nwrote {FLAGS.csv} and {FLAGS.markdown}")
+    if write_readme(FLAGS.readme, rows):
+        print(f"rewrote the table in {FLAGS.readme}")
     ratios = [f"{r['model']} tf/timm b1 {float(r['tf_b1_ms']) / float(r['timm_b1_ms']):.2f}x, "
               f"train {float(r['train_step_s']) / float(r['timm_train_step_s']):.2f}x"
               for r in rows if "timm_b1_ms" in r]
