@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet.dataclass_flags import flag_field as F
 from tflite import name_clash
 
 name_clash.require_ours()
@@ -38,31 +39,37 @@ DEFAULT_FORMATS = ("saved_model", "float32", "float16", "dynamic_int8", "int8")
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Everything an export needs; field names are the CLI flag names."""
+    """Everything an export needs; each field is a `python -m tflite.export` flag (default and help declared here)."""
 
-    model: str = "regnety_600mf"
-    weights: str | None = None
-    output_dir: str = "export"
-    formats: tuple[str, ...] = DEFAULT_FORMATS
-    image_size: int = 224
-    classes: int | None = None
-    calibration_data: str = "digits:train"
-    calibration_steps: int = 100
-    eval_data: str | None = None
-    eval_images: int = 200
-    int8_io: str = "uint8"
-    model_name: str | None = None
-    version: int = 1
-    top_k: int = 5
-    latency_runs: int = 30
-    qat_data: str | None = None
-    qat_epochs: int = 2
-    qat_learning_rate: float = 1e-3
-    qat_batch_size: int = 32
-    qat_images: int = 1000
-    prune_sparsity: float = 0.5
-    prune_epochs: int = 2
-    overwrite: bool = False
+    model: str = F("regnety_600mf", "Zoo name (e.g. regnety_600mf, RegNetX-400MF), a NetSpec JSON file or "
+                   "inline JSON, or a training built-in (regnety_digits) when training/ is installed.")
+    weights: str | None = F(None, "imagenet (zoo models), a reference checkpoint (.safetensors, .npz, .pth), a "
+                            ".keras file, a .weights.h5 file, or a training --model_dir (its newest *.keras, else "
+                            "newest *.weights.h5). Unset: random weights (a warning is logged).")
+    output_dir: str = F("export", "Where the artefacts go (written to a temp folder, then renamed).")
+    formats: tuple[str, ...] = F(DEFAULT_FORMATS, f"Any of: {', '.join(FORMATS)}.")
+    image_size: int = F(224, "Square input size of the exports (the model's training size).")
+    classes: int | None = F(None, "Classifier size; unset: read from the checkpoint (1000 without weights).")
+    calibration_data: str = F("digits:train", "Real images for int8 calibration and agreement: "
+                              "digits[:train|:test|:all] (embedded), an image folder, or tfds:<name>[:<split>].")
+    calibration_steps: int = F(100, "Images (batch 1) fed to the int8 representative dataset.")
+    eval_data: str | None = F(None, "Labelled images for top-1/top-5 in the report (same syntax); unset: "
+                              "agreement with the float model on the calibration images only.")
+    eval_images: int = F(200, "At most this many images are scored per variant.")
+    int8_io: str = F("uint8", "Input/output type of the int8 and qat_int8 models.", choices=("int8", "uint8"))
+    model_name: str | None = F(None, "TF Serving model name (folder); default: the spec's name.")
+    version: int = F(1, "TF Serving version folder.")
+    top_k: int = F(5, "k of the top_k_classes / top_k_probabilities outputs.")
+    latency_runs: int = F(30, "Timed LiteRT invokes per variant and thread count.")
+    qat_data: str | None = F(None, "Labelled images for QAT fine-tuning; default: --calibration_data.")
+    qat_epochs: int = F(2, "QAT fine-tuning epochs.")
+    qat_learning_rate: float = F(1e-3, "QAT fine-tuning learning rate (SGD, Nesterov momentum 0.9).")
+    qat_batch_size: int = F(32, "QAT fine-tuning batch size.")
+    qat_images: int = F(1000, "At most this many QAT training images.")
+    prune_sparsity: float = F(0.5, "pruned_int8: fraction of conv/dense kernel weights set to zero by TFMOT "
+                              "magnitude pruning (polynomial schedule over the fine-tune).")
+    prune_epochs: int = F(2, "pruned_int8: pruning fine-tune epochs (on --qat_data, at --qat_learning_rate).")
+    overwrite: bool = F(False, "Replace an existing --output_dir.")
 
     def validate(self) -> "ExportConfig":
         """Check the flags that need no I/O, naming the flag in every error."""

@@ -9,45 +9,29 @@ The signature is stable (documented in docs/training.md); it runs the same loop 
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import shutil
 import tempfile
 from typing import Any
 
+from keras_regnet.errors import ConfigError
 from training.config import TrainConfig
 
+# Where the library's defaults differ from the CLI's (TrainConfig's): one short, quiet epoch on one
+# device at the digits' resolution, so a sweep or a notebook gets a number quickly. Every other
+# keyword defaults to its TrainConfig field.
+API_DEFAULTS: dict[str, Any] = {"epochs": 1, "batch_size": 64, "image_size": 32, "verbose": 0,
+                                "strategy": "one_device"}
+_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "model")
 
-def train(
-    spec_or_name: Any,
-    *,
-    dataset: str = "digits",
-    data_dir: str | None = None,
-    epochs: int = 1,
-    batch_size: int = 64,
-    image_size: int = 32,
-    lr: float | None = None,
-    weight_decay: float = 5e-5,
-    warmup_epochs: float | None = None,
-    label_smoothing: float = 0.0,
-    ema_decay: float = 0.0,
-    mixup_alpha: float = 0.0,
-    cutmix_alpha: float = 0.0,
-    mixup_switch_prob: float = 0.5,
-    model_dir: str | None = None,
-    seed: int = 0,
-    max_steps: int | None = None,
-    verbose: int = 0,
-    strategy: str = "one_device",
-    xla: str = "auto",
-    mixed_precision: str = "auto",
-    crop: str = "pycls",
-    bn_batch: int | None = None,
-    precise_bn_images: int | None = None,
-    weights: str | None = None,
-    freeze: str = "none",
-    val_fraction: float | None = None,
-) -> dict[str, Any]:
+
+def train(spec_or_name: Any, **overrides: Any) -> dict[str, Any]:
     """Train `spec_or_name` and return metrics (top1_err/top5_err in %, train_time_s, steps, ...).
 
+    Keywords are TrainConfig fields (the CLI flags of the same names, e.g. dataset, data_dir, lr,
+    weight_decay, ema_decay, seed, max_steps, weights, freeze), defaulting to TrainConfig's values
+    except API_DEFAULTS (epochs=1, batch_size=64, image_size=32, verbose=0, strategy="one_device").
     model_dir=None trains in a temporary directory that is removed afterwards (nothing to resume);
     with a model_dir the run resumes from its checkpoints like the CLI. `seed` seeds the
     initialisation (Python/NumPy/TF), the data order and the augmentation. `weights` ("imagenet",
@@ -55,18 +39,15 @@ def train(
     (classifier re-initialised when the class count differs; `freeze` as --freeze; note that the
     explicit `epochs`, `lr` and `warmup_epochs` arguments win over the fine-tuning recipe).
     """
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"train() got unknown keyword(s) {', '.join(unknown)}; the model is the first "
+                          f"argument and the keywords are TrainConfig fields: {', '.join(_FIELDS)}")
+    model_dir = overrides.pop("model_dir", None)
     temporary = model_dir is None
     directory = tempfile.mkdtemp(prefix="regnet-train-") if temporary else model_dir
     model_name = spec_or_name if isinstance(spec_or_name, str) else "spec"
-    cfg = TrainConfig(model=model_name, dataset=dataset, data_dir=data_dir, epochs=epochs,
-                      batch_size=batch_size, image_size=image_size, lr=lr, weight_decay=weight_decay,
-                      warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-                      ema_decay=ema_decay, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
-                      mixup_switch_prob=mixup_switch_prob,
-                      model_dir=directory, seed=seed, max_steps=max_steps, verbose=verbose,
-                      strategy=strategy, xla=xla, mixed_precision=mixed_precision,
-                      crop=crop, bn_batch=bn_batch, precise_bn_images=precise_bn_images,
-                      weights=weights, freeze=freeze, val_fraction=val_fraction)
+    cfg = TrainConfig(**{**API_DEFAULTS, **overrides, "model": model_name, "model_dir": directory})
     from training.run import run
 
     try:
@@ -78,3 +59,16 @@ def train(
     if temporary:
         result.update(model_dir=None, checkpoint=None, model_path=None)
     return result
+
+
+def _signature() -> inspect.Signature:
+    """train's signature as help() and IDEs show it: every TrainConfig field with its effective default."""
+    params = [inspect.Parameter("spec_or_name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Any)]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "model":
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                            default=API_DEFAULTS.get(f.name, f.default), annotation=f.type))
+    return inspect.Signature(params, return_annotation="dict[str, Any]")
+
+
+train.__signature__ = _signature()  # type: ignore[attr-defined]

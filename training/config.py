@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from keras_regnet.dataclass_flags import flag_field as F
 from training import fileio
 
 DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
@@ -35,47 +36,84 @@ _PRESETS = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. None means "the recipe/preset default" and is filled by `resolve`."""
+    """One training run. None means "the recipe/preset default" and is filled by `resolve`.
 
-    model: str = DEFAULT_MODEL
-    dataset: str = "digits"
-    data_dir: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    image_size: int | None = None
-    warmup_epochs: float | None = None
-    warmup_factor: float = 0.1
-    weight_decay: float = 5e-5
-    momentum: float = 0.9
-    label_smoothing: float = 0.0
-    ema_decay: float = 0.0
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    mixup_switch_prob: float = 0.5
-    zero_init_final_gamma: bool = False
-    sync_bn: bool = False
-    strategy: str = "auto"
-    tpu: str | None = None
-    xla: str = "auto"
-    mixed_precision: str = "auto"
-    model_dir: str | None = None
-    resume: bool = True
-    seed: int = 0
-    deterministic: bool = False
-    checkpoint_every: int | None = None
-    keep_checkpoints: int = 3
-    max_steps: int | None = None
-    train_examples: int | None = None
-    eval_examples: int | None = None
-    label_offset: int | None = None
-    verbose: int = 1
-    crop: str = "pycls"
-    bn_batch: int | None = None
-    precise_bn_images: int | None = None
-    weights: str | None = None
-    freeze: str = "none"
-    val_fraction: float | None = None
+    Each field is a flag of `python -m training.main` (training.flags generates them): its default
+    and help text are declared here only.
+    """
+
+    model: str = F(DEFAULT_MODEL, "Zoo name (e.g. regnety_600mf or RegNetY-600MF), a built-in small model "
+                   "(regnety_digits, regnetx_digits) or a NetSpec JSON file.")
+    dataset: str = F("digits", "digits: scikit-learn's handwritten digits (embedded, no download); "
+                     "imagenet2012: TFDS; tfrecord: ImageNet TFRecord shards; folder: one sub-folder per class.",
+                     choices=DATASETS)
+    data_dir: str | None = F(None, "Dataset directory (TFDS data_dir, TFRecord shards or image folder).")
+    epochs: int | None = F(None, "Training epochs (default: 20 for digits, 30 for folder, 100 for ImageNet).")
+    batch_size: int | None = F(None, "Global batch size over all replicas (default: 64 for digits/folder; the "
+                               "zoo recipe's batch for ImageNet, e.g. 1024 for RegNetY-600MF).")
+    lr: float | None = F(None, "Base learning rate (default: the recipe's 0.1 x batch_size / 128).")
+    image_size: int | None = F(None, "Training/eval resolution (default: 32 for digits, 224 otherwise).")
+    warmup_epochs: float | None = F(None, "Linear LR warmup length in epochs (default: the recipe's 5, or half "
+                                    "the run when --epochs < 10).")
+    warmup_factor: float = F(0.1, "Warmup starts at this fraction of the base LR.")
+    weight_decay: float = F(5e-5, "Coupled L2 weight decay (added to the gradients, as pycls).")
+    momentum: float = F(0.9, "Nesterov momentum of SGD.")
+    label_smoothing: float = F(0.0, "Label smoothing (the paper uses none).")
+    ema_decay: float = F(0.0, "Keep an exponential moving average of the weights (and BN statistics) with "
+                         "this decay per step, e.g. 0.9999; evaluate and export it. 0: off. The average spans "
+                         "about 1 / (1 - decay) steps: keep that well below the run's total steps.")
+    mixup_alpha: float = F(0.0, "Mixup: blend image i of each training batch with image B-1-i, weight ~ "
+                           "Beta(alpha, alpha), soft labels (e.g. 0.2). 0: off.")
+    cutmix_alpha: float = F(0.0, "CutMix: paste a box of image B-1-i into image i of each training batch, "
+                            "pasted area ~ 1 - Beta(alpha, alpha), labels weighted by area (e.g. 1.0). 0: off.")
+    mixup_switch_prob: float = F(0.5, "With both --mixup_alpha and --cutmix_alpha > 0: the probability that "
+                                 "a batch uses CutMix instead of mixup.")
+    zero_init_final_gamma: bool = F(False, "Zero-init the last BN gamma of every residual block.")
+    sync_bn: bool = F(False, "Synchronise BatchNorm statistics across replicas.")
+    strategy: str = F("auto", "tf.distribute strategy; auto: tpu if --tpu, multi-worker if TF_CONFIG lists "
+                      "several tasks, mirrored on >1 GPU, else one device.", choices=STRATEGIES)
+    tpu: str | None = F(None, "TPU name or address for --strategy=tpu.")
+    xla: str = F("auto", "XLA-compile the forward/backward pass; auto: on for GPU/TPU, off for CPU.",
+                 choices=XLA_CHOICES)
+    mixed_precision: str = F("auto", "auto: bfloat16 on TPU and on GPUs with compute capability >= 8.0, "
+                             "float16 (dynamic loss scaling, skips agreed by all replicas) on 7.x GPUs, float32 "
+                             "otherwise. off: float32 throughout, as the paper trained.", choices=PRECISIONS)
+    model_dir: str | None = F(None, "Checkpoints, TensorBoard logs, metrics.json and model.keras (default: "
+                              "runs/<model>-<dataset>).")
+    resume: bool = F(True, "Resume from the latest checkpoint in --model_dir (--noresume: refuse to reuse a "
+                     "directory with checkpoints).")
+    seed: int = F(0, "Seed of initialisation, data order and augmentation.")
+    deterministic: bool = F(False, "Deterministic tf.data element order and TensorFlow ops (slower): a killed "
+                            "and resumed run ends with the weights of an uninterrupted one.")
+    checkpoint_every: int | None = F(None, "Also checkpoint every N steps (default: 100 for digits, 500 folder, "
+                                     "1000 ImageNet); always at each epoch end.")
+    keep_checkpoints: int = F(3, "Checkpoints kept in --model_dir/checkpoints.")
+    max_steps: int | None = F(None, "Stop after this many steps in total (short runs, tests).")
+    train_examples: int | None = F(None, "Training set size when it cannot be read from the data (default: "
+                                   "1281167 for ImageNet TFRecords).")
+    eval_examples: int | None = F(None, "Eval set size (default: 50000 for ImageNet TFRecords).")
+    label_offset: int | None = F(None, "Subtracted from TFRecord labels (default 1: 1..1000 -> 0..999).")
+    verbose: int = F(1, "0: quiet, 1: progress bar, 2: one line per epoch.")
+    crop: str = F("pycls", "Random-resized-crop sampler of the train augmentation: pycls (the reference's: "
+                  "area uniform in 8-100%, aspect 3/4-4/3, up to 10 tries, else a centre crop) or tf_inception "
+                  "(tf.image's sampled distorted bounding box: smaller crops on average).", choices=CROPS)
+    bn_batch: int | None = F(None, "Images per BatchNorm normalization (ghost batch norm over sub-batches of "
+                             "this size on each replica; must divide the per-replica batch). The paper normalizes "
+                             "over 128 images per GPU: --bn_batch=128 reproduces that on one GPU or a TPU core "
+                             "with another batch. Default: the per-replica batch (the global batch with --sync_bn).")
+    precise_bn_images: int | None = F(None, "Before each eval, replace the BN moving averages by the average "
+                                      "batch statistics of this many training images under the current weights "
+                                      "(pycls's precise BN). 0: off. Default: 8192 for ImageNet, as the "
+                                      "reference; 0 for digits and folder.")
+    weights: str | None = F(None, "Start from pretrained weights (fine-tuning): imagenet, a .keras / "
+                            ".weights.h5 / reference checkpoint (.safetensors, .npz, .pth) file, or an earlier "
+                            "--model_dir. The classifier is re-initialised when the class count differs. Switches "
+                            "the unset --epochs/--lr/--warmup_epochs to the fine-tuning recipe (docs/training.md).")
+    freeze: str = F("none", "With --weights: none, backbone (all but the classifier) or a comma-separated list "
+                    "of stem and stages (e.g. stem,s1,s2). Frozen layers, BatchNorm included, run in inference mode.")
+    val_fraction: float | None = F(None, "--dataset=folder without train/ and val/ sub-folders: hold out this "
+                                   "fraction of each class (seeded by --seed; the split is written to "
+                                   "model_dir/split.json). Unset: every 10th file.")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

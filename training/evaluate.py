@@ -15,31 +15,51 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from keras_regnet import dataclass_flags  # noqa: E402
+from keras_regnet.dataclass_flags import flag_field as F  # noqa: E402
 from training import config as C  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Zoo name (e.g. regnety_600mf), built-in name or NetSpec JSON file.")
-flags.DEFINE_string("weights", "imagenet", "imagenet, a .weights.h5/.keras/reference checkpoint path, a "
-                    "training --model_dir, or none (random init).")
-flags.DEFINE_enum("dataset", "imagenet2012", list(C.DATASETS), "imagenet2012 (TFDS), tfrecord "
-                  "(validation-* shards), folder, or digits (embedded; for models trained on it).")
-flags.DEFINE_string("data_dir", None, "TFDS data_dir, TFRecord directory or image folder.")
-flags.DEFINE_integer("image_size", None, "Crop size (default: 224; 32 for digits); the shorter side is "
-                     "resized to image_size / 0.875 first.")
-flags.DEFINE_integer("batch_size", 64, "Global eval batch size.")
-flags.DEFINE_integer("eval_examples", None, "Number of eval images (default: read from the data; 50000 "
-                     "for TFRecords).")
-flags.DEFINE_integer("label_offset", None, "Subtracted from TFRecord labels (default 1).")
-flags.DEFINE_enum("strategy", "auto", list(C.STRATEGIES), "tf.distribute strategy.")
-flags.DEFINE_enum("xla", "auto", list(C.XLA_CHOICES), "XLA-compile the eval step; auto: off on CPU.")
-flags.DEFINE_enum("mixed_precision", "off", list(C.PRECISIONS), "Eval precision (default float32).")
-flags.mark_flag_as_required("model")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The flags of `python -m training.evaluate` (default and help declared once, here)."""
+
+    model: str | None = F(None, "Zoo name (e.g. regnety_600mf), built-in name or NetSpec JSON file.", required=True)
+    weights: str = F("imagenet", "imagenet, a .weights.h5/.keras/reference checkpoint path, a training "
+                     "--model_dir, or none (random init).")
+    dataset: str = F("imagenet2012", "imagenet2012 (TFDS), tfrecord (validation-* shards), folder, or digits "
+                     "(embedded; for models trained on it).", choices=C.DATASETS)
+    data_dir: str | None = F(None, "TFDS data_dir, TFRecord directory or image folder.")
+    image_size: int | None = F(None, "Crop size (default: 224; 32 for digits); the shorter side is resized to "
+                               "image_size / 0.875 first.")
+    batch_size: int = F(64, "Global eval batch size.")
+    eval_examples: int | None = F(None, "Number of eval images (default: read from the data; 50000 for TFRecords).")
+    label_offset: int | None = F(None, "Subtracted from TFRecord labels (default 1).")
+    strategy: str = F("auto", "tf.distribute strategy.", choices=C.STRATEGIES)
+    xla: str = F("auto", "XLA-compile the eval step; auto: off on CPU.", choices=C.XLA_CHOICES)
+    mixed_precision: str = F("off", "Eval precision (default float32).", choices=C.PRECISIONS)
+
+    def train_config(self) -> C.TrainConfig:
+        """The TrainConfig the evaluation runs with (image size defaulted per dataset, quiet)."""
+        size = self.image_size or (32 if self.dataset == "digits" else 224)
+        return C.TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir,
+                             batch_size=self.batch_size, image_size=size, eval_examples=self.eval_examples,
+                             label_offset=self.label_offset, strategy=self.strategy, xla=self.xla,
+                             mixed_precision=self.mixed_precision, verbose=0)
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """One flag per EvalConfig field; defined when the CLI runs, so importing this module defines none."""
+    dataclass_flags.define_flags(EvalConfig, flag_values)
 
 
 def keras_file_layers(path: str) -> set[str] | None:
@@ -135,23 +155,20 @@ def main(argv: list[str]) -> int:
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    weights = None if FLAGS.weights.lower() == "none" else FLAGS.weights
+    opts = dataclass_flags.from_flags(EvalConfig)
+    weights = None if opts.weights.lower() == "none" else opts.weights
     if weights not in (None, "imagenet") and not os.path.exists(weights):
-        print(f"FATAL Flags error: --weights={FLAGS.weights!r}: no such file; use imagenet, none or a "
+        print(f"FATAL Flags error: --weights={opts.weights!r}: no such file; use imagenet, none or a "
               f"path to .weights.h5/.keras", file=sys.stderr)
         return 2
-    size = FLAGS.image_size or (32 if FLAGS.dataset == "digits" else 224)
-    cfg = C.TrainConfig(model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                        batch_size=FLAGS.batch_size, image_size=size, eval_examples=FLAGS.eval_examples,
-                        label_offset=FLAGS.label_offset, strategy=FLAGS.strategy, xla=FLAGS.xla,
-                        mixed_precision=FLAGS.mixed_precision, verbose=0)
+    cfg = opts.train_config()
     try:
         C.validate(cfg)
-        r = evaluate(FLAGS.model, weights, cfg)
+        r = evaluate(opts.model, weights, cfg)
     except ValueError as e:
         print(f"FATAL Flags error: {e}", file=sys.stderr)
         return 2
-    print(f"{FLAGS.model} ({FLAGS.weights}) on {FLAGS.dataset}: {int(r['examples'])} images, "
+    print(f"{opts.model} ({opts.weights}) on {opts.dataset}: {int(r['examples'])} images, "
           f"{r['images_per_s']:.0f} images/s")
     if r["skipped_images"]:
         print(f"skipped undecodable images: {int(r['skipped_images'])}")
@@ -161,4 +178,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

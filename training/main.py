@@ -16,8 +16,6 @@ from absl import app  # noqa: E402
 
 from training.flags import config_from_flags, define_flags  # noqa: E402
 
-define_flags()
-
 
 def main(argv: list[str]) -> int:
     """Validate flags (one-line error naming the flag), train, print where outputs went."""
@@ -66,4 +64,5 @@ def _print_summary(r: dict) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

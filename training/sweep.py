@@ -18,77 +18,93 @@ skips finished models.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from absl import app, flags, logging
 
+from keras_regnet import dataclass_flags
+from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.sampler import scaled_flops_range
 from keras_regnet.design_space.spaces import SPACES
 from training.ranges import latency_budget, parse_range
 from training.sweep_runner import SweepConfig, load_train_fn, parse_shard, run
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("space", "regnetx", sorted(SPACES), "Design space to sample.")
-flags.DEFINE_integer("num_models", 32, "Models in the sweep (the paper uses 500; 100 for RegNet trends).",
-                     lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Sampling seed; model i trains with seed*100003 + i.")
-flags.DEFINE_string("flops_range", "auto",
-                    "low,high flops (multiply-adds), suffixes K/M/G allowed, e.g. 360M,400M. 'auto' = the "
-                    "paper's 360-400MF regime at 224 rescaled by the feature area after the stem "
-                    "((image_size/stem_stride)^2 / 112^2); 'none' = unconstrained.")
-flags.DEFINE_string("params_range", "none", "low,high parameter count (K/M/G suffixes) or 'none'.")
-flags.DEFINE_string("acts_range", "none", "low,high activation count (K/M/G suffixes) or 'none'.")
-flags.DEFINE_string("latency_range", "none",
-                    "low,high milliseconds predicted by --latency_model (a model fitted by "
-                    "python -m training.analyze on latency.jsonl) or 'none'.")
-flags.DEFINE_string("latency_model", "", "PATH#KEY of a fitted latency model, e.g. "
-                    "sweeps/lat/analysis/latency_models.json#int8@1; needed with --latency_range.")
-flags.DEFINE_integer("image_size", 32, "Training resolution (and the resolution complexity is measured at).",
-                     lower_bound=8)
-flags.DEFINE_integer("stem_stride", 0, "Stem stride: 1 or 2; 0 = 1 below 128px, else 2 (the paper's).",
-                     lower_bound=0, upper_bound=2)
-flags.DEFINE_integer("stem_width", 32, "Stem output channels (the paper: 32).", lower_bound=1)
-flags.DEFINE_integer("num_classes", 0, "Classes of the dataset for the head's cost; 0 = 10 for digits, "
-                     "1000 otherwise.", lower_bound=0)
-flags.DEFINE_string("sweep_dir", "sweeps/default", "Directory of the sweep (created if missing).")
-flags.DEFINE_string("shard", "0/1", "i/n: train the models whose index is i mod n.")
-flags.DEFINE_string("train_fn", "training.api:train",
-                    "module:function called as fn(spec, dataset=..., epochs=..., ..., seed=...) -> dict "
-                    "with top1_err and top5_err in percent.")
-# Training flags, as in python -m training.main.
-flags.DEFINE_string("dataset", "digits", "digits (embedded, no download) | imagenet2012 | tfrecord | folder.")
-flags.DEFINE_string("data_dir", None, "Dataset location (all but digits).")
-flags.DEFINE_integer("epochs", 10, "Epochs per model (the paper: 10).", lower_bound=1)
-flags.DEFINE_integer("batch_size", 128, "Global batch size (the paper: 128).", lower_bound=1)
-flags.DEFINE_float("lr", 0.05, "Initial learning rate of the cosine schedule (the paper's sweeps: 0.05).")
-flags.DEFINE_float("weight_decay", 5e-5, "Weight decay (the paper: 5e-5).")
-flags.DEFINE_integer("warmup_epochs", 0, "Linear warmup epochs.", lower_bound=0)
-flags.DEFINE_integer("max_steps", 0, "Cap on train steps per model; 0 = no cap.", lower_bound=0)
-flags.DEFINE_bool("keep_runs", False, "Keep each model's training directory (checkpoints, TensorBoard "
-                  "logs) under SWEEP_DIR/runs; otherwise the trainer uses a temporary one.")
-flags.DEFINE_bool("tensorboard", True, "Write per-model errors as TensorBoard scalars to SWEEP_DIR/tensorboard.")
 
-def build_config() -> SweepConfig:
-    """The SweepConfig described by the flags (flag errors name the flag)."""
-    stem_stride = FLAGS.stem_stride or (1 if FLAGS.image_size < 128 else 2)
-    if FLAGS.flops_range.strip().lower() == "auto":
-        flops = tuple(round(x) for x in scaled_flops_range(FLAGS.image_size, stem_stride))
+
+@dataclass(frozen=True)
+class SweepCliConfig:
+    """The flags of `python -m training.sweep` (default and help declared once, here).
+
+    Parsed into the sweep's own `sweep_runner.SweepConfig` (what is sampled, how models train) by
+    `build_config`.
+    """
+
+    space: str = F("regnetx", "Design space to sample.", choices=sorted(SPACES))
+    num_models: int = F(32, "Models in the sweep (the paper uses 500; 100 for RegNet trends).", lower_bound=1)
+    seed: int = F(0, "Sampling seed; model i trains with seed*100003 + i.")
+    flops_range: str = F("auto", "low,high flops (multiply-adds), suffixes K/M/G allowed, e.g. 360M,400M. "
+                         "'auto' = the paper's 360-400MF regime at 224 rescaled by the feature area after the "
+                         "stem ((image_size/stem_stride)^2 / 112^2); 'none' = unconstrained.")
+    params_range: str = F("none", "low,high parameter count (K/M/G suffixes) or 'none'.")
+    acts_range: str = F("none", "low,high activation count (K/M/G suffixes) or 'none'.")
+    latency_range: str = F("none", "low,high milliseconds predicted by --latency_model (a model fitted by "
+                           "python -m training.analyze on latency.jsonl) or 'none'.")
+    latency_model: str = F("", "PATH#KEY of a fitted latency model, e.g. "
+                           "sweeps/lat/analysis/latency_models.json#int8@1; needed with --latency_range.")
+    image_size: int = F(32, "Training resolution (and the resolution complexity is measured at).", lower_bound=8)
+    stem_stride: int = F(0, "Stem stride: 1 or 2; 0 = 1 below 128px, else 2 (the paper's).",
+                         lower_bound=0, upper_bound=2)
+    stem_width: int = F(32, "Stem output channels (the paper: 32).", lower_bound=1)
+    num_classes: int = F(0, "Classes of the dataset for the head's cost; 0 = 10 for digits, 1000 otherwise.",
+                         lower_bound=0)
+    sweep_dir: str = F("sweeps/default", "Directory of the sweep (created if missing).")
+    shard: str = F("0/1", "i/n: train the models whose index is i mod n.")
+    train_fn: str = F("training.api:train", "module:function called as fn(spec, dataset=..., epochs=..., ..., "
+                      "seed=...) -> dict with top1_err and top5_err in percent.")
+    # Training settings, as in python -m training.main (with the paper's sweep recipe as defaults).
+    dataset: str = F("digits", "digits (embedded, no download) | imagenet2012 | tfrecord | folder.")
+    data_dir: str | None = F(None, "Dataset location (all but digits).")
+    epochs: int = F(10, "Epochs per model (the paper: 10).", lower_bound=1)
+    batch_size: int = F(128, "Global batch size (the paper: 128).", lower_bound=1)
+    lr: float = F(0.05, "Initial learning rate of the cosine schedule (the paper's sweeps: 0.05).")
+    weight_decay: float = F(5e-5, "Weight decay (the paper: 5e-5).")
+    warmup_epochs: int = F(0, "Linear warmup epochs.", lower_bound=0)
+    max_steps: int = F(0, "Cap on train steps per model; 0 = no cap.", lower_bound=0)
+    keep_runs: bool = F(False, "Keep each model's training directory (checkpoints, TensorBoard logs) under "
+                        "SWEEP_DIR/runs; otherwise the trainer uses a temporary one.")
+    tensorboard: bool = F(True, "Write per-model errors as TensorBoard scalars to SWEEP_DIR/tensorboard.")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """One flag per SweepCliConfig field; defined when the CLI runs, so importing this module defines none."""
+    dataclass_flags.define_flags(SweepCliConfig, flag_values)
+
+
+def build_config(opts: SweepCliConfig | None = None) -> SweepConfig:
+    """The SweepConfig described by `opts` (default: the parsed flags); errors name the flag."""
+    opts = opts if opts is not None else dataclass_flags.from_flags(SweepCliConfig)
+    stem_stride = opts.stem_stride or (1 if opts.image_size < 128 else 2)
+    if opts.flops_range.strip().lower() == "auto":
+        flops = tuple(round(x) for x in scaled_flops_range(opts.image_size, stem_stride))
     else:
-        flops = parse_range(FLAGS.flops_range, "flops_range")
+        flops = parse_range(opts.flops_range, "flops_range")
     try:
-        parse_shard(FLAGS.shard)
+        parse_shard(opts.shard)
     except ValueError as e:
-        raise flags.ValidationError(f"--shard: {e}") from None
-    if FLAGS.dataset != "digits" and not FLAGS.data_dir:
-        raise flags.ValidationError(f"--data_dir is required with --dataset={FLAGS.dataset}")
-    latency_range, latency_model = latency_budget(FLAGS.latency_range, FLAGS.latency_model, FLAGS.image_size)
-    classes = FLAGS.num_classes or (10 if FLAGS.dataset == "digits" else 1000)
-    train = {"dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir, "epochs": FLAGS.epochs,
-             "batch_size": FLAGS.batch_size, "image_size": FLAGS.image_size, "lr": FLAGS.lr,
-             "weight_decay": FLAGS.weight_decay, "warmup_epochs": FLAGS.warmup_epochs,
-             "max_steps": FLAGS.max_steps or None}
-    return SweepConfig(FLAGS.space, FLAGS.num_models, FLAGS.seed, flops,
-                       parse_range(FLAGS.params_range, "params_range"),
-                       parse_range(FLAGS.acts_range, "acts_range"), FLAGS.image_size, stem_stride,
-                       FLAGS.stem_width, classes, train, latency_range=latency_range,
+        raise flags.ValidationError(f"--shard: {e}") from e
+    if opts.dataset != "digits" and not opts.data_dir:
+        raise flags.ValidationError(f"--data_dir is required with --dataset={opts.dataset}")
+    latency_range, latency_model = latency_budget(opts.latency_range, opts.latency_model, opts.image_size)
+    classes = opts.num_classes or (10 if opts.dataset == "digits" else 1000)
+    train = {"dataset": opts.dataset, "data_dir": opts.data_dir, "epochs": opts.epochs,
+             "batch_size": opts.batch_size, "image_size": opts.image_size, "lr": opts.lr,
+             "weight_decay": opts.weight_decay, "warmup_epochs": opts.warmup_epochs,
+             "max_steps": opts.max_steps or None}
+    return SweepConfig(opts.space, opts.num_models, opts.seed, flops,
+                       parse_range(opts.params_range, "params_range"),
+                       parse_range(opts.acts_range, "acts_range"), opts.image_size, stem_stride,
+                       opts.stem_width, classes, train, latency_range=latency_range,
                        latency_model=latency_model)
 
 
@@ -118,26 +134,28 @@ def _tensorboard_writer(sweep_dir: str):
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
+    opts = dataclass_flags.from_flags(SweepCliConfig)
     try:
-        config = build_config()
+        config = build_config(opts)
     except flags.ValidationError as e:
-        raise app.UsageError(str(e)) from None
+        raise app.UsageError(str(e)) from e
     try:
-        train_fn = load_train_fn(FLAGS.train_fn)
+        train_fn = load_train_fn(opts.train_fn)
     except ValueError as e:
-        raise app.UsageError(f"--train_fn: {e}") from None
+        raise app.UsageError(f"--train_fn: {e}") from e
     lo_hi = config.flops_range
-    logging.info("sweep %s: %d %s models, flops %s at %dpx", FLAGS.sweep_dir, config.num_models,
+    logging.info("sweep %s: %d %s models, flops %s at %dpx", opts.sweep_dir, config.num_models,
                  config.space, "any" if lo_hi is None else f"{lo_hi[0] / 1e6:.2f}-{lo_hi[1] / 1e6:.2f}M",
                  config.image_size)
-    on_result = _tensorboard_writer(FLAGS.sweep_dir) if FLAGS.tensorboard else None
+    on_result = _tensorboard_writer(opts.sweep_dir) if opts.tensorboard else None
     try:
-        prog = run(FLAGS.sweep_dir, config, train_fn, parse_shard(FLAGS.shard),
-                   report=lambda s: print(s, flush=True), on_result=on_result, model_dirs=FLAGS.keep_runs)
+        prog = run(opts.sweep_dir, config, train_fn, parse_shard(opts.shard),
+                   report=lambda s: print(s, flush=True), on_result=on_result, model_dirs=opts.keep_runs)
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
-    print(f"results: {FLAGS.sweep_dir}/results.jsonl ({prog.done}/{prog.total} models done)", flush=True)
+        raise app.UsageError(str(e)) from e
+    print(f"results: {opts.sweep_dir}/results.jsonl ({prog.done}/{prog.total} models done)", flush=True)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
