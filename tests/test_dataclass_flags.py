@@ -24,13 +24,14 @@ def _configs() -> dict[str, tuple[type, object]]:
     """CLI -> (its config dataclass, its define_flags)."""
     from tflite import export
     from tflite.pipeline import ExportConfig
-    from training import evaluate, sweep
+    from training import evaluate, latency, sweep
     from training import flags as train_flags
     from training.config import TrainConfig
 
     return {"training.main": (TrainConfig, train_flags.define_flags),
             "training.evaluate": (evaluate.EvalConfig, evaluate.define_flags),
             "training.sweep": (sweep.SweepCliConfig, sweep.define_flags),
+            "training.latency": (latency.LatencyCliConfig, latency.define_flags),
             "tflite.export": (ExportConfig, export.define_flags)}
 
 
@@ -42,7 +43,8 @@ def _defined(cli: str) -> tuple[type, flags.FlagValues]:
     return cls, fv
 
 
-@pytest.mark.parametrize("cli", ["training.main", "training.evaluate", "training.sweep", "tflite.export"])
+@pytest.mark.parametrize("cli", ["training.main", "training.evaluate", "training.sweep", "training.latency",
+                                 "tflite.export"])
 def test_every_field_is_a_flag_with_its_default_and_help(cli):
     cls, fv = _defined(cli)
     fields = dataclasses.fields(cls)
@@ -190,7 +192,7 @@ def test_every_cli_imports_into_one_process_and_defines_its_flags_only_when_it_r
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
 
 
-@pytest.mark.parametrize("cli", ["training.evaluate", "training.sweep", "tflite.export"])
+@pytest.mark.parametrize("cli", ["training.evaluate", "training.sweep", "training.latency", "tflite.export"])
 def test_helpfull_documents_every_field(cli):
     cls, _ = _configs()[cli]
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}

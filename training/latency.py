@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
 
 from absl import app, flags
 
+from keras_regnet import dataclass_flags
 from keras_regnet.complexity import complexity
+from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.latency import LatencyModel
 from keras_regnet.design_space.sampler import Sample
 from keras_regnet.design_space.spaces import SPACES
@@ -40,55 +42,59 @@ LATENCY_CONFIG = "latency_config.json"
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
+@dataclass(frozen=True)
+class LatencyCliConfig:
+    """The flags of `python -m training.latency` (default and help declared once, here)."""
+
+    space: str = F("regnetx", "Design space to sample (ignored when SWEEP_DIR already holds a sweep: its "
+                   "population is measured).", choices=sorted(SPACES))
+    num_models: int = F(30, "Networks to sample.", lower_bound=1)
+    seed: int = F(0, "Sampling seed.")
+    flops_range: str = F("200M,1.6G", "low,high flops (K/M/G suffixes) or 'none'; default: the paper's "
+                         "200MF-1.6GF range (Fig. 12).")
+    params_range: str = F("none", "low,high parameter count or 'none'.")
+    acts_range: str = F("none", "low,high activation count or 'none'.")
+    latency_range: str = F("none", "low,high predicted milliseconds (with --latency_model) or 'none'.")
+    latency_model: str = F("", "PATH#KEY of a fitted latency model (see training.analyze).")
+    image_size: int = F(224, "Input resolution of the built networks.", lower_bound=8)
+    stem_stride: int = F(2, "Stem stride of sampled networks (1 or 2).", lower_bound=1, upper_bound=2)
+    stem_width: int = F(32, "Stem width of sampled networks.", lower_bound=1)
+    num_classes: int = F(1000, "Classes of the head.", lower_bound=1)
+    sweep_dir: str = F("sweeps/latency", "Directory of the population (created if missing).")
+    zoo: tuple[str, ...] = F((), "Measure these zoo models instead of a sampled population ('all' = the 24; "
+                             "e.g. regnetx_200mf,regnety_600mf), to place them on the population plots.")
+    shard: str = F("0/1", "i/n: measure the networks whose index is i mod n.")
+    threads: tuple[str, ...] = F(("1", "2"), "LiteRT thread counts.")
+    formats: tuple[str, ...] = F(tuple(LATENCY_FORMATS), f"TFLite formats, of {', '.join(LATENCY_FORMATS)}.")
+    calibration_images: int = F(8, "Real images (scikit-learn digits) for int8 calibration.", lower_bound=1)
+    tf_batch_size: int = F(64, "TensorFlow batch for the paper's protocol; 0 skips it.", lower_bound=0)
+    target_rse: float = F(0.02, "Repeat until the median time's relative standard error is <= this.")
+    warmup: int = F(5, "Untimed runs before timing.", lower_bound=0)
+    min_runs: int = F(10, "Timed runs at least.", lower_bound=2)
+    max_runs: int = F(300, "Timed runs at most.", lower_bound=2)
+    max_seconds: float = F(20.0, "Stop timing one variant after this long even if the target is not met.")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """The CLI's flags; defined when it runs, so importing this module (tests, tools) defines none
     and cannot collide with another CLI's flags in the same process."""
-    if "tf_batch_size" in FLAGS:
-        return
-    flags.DEFINE_enum("space", "regnetx", sorted(SPACES), "Design space to sample (ignored when SWEEP_DIR "
-                      "already holds a sweep: its population is measured).")
-    flags.DEFINE_integer("num_models", 30, "Networks to sample.", lower_bound=1)
-    flags.DEFINE_integer("seed", 0, "Sampling seed.")
-    flags.DEFINE_string("flops_range", "200M,1.6G", "low,high flops (K/M/G suffixes) or 'none'; default: the "
-                        "paper's 200MF-1.6GF range (Fig. 12).")
-    flags.DEFINE_string("params_range", "none", "low,high parameter count or 'none'.")
-    flags.DEFINE_string("acts_range", "none", "low,high activation count or 'none'.")
-    flags.DEFINE_string("latency_range", "none", "low,high predicted milliseconds (with --latency_model) or 'none'.")
-    flags.DEFINE_string("latency_model", "", "PATH#KEY of a fitted latency model (see training.analyze).")
-    flags.DEFINE_integer("image_size", 224, "Input resolution of the built networks.", lower_bound=8)
-    flags.DEFINE_integer("stem_stride", 2, "Stem stride of sampled networks (1 or 2).", lower_bound=1, upper_bound=2)
-    flags.DEFINE_integer("stem_width", 32, "Stem width of sampled networks.", lower_bound=1)
-    flags.DEFINE_integer("num_classes", 1000, "Classes of the head.", lower_bound=1)
-    flags.DEFINE_string("sweep_dir", "sweeps/latency", "Directory of the population (created if missing).")
-    flags.DEFINE_list("zoo", [], "Measure these zoo models instead of a sampled population ('all' = the 24; "
-                      "e.g. regnetx_200mf,regnety_600mf), to place them on the population plots.")
-    flags.DEFINE_string("shard", "0/1", "i/n: measure the networks whose index is i mod n.")
-    flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
-    flags.DEFINE_list("formats", list(LATENCY_FORMATS), f"TFLite formats, of {', '.join(LATENCY_FORMATS)}.")
-    flags.DEFINE_integer("calibration_images", 8, "Real images (scikit-learn digits) for int8 calibration.",
-                         lower_bound=1)
-    flags.DEFINE_integer("tf_batch_size", 64, "TensorFlow batch for the paper's protocol; 0 skips it.", lower_bound=0)
-    flags.DEFINE_float("target_rse", 0.02, "Repeat until the median time's relative standard error is <= this.")
-    flags.DEFINE_integer("warmup", 5, "Untimed runs before timing.", lower_bound=0)
-    flags.DEFINE_integer("min_runs", 10, "Timed runs at least.", lower_bound=2)
-    flags.DEFINE_integer("max_runs", 300, "Timed runs at most.", lower_bound=2)
-    flags.DEFINE_float("max_seconds", 20.0, "Stop timing one variant after this long even if the target is not met.")
+    dataclass_flags.define_flags(LatencyCliConfig, flag_values)
 
 
-def settings() -> dict[str, Any]:
+def settings(opts: LatencyCliConfig) -> dict[str, Any]:
     """What the measurements depend on; a restart must agree on all of it."""
     threads = []
-    for t in FLAGS.threads:
+    for t in opts.threads:
         if not str(t).isdigit() or int(t) < 1:
-            raise flags.ValidationError(f"--threads must be positive integers, got {FLAGS.threads}")
+            raise flags.ValidationError(f"--threads must be positive integers, got {list(opts.threads)}")
         threads.append(int(t))
-    bad = [f for f in FLAGS.formats if f not in LATENCY_FORMATS]
-    if bad or not FLAGS.formats:
-        raise flags.ValidationError(f"--formats must be some of {LATENCY_FORMATS}, got {FLAGS.formats}")
-    policy = TimingPolicy(FLAGS.warmup, FLAGS.min_runs, FLAGS.max_runs, FLAGS.max_seconds, FLAGS.target_rse)
-    return {"image_size": FLAGS.image_size, "classes": FLAGS.num_classes, "threads": threads,
-            "formats": list(FLAGS.formats), "calibration_images": FLAGS.calibration_images,
-            "tf_batch_size": FLAGS.tf_batch_size, "timing": asdict(policy), "zoo": list(FLAGS.zoo)}
+    bad = [f for f in opts.formats if f not in LATENCY_FORMATS]
+    if bad or not opts.formats:
+        raise flags.ValidationError(f"--formats must be some of {LATENCY_FORMATS}, got {list(opts.formats)}")
+    policy = TimingPolicy(opts.warmup, opts.min_runs, opts.max_runs, opts.max_seconds, opts.target_rse)
+    return {"image_size": opts.image_size, "classes": opts.num_classes, "threads": threads,
+            "formats": list(opts.formats), "calibration_images": opts.calibration_images,
+            "tf_batch_size": opts.tf_batch_size, "timing": asdict(policy), "zoo": list(opts.zoo)}
 
 
 def check_settings(sweep_dir: str, wanted: dict[str, Any]) -> None:
@@ -118,16 +124,16 @@ def zoo_population(names: list[str], image_size: int, classes: int) -> list[Samp
     return out
 
 
-def population(sweep_dir: str) -> list[Any]:
+def population(sweep_dir: str, opts: LatencyCliConfig) -> list[Any]:
     """Zoo models (--zoo), the sweep's own population if SWEEP_DIR holds one, else a new one."""
-    if FLAGS.zoo:
-        return zoo_population(FLAGS.zoo, FLAGS.image_size, FLAGS.num_classes)
+    if opts.zoo:
+        return zoo_population(list(opts.zoo), opts.image_size, opts.num_classes)
     if os.path.exists(os.path.join(sweep_dir, CONFIG)):
         return load_samples(sweep_dir)
-    latency_range, latency_model = latency_budget(FLAGS.latency_range, FLAGS.latency_model, FLAGS.image_size)
-    config = SweepConfig(FLAGS.space, FLAGS.num_models, FLAGS.seed, parse_range(FLAGS.flops_range, "flops_range"),
-                         parse_range(FLAGS.params_range, "params_range"), parse_range(FLAGS.acts_range, "acts_range"),
-                         FLAGS.image_size, FLAGS.stem_stride, FLAGS.stem_width, FLAGS.num_classes, {},
+    latency_range, latency_model = latency_budget(opts.latency_range, opts.latency_model, opts.image_size)
+    config = SweepConfig(opts.space, opts.num_models, opts.seed, parse_range(opts.flops_range, "flops_range"),
+                         parse_range(opts.params_range, "params_range"), parse_range(opts.acts_range, "acts_range"),
+                         opts.image_size, opts.stem_stride, opts.stem_width, opts.num_classes, {},
                          latency_range=latency_range, latency_model=latency_model)
     return prepare(sweep_dir, config)
 
@@ -194,16 +200,17 @@ def in_range_check(sweep_dir: str, records: list[dict[str, Any]]) -> Optional[st
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
+    opts = dataclass_flags.from_flags(LatencyCliConfig)
     try:
-        shard = parse_shard(FLAGS.shard)
-        setting = settings()
-        pop = population(FLAGS.sweep_dir)
-        results = run(FLAGS.sweep_dir, pop, setting, shard, report=lambda m: print(m, flush=True))
+        shard = parse_shard(opts.shard)
+        setting = settings(opts)
+        pop = population(opts.sweep_dir, opts)
+        results = run(opts.sweep_dir, pop, setting, shard, report=lambda m: print(m, flush=True))
     except flags.ValidationError as e:
         raise app.UsageError(str(e)) from e
     records = results.load()
     print(f"latency: {results.path} ({len(records)}/{len(pop)} networks measured)", flush=True)
-    check = in_range_check(FLAGS.sweep_dir, records)
+    check = in_range_check(opts.sweep_dir, records)
     if check:
         print(check, flush=True)
 
