@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from keras_regnet.dataclass_flags import flag_field as F
+from keras_regnet.errors import ConfigError, DataError
 from tflite import name_clash
 
 name_clash.require_ours()
@@ -75,29 +76,29 @@ class ExportConfig:
         """Check the flags that need no I/O, naming the flag in every error."""
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
-            raise ValueError(f"--formats has unknown entries {bad or '(empty)'}; allowed: {', '.join(FORMATS)}")
+            raise ConfigError(f"--formats has unknown entries {bad or '(empty)'}; allowed: {', '.join(FORMATS)}")
         for flag, value, minimum in (("image_size", self.image_size, 8), ("calibration_steps", self.calibration_steps, 1),
                                      ("eval_images", self.eval_images, 1), ("version", self.version, 1),
                                      ("top_k", self.top_k, 1), ("latency_runs", self.latency_runs, 1),
                                      ("qat_epochs", self.qat_epochs, 1), ("qat_batch_size", self.qat_batch_size, 1),
                                      ("qat_images", self.qat_images, 1), ("prune_epochs", self.prune_epochs, 1)):
             if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
+                raise ConfigError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
         if self.classes is not None and self.classes < 1:
-            raise ValueError(f"--classes must be >= 1 (or unset to read it from the checkpoint), got {self.classes}")
+            raise ConfigError(f"--classes must be >= 1 (or unset to read it from the checkpoint), got {self.classes}")
         if self.int8_io not in ("int8", "uint8"):
-            raise ValueError(f"--int8_io must be int8 or uint8, got {self.int8_io!r}")
+            raise ConfigError(f"--int8_io must be int8 or uint8, got {self.int8_io!r}")
         from tflite.prune import check_sparsity
 
         check_sparsity(self.prune_sparsity)
         if not self.qat_learning_rate > 0:
-            raise ValueError(f"--qat_learning_rate must be > 0, got {self.qat_learning_rate}")
+            raise ConfigError(f"--qat_learning_rate must be > 0, got {self.qat_learning_rate}")
         if any(f in ONNX_FORMATS for f in self.formats):
             from tflite.onnx_export import require
 
             require()
         if os.path.exists(self.output_dir) and not self.overwrite:
-            raise ValueError(f"--output_dir={self.output_dir!r} already exists; pass --overwrite to replace it")
+            raise ConfigError(f"--output_dir={self.output_dir!r} already exists; pass --overwrite to replace it")
         return self
 
 
@@ -109,7 +110,7 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     spec = checkpoint.resolve_spec(config.model)
     size = config.image_size
     if size < spec.total_stride:
-        raise ValueError(f"--image_size={size} is below the network's total stride {spec.total_stride}")
+        raise ConfigError(f"--image_size={size} is below the network's total stride {spec.total_stride}")
     # Data first: empty or unreadable sources fail before any conversion starts.
     calib = calibration.load_images(config.calibration_data, size, config.calibration_steps)
     evals = calibration.load_images(config.eval_data, size, config.eval_images, "--eval_data") if config.eval_data else None
@@ -179,7 +180,7 @@ def top_k_examples(probs: np.ndarray, names: list[str] | None, k: int) -> list[l
 
 def _check_labels(data: Any, classes: int, flag: str) -> None:
     if data.labels is not None and len(data.labels) and int(data.labels.max()) >= classes:
-        raise ValueError(
+        raise DataError(
             f"{flag}={data.source!r} has label {int(data.labels.max())} but the model has {classes} classes"
         )
 
@@ -198,7 +199,7 @@ def _publish(staging: str, output_dir: str, overwrite: bool) -> None:
     """Rename the finished staging folder to output_dir (replacing it only with --overwrite)."""
     if os.path.exists(output_dir):
         if not overwrite:
-            raise ValueError(f"--output_dir={output_dir!r} already exists; pass --overwrite to replace it")
+            raise ConfigError(f"--output_dir={output_dir!r} already exists; pass --overwrite to replace it")
         old = f"{staging}.old"
         os.rename(output_dir, old)
         os.rename(staging, output_dir)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keras_regnet.dataclass_flags import flag_field as F
+from keras_regnet.errors import ConfigError
 from training import fileio
 
 DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
@@ -136,7 +137,7 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
             RECIPE_PRECISE_BN_IMAGES if cfg.dataset in ("imagenet2012", "tfrecord") else 0),
     }
     if cfg.epochs is None and cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
-        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
+        raise ConfigError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
                          f"--dataset={cfg.dataset} default); use --warmup_epochs <= --epochs or pass --epochs")
     if cfg.lr is None:
         from training.recipe import recipe_lr
@@ -153,7 +154,7 @@ def _finetune_defaults(cfg: TrainConfig, batch: int) -> dict[str, Any]:
 
     epochs = cfg.epochs or finetune.FINETUNE_EPOCHS
     if cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
-        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the fine-tuning "
+        raise ConfigError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the fine-tuning "
                          "default with --weights); use --warmup_epochs <= --epochs or pass --epochs")
     out: dict[str, Any] = {"epochs": epochs}
     if cfg.lr is None:
@@ -170,7 +171,7 @@ def default_model_dir(model: str, dataset: str) -> str:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Raise ValueError naming the flag for any bad or contradictory setting."""
+    """Raise ConfigError (a ValueError) naming the flag for any bad or contradictory setting."""
     _choice("dataset", cfg.dataset, DATASETS)
     _choice("strategy", cfg.strategy, STRATEGIES)
     _choice("xla", cfg.xla, XLA_CHOICES)
@@ -179,52 +180,52 @@ def validate(cfg: TrainConfig) -> None:
     _positive_int_or_none("bn_batch", cfg.bn_batch)
     if cfg.precise_bn_images is not None and (isinstance(cfg.precise_bn_images, bool) or not isinstance(
             cfg.precise_bn_images, int) or cfg.precise_bn_images < 0):
-        raise ValueError(f"--precise_bn_images must be an integer >= 0 (0 turns it off; the reference "
+        raise ConfigError(f"--precise_bn_images must be an integer >= 0 (0 turns it off; the reference "
                          f"uses 8192), got {cfg.precise_bn_images!r}")
     if cfg.bn_batch is not None and cfg.sync_bn:
-        raise ValueError(f"--bn_batch={cfg.bn_batch} (ghost batch normalization per replica) cannot be "
+        raise ConfigError(f"--bn_batch={cfg.bn_batch} (ghost batch normalization per replica) cannot be "
                          f"combined with --sync_bn (statistics over the global batch); choose one")
     for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "max_steps",
                  "train_examples", "eval_examples"):
         _positive_int_or_none(name, getattr(cfg, name))
     _positive_int_or_none("keep_checkpoints", cfg.keep_checkpoints)
     if cfg.image_size is not None and cfg.image_size < 8:
-        raise ValueError(f"--image_size must be >= 8, got {cfg.image_size}")
+        raise ConfigError(f"--image_size must be >= 8, got {cfg.image_size}")
     if cfg.lr is not None and not (_is_finite(cfg.lr) and cfg.lr > 0):
-        raise ValueError(f"--lr must be a finite number > 0, got {cfg.lr}")
+        raise ConfigError(f"--lr must be a finite number > 0, got {cfg.lr}")
     for name, lo, hi in (("warmup_factor", 0.0, 1.0), ("momentum", 0.0, 1.0),
                          ("label_smoothing", 0.0, 1.0)):
         value = getattr(cfg, name)
         if not lo <= value <= hi or (name == "label_smoothing" and value == 1.0):
-            raise ValueError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
+            raise ConfigError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
     _check_regularisers(cfg)
     if cfg.warmup_epochs is not None and not (_is_finite(cfg.warmup_epochs) and cfg.warmup_epochs >= 0):
-        raise ValueError(f"--warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
+        raise ConfigError(f"--warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
     if cfg.epochs is not None and cfg.warmup_epochs is not None and cfg.warmup_epochs > cfg.epochs:
-        raise ValueError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={cfg.epochs}; "
+        raise ConfigError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={cfg.epochs}; "
                          f"use --warmup_epochs <= --epochs")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**31:
-        raise ValueError(f"--seed must be an integer in [0, 2**31), got {cfg.seed!r}")
+        raise ConfigError(f"--seed must be an integer in [0, 2**31), got {cfg.seed!r}")
     if not (_is_finite(cfg.weight_decay) and cfg.weight_decay >= 0):
-        raise ValueError(f"--weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
+        raise ConfigError(f"--weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
     if cfg.verbose not in VERBOSITY:
-        raise ValueError(f"--verbose must be one of {', '.join(map(str, VERBOSITY))} "
+        raise ConfigError(f"--verbose must be one of {', '.join(map(str, VERBOSITY))} "
                          f"(0 quiet, 1 progress bar, 2 a line per epoch), got {cfg.verbose!r}")
     if cfg.dataset != "digits" and not cfg.data_dir:
-        raise ValueError(f"--dataset={cfg.dataset} needs --data_dir (only 'digits' is embedded)")
+        raise ConfigError(f"--dataset={cfg.dataset} needs --data_dir (only 'digits' is embedded)")
     if cfg.data_dir and not fileio.isdir(cfg.data_dir):
-        raise ValueError(f"--data_dir={cfg.data_dir!r} is not an existing directory")
+        raise ConfigError(f"--data_dir={cfg.data_dir!r} is not an existing directory")
     if cfg.dataset == "digits" and cfg.data_dir:
-        raise ValueError("--data_dir is not used by --dataset=digits (embedded in scikit-learn); "
+        raise ConfigError("--data_dir is not used by --dataset=digits (embedded in scikit-learn); "
                          "drop --data_dir or choose --dataset=imagenet2012|tfrecord|folder")
     _check_dataset_only_flags(cfg)
     if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
-        raise ValueError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
+        raise ConfigError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
     if cfg.sync_bn and cfg.xla == "on":
-        raise ValueError("--sync_bn cannot be combined with --xla=on (the cross-replica BN statistics "
+        raise ConfigError("--sync_bn cannot be combined with --xla=on (the cross-replica BN statistics "
                          "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
-        raise ValueError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
+        raise ConfigError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
     _check_finetune(cfg)
 
 
@@ -234,18 +235,18 @@ def _check_finetune(cfg: TrainConfig) -> None:
 
     if cfg.weights is not None:
         if not isinstance(cfg.weights, str) or not cfg.weights:
-            raise ValueError(f"--weights must be imagenet, a weights file or a run directory; got {cfg.weights!r}")
+            raise ConfigError(f"--weights must be imagenet, a weights file or a run directory; got {cfg.weights!r}")
         if cfg.weights != "imagenet" and not fileio.exists(cfg.weights):
-            raise ValueError(f"--weights={cfg.weights!r} does not exist; use imagenet, a .keras / "
+            raise ConfigError(f"--weights={cfg.weights!r} does not exist; use imagenet, a .keras / "
                              ".weights.h5 / reference checkpoint file or an earlier --model_dir")
     if finetune.parse_freeze(cfg.freeze) and cfg.weights is None:
-        raise ValueError(f"--freeze={cfg.freeze} needs --weights (frozen random layers never learn); "
+        raise ConfigError(f"--freeze={cfg.freeze} needs --weights (frozen random layers never learn); "
                          "pass --weights=imagenet or a file, or --freeze=none")
     if cfg.val_fraction is not None:
         if not _is_real(cfg.val_fraction) or not 0.0 < cfg.val_fraction < 1.0:
-            raise ValueError(f"--val_fraction must be in (0, 1), got {cfg.val_fraction!r}")
+            raise ConfigError(f"--val_fraction must be in (0, 1), got {cfg.val_fraction!r}")
         if cfg.dataset != "folder":
-            raise ValueError(f"--val_fraction is only used by --dataset=folder, not --dataset={cfg.dataset}")
+            raise ConfigError(f"--val_fraction is only used by --dataset=folder, not --dataset={cfg.dataset}")
 
 
 def _check_dataset_only_flags(cfg: TrainConfig) -> None:
@@ -254,21 +255,21 @@ def _check_dataset_only_flags(cfg: TrainConfig) -> None:
              "label_offset": ("tfrecord",)}
     for name, datasets in users.items():
         if getattr(cfg, name) is not None and cfg.dataset not in datasets:
-            raise ValueError(f"--{name} is only used by --dataset={'|'.join(datasets)}, not "
+            raise ConfigError(f"--{name} is only used by --dataset={'|'.join(datasets)}, not "
                              f"--dataset={cfg.dataset} (whose sizes and labels come from the data); drop it")
 
 
 def _check_regularisers(cfg: TrainConfig) -> None:
     """EMA decay in [0, 1) (0: off); mixup/cutmix alphas >= 0 (0: off); switch probability in [0, 1]."""
     if not _is_real(cfg.ema_decay) or not 0.0 <= cfg.ema_decay < 1.0:
-        raise ValueError(f"--ema_decay must be in [0, 1) (0 turns EMA off; e.g. 0.9999), got {cfg.ema_decay!r}")
+        raise ConfigError(f"--ema_decay must be in [0, 1) (0 turns EMA off; e.g. 0.9999), got {cfg.ema_decay!r}")
     for name in ("mixup_alpha", "cutmix_alpha"):
         value = getattr(cfg, name)
         if not _is_real(value) or not 0.0 <= value < float("inf"):
-            raise ValueError(f"--{name} must be a finite number >= 0 (0 turns it off; e.g. 0.2 or 1.0), "
+            raise ConfigError(f"--{name} must be a finite number >= 0 (0 turns it off; e.g. 0.2 or 1.0), "
                              f"got {value!r}")
     if not _is_real(cfg.mixup_switch_prob) or not 0.0 <= cfg.mixup_switch_prob <= 1.0:
-        raise ValueError(f"--mixup_switch_prob must be in [0, 1], got {cfg.mixup_switch_prob!r}")
+        raise ConfigError(f"--mixup_switch_prob must be in [0, 1], got {cfg.mixup_switch_prob!r}")
 
 
 def _is_real(value: Any) -> bool:
@@ -282,11 +283,11 @@ def _is_finite(value: Any) -> bool:
 
 def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"--{flag}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+        raise ConfigError(f"--{flag}={value!r} is not allowed; choose one of {', '.join(allowed)}")
 
 
 def _positive_int_or_none(flag: str, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--{flag} must be a positive integer, got {value!r}")
+        raise ConfigError(f"--{flag} must be a positive integer, got {value!r}")
