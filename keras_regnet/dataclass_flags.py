@@ -1,15 +1,16 @@
 """absl flags generated from a frozen config dataclass, and the dataclass rebuilt from parsed flags.
 
 Each config value is declared once, on its dataclass field: the default is the field's default and
-the help text, choices and bounds live in `field(metadata=...)`:
+the help text, choices and bounds live in its metadata (`flag_field` writes both):
 
-    epochs: int | None = field(default=None, metadata={"help": "Training epochs.", "lower_bound": 1})
+    epochs: int | None = flag_field(None, "Training epochs.", lower_bound=1)
 
 Metadata keys: `help` (required), `choices` (an enum flag; for int fields an integer flag with a
 validator), `lower_bound` / `upper_bound` (numeric flags), `required` (the flag must be given).
 Field types: str, int, float, bool, `X | None`, and `tuple[str, ...]` / `list[str]` (comma-separated
 list flags). Flag name = field name. A CLI calls `define_flags(Config)` when it runs (not at import),
 so two CLIs whose flags share a name but not a default can be imported into one process.
+Imports absl only (no TensorFlow), so a CLI's --helpfull stays fast.
 """
 
 from __future__ import annotations

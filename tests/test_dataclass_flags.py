@@ -184,6 +184,8 @@ def test_every_cli_imports_into_one_process_and_defines_its_flags_only_when_it_r
         "    assert fv['image_size'].value == fv['image_size'].default, name\n"
         "import training.flags\n"
         "training.flags.define_flags(); training.flags.define_flags()\n"
+        "import sys\n"
+        "assert not {'tensorflow', 'keras'} & set(sys.modules), 'defining flags imported TensorFlow'\n"
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}

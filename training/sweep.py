@@ -26,6 +26,7 @@ from keras_regnet import dataclass_flags
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.sampler import scaled_flops_range
 from keras_regnet.design_space.spaces import SPACES
+from training.config import TrainConfig
 from training.ranges import latency_budget, parse_range
 from training.sweep_runner import SweepConfig, load_train_fn, parse_shard, run
 
@@ -68,7 +69,7 @@ class SweepCliConfig:
     epochs: int = F(10, "Epochs per model (the paper: 10).", lower_bound=1)
     batch_size: int = F(128, "Global batch size (the paper: 128).", lower_bound=1)
     lr: float = F(0.05, "Initial learning rate of the cosine schedule (the paper's sweeps: 0.05).")
-    weight_decay: float = F(5e-5, "Weight decay (the paper: 5e-5).")
+    weight_decay: float = F(TrainConfig.weight_decay, "Weight decay (the paper: 5e-5).")
     warmup_epochs: int = F(0, "Linear warmup epochs.", lower_bound=0)
     max_steps: int = F(0, "Cap on train steps per model; 0 = no cap.", lower_bound=0)
     keep_runs: bool = F(False, "Keep each model's training directory (checkpoints, TensorBoard logs) under "
