@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,6 +22,7 @@ from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
 from keras_regnet import dataclass_flags  # noqa: E402
+from keras_regnet.errors import cli_boundary  # noqa: E402
 from tflite.pipeline import ExportConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -45,11 +45,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("tflite").setLevel(logging.INFO)  # our progress lines on
     from tflite.pipeline import run_export
 
-    try:
-        result = run_export(config_from_flags())
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    result = run_export(config_from_flags())
     print(result["table"])
     print(f"\nwrote {os.path.abspath(result['output_dir'])} (report.json, report.md, rest_request.json)")
     return 0
@@ -57,4 +53,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli_boundary(main, exit_code=1))

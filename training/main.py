@@ -24,6 +24,7 @@ def main(argv: list[str]) -> int:
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
+    from keras_regnet.errors import one_line
     from training.config import validate
     from training.run import prepare
 
@@ -35,8 +36,8 @@ def main(argv: list[str]) -> int:
         from training.run import run
 
         result = run(cfg)
-    except ValueError as e:
-        print(f"FATAL Flags error: {e}", file=sys.stderr)
+    except ValueError as e:  # ConfigError, DataError, WeightsError: one line naming the kind
+        print(one_line(e), file=sys.stderr)
         return 2
     except NonFiniteLoss as e:
         print(f"FATAL {e}", file=sys.stderr)

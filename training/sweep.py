@@ -26,6 +26,7 @@ from keras_regnet import dataclass_flags
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.sampler import scaled_flops_range
 from keras_regnet.design_space.spaces import SPACES
+from keras_regnet.errors import ConfigError, cli_boundary
 from training.config import TrainConfig
 from training.ranges import latency_budget, parse_range
 from training.sweep_runner import SweepConfig, load_train_fn, parse_shard, run
@@ -143,20 +144,17 @@ def main(argv: list[str]) -> None:
     try:
         train_fn = load_train_fn(opts.train_fn)
     except ValueError as e:
-        raise app.UsageError(f"--train_fn: {e}") from e
+        raise ConfigError(f"--train_fn: {e}") from e
     lo_hi = config.flops_range
     logging.info("sweep %s: %d %s models, flops %s at %dpx", opts.sweep_dir, config.num_models,
                  config.space, "any" if lo_hi is None else f"{lo_hi[0] / 1e6:.2f}-{lo_hi[1] / 1e6:.2f}M",
                  config.image_size)
     on_result = _tensorboard_writer(opts.sweep_dir) if opts.tensorboard else None
-    try:
-        prog = run(opts.sweep_dir, config, train_fn, parse_shard(opts.shard),
-                   report=lambda s: print(s, flush=True), on_result=on_result, model_dirs=opts.keep_runs)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+    prog = run(opts.sweep_dir, config, train_fn, parse_shard(opts.shard),
+               report=lambda s: print(s, flush=True), on_result=on_result, model_dirs=opts.keep_runs)
     print(f"results: {opts.sweep_dir}/results.jsonl ({prog.done}/{prog.total} models done)", flush=True)
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli_boundary(main))
