@@ -66,6 +66,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     from keras_regnet.complexity import complexity
     from training.data import make_source
     from training.loop import Trainer
+    from training.parts import build_parts
     from training.strategy import make_runtime
 
     make_model_dir(cfg.model_dir)
@@ -81,8 +82,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
         tf.config.experimental.enable_op_determinism()  # a resumed run ends bit-identical
     t0 = time.perf_counter()
     finetuning = weights is None and cfg.weights is not None
-    trainer = Trainer(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
-                      new_head=finetuning)
+    parts = build_parts(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
+                        new_head=finetuning)
+    trainer = Trainer(cfg, runtime, parts)
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
@@ -99,7 +101,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
                   image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
-                  checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
+                  checkpoint=trainer.checkpoint.latest, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")
