@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+from keras_regnet.errors import ConfigError
 from training import fileio
 from training.config import TrainConfig, resolve
 
@@ -22,17 +23,17 @@ def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
 
 
 def make_model_dir(model_dir: str) -> None:
-    """Create --model_dir (and parents) or raise a ValueError naming the flag."""
+    """Create --model_dir (and parents) or raise a ConfigError naming the flag."""
     if fileio.is_remote(model_dir):
         _make_remote_dir(model_dir)
         return
     try:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"--model_dir={model_dir!r} cannot be used as a directory ({e.strerror}); "
-                         f"pass a writable directory path") from None
+        raise ConfigError(f"--model_dir={model_dir!r} cannot be used as a directory ({e.strerror}); "
+                          f"pass a writable directory path") from e
     if not os.access(model_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
+        raise ConfigError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
 
 
 def _make_remote_dir(model_dir: str) -> None:
@@ -43,8 +44,8 @@ def _make_remote_dir(model_dir: str) -> None:
         fileio.makedirs(model_dir)
     except (tf.errors.OpError, OSError) as e:
         reason = getattr(e, "message", None) or str(e)
-        raise ValueError(f"--model_dir={model_dir!r} cannot be created ({reason.splitlines()[0]}); "
-                         f"check the URL scheme, bucket and credentials") from None
+        raise ConfigError(f"--model_dir={model_dir!r} cannot be created ({reason.splitlines()[0]}); "
+                          f"check the URL scheme, bucket and credentials") from e
 
 
 CLASS_NAMES_FILE = "class_names.json"  # = keras_regnet.weights.CLASS_NAMES_FILE, read beside model.keras
