@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
         step(iterator)
         t0 = time.perf_counter()
         for _ in range(n):
-            float(step(iterator)[0])
+            float(step(iterator).loss_sum)
         return n * batch / (time.perf_counter() - t0)
 
     def time_fit() -> float:

@@ -36,7 +36,7 @@ WORKER = textwrap.dedent('''
     FusedBatchNormalization._fusable = lambda self, inputs, mask: False
     from training.config import TrainConfig
     from training.data import make_source
-    from training.loop import Trainer
+    from training.parts import make_trainer
     from training.run import prepare
     from training.strategy import make_runtime
     runtime = make_runtime(mode, xla, "off")
@@ -47,7 +47,7 @@ WORKER = textwrap.dedent('''
     divisible_error = ""
     if runtime.strategy.num_replicas_in_sync > 1:
         try:
-            Trainer(cfg.replace(batch_size=33), runtime, make_source(cfg), spec)
+            make_trainer(cfg.replace(batch_size=33), runtime, make_source(cfg), spec)
         except ValueError as e:
             divisible_error = str(e)
     def replica_weights(model):
@@ -61,11 +61,11 @@ WORKER = textwrap.dedent('''
 
     # One step, then a restarted Trainer resumes from its checkpoint for the remaining steps.
     keras.utils.set_random_seed(0)
-    first = Trainer(cfg.replace(max_steps=1), runtime, make_source(cfg), spec)
+    first = make_trainer(cfg.replace(max_steps=1), runtime, make_source(cfg), spec)
     first.fit()
     _, after_one = replica_weights(first.model)
     np.savez(out + "_step1.npz", **after_one)
-    trainer = Trainer(cfg, runtime, make_source(cfg), spec)
+    trainer = make_trainer(cfg, runtime, make_source(cfg), spec)
     trainer.fit()
     replica_gap, weights = replica_weights(trainer.model)
     np.savez(out + ".npz", **weights)

@@ -33,7 +33,7 @@ RECORDING_RUN = textwrap.dedent('''
         import keras
         from training.config import TrainConfig
         from training.data import make_source
-        from training.loop import Trainer
+        from training.parts import make_trainer
         from training.run import prepare
         from training.strategy import make_runtime
 
@@ -41,7 +41,7 @@ RECORDING_RUN = textwrap.dedent('''
                                            epochs=1, max_steps=steps, model_dir=model_dir,
                                            verbose=0, ema_decay=decay, deterministic=True))
         keras.utils.set_random_seed(0)
-        trainer = Trainer(cfg, make_runtime(mode, "off", "off"), make_source(cfg), spec)
+        trainer = make_trainer(cfg, make_runtime(mode, "off", "off"), make_source(cfg), spec)
         first = lambda v: (getattr(v, "values", None) or (v,))[0].numpy()
         history = [[first(w) for w in trainer.ema._weights]]
         step = trainer.train_step
@@ -88,7 +88,7 @@ def test_ema_after_k_steps_equals_the_closed_form_and_is_evaluated_and_exported(
 def test_resume_restores_the_ema_state_and_continues_it_exactly(tmp_path):
     from training.config import TrainConfig
     from training.data import make_source
-    from training.loop import Trainer
+    from training.parts import make_trainer
     from training.run import prepare
     from training.strategy import make_runtime
 
@@ -102,7 +102,7 @@ def test_resume_restores_the_ema_state_and_continues_it_exactly(tmp_path):
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32, epochs=1,
                                        max_steps=4, model_dir=str(tmp_path / "run"), verbose=0,
                                        ema_decay=DECAY, deterministic=True))
-    again = Trainer(cfg, make_runtime("one_device", "off", "off"), make_source(cfg), spec)
+    again = make_trainer(cfg, make_runtime("one_device", "off", "off"), make_source(cfg), spec)
     fresh = [s.numpy() for s in again.ema.shadows]
     assert again.restore_or_start() == 2
     assert any(not np.allclose(a, b) for a, b in zip(saved, fresh))  # restoring changes them
@@ -117,8 +117,8 @@ def test_resume_restores_the_ema_state_and_continues_it_exactly(tmp_path):
     for resumed, continuous in zip(again.ema.shadows, straight.ema.shadows):
         np.testing.assert_allclose(resumed.numpy(), continuous.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--ema_decay=0.9 differs from the run being resumed"):
-        Trainer(cfg.replace(ema_decay=0.9), make_runtime("one_device", "off", "off"),
-                make_source(cfg), spec).restore_or_start()
+        make_trainer(cfg.replace(ema_decay=0.9), make_runtime("one_device", "off", "off"),
+                     make_source(cfg), spec).restore_or_start()
 
 
 MIRRORED = textwrap.dedent('''

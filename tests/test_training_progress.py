@@ -9,13 +9,13 @@ def test_progress_line_shows_the_epoch_mean_loss_not_the_last_batch(tmp_path, ca
     """verbose=2 prints one line per epoch: its loss must be the epoch's mean, as Keras' fit shows."""
     from training.config import TrainConfig
     from training.data import make_source
-    from training.loop import Trainer
+    from training.parts import make_trainer
     from training.run import prepare
     from training.strategy import make_runtime
 
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=8, epochs=1, batch_size=128,
                                        model_dir=str(tmp_path / "run"), verbose=2))  # 11 steps
-    trainer = Trainer(cfg, make_runtime("one_device", "off", "off"), make_source(cfg), spec)
+    trainer = make_trainer(cfg, make_runtime("one_device", "off", "off"), make_source(cfg), spec)
     capsys.readouterr()
     trainer.fit()
     line = next(l for l in capsys.readouterr().out.splitlines() if "loss:" in l and "img/s" in l)

@@ -130,7 +130,7 @@ def test_resume_check_compares_networks_not_spellings_and_counts_classes():
 
     from keras_regnet.zoo import get_entry
     from training.config import TrainConfig
-    from training.loop import check_same_run
+    from training.checkpoints import check_same_run
 
     def config(name: str, classes: int = 10) -> dict:
         return {"model": name, "spec": get_entry(name).spec().to_dict(), "num_classes": classes,

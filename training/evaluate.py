@@ -113,37 +113,41 @@ def check_class_names(weights: Any, source: Any, data_dir: Any) -> list[str] | N
 
 
 def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any]:
-    """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%)."""
-    from training.data import make_source
-    from training.loop import Trainer
-    from training.models import check_image_size, resolve_model
-    from training.strategy import make_runtime
+    """Evaluate `model_name` with `weights` on cfg's eval split; returns loss, top1_err, top5_err (%).
 
-    import shutil
-    import tempfile
+    Builds only what evaluation needs (the model, the eval Feed and the eval step): no optimizer,
+    schedule, checkpoint or model_dir.
+    """
+    from keras_regnet.errors import ConfigError
+    from training import steps
+    from training.data import make_source
+    from training.feed import Feed
+    from training.metrics import accumulate
+    from training.models import build_model, check_image_size, resolve_model
+    from training.parts import variables_scope
+    from training.strategy import make_runtime
 
     spec, _ = resolve_model(model_name)
     check_image_size(spec, cfg.image_size)
-    scratch = tempfile.mkdtemp(prefix="regnet-eval-")  # the Trainer's checkpoint dir; never written
-    cfg = cfg.replace(epochs=1, lr=cfg.lr or 0.1, warmup_epochs=0.0, model_dir=scratch, precise_bn_images=0)
     source = make_source(cfg)
     if weights == "imagenet" and source.num_classes != 1000:
-        raise ValueError(f"--weights=imagenet has 1000 classes but --dataset={cfg.dataset} has "
-                         f"{source.num_classes}; pass a weights file trained on it")
+        raise ConfigError(f"--weights=imagenet has 1000 classes but --dataset={cfg.dataset} has "
+                          f"{source.num_classes}; pass a weights file trained on it")
     names = check_class_names(weights, source, cfg.data_dir)
     runtime = make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision)
-    source.num_train = max(source.num_train, cfg.batch_size)  # eval only: no train steps run
-    try:
-        trainer = Trainer(cfg, runtime, source, spec, weights=weights)
-        if isinstance(weights, str):
-            check_same_network(weights, trainer.model, str(model_name))
-        t0 = time.perf_counter()
-        result = trainer.evaluate()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    feed = Feed(runtime.strategy, source, cfg.batch_size, cfg.image_size)
+    with variables_scope(runtime):
+        model = build_model(spec, cfg.image_size, source.num_classes, weights=weights,
+                            zero_init_final_gamma=cfg.zero_init_final_gamma)
+    if isinstance(weights, str):
+        check_same_network(weights, model, str(model_name))
+    eval_step = steps.distributed(runtime.strategy, steps.make_eval_step(model, source.num_classes, runtime.xla))
+    t0 = time.perf_counter()
+    totals = accumulate(eval_step, feed.eval(), feed.eval_steps)
+    result: dict[str, Any] = totals.summary()
     result["eval_time_s"] = time.perf_counter() - t0
     result["images_per_s"] = result["examples"] / max(result["eval_time_s"], 1e-9)
-    result["skipped_images"] = trainer.skipped["eval"]
+    result["skipped_images"] = totals.invalid
     result["class_names"] = names
     return result
 

@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+from keras_regnet.errors import ConfigError
 from training import fileio
 from training.config import TrainConfig, resolve
 
@@ -22,17 +23,17 @@ def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
 
 
 def make_model_dir(model_dir: str) -> None:
-    """Create --model_dir (and parents) or raise a ValueError naming the flag."""
+    """Create --model_dir (and parents) or raise a ConfigError naming the flag."""
     if fileio.is_remote(model_dir):
         _make_remote_dir(model_dir)
         return
     try:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"--model_dir={model_dir!r} cannot be used as a directory ({e.strerror}); "
-                         f"pass a writable directory path") from None
+        raise ConfigError(f"--model_dir={model_dir!r} cannot be used as a directory ({e.strerror}); "
+                          f"pass a writable directory path") from e
     if not os.access(model_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
+        raise ConfigError(f"--model_dir={model_dir!r} is not writable; pass a writable directory path")
 
 
 def _make_remote_dir(model_dir: str) -> None:
@@ -43,8 +44,8 @@ def _make_remote_dir(model_dir: str) -> None:
         fileio.makedirs(model_dir)
     except (tf.errors.OpError, OSError) as e:
         reason = getattr(e, "message", None) or str(e)
-        raise ValueError(f"--model_dir={model_dir!r} cannot be created ({reason.splitlines()[0]}); "
-                         f"check the URL scheme, bucket and credentials") from None
+        raise ConfigError(f"--model_dir={model_dir!r} cannot be created ({reason.splitlines()[0]}); "
+                          f"check the URL scheme, bucket and credentials") from e
 
 
 CLASS_NAMES_FILE = "class_names.json"  # = keras_regnet.weights.CLASS_NAMES_FILE, read beside model.keras
@@ -66,6 +67,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     from keras_regnet.complexity import complexity
     from training.data import make_source
     from training.loop import Trainer
+    from training.parts import build_parts
     from training.strategy import make_runtime
 
     make_model_dir(cfg.model_dir)
@@ -81,8 +83,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
         tf.config.experimental.enable_op_determinism()  # a resumed run ends bit-identical
     t0 = time.perf_counter()
     finetuning = weights is None and cfg.weights is not None
-    trainer = Trainer(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
-                      new_head=finetuning)
+    parts = build_parts(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
+                        new_head=finetuning)
+    trainer = Trainer(cfg, runtime, parts)
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
@@ -99,7 +102,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
                   image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
-                  checkpoint=trainer.manager.latest_checkpoint, model_path=model_path,
+                  checkpoint=trainer.checkpoint.latest, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")

@@ -16,12 +16,13 @@ import keras
 import tensorflow as tf
 
 from training.data.pipeline import INVALID_LABEL
+from training.metrics import StepMetrics
 from training.recipe import coupled_l2
 
 
 def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
-                    label_smoothing: float) -> tuple[tf.Tensor, ...]:
-    """(summed loss, top-1 hits, top-5 hits, valid count, invalid count) over one replica batch.
+                    label_smoothing: float) -> StepMetrics:
+    """StepMetrics (summed loss, top-1/top-5 hits, valid and invalid counts) of one replica batch.
 
     Labels < 0 are masked out; only INVALID_LABEL (an undecodable image) counts as invalid, while
     PADDING_LABEL (eval padding) counts as neither.
@@ -41,12 +42,12 @@ def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
     top1 = tf.cast(tf.math.in_top_k(safe, logits, 1), tf.float32) * weights
     top5 = tf.cast(tf.math.in_top_k(safe, logits, min(5, num_classes)), tf.float32) * weights
     invalid = tf.cast(tf.equal(labels, tf.cast(INVALID_LABEL, labels.dtype)), tf.float32)
-    return (tf.reduce_sum(per_example * weights), tf.reduce_sum(top1), tf.reduce_sum(top5),
-            tf.reduce_sum(weights), tf.reduce_sum(invalid))
+    return StepMetrics(loss_sum=tf.reduce_sum(per_example * weights), top1=tf.reduce_sum(top1),
+                       top5=tf.reduce_sum(top5), valid=tf.reduce_sum(weights), invalid=tf.reduce_sum(invalid))
 
 
 def _soft_metrics(logits: tf.Tensor, targets: tf.Tensor, num_classes: int,
-                  label_smoothing: float) -> tuple[tf.Tensor, ...]:
+                  label_smoothing: float) -> StepMetrics:
     """As _masked_metrics for soft labels [B, C] (mixup/CutMix): a corrupt image's row is all zero.
 
     The cross-entropy is linear in the targets, so a row's mass weights its loss; top-1/top-5
@@ -61,44 +62,45 @@ def _soft_metrics(logits: tf.Tensor, targets: tf.Tensor, num_classes: int,
     top5 = tf.cast(tf.math.in_top_k(dominant, logits, min(5, num_classes)), tf.float32) * mass
     valid = tf.round(tf.reduce_sum(mass))  # mixing preserves the batch's total label mass
     invalid = tf.cast(tf.shape(targets)[0], tf.float32) - valid
-    return tf.reduce_sum(per_example), tf.reduce_sum(top1), tf.reduce_sum(top5), valid, invalid
+    return StepMetrics(loss_sum=tf.reduce_sum(per_example), top1=tf.reduce_sum(top1),
+                       top5=tf.reduce_sum(top5), valid=valid, invalid=invalid)
 
 
 def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_classes: int,
                     weight_decay: float, label_smoothing: float, xla: bool) -> Callable:
-    """A replica function (images, labels) -> per-replica sums, for `strategy.run`."""
+    """A replica function (images, labels) -> this replica's StepMetrics, for `strategy.run`."""
     variables = model.trainable_variables
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def forward_backward(images: tf.Tensor, labels: tf.Tensor) -> tuple[Any, ...]:
+    def forward_backward(images: tf.Tensor, labels: tf.Tensor) -> tuple[list[Any], StepMetrics]:
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
-            loss_sum, top1, top5, valid, invalid = _masked_metrics(logits, labels, num_classes, label_smoothing)
-            loss = loss_sum / global_batch  # mean over the global batch; replicas' grads are summed
+            metrics = _masked_metrics(logits, labels, num_classes, label_smoothing)
+            loss = metrics.loss_sum / global_batch  # mean over the global batch; replicas' grads are summed
             grads_of = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(grads_of, variables)
-        return grads, loss_sum, top1, top5, valid, invalid
+        return grads, metrics
 
     if xla:  # a nested compiled function; sync BN (a cross-replica op) needs xla off
         forward_backward = tf.function(forward_backward, jit_compile=True)
 
-    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        grads, loss_sum, top1, top5, valid, invalid = forward_backward(images, labels)
+    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> StepMetrics:
+        grads, metrics = forward_backward(images, labels)
         scale = optimizer.dynamic_scale if scaled else 1.0
         # apply_gradients sums the replicas' gradients: each replica adds 1/N of the decay, so the
         # update is w -= lr * (mean loss gradient + wd * w) whatever the replica count.
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         grads = coupled_l2(grads, variables, weight_decay * scale / replicas)
         optimizer.apply_gradients(zip(grads, variables))
-        return loss_sum, top1, top5, valid, invalid
+        return metrics
 
     return replica_step
 
 
 def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
-    """A replica function (images, labels) -> (loss sum, top-1, top-5, valid, invalid)."""
+    """A replica function (images, labels) -> this replica's StepMetrics (no label smoothing)."""
 
-    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def replica_step(images: tf.Tensor, labels: tf.Tensor) -> StepMetrics:
         logits = model(images, training=False)
         return _masked_metrics(logits, labels, num_classes, 0.0)
 
@@ -106,7 +108,7 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
         return replica_step
     compiled = tf.function(replica_step, jit_compile=True)
 
-    def replica_call(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def replica_call(images: tf.Tensor, labels: tf.Tensor) -> StepMetrics:
         # Called from inside the replica context, so each replica's device placement applies;
         # a tf.function handed to strategy.run directly runs every replica on the first device.
         return compiled(images, labels)
@@ -116,7 +118,10 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
 
 def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
                 average: Sequence[Any] = (), after: Callable[[], Any] | None = None) -> Callable:
-    """tf.function(iterator) running replica_fn on the next batch and summing over replicas.
+    """tf.function(iterator) running replica_fn on the next batch; its outputs summed over replicas.
+
+    The result has replica_fn's structure (StepMetrics for the train and eval steps), each leaf a
+    sum over every replica and worker.
 
     Variables in `average` (BN moving statistics) are set to their mean over all replicas after
     each step, so replicas stay identical as with pycls' DDP buffer broadcast; without this each
@@ -126,7 +131,7 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
     tf_vars = [getattr(v, "value", v) for v in average] if strategy.num_replicas_in_sync > 1 else []
 
     @tf.function
-    def step(iterator: Any) -> tuple[tf.Tensor, ...]:
+    def step(iterator: Any) -> Any:
         images, labels = next(iterator)
         outputs = strategy.run(replica_fn, args=(images, labels))
         if tf_vars:
@@ -136,6 +141,7 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
                 v.assign(m)
         if after is not None:
             after()
-        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in outputs)
+        return tf.nest.map_structure(
+            lambda o: strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None), outputs)
 
     return step

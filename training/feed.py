@@ -1,0 +1,67 @@
+"""A run's distributed input: train batches at any (epoch, position) and the padded eval split.
+
+The Feed is made outside the trainer (and outside evaluation) from a Source and the strategy; the
+train stream is a pure function of (seed, epoch, position), so a resumed run asks for the batches
+from where its checkpoint stopped and gets the same ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from keras_regnet.errors import ConfigError
+from training.data.mix import MixConfig
+from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Distributed iterators over `source` in global batches of `global_batch` images."""
+
+    strategy: tf.distribute.Strategy
+    source: Source
+    global_batch: int
+    image_size: int
+    seed: int = 0
+    deterministic: bool = False
+    mix: MixConfig | None = None
+
+    def __post_init__(self) -> None:
+        replicas = self.strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise ConfigError(f"--batch_size={self.global_batch} is not divisible by the {replicas} "
+                              f"replicas; use a multiple of {replicas}")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Whole global batches in one pass over the training split."""
+        return self.source.num_train // self.global_batch
+
+    @property
+    def eval_steps(self) -> int:
+        """Global batches covering the eval split once (the last padded)."""
+        return eval_batches(self.source.num_eval, self.global_batch)
+
+    def train(self, epoch: int, start: int, count: int) -> Any:
+        """Iterator over `count` global batches of epoch `epoch`, from batch `start` on."""
+
+        def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            per_replica = ctx.get_per_replica_batch_size(self.global_batch)
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
+                                 self.image_size, self.seed, self.deterministic, self.mix)
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def eval(self) -> Any:
+        """Iterator over the whole eval split: `eval_steps` global batches, padding labelled apart."""
+
+        def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            per_replica = ctx.get_per_replica_batch_size(self.global_batch)
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size)
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
