@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from keras_regnet.errors import ConfigError
+
 
 def averaged_weights(model: Any) -> list[Any]:
     """The model's floating-point weights (trainable + BN moving statistics) as TF variables.
@@ -39,7 +41,7 @@ class WeightEMA:
 
     def __init__(self, weights: Sequence[Any], decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"--ema_decay must be in (0, 1) to keep an average, got {decay}")
+            raise ConfigError(f"--ema_decay must be in (0, 1) to keep an average, got {decay}")
         self.decay = float(decay)
         self._weights = list(weights)
         # Start at the current weights (identical on every replica); mirrored under a strategy scope.

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from keras_regnet.errors import ConfigError, DataError, WeightsError, one_line
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -90,9 +92,9 @@ def check_same_network(weights: str, model: Any, model_flag: str) -> None:
     extra = sorted(saved - {layer.name for layer in model.layers})
     if extra:
         shown = ", ".join(extra[:4]) + (", ..." if len(extra) > 4 else "")
-        raise ValueError(f"--weights={weights!r} holds a different network than --model={model_flag!r} "
-                         f"({len(extra)} layers it lacks: {shown}); pass the --model the file was trained "
-                         f"with (its run's config.json)")
+        raise WeightsError(f"--weights={weights!r} holds a different network than --model={model_flag!r} "
+                          f"({len(extra)} layers it lacks: {shown}); pass the --model the file was trained "
+                          f"with (its run's config.json)")
 
 
 def check_class_names(weights: Any, source: Any, data_dir: Any) -> list[str] | None:
@@ -106,9 +108,9 @@ def check_class_names(weights: Any, source: Any, data_dir: Any) -> list[str] | N
     names = class_names_for(path, source.num_classes)
     theirs = getattr(source, "class_names", None)
     if names is not None and theirs is not None and list(theirs) != names:
-        raise ValueError(f"--data_dir={data_dir!r} has the classes {theirs} but the model was trained on "
-                         f"{names} (class_names.json beside {path}); evaluate on data with the same "
-                         "class folders")
+        raise DataError(f"--data_dir={data_dir!r} has the classes {theirs} but the model was trained on "
+                          f"{names} (class_names.json beside {path}); evaluate on data with the same "
+                          "class folders")
     return names
 
 
@@ -118,7 +120,6 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     Builds only what evaluation needs (the model, the eval Feed and the eval step): no optimizer,
     schedule, checkpoint or model_dir.
     """
-    from keras_regnet.errors import ConfigError
     from training import steps
     from training.data import make_source
     from training.feed import Feed
@@ -162,15 +163,15 @@ def main(argv: list[str]) -> int:
     opts = dataclass_flags.from_flags(EvalConfig)
     weights = None if opts.weights.lower() == "none" else opts.weights
     if weights not in (None, "imagenet") and not os.path.exists(weights):
-        print(f"FATAL Flags error: --weights={opts.weights!r}: no such file; use imagenet, none or a "
-              f"path to .weights.h5/.keras", file=sys.stderr)
+        print(one_line(WeightsError(f"--weights={opts.weights!r}: no such file; use imagenet, none or a "
+                                    f"path to .weights.h5/.keras")), file=sys.stderr)
         return 2
     cfg = opts.train_config()
     try:
         C.validate(cfg)
         r = evaluate(opts.model, weights, cfg)
-    except ValueError as e:
-        print(f"FATAL Flags error: {e}", file=sys.stderr)
+    except ValueError as e:  # ConfigError, DataError, WeightsError: one line naming the kind
+        print(one_line(e), file=sys.stderr)
         return 2
     print(f"{opts.model} ({opts.weights}) on {opts.dataset}: {int(r['examples'])} images, "
           f"{r['images_per_s']:.0f} images/s")

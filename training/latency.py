@@ -28,7 +28,7 @@ from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.latency import LatencyModel
 from keras_regnet.design_space.sampler import Sample
 from keras_regnet.design_space.spaces import SPACES
-from keras_regnet.errors import cli_boundary
+from keras_regnet.errors import ConfigError, cli_boundary
 from keras_regnet.zoo import get_spec, list_models
 from training.fileio import write_text_atomic
 from training.latency_bench import LATENCY_FORMATS, TimingPolicy
@@ -107,8 +107,8 @@ def check_settings(sweep_dir: str, wanted: dict[str, Any]) -> None:
         diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         if diff:
             detail = ", ".join(f"{k}: stored {stored.get(k)!r} vs given {wanted.get(k)!r}" for k in diff)
-            raise ValueError(f"{sweep_dir} holds latencies measured differently ({detail}); use the stored "
-                             f"settings or a new sweep_dir")
+            raise ConfigError(f"{sweep_dir} holds latencies measured differently ({detail}); use the stored "
+                              f"settings or a new sweep_dir")
         return
     write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
 

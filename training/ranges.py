@@ -42,7 +42,7 @@ def latency_budget(range_text: str, model_ref: str, image_size: int
     try:
         model = load_model(path, key)
     except (OSError, ValueError) as e:
-        raise flags.ValidationError(f"--latency_model={model_ref!r}: {e}") from None
+        raise flags.ValidationError(f"--latency_model={model_ref!r}: {e}") from e
     if model.input_size != image_size:
         raise flags.ValidationError(f"--latency_model {key} was fitted at {model.input_size}px, not "
                                     f"--image_size={image_size}")
