@@ -4,7 +4,8 @@
     PYTHONPATH=. python benchmarks/zoo_speed.py --models=regnetx_200mf,regnety_600mf --runs=10
     PYTHONPATH=. python benchmarks/zoo_speed.py --resume                       # go on after a stop
 
-The table is rewritten after every model, so a stopped run keeps what it measured; --resume skips the
+Every model is measured in a fresh process (one process over the whole zoo grows past 22 GB) and the
+table is rewritten after every model, so a stopped run keeps what it measured; --resume skips the
 models already in the CSV. Timed calls shrink with the model's flops (--runs for models up to 800 MF,
 never fewer than 3), so the 32GF models cost minutes, not an hour each.
 
@@ -51,6 +52,8 @@ flags.DEFINE_integer("runs", 20, "Timed calls per batch-1 figure (batch 32 and t
 flags.DEFINE_integer("train_batch", 16, "Batch size of the train step.")
 flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when installed.")
 flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
+flags.DEFINE_string("row_json", None, "Internal: measure the one model of --models in this process and write "
+                    "its row here (the parent runs every model in a fresh process so memory cannot pile up).")
 flags.DEFINE_bool("resume", False, "Keep the rows already in --csv and measure only the missing models.")
 flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
 flags.DEFINE_string("readme", os.path.join(REPO, "README.md"), "README whose compact table (between the "
@@ -274,13 +277,46 @@ def write_readme(path: str, rows: list[dict[str, Any]]) -> bool:
     return True
 
 
+def measure_in_child(name: str) -> dict[str, Any]:
+    """One row, measured by this script in a fresh process: TensorFlow, LiteRT and ONNX keep the graphs,
+    converters and sessions of every model they saw, and one process over the whole zoo grew past 22 GB
+    and was killed at RegNetX-12GF."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "row.json")
+        cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--row_json={out}",
+               f"--image_size={FLAGS.image_size}", f"--runs={FLAGS.runs}", f"--train_batch={FLAGS.train_batch}",
+               f"--timm={str(FLAGS.timm).lower()}"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0 or not os.path.exists(out):
+            raise RuntimeError(f"measuring {name} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+        with open(out, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def measure_one_and_write(path: str) -> None:
+    """Child mode: measure the single --models entry and write its row as JSON."""
+    import json
+
+    from tflite.calibration import load_images
+
+    (name,) = FLAGS.models
+    calib = load_images("digits:train", FLAGS.image_size, 8).images.astype(np.float32)
+    row = measure(name, FLAGS.image_size, FLAGS.runs, calib)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(row, f)
+
+
 def main(argv: list[str]) -> None:
     del argv
     from keras_regnet.zoo import get_entry, list_models
-    from tflite.calibration import load_images
 
+    if FLAGS.row_json:
+        measure_one_and_write(FLAGS.row_json)
+        return
     names = [get_entry(n).name for n in (FLAGS.models or list_models())]
-    calib = load_images("digits:train", FLAGS.image_size, 8).images.astype(np.float32)
     info = machine()
     rows = read_rows(FLAGS.csv) if FLAGS.resume else []
     done = {row["model"] for row in rows}
@@ -289,7 +325,7 @@ def main(argv: list[str]) -> None:
         if get_entry(name).display_name in done:
             continue
         t0 = time.perf_counter()
-        row = measure(name, FLAGS.image_size, FLAGS.runs, calib)
+        row = measure_in_child(name)
         row["seconds"] = time.perf_counter() - t0
         row["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         rows.append(row)
