@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import fileio
+from keras_regnet import fileio
 from training.config import TrainConfig, validate
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
-from training import fileio
 from training.config import TrainConfig
 
 # Fields that must not change between a run and its resumption (the schedule, the objective or the

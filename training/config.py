@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from keras_regnet import fileio
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.errors import ConfigError
-from training import fileio
 
 DATASETS = ("digits", "imagenet2012", "tfrecord", "folder")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")

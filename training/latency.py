@@ -29,8 +29,8 @@ from keras_regnet.design_space.latency import LatencyModel
 from keras_regnet.design_space.sampler import Sample
 from keras_regnet.design_space.spaces import SPACES
 from keras_regnet.errors import ConfigError, cli_boundary
+from keras_regnet.fileio import write_text_atomic
 from keras_regnet.zoo import get_spec, list_models
-from training.fileio import write_text_atomic
 from training.latency_bench import LATENCY_FORMATS, TimingPolicy
 from training.latency_report import LATENCY, ZOO_SPACE
 from training.ranges import latency_budget, parse_range

@@ -24,7 +24,7 @@ from keras_regnet.design_space.latency import (
     save_models,
 )
 from keras_regnet.errors import ConfigError, DataError
-from training.fileio import write_text_atomic
+from keras_regnet.fileio import write_text_atomic
 from training.sweep_results import ResultsFile
 
 LATENCY = "latency.jsonl"

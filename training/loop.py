@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
-from training import fileio, precise_bn, reporting, steps
+from keras_regnet import fileio
+from training import precise_bn, reporting, steps
 from training.config import TrainConfig
 from training.data.pipeline import data_errors
 from training.errors import Diverged

@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from training import fileio
+from keras_regnet import fileio
 
 
 def _scalar_metadata() -> Any:

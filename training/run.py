@@ -6,8 +6,8 @@ import os
 import time
 from typing import Any
 
+from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
-from training import fileio
 from training.config import TrainConfig, resolve
 
 

@@ -23,8 +23,8 @@ from keras_regnet.design_space.stats import (
     summarize,
 )
 from keras_regnet.errors import DataError
+from keras_regnet.fileio import write_text_atomic
 from keras_regnet.spec import NetSpec
-from training.fileio import write_text_atomic
 from training.sweep_results import ResultsFile
 from training.sweep_runner import CONFIG, RESULTS
 

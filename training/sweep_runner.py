@@ -19,8 +19,8 @@ from keras_regnet.design_space.latency import LatencyModel
 from keras_regnet.design_space.sampler import SAMPLER_VERSION, Sample, sample
 from keras_regnet.design_space.spaces import get_space
 from keras_regnet.errors import ConfigError
+from keras_regnet.fileio import write_text_atomic
 from training.errors import Diverged
-from training.fileio import write_text_atomic
 from training.sweep_results import ResultsFile
 
 CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.jsonl"

@@ -7,7 +7,6 @@ channels. Train augmentation: random shifts of up to 1/8 of the size.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from keras_regnet.data.digits import NUM_CLASSES, load_arrays

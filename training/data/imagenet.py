@@ -14,8 +14,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from keras_regnet import fileio
 from keras_regnet.errors import DataError
-from training import fileio
 from training.data import augment
 from training.data.pipeline import DATA_ERROR_MARKER, Source
 
