@@ -43,7 +43,7 @@ class ExportConfig:
     """Everything an export needs; each field is a `python -m tflite.export` flag (default and help declared here)."""
 
     model: str = F("regnety_600mf", "Zoo name (e.g. regnety_600mf, RegNetX-400MF), a NetSpec JSON file or "
-                   "inline JSON, or a training built-in (regnety_digits) when training/ is installed.")
+                   "inline JSON, or a built-in small model (regnety_digits, regnetx_digits).")
     weights: str | None = F(None, "imagenet (zoo models), a reference checkpoint (.safetensors, .npz, .pth), a "
                             ".keras file, a .weights.h5 file, or a training --model_dir (its newest *.keras, else "
                             "newest *.weights.h5). Unset: random weights (a warning is logged).")
