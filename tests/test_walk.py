@@ -25,17 +25,27 @@ def tiny(block: str):
                      se_ratio=0.25 if block == "y" else 0.0, stem_width=8, name=f"tiny_{block}")
 
 
+def _is_doc_assignment(node: ast.AST) -> bool:
+    """`f.__doc__ = ...` or `SOMETHING_DOC = ...`: documentation built at import time."""
+    if not isinstance(node, ast.Assign):
+        return False
+    return any((isinstance(t, ast.Attribute) and t.attr == "__doc__")
+               or (isinstance(t, ast.Name) and t.id.endswith("_DOC")) for t in node.targets)
+
+
 def _code_strings(path: pathlib.Path) -> list[str]:
-    """String constants of a module, docstrings left out."""
+    """String constants of a module, documentation (docstrings, `__doc__` / `*_DOC` texts) left out."""
     tree = ast.parse(path.read_text(), str(path))
-    docstrings = set()
+    docs = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                docstrings.add(id(body[0].value))
+                docs.add(id(body[0].value))
+        if _is_doc_assignment(node):
+            docs |= {id(inner) for inner in ast.walk(node.value)}
     return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
-            and isinstance(node.value, str) and id(node) not in docstrings]
+            and isinstance(node.value, str) and id(node) not in docs]
 
 
 def test_only_the_walk_spells_out_a_block():
