@@ -18,6 +18,10 @@ TEST = [
 # tensorflow 2.21 / numpy 2.4 / protobuf 7 (tf2onnx 1.17 is the first release that accepts them).
 ONNX = ["tf2onnx==1.17.0", "onnx>=1.17", "onnxruntime>=1.20"]
 TEST += ONNX
+# Keras 3's JAX backend (tests/test_backends.py): jax 0.10.2 (CPU jaxlib from PyPI) works beside
+# tensorflow 2.21 / keras 3.15 / numpy 2.4 / ml_dtypes 0.6 (jax needs numpy>=2.0, ml_dtypes>=0.5).
+JAX = ["jax==0.10.2"]
+TEST += JAX
 
 setup(
     name="keras-regnet",
@@ -43,6 +47,7 @@ setup(
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
         "tflite": ["ai-edge-litert>=2.0"],
         "onnx": ONNX,
+        "jax": JAX,
         "data": ["tensorflow-datasets==4.9.10", "importlib_resources>=6.0"],
     },
 )

@@ -7,34 +7,55 @@ over by changing the import.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Callable, Sequence
 
 import keras
 
-from keras_regnet.model import build
+from keras_regnet.complexity import complexity
+from keras_regnet.model import APPLICATION_ARGS_DOC, RETURNS_DOC, build
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import make_spec
 from keras_regnet.zoo import ZOO
 
-_ARGS_DOC = """
-    Args (as keras.applications):
-        include_top: whether to include the pooling + dense classifier.
-        weights: None (random init), "imagenet" (the reference's released weights), or a path to
-            a .weights.h5 / .keras file or a reference checkpoint (.safetensors, .npz, torch .pth).
-        input_tensor: optional Keras tensor to use as the model input (same checks as input_shape).
-        input_shape: optional (height, width, channels), sides None or >= the total stride;
-            defaults to (None, None, 3). Any channel count: pretrained RGB weights get their
-            stem kernel adapted (1 channel: sum over RGB; C > 3: tiled and scaled by 3 / C).
-        pooling: with include_top=False: None (4D feature map), "avg" or "max".
-        classes: number of classes of the classifier.
-        classifier_activation: activation of the classifier ("softmax", None for logits, or any
-            Keras activation); float32 under a mixed precision policy.
-        include_preprocessing: if True the model takes RGB in [0, 255] and normalizes it itself
-            (other channel counts with the channel mean of the ImageNet statistics).
-        name: model name.
-    Returns:
-        A `keras.Model` with `pyramid_outputs` {"P1": ..., "P5": ...} (keras-hub's convention).
+_ZOO_DOC = """{display} (Radosavovic et al., 2020, "Designing Network Design Spaces").
+
+{flops:.1f}M multiply-adds and {params:.2f}M parameters at 224x224 with the 1000-class top;
+published ImageNet top-1 accuracy {top1:.1f}% (error {top1_err:.2f}%) for the reference's weights
+(`weights="imagenet"`). The network of
+`RegNetParams({params_repr})`:
+{stages} stages of depths {depths} and widths {widths}.
+Keras 2's keras.applications name `{keras2}` is an alias.
+
+Args:
+{args}
+Returns:
+{returns}
+Example:
+
+>>> import keras_regnet
+>>> model = keras_regnet.{function}(include_top=False, input_shape=(224, 224, 3))
+>>> model.output_shape
+(None, 7, 7, {last_width})
+>>> sorted(model.pyramid_outputs)
+['P1', 'P2', 'P3', 'P4', 'P5']
 """
+
+
+def zoo_docstring(model_id: str) -> str:
+    """The docstring of a zoo builder: its figures (analytic flops/params, published top-1) and args."""
+    entry = ZOO[model_id]
+    spec, p = entry.spec(), entry.params
+    cx = complexity(spec)
+    return _ZOO_DOC.format(
+        display=entry.display_name, flops=cx.flops / 1e6, params=cx.params / 1e6,
+        top1=100.0 - entry.top1_err, top1_err=entry.top1_err,
+        params_repr=f"depth={p.depth}, w0={p.w0}, wa={p.wa}, wm={p.wm}, group_width={p.group_width}"
+                    + (f", se_ratio={p.se_ratio}" if p.se_ratio else ""),
+        stages=len(spec.stages), depths=tuple(spec.depths), widths=tuple(spec.widths),
+        keras2=entry.keras2_name, args=APPLICATION_ARGS_DOC, returns=RETURNS_DOC,
+        function=entry.function_name, last_width=spec.stages[-1].width,
+    )
 
 
 def _zoo_builder(model_id: str) -> Callable[..., keras.Model]:
@@ -58,9 +79,7 @@ def _zoo_builder(model_id: str) -> Callable[..., keras.Model]:
         )
 
     builder.__name__ = builder.__qualname__ = entry.function_name
-    builder.__doc__ = (
-        f"{entry.display_name} (published top-1 error {entry.top1_err:.1f}%).\n{_ARGS_DOC}"
-    )
+    builder.__doc__ = zoo_docstring(model_id)
     return builder
 
 
@@ -77,13 +96,7 @@ def RegNet(
     name: str = "regnet",
     **kwargs: Any,
 ) -> keras.Model:
-    """Any RegNet from its parameters (d, w0, wa, wm, g, b); se_ratio > 0 gives a RegNetY.
-
-    `bottleneck_ratio` multiplies the width into the inner width (pycls's BOT_MUL, timm's
-    bottle_ratio): the paper's b = 2 (inner width w / 2) is bottleneck_ratio=0.5.
-
-    Remaining keyword arguments are the keras.applications ones (include_top, weights, ...).
-    """
+    # Docstring: `RegNet.__doc__` below (argument docs shared with `build`).
     params = RegNetParams(depth, w0, wa, wm, group_width, bottleneck_ratio, se_ratio, stem_width, stem_stride)
     return build(params.to_spec(name=name), name=name, **kwargs)
 
@@ -101,17 +114,78 @@ def AnyNet(
     name: str = "anynet",
     **kwargs: Any,
 ) -> keras.Model:
-    """Any AnyNet from per-stage lists (scalars broadcast); block is "v", "r", "x" or "y".
-
-    `bottleneck_ratios` are multipliers (inner width = round(width * ratio)), 1 / the paper's b.
-
-    Remaining keyword arguments are the keras.applications ones (include_top, weights, ...).
-    """
+    # Docstring: `AnyNet.__doc__` below (argument docs shared with `build`).
     spec = make_spec(
         depths, widths, group_widths, bottleneck_ratios, strides, block, se_ratio, stem_width,
         stem_stride, name,
     )
     return build(spec, name=name, **kwargs)
+
+
+RegNet.__doc__ = f"""Any RegNet from its parameters: the paper's quantized linear rule, then `build`.
+
+Block j (0-based) gets width w0 + wa * j, snapped to the nearest w0 * wm^k (in log space) and
+rounded to a multiple of 8;
+consecutive blocks of equal width form a stage, and group widths are made compatible with them.
+se_ratio > 0 gives a RegNetY (X blocks with squeeze-excitation), 0 a RegNetX.
+
+Args:
+    depth: number of blocks d.
+    w0: initial width (> 0).
+    wa: slope of the linear widths (>= 0).
+    wm: width multiplier between quantized widths (> 1, or 1 with wa = 0).
+    group_width: group width g of the 3x3 convs.
+    bottleneck_ratio: inner width multiplier of each block (pycls's BOT_MUL, timm's bottle_ratio);
+        the paper's b = 2 (inner width w / 2) is bottleneck_ratio=0.5. Defaults to 1.0.
+    se_ratio: squeeze-excitation width as a fraction of the block input width (0.25 in RegNetY).
+    stem_width: width of the 3x3 stem conv. Defaults to 32.
+    stem_stride: 2 (ImageNet) or 1 (small images). Defaults to 2.
+    name: name of the spec and the model.
+    **kwargs: the keras.applications arguments and numerics options of `build`:
+{textwrap.indent(APPLICATION_ARGS_DOC, "    ")}
+Returns:
+{RETURNS_DOC}
+Example:
+
+>>> import keras_regnet
+>>> model = keras_regnet.RegNet(depth=4, w0=16, wa=12.0, wm=2.0, group_width=8, se_ratio=0.25,
+...                             input_shape=(32, 32, 3), classes=6, name="tiny_regnety")
+>>> model.get_layer("s1_b1_conv_b").groups  # 16 wide in groups of 8: widths 16, 24, 32
+2
+>>> [layer.name for layer in model.layers if layer.name.endswith("_b1_conv_b")]
+['s1_b1_conv_b', 's2_b1_conv_b', 's3_b1_conv_b']
+>>> model.output_shape
+(None, 6)
+"""
+
+AnyNet.__doc__ = f"""Any AnyNet from per-stage lists (scalars apply to every stage), then `build`.
+
+Args:
+    depths: number of blocks per stage.
+    widths: output width per stage.
+    group_widths: group width of the 3x3 convs of X/Y blocks, per stage or one for all.
+    bottleneck_ratios: inner width multipliers (inner width = round(width * ratio)), per stage or
+        one for all; the inverse of the paper's b.
+    block: "v" (vanilla), "r" (residual basic), "x" (X block) or "y" (Y block: X + SE).
+    se_ratio: squeeze-excitation ratio, block "y" only (0.25 in the paper).
+    stem_width: width of the 3x3 stem conv. Defaults to 32.
+    strides: stride of each stage's first block (1 or 2), per stage or one for all.
+    stem_stride: 2 (ImageNet) or 1 (small images). Defaults to 2.
+    name: name of the spec and the model.
+    **kwargs: the keras.applications arguments and numerics options of `build`:
+{textwrap.indent(APPLICATION_ARGS_DOC, "    ")}
+Returns:
+{RETURNS_DOC}
+Example:
+
+>>> import keras_regnet
+>>> model = keras_regnet.AnyNet(depths=[1, 1], widths=[16, 32], block="r", stem_width=8,
+...                             include_top=False, pooling="avg", input_shape=(32, 32, 3))
+>>> model.output_shape
+(None, 32)
+>>> model.get_layer("s2_b1_proj_conv").strides  # projection shortcut where the width changes
+(2, 2)
+"""
 
 
 # The zoo, by the names of the paper (RegNetY1_6GF is RegNetY-1.6GF).

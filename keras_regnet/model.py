@@ -18,6 +18,39 @@ from keras_regnet.spec import NetSpec
 
 POOLING_CHOICES = (None, "avg", "max")
 
+# The keras.applications arguments, documented once for `build`, the zoo builders, RegNet and AnyNet.
+APPLICATION_ARGS_DOC = """\
+    include_top: whether to include the classifier (global average pool + dense layer
+        `predictions`). Defaults to True.
+    weights: None (random initialization, the reference's: conv N(0, sqrt(2 / fan_out)), dense
+        N(0, 0.01)), "imagenet" (the reference's released weights of a zoo model, downloaded,
+        converted and cached on first use), or a path to a `.weights.h5` / `.keras` file or to a
+        reference checkpoint (`.safetensors`, `.npz`, torch `.pth`/`.pyth`).
+    input_tensor: optional Keras tensor to use as the model input (checked like `input_shape`).
+    input_shape: optional (height, width, channels); sides None or at least the network's total
+        stride. Defaults to (None, None, 3). Any channel count works, pretrained RGB weights
+        included (the stem kernel is adapted: summed over RGB for 1 channel, tiled and scaled by
+        3 / C for C > 3).
+    pooling: with include_top=False, None (the 4-D last feature map), "avg" or "max" (2-D).
+    classes: number of classes of the classifier; 1000 with weights="imagenet" and a top.
+    classifier_activation: activation of the classifier: "softmax", None (logits) or any Keras
+        activation; computed in float32 under a mixed precision policy.
+    include_preprocessing: if True (default) the model takes RGB in [0, 255] and normalizes it
+        with the ImageNet statistics itself (other channel counts: their channel mean).
+    name: model name; defaults to the spec's name with "." and "/" replaced by "_".
+    bn_epsilon, bn_momentum: keyword-only batch normalization numerics (reference: 1e-5, 0.9).
+    zero_init_final_gamma: keyword-only; start each residual branch's last BN gamma at zero.
+    bn_batch: keyword-only; ghost batch normalization over sub-batches of this many images in
+        training (None: the whole per-replica batch, as Keras' BatchNormalization).
+"""
+
+RETURNS_DOC = """\
+    A functional `keras.Model`. Its layers are named from their position (`stem_conv`,
+    `s2_b3_conv_b`, `s3_b1_se_reduce`, `predictions`, ...) and it carries `pyramid_outputs`, a dict
+    {"P1": ..., "P5": ...} of the stem's and every stage's output keyed by log2 of their stride
+    (keras-hub's backbone convention, see `keras_regnet.feature_extractor`).
+"""
+
 
 def build(
     spec: NetSpec,
@@ -36,18 +69,7 @@ def build(
     zero_init_final_gamma: bool = False,
     bn_batch: int | None = None,
 ) -> keras.Model:
-    """Build the Keras model of a NetSpec, keras.applications style.
-
-    Args mirror keras.applications: `weights` is None, "imagenet" (zoo models) or a path to a
-    `.weights.h5` / `.keras` file (or a reference checkpoint, see keras_regnet.weights);
-    `include_preprocessing=True` makes the model take RGB images in [0, 255] (other channel
-    counts: the channel mean of the ImageNet statistics). Any channel count works with pretrained
-    weights too (the RGB stem kernel is adapted by timm's rule). The returned model carries
-    `pyramid_outputs` {"P1": ..., "P5": ...} (keras-hub's backbone convention, see
-    keras_regnet.features). Keyword-only options change the numerics; their defaults are the
-    reference's. `bn_batch` normalizes over sub-batches of that many images in training (ghost
-    batch normalization).
-    """
+    # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
     spec.validate()
     classes = _validate_arguments(
         spec, include_top, weights, input_shape, pooling, classes, classifier_activation
@@ -76,6 +98,36 @@ def build(
 
         weights_lib.load_into(model, weights, spec=spec, include_top=include_top)
     return model
+
+
+build.__doc__ = f"""Build the Keras model of a NetSpec, with keras.applications' arguments and errors.
+
+Every model of the package (the zoo, `RegNet`, `AnyNet`) is a NetSpec passed to this function.
+
+Args:
+    spec: the network, a `keras_regnet.NetSpec` (from `make_spec`, `get_spec`,
+        `RegNetParams.to_spec` or `NetSpec.from_json`).
+{APPLICATION_ARGS_DOC}
+Returns:
+{RETURNS_DOC}
+Raises:
+    ValueError: for an invalid spec or argument, with the argument and the value received
+        (keras.applications' messages).
+
+Example:
+
+>>> import keras_regnet
+>>> spec = keras_regnet.make_spec(depths=[1, 2], widths=[16, 32], group_widths=8, block="y",
+...                               se_ratio=0.25, stem_width=8, name="tiny")
+>>> model = keras_regnet.build(spec, input_shape=(32, 32, 3), classes=10)
+>>> model.output_shape
+(None, 10)
+>>> {{level: tuple(t.shape) for level, t in model.pyramid_outputs.items()}}
+{{'P1': (None, 16, 16, 8), 'P2': (None, 8, 8, 16), 'P3': (None, 4, 4, 32)}}
+>>> trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+>>> trainable == keras_regnet.complexity(spec, 32, classes=10).params
+True
+"""
 
 
 def _normalization(channels: int | None) -> ImageNetNormalization:

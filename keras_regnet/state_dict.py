@@ -18,9 +18,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from keras_regnet import walk
 from keras_regnet.assign import assign_layer_weights
 from keras_regnet.checkpoints import NAMINGS, detect_naming, read_state_dict
-from keras_regnet.errors import WeightsError
+from keras_regnet.errors import ConfigError, WeightsError
 from keras_regnet.spec import NetSpec
 
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
@@ -43,53 +44,25 @@ class LayerMap:
         return [f"{self.module}.{p}" for p in params]
 
 
-# Block layers -> reference modules: (our suffix, kind, pycls module, timm module).
-_BOTTLENECK = (
-    ("proj_conv", "conv", "proj", "downsample.conv"),
-    ("proj_bn", "bn", "bn", "downsample.bn"),
-    ("conv_a", "conv", "f.a", "conv1.conv"),
-    ("bn_a", "bn", "f.a_bn", "conv1.bn"),
-    ("conv_b", "conv", "f.b", "conv2.conv"),
-    ("bn_b", "bn", "f.b_bn", "conv2.bn"),
-    ("se_reduce", "conv_bias", "f.se.f_ex.0", "se.fc1"),
-    ("se_expand", "conv_bias", "f.se.f_ex.2", "se.fc2"),
-    ("conv_c", "conv", "f.c", "conv3.conv"),
-    ("bn_c", "bn", "f.c_bn", "conv3.bn"),
-)
-_BASIC = _BOTTLENECK[:6]  # residual basic block: proj, f.a, f.b (pycls only)
-_VANILLA = (
-    ("conv_a", "conv", "a", None),
-    ("bn_a", "bn", "a_bn", None),
-    ("conv_b", "conv", "b", None),
-    ("bn_b", "bn", "b_bn", None),
-)
-
-
 def layer_map(spec: NetSpec, naming: str, include_top: bool = True) -> list[LayerMap]:
-    """Every weighted Keras layer of `spec` with its reference module, in network order."""
+    """Every weighted Keras layer of `spec` with its reference module, in network order.
+
+    A view of `keras_regnet.walk`: each weighted record names its module under both namings.
+    """
     if naming not in NAMINGS:
-        raise WeightsError(f"naming must be one of {NAMINGS}, got {naming!r}")
-    if naming == "timm" and spec.block not in ("x", "y"):
-        raise WeightsError(
-            f"timm naming exists only for X/Y blocks; spec {spec.name!r} has block {spec.block!r}"
-        )
-    column = 2 if naming == "pycls" else 3
-    table = {"v": _VANILLA, "r": _BASIC, "x": _BOTTLENECK, "y": _BOTTLENECK}[spec.block]
-    out = [LayerMap("stem_conv", "conv", "stem.conv"), LayerMap("stem_bn", "bn", "stem.bn")]
-    w_in = spec.stem_width
-    for s, stage in enumerate(spec.stages, start=1):
-        for b in range(1, stage.depth + 1):
-            stride = stage.stride if b == 1 else 1
-            has_proj = spec.block != "v" and (w_in != stage.width or stride != 1)
-            for row in table:
-                if row[0].startswith("proj") and not has_proj:
-                    continue
-                if row[0].startswith("se_") and spec.block != "y":
-                    continue
-                out.append(LayerMap(f"s{s}_b{b}_{row[0]}", row[1], f"s{s}.b{b}.{row[column]}"))
-            w_in = stage.width
-    if include_top:
-        out.append(LayerMap("predictions", "dense", "head.fc"))
+        raise ConfigError(f"naming must be one of {NAMINGS}, got {naming!r}")
+    out = []
+    for record in walk.network(spec, include_top):
+        if record.kind not in walk.WEIGHTED_KINDS:
+            continue
+        module = getattr(record, naming)
+        if module is None:
+            raise ConfigError(
+                f"{naming} naming has no module for layer {record.name!r}: it exists only for "
+                f"X/Y blocks; spec {spec.name!r} has block {spec.block!r}"
+            )
+        kind = "conv_bias" if record.kind == "conv" and record.bias else record.kind
+        out.append(LayerMap(record.name, kind, module))
     return out
 
 

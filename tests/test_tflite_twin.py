@@ -48,3 +48,37 @@ def test_qat_warns_above_the_mobile_regime(caplog):
     with caplog.at_level("WARNING", logger="tflite"):
         assert not check_mobile_regime(get_spec("regnety_1.6gf"))
     assert "mobile regime" in caplog.text and "Proceeding anyway" in caplog.text
+
+
+def _graph(model) -> list[tuple[str, list[str]]]:
+    """(layer name, names of the layers feeding it) of a Keras 3 or tf_keras functional model."""
+    out = []
+    for layer in model.layers:
+        node = layer._inbound_nodes[0]
+        if hasattr(node, "inbound_layers"):  # tf_keras
+            inbound = node.inbound_layers if isinstance(node.inbound_layers, list) else [node.inbound_layers]
+            out.append((layer.name, [other.name for other in inbound]))
+        else:
+            out.append((layer.name, [t._keras_history[0].name for t in node.input_tensors]))
+    return out
+
+
+@pytest.mark.parametrize("block", ["v", "r", "x", "y"])
+def test_twin_is_built_by_the_same_block_code_for_every_block_type(block):
+    """Vanilla included: the twin and the Keras 3 model are one graph and give the same outputs."""
+    from tflite.twin import build_twin, copy_weights
+
+    spec = make_spec([1, 2], [16, 32], group_widths=8, block=block, se_ratio=0.25 if block == "y" else 0.0,
+                     stem_width=8, name=f"tiny_{block}")
+    model = build(spec, input_shape=(32, 32, 3), classes=5, classifier_activation=None)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if "bn" in layer.name:
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * 0.7, beta - 0.2, rng.normal(size=mean.shape), rng.uniform(0.5, 2, var.shape)])
+    twin = build_twin(spec, 32, 5, classifier_activation=None)
+    assert _graph(twin) == _graph(model)  # the twin's preprocessing is a depthwise conv, same name
+    assert copy_weights(model, twin) == sum(1 for layer in model.layers if layer.weights)
+    images = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(twin(images, training=False).numpy(), model(images, training=False).numpy(),
+                               atol=1e-4, rtol=1e-4)
