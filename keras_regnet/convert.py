@@ -15,6 +15,7 @@ import tempfile
 from typing import Any
 
 from keras_regnet.checkpoints import read_state_dict
+from keras_regnet.errors import WeightsError
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
 from keras_regnet.state_dict import (  # noqa: F401  (the converter's public names)
@@ -32,7 +33,7 @@ def save_weights_atomic(model: Any, path: str | os.PathLike) -> str:
     path = os.fspath(path)
     suffix = ".weights.h5" if path.endswith(".weights.h5") else ".keras" if path.endswith(".keras") else None
     if suffix is None:
-        raise ValueError(f"output {path!r} must end in .weights.h5 or .keras")
+        raise WeightsError(f"output {path!r} must end in .weights.h5 or .keras")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)

@@ -15,6 +15,8 @@ from typing import Any
 
 import keras
 
+from keras_regnet.errors import ConfigError
+
 STEM_OUTPUT = "stem_relu"
 
 
@@ -51,7 +53,7 @@ def pyramid_outputs(model: keras.Model) -> dict[str, Any]:
     """
     names = {layer.name for layer in model.layers}
     if STEM_OUTPUT not in names or "stem_conv" not in names:
-        raise ValueError(f"model {model.name!r} is not a keras_regnet model (no {STEM_OUTPUT!r} layer)")
+        raise ConfigError(f"model {model.name!r} is not a keras_regnet model (no {STEM_OUTPUT!r} layer)")
     stride = _stride(model.get_layer("stem_conv"))
     levels = {_level(stride, model.name): model.get_layer(STEM_OUTPUT).output}
     stage = 1
@@ -93,7 +95,7 @@ def feature_extractor(model: keras.Model, name: str | None = None) -> keras.Mode
 'P5': (2, 2, 2, 368)}
     """
     if not isinstance(model, keras.Model):
-        raise ValueError(f"feature_extractor needs a keras.Model; got {type(model).__name__}")
+        raise ConfigError(f"feature_extractor needs a keras.Model; got {type(model).__name__}")
     outputs = pyramid_outputs(model)
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called with a bare tensor
     extractor = keras.Model(inputs, outputs, name=name or f"{model.name}_features")
@@ -109,5 +111,5 @@ def _stride(layer: Any) -> int:
 def _level(stride: int, model_name: str) -> int:
     level = math.log2(stride)
     if level != int(level):
-        raise ValueError(f"model {model_name!r} has a feature map of stride {stride}, not a power of 2")
+        raise ConfigError(f"model {model_name!r} has a feature map of stride {stride}, not a power of 2")
     return int(level)

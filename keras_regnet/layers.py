@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 
@@ -26,7 +27,7 @@ class GroupedConv2D(keras.layers.Conv2D):
             import tensorflow as tf
 
             if self.data_format != "channels_last":
-                raise ValueError(
+                raise ConfigError(
                     f"GroupedConv2D supports data_format='channels_last' only on TensorFlow, "
                     f"got {self.data_format!r}"
                 )
@@ -120,7 +121,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     def __init__(self, ghost_batch_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(ghost_batch_size, bool) or not isinstance(ghost_batch_size, int) or ghost_batch_size < 1:
-            raise ValueError(f"ghost_batch_size must be a positive integer, got {ghost_batch_size!r}")
+            raise ConfigError(f"ghost_batch_size must be a positive integer, got {ghost_batch_size!r}")
         self.ghost_batch_size = ghost_batch_size
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:

@@ -11,6 +11,7 @@ import keras
 from keras import layers
 
 from keras_regnet import blocks
+from keras_regnet.errors import ConfigError
 from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
@@ -75,7 +76,7 @@ def build(
         spec, include_top, weights, input_shape, pooling, classes, classifier_activation
     )
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"`name` must be a string. Received: name={name!r}")
+        raise ConfigError(f"`name` must be a string. Received: name={name!r}")
     inputs, x = _input_layer(spec, input_tensor, input_shape)
     if include_preprocessing:
         x = _normalization(x.shape[-1])(x)
@@ -159,27 +160,27 @@ def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_sh
     Returns `classes` as a Python int (numpy integers are accepted, as keras.applications does).
     """
     if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
-        raise ValueError(
+        raise ConfigError(
             "The `weights` argument should be either `None` (random initialization), `imagenet` "
             "(pre-training on ImageNet), or the path to the weights file to be loaded. "
             f"Received: weights={weights!r}"
         )
     if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
-        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+        raise ConfigError(f"`classes` must be a positive integer. Received: classes={classes!r}")
     classes = int(classes)
     if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(
+        raise ConfigError(
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
             f"Received: classes={classes}"
         )
     if weights == "imagenet" and include_top and not _is_softmax_or_linear(classifier_activation):
-        raise ValueError(
+        raise ConfigError(
             "Only `None` and `softmax` activations are allowed for the `classifier_activation` "
             "argument when using pretrained weights, with `include_top=True`; Received: "
             f"classifier_activation={classifier_activation!r}"
         )
     if pooling not in POOLING_CHOICES:
-        raise ValueError(f"`pooling` must be one of {POOLING_CHOICES}. Received: pooling={pooling!r}")
+        raise ConfigError(f"`pooling` must be one of {POOLING_CHOICES}. Received: pooling={pooling!r}")
     return classes
 
 
@@ -200,23 +201,23 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_s
     `label` names the argument in the messages (`input_shape`, or a given `input_tensor`'s shape).
     """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-        raise ValueError(
+        raise ConfigError(
             f"`{label}` must be a tuple of 3 integers (height, width, channels). "
             f"Received: {label}={input_shape!r}"
         )
     dims = []
     for dim in input_shape:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
-            raise ValueError(
+            raise ConfigError(
                 f"`{label}` must hold integers or None (height, width, channels). "
                 f"Received: {label}={tuple(input_shape)!r}"
             )
         dims.append(None if dim is None else int(dim))
     if dims[-1] is not None and dims[-1] < 1:
-        raise ValueError(f"The input must have at least 1 channel; Received `{label}={tuple(dims)}`")
+        raise ConfigError(f"The input must have at least 1 channel; Received `{label}={tuple(dims)}`")
     min_size = spec.total_stride
     if any(dim is not None and dim < min_size for dim in dims[:2]):
-        raise ValueError(
+        raise ConfigError(
             f"Input size must be at least {min_size}x{min_size} (the network's total stride); "
             f"Received: {label}={tuple(dims)}"
         )
@@ -239,7 +240,7 @@ def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any) -> tuple[An
     if keras.backend.is_keras_tensor(input_tensor):
         tensor_shape = tuple(input_tensor.shape)
         if len(tensor_shape) != 4:
-            raise ValueError(
+            raise ConfigError(
                 "`input_tensor` must be a 4D (batch, height, width, channels) tensor. "
                 f"Received: input_tensor.shape={tensor_shape}"
             )

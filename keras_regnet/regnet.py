@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec, StageSpec
 
 QUANTUM = 8
@@ -57,7 +58,7 @@ def adjust_block_compatibility(
     Returns (adjusted widths, adjusted group widths).
     """
     if not len(widths) == len(bottleneck_ratios) == len(group_widths):
-        raise ValueError(
+        raise ConfigError(
             f"widths, bottleneck_ratios and group_widths must have equal lengths, got "
             f"{len(widths)}, {len(bottleneck_ratios)}, {len(group_widths)}"
         )
@@ -94,12 +95,12 @@ class RegNetParams:
         _validate_rule(self.depth, self.w0, self.wa, self.wm, self.quantum)
         g = self.group_width
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
-            raise ValueError(f"group_width must be a positive integer, got {g!r}")
+            raise ConfigError(f"group_width must be a positive integer, got {g!r}")
         if not (_is_real(self.bottleneck_ratio) and math.isfinite(self.bottleneck_ratio)
                 and self.bottleneck_ratio > 0):
-            raise ValueError(f"bottleneck_ratio must be a finite number > 0, got {self.bottleneck_ratio!r}")
+            raise ConfigError(f"bottleneck_ratio must be a finite number > 0, got {self.bottleneck_ratio!r}")
         if not (_is_real(self.se_ratio) and 0 <= self.se_ratio <= 1):
-            raise ValueError(f"se_ratio must be in [0, 1], got {self.se_ratio!r}")
+            raise ConfigError(f"se_ratio must be in [0, 1], got {self.se_ratio!r}")
         return self
 
     def block_widths(self) -> list[int]:
@@ -129,15 +130,15 @@ class RegNetParams:
 
 def _validate_rule(depth: int, w0: int, wa: float, wm: float, q: int) -> None:
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        raise ConfigError(f"depth must be an integer >= 1, got {depth!r}")
     if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 1:
-        raise ValueError(f"quantum must be a positive integer, got {q!r}")
+        raise ConfigError(f"quantum must be a positive integer, got {q!r}")
     if isinstance(w0, bool) or not isinstance(w0, (int, np.integer)) or w0 <= 0 or w0 % q:
-        raise ValueError(f"w0 must be a positive multiple of {q}, got {w0!r}")
+        raise ConfigError(f"w0 must be a positive multiple of {q}, got {w0!r}")
     if not (_is_real(wa) and math.isfinite(wa) and wa >= 0):
-        raise ValueError(f"wa must be a finite number >= 0, got {wa!r}")
+        raise ConfigError(f"wa must be a finite number >= 0, got {wa!r}")
     if not (_is_real(wm) and math.isfinite(wm) and wm > 1):
-        raise ValueError(f"wm must be a finite number > 1, got {wm!r}")
+        raise ConfigError(f"wm must be a finite number > 1, got {wm!r}")
 
 
 def _is_real(value: object) -> bool:
@@ -175,7 +176,7 @@ def fit_quantized_linear(
     """
     observed = np.asarray(block_widths, dtype=np.float64)
     if observed.ndim != 1 or observed.size == 0 or np.any(observed <= 0):
-        raise ValueError(f"block_widths must be a non-empty list of positive widths, got {block_widths!r}")
+        raise ConfigError(f"block_widths must be a non-empty list of positive widths, got {block_widths!r}")
     log_obs = np.log(observed)
     j = np.arange(observed.size, dtype=np.float64)
     wa_hi = wa_max if wa_max is not None else max(float(observed.max()), 2.0 * q)

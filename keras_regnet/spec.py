@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from keras_regnet.errors import ConfigError
+
 BLOCK_TYPES = ("v", "r", "x", "y")
 BLOCK_NAMES = {
     "v": "vanilla (two 3x3 convs, no shortcut)",
@@ -54,19 +56,19 @@ class StageSpec:
         _check_int(self.depth, f"{where} depth", minimum=1)
         _check_int(self.width, f"{where} width", minimum=1)
         if self.stride not in (1, 2):
-            raise ValueError(f"{where} stride must be 1 or 2, got {self.stride!r}")
+            raise ConfigError(f"{where} stride must be 1 or 2, got {self.stride!r}")
         if not self.bottleneck_ratio > 0:
-            raise ValueError(f"{where} bottleneck_ratio must be > 0, got {self.bottleneck_ratio!r}")
+            raise ConfigError(f"{where} bottleneck_ratio must be > 0, got {self.bottleneck_ratio!r}")
         _check_int(self.group_width, f"{where} group_width", minimum=1)
         if block in ("x", "y"):
             w_b = bottleneck_width(self.width, self.bottleneck_ratio)
             if w_b < 1:
-                raise ValueError(
+                raise ConfigError(
                     f"{where}: bottleneck width round({self.width} * {self.bottleneck_ratio}) "
                     f"= {w_b} must be >= 1"
                 )
             if self.group_width > w_b or w_b % self.group_width:
-                raise ValueError(
+                raise ConfigError(
                     f"{where}: group_width {self.group_width} must divide the bottleneck width "
                     f"{w_b} (= round(width {self.width} * bottleneck_ratio "
                     f"{self.bottleneck_ratio})); use keras_regnet.regnet.adjust_block_compatibility "
@@ -96,24 +98,24 @@ class NetSpec:
     def validate(self) -> "NetSpec":
         """Check every field; return self so calls can be chained."""
         if self.block not in BLOCK_TYPES:
-            raise ValueError(f"block must be one of {BLOCK_TYPES}, got {self.block!r}")
+            raise ConfigError(f"block must be one of {BLOCK_TYPES}, got {self.block!r}")
         if not self.stages:
-            raise ValueError("a NetSpec needs at least one stage, got stages=()")
+            raise ConfigError("a NetSpec needs at least one stage, got stages=()")
         if self.block == "y" and not 0 < self.se_ratio <= 1:
-            raise ValueError(f"block 'y' needs 0 < se_ratio <= 1, got se_ratio={self.se_ratio!r}")
+            raise ConfigError(f"block 'y' needs 0 < se_ratio <= 1, got se_ratio={self.se_ratio!r}")
         if self.block != "y" and self.se_ratio != 0:
-            raise ValueError(
+            raise ConfigError(
                 f"se_ratio={self.se_ratio!r} is only allowed with block 'y' "
                 f"(got block {self.block!r}); use block='y' for squeeze-excitation"
             )
         _check_int(self.stem_width, "stem_width", minimum=1)
         if self.stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
+            raise ConfigError(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+            raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
         for i, stage in enumerate(self.stages):
             if not isinstance(stage, StageSpec):
-                raise ValueError(f"stage {i + 1} must be a StageSpec, got {type(stage).__name__}")
+                raise ConfigError(f"stage {i + 1} must be a StageSpec, got {type(stage).__name__}")
             stage.validate(i, self.block)
         return self
 
@@ -178,19 +180,19 @@ class NetSpec:
     def from_dict(cls, data: dict[str, Any]) -> "NetSpec":
         """Inverse of to_dict; unknown keys are an error so typos do not pass silently."""
         if not isinstance(data, dict):
-            raise ValueError(f"a NetSpec dict is expected, got {type(data).__name__}")
+            raise ConfigError(f"a NetSpec dict is expected, got {type(data).__name__}")
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise ValueError(f"unknown NetSpec keys {unknown}; allowed: {sorted(allowed)}")
+            raise ConfigError(f"unknown NetSpec keys {unknown}; allowed: {sorted(allowed)}")
         if "stages" not in data:
-            raise ValueError("a NetSpec dict needs a 'stages' list")
+            raise ConfigError("a NetSpec dict needs a 'stages' list")
         stage_keys = {f.name for f in dataclasses.fields(StageSpec)}
         stages = []
         for i, s in enumerate(data["stages"]):
             bad = sorted(set(s) - stage_keys)
             if bad:
-                raise ValueError(f"stage {i + 1}: unknown keys {bad}; allowed: {sorted(stage_keys)}")
+                raise ConfigError(f"stage {i + 1}: unknown keys {bad}; allowed: {sorted(stage_keys)}")
             stages.append(StageSpec(**s))
         return cls(**{**data, "stages": tuple(stages)}).validate()
 
@@ -219,7 +221,7 @@ def make_spec(
     widths = _per_stage(widths, "widths")
     n = len(depths)
     if len(widths) != n:
-        raise ValueError(f"widths has {len(widths)} entries but depths has {n}; they must match")
+        raise ConfigError(f"widths has {len(widths)} entries but depths has {n}; they must match")
     columns = {}
     for label, value in (
         ("group_widths", group_widths),
@@ -228,7 +230,7 @@ def make_spec(
     ):
         values = _per_stage(value, label) if _is_sequence(value) else [value] * n
         if len(values) != n:
-            raise ValueError(f"{label} has {len(values)} entries but depths has {n}; they must match")
+            raise ConfigError(f"{label} has {len(values)} entries but depths has {n}; they must match")
         columns[label] = values
     stages = tuple(
         StageSpec(_integral(d), _integral(w), _integral(s), float(b), _integral(g))
@@ -249,7 +251,7 @@ def _is_sequence(value: Any) -> bool:
 def _per_stage(value: Any, label: str) -> list:
     """The values of a per-stage argument as a list; ValueError naming it if it is not a sequence."""
     if not _is_sequence(value) or getattr(value, "ndim", 1) != 1:
-        raise ValueError(f"{label} must be a list with one value per stage, got {value!r}")
+        raise ConfigError(f"{label} must be a list with one value per stage, got {value!r}")
     return [v.item() if hasattr(v, "item") else v for v in value]
 
 
@@ -264,4 +266,4 @@ def _integral(value: Any) -> Any:
 
 def _check_int(value: Any, label: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{label} must be an integer >= {minimum}, got {value!r}")

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from keras_regnet.complexity import complexity
+from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec
 
 LOG = logging.getLogger("tflite")
@@ -229,7 +230,7 @@ def run_qat(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, labe
             io_type: str = "uint8") -> QatResult:
     """Keras 3 model -> tf_keras twin -> TFMOT QAT fine-tuning -> int8 TFLite bytes."""
     if labels is None or len(labels) != len(images) or not len(images):
-        raise ValueError("QAT needs labelled images; the QAT data gave none (use a labelled folder or digits)")
+        raise ConfigError("QAT needs labelled images; the QAT data gave none (use a labelled folder or digits)")
     check_mobile_regime(spec)
     classes = int(model.get_layer("predictions").units)
     with _legacy_keras_env():

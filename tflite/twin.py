@@ -15,6 +15,7 @@ import tf_keras
 from tf_keras import layers
 
 from keras_regnet import blocks
+from keras_regnet.errors import ConfigError
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.spec import NetSpec
 
@@ -66,11 +67,11 @@ def copy_weights(source: Any, twin: tf_keras.Model) -> int:
             continue
         other = by_name.get(layer.name)
         if other is None:
-            raise ValueError(f"Keras model {source.name!r} has no layer {layer.name!r} needed by the tf_keras twin")
+            raise ConfigError(f"Keras model {source.name!r} has no layer {layer.name!r} needed by the tf_keras twin")
         values = [np.asarray(v) for v in other.get_weights()]
         expected = [tuple(w.shape) for w in layer.weights]
         if [v.shape for v in values] != expected:
-            raise ValueError(
+            raise ConfigError(
                 f"layer {layer.name!r}: Keras model has weight shapes {[v.shape for v in values]}, "
                 f"the twin expects {expected}"
             )
