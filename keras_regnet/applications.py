@@ -122,6 +122,15 @@ def AnyNet(
     return build(spec, name=name, **kwargs)
 
 
+# The end of RegNet's and AnyNet's Args (stem stride, name, the keras.applications arguments) and Returns.
+_BUILDER_TAIL_DOC = f"""    stem_stride: 2 (ImageNet) or 1 (small images). Defaults to 2.
+    name: name of the spec and the model.
+    **kwargs: the keras.applications arguments and numerics options of `build`:
+{textwrap.indent(APPLICATION_ARGS_DOC, "    ")}
+Returns:
+{RETURNS_DOC}
+Example:"""
+
 RegNet.__doc__ = f"""Any RegNet from its parameters: the paper's quantized linear rule, then `build`.
 
 Block j (0-based) gets width w0 + wa * j, snapped to the nearest w0 * wm^k (in log space) and
@@ -139,13 +148,7 @@ Args:
         the paper's b = 2 (inner width w / 2) is bottleneck_ratio=0.5. Defaults to 1.0.
     se_ratio: squeeze-excitation width as a fraction of the block input width (0.25 in RegNetY).
     stem_width: width of the 3x3 stem conv. Defaults to 32.
-    stem_stride: 2 (ImageNet) or 1 (small images). Defaults to 2.
-    name: name of the spec and the model.
-    **kwargs: the keras.applications arguments and numerics options of `build`:
-{textwrap.indent(APPLICATION_ARGS_DOC, "    ")}
-Returns:
-{RETURNS_DOC}
-Example:
+{_BUILDER_TAIL_DOC}
 
 >>> import keras_regnet
 >>> model = keras_regnet.RegNet(depth=4, w0=16, wa=12.0, wm=2.0, group_width=8, se_ratio=0.25,
@@ -170,13 +173,7 @@ Args:
     se_ratio: squeeze-excitation ratio, block "y" only (0.25 in the paper).
     stem_width: width of the 3x3 stem conv. Defaults to 32.
     strides: stride of each stage's first block (1 or 2), per stage or one for all.
-    stem_stride: 2 (ImageNet) or 1 (small images). Defaults to 2.
-    name: name of the spec and the model.
-    **kwargs: the keras.applications arguments and numerics options of `build`:
-{textwrap.indent(APPLICATION_ARGS_DOC, "    ")}
-Returns:
-{RETURNS_DOC}
-Example:
+{_BUILDER_TAIL_DOC}
 
 >>> import keras_regnet
 >>> model = keras_regnet.AnyNet(depths=[1, 1], widths=[16, 32], block="r", stem_width=8,
