@@ -16,6 +16,10 @@ from absl import app  # noqa: E402
 
 from training.flags import config_from_flags, define_flags  # noqa: E402
 
+# The launcher module defines its flags on import, so a custom launcher can set devices up first and
+# then `from training import main; app.run(main.main)` (the library-style CLIs define theirs only when run).
+define_flags()
+
 
 def main(argv: list[str]) -> int:
     """Validate flags (one-line error naming the flag), train, print where outputs went."""
@@ -65,5 +69,4 @@ def _print_summary(r: dict) -> None:
 
 
 if __name__ == "__main__":
-    define_flags()
     app.run(main)
