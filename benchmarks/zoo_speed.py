@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/zoo_speed.py --models=regnetx_200mf,regnety_600mf --runs=10
     PYTHONPATH=. python benchmarks/zoo_speed.py --resume                       # go on after a stop
 
-Every model is measured in a fresh process (one process over the whole zoo grows past 22 GB) and the
+Every model's stages are measured in fresh processes (one process over the whole zoo grows past 22 GB) and the
 table is rewritten after every model, so a stopped run keeps what it measured; --resume skips the
 models already in the CSV. Timed calls shrink with the model's flops (--runs for models up to 800 MF,
 never fewer than 3), so the 32GF models cost minutes, not an hour each.
@@ -22,6 +22,7 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
   timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
   runs, load, seconds           timed calls per batch-1 figure, 1-minute load average after the row, and
                                 the row's wall time
+  failed                        stages that could not be measured (their columns stay empty)
 Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
 compare rows measured in one run. The machine (CPU model, cores, TF version, load average) goes into
 the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/speed.md.
@@ -54,6 +55,8 @@ flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when insta
 flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
 flags.DEFINE_string("row_json", None, "Internal: measure the one model of --models in this process and write "
                     "its row here (the parent runs every model in a fresh process so memory cannot pile up).")
+flags.DEFINE_enum("stage", "tf", ["tf", "litert", "onnx", "train"], "Internal, with --row_json: which "
+                  "columns the child measures.")
 flags.DEFINE_bool("resume", False, "Keep the rows already in --csv and measure only the missing models.")
 flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
 flags.DEFINE_string("readme", os.path.join(REPO, "README.md"), "README whose compact table (between the "
@@ -61,7 +64,7 @@ flags.DEFINE_string("readme", os.path.join(REPO, "README.md"), "README whose com
 
 COLUMNS = ("model", "flops_m", "params_m", "acts_m", "top1", "tf_b1_ms", "tf_b32_img_s", "litert_f32_ms",
            "litert_f32_noxnnpack_ms", "litert_int8_ms", "litert_int8_noxnnpack_ms", "onnxruntime_b1_ms",
-           "train_step_s", "timm_b1_ms", "timm_train_step_s", "runs", "load", "seconds")
+           "train_step_s", "timm_b1_ms", "timm_train_step_s", "runs", "load", "seconds", "failed")
 FULL_RUNS_UP_TO_MFLOPS = 800.0
 
 
@@ -181,8 +184,11 @@ def timm_figures(name: str, size: int, batch: int, runs: int) -> dict[str, float
     return {"timm_b1_ms": b1, "timm_train_step_s": median_ms(step, max(2, runs // 4), warmup=1) / 1e3}
 
 
-def measure(name: str, size: int, runs: int, calib: np.ndarray) -> dict[str, Any]:
-    """One row of the table."""
+STAGES = ("tf", "litert", "onnx", "train")  # each measured in its own process (see measure_in_child)
+
+
+def measure(name: str, size: int, runs: int, calib: np.ndarray, stage: str) -> dict[str, Any]:
+    """One stage's columns of a row (plus the analytic ones)."""
     from keras_regnet import build, complexity, get_spec
     from keras_regnet.zoo import get_entry
 
@@ -194,12 +200,16 @@ def measure(name: str, size: int, runs: int, calib: np.ndarray) -> dict[str, Any
     row["runs"] = runs
     model = build(spec, input_shape=(None, None, 3), classes=1000, classifier_activation=None)
     with tempfile.TemporaryDirectory() as workdir:
-        row.update(tf_figures(model, size, runs))
-        row.update(litert_figures(model, size, runs, workdir, calib))
-        row.update(onnx_figures(model, size, runs, workdir, calib[0]))
-    row["train_step_s"] = train_step_s(model, size, FLAGS.train_batch, max(2, runs // 4))
-    if FLAGS.timm:
-        row.update(timm_figures(name, size, FLAGS.train_batch, runs))
+        if stage == "tf":
+            row.update(tf_figures(model, size, runs))
+        elif stage == "litert":
+            row.update(litert_figures(model, size, runs, workdir, calib))
+        elif stage == "onnx":
+            row.update(onnx_figures(model, size, runs, workdir, calib[0]))
+        elif stage == "train":
+            row["train_step_s"] = train_step_s(model, size, FLAGS.train_batch, max(2, runs // 4))
+            if FLAGS.timm:
+                row.update(timm_figures(name, size, FLAGS.train_batch, runs))
     return row
 
 
@@ -278,22 +288,37 @@ def write_readme(path: str, rows: list[dict[str, Any]]) -> bool:
 
 
 def measure_in_child(name: str) -> dict[str, Any]:
-    """One row, measured by this script in a fresh process: TensorFlow, LiteRT and ONNX keep the graphs,
-    converters and sessions of every model they saw, and one process over the whole zoo grew past 22 GB
-    and was killed at RegNetX-12GF."""
+    """One row, each stage measured by this script in a fresh process.
+
+    TensorFlow, LiteRT and tf2onnx keep the graphs and converters of every model they saw: one process
+    over the whole zoo grew past 22 GB (killed at RegNetX-12GF), and one process per model past 21 GB
+    at RegNetX-32GF. A stage that still fails (e.g. out of memory) leaves its columns empty and is
+    named in the row's `failed` column.
+    """
     import json
     import subprocess
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "row.json")
-        cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--row_json={out}",
-               f"--image_size={FLAGS.image_size}", f"--runs={FLAGS.runs}", f"--train_batch={FLAGS.train_batch}",
-               f"--timm={str(FLAGS.timm).lower()}"]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0 or not os.path.exists(out):
-            raise RuntimeError(f"measuring {name} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-        with open(out, encoding="utf-8") as f:
-            return json.load(f)
+    row: dict[str, Any] = {}
+    failed = []
+    for stage in STAGES:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "row.json")
+            cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--row_json={out}",
+                   f"--stage={stage}", f"--image_size={FLAGS.image_size}", f"--runs={FLAGS.runs}",
+                   f"--train_batch={FLAGS.train_batch}", f"--timm={str(FLAGS.timm).lower()}"]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0 or not os.path.exists(out):
+                reason = "killed: out of memory?" if result.returncode == -9 else f"exit {result.returncode}"
+                print(f"{name}: stage {stage} failed ({reason}):\n{result.stderr[-1500:]}", flush=True)
+                failed.append(f"{stage} ({reason})")
+                continue
+            with open(out, encoding="utf-8") as f:
+                row.update(json.load(f))
+    if not row:
+        raise RuntimeError(f"every stage of {name} failed: {failed}")
+    if failed:
+        row["failed"] = "; ".join(failed)
+    return row
 
 
 def measure_one_and_write(path: str) -> None:
@@ -304,7 +329,7 @@ def measure_one_and_write(path: str) -> None:
 
     (name,) = FLAGS.models
     calib = load_images("digits:train", FLAGS.image_size, 8).images.astype(np.float32)
-    row = measure(name, FLAGS.image_size, FLAGS.runs, calib)
+    row = measure(name, FLAGS.image_size, FLAGS.runs, calib, FLAGS.stage)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(row, f)
 
