@@ -228,8 +228,19 @@ def read_rows(path: str) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(lines)]
 
 
+def display_names(names: list[str]) -> list[str]:
+    """The zoo's display names ("RegNetY-600MF") for builder names, as the rows carry them."""
+    from keras_regnet.zoo import get_entry
+
+    return [get_entry(name).display_name for name in names]
+
+
 def write(rows: list[dict[str, Any]], info: str, seconds: float) -> str:
-    """Write the CSV and the markdown table; return the markdown."""
+    """Sort `rows` into zoo order (re-measured rows arrive last), write the CSV and markdown; return the markdown."""
+    from keras_regnet.zoo import list_models
+
+    order = {name: i for i, name in enumerate(display_names(list_models()))}
+    rows.sort(key=lambda row: order.get(row["model"], len(order)))
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.csv)), exist_ok=True)
     with open(FLAGS.csv, "w", newline="", encoding="utf-8") as f:
         f.write(f"# {info}; {FLAGS.image_size}x{FLAGS.image_size}; {seconds / 60:.0f} min for {len(rows)} models\n")
