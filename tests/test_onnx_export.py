@@ -1,5 +1,7 @@
 """ONNX export: dynamic batch, opset stated, equal to Keras under ONNX Runtime; int8 QDQ calibrated."""
 
+import os
+
 import onnx
 import pytest
 
@@ -76,3 +78,60 @@ def test_latency_and_bad_arguments(exported):
         onnx_export.quantize_int8(path, path + ".int8", [])
     with pytest.raises(ValueError, match="opset must be an integer >= 13, got 11"):
         onnx_export.convert(exported[0], SIZE, opset=11)
+
+
+def test_bounded_memory_is_undone_after_the_block(monkeypatch):
+    from tf2onnx.optimizer.optimizer_base import GraphOptimizerBase
+
+    from tflite.tf2onnx_memory import CATCH_ERRORS_ENV, bounded_memory
+
+    original = GraphOptimizerBase.optimize
+    monkeypatch.setenv(CATCH_ERRORS_ENV, "TRUE")
+    with bounded_memory():
+        assert os.environ[CATCH_ERRORS_ENV] == "FALSE" and GraphOptimizerBase.optimize is not original
+    assert os.environ[CATCH_ERRORS_ENV] == "TRUE" and GraphOptimizerBase.optimize is original
+    monkeypatch.delenv(CATCH_ERRORS_ENV)
+    with pytest.raises(RuntimeError, match="inside"):
+        with bounded_memory():
+            raise RuntimeError("inside")
+    assert CATCH_ERRORS_ENV not in os.environ and GraphOptimizerBase.optimize is original
+
+
+def test_every_optimizer_pass_moves_each_node_to_a_fresh_equal_proto(exported, monkeypatch):
+    """The arena fix: after each of tf2onnx's passes no node keeps its old NodeProto (whose arena holds
+    the weights of every earlier pass), and the new proto carries the same content."""
+    from tflite import tf2onnx_memory
+
+    passes = []
+    real = tf2onnx_memory.refresh_node_protos
+
+    def spy(graph):
+        before = {node.name: node._op for node in graph.get_nodes()}
+        real(graph)
+        after = {node.name: node._op for node in graph.get_nodes()}
+        passes.append(before.keys() == after.keys() and all(
+            after[k] is not before[k] and after[k] == before[k] for k in before))
+
+    monkeypatch.setattr(tf2onnx_memory, "refresh_node_protos", spy)
+    onnx_export.convert(fold_batch_norm(exported[0]), SIZE)
+    assert len(passes) >= 12 and all(passes)  # tf2onnx runs its dozen optimizers at least once
+
+
+def test_an_optimizer_that_raises_falls_back_to_tf2onnx_own_path(exported, monkeypatch, caplog, tmp_path):
+    """Without tf2onnx's per-pass copies a failing optimizer raises; the export converts again the old way
+    (which skips that optimizer) and the model still equals Keras."""
+    from tf2onnx.optimizer.identity_optimizer import IdentityOptimizer
+
+    def broken(self, graph):
+        raise RuntimeError("identity optimizer broke")
+
+    monkeypatch.setattr(IdentityOptimizer, "_optimize", broken)
+    model, _, images = exported
+    with caplog.at_level("WARNING", logger="tflite.onnx_export"):
+        blob = onnx_export.convert(fold_batch_norm(model), SIZE)
+    assert "identity optimizer broke" in caplog.text
+    path = tmp_path / "fallback.onnx"
+    path.write_bytes(blob)
+    got = onnx_export.predict(str(path), images[:4], threads=1)["logits"]
+    want = model(images[:4], training=False).numpy()
+    assert np.max(np.abs(got - want)) <= 1e-4 * max(1.0, np.max(np.abs(want)))

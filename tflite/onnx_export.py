@@ -3,7 +3,8 @@
 The graph takes float32 RGB 0-255 images `[batch, H, W, 3]` (the batch dimension is dynamic, named
 "batch") and returns `logits` and `probabilities`, like the SavedModel's `serving_default`. It is
 converted from a tf.function calling the Keras model (BN already folded by the caller, see
-`tflite.fold_bn`), at opset `OPSET`. `onnx_int8` is ONNX Runtime's static QDQ quantization
+`tflite.fold_bn`), at opset `OPSET`, with tf2onnx's memory kept near the model's size
+(`tflite.tf2onnx_memory`). `onnx_int8` is ONNX Runtime's static QDQ quantization
 (per-channel int8 weights, uint8 activations, MinMax calibration on real images), the form ONNX
 Runtime's CPU kernels and TensorRT/OpenVINO consume. Needs the `onnx` extra
 (`pip install keras-regnet[onnx]`: tf2onnx, onnx, onnxruntime).
@@ -11,12 +12,14 @@ Runtime's CPU kernels and TensorRT/OpenVINO consume. Needs the `onnx` extra
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Iterable
 
 import numpy as np
 
 from keras_regnet.errors import ExportError
+from tflite.tf2onnx_memory import bounded_memory
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -57,7 +60,13 @@ def convert(model: Any, image_size: int, opset: int = OPSET) -> bytes:
     if not isinstance(opset, int) or opset < 13:
         raise ExportError(f"ONNX opset must be an integer >= 13, got {opset!r}")
     fn = serving_function(model, image_size)
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
+    try:
+        with bounded_memory():
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
+    except Exception as err:  # an optimizer raised: tf2onnx's own path skips it (at ~4x the memory)
+        logging.getLogger(__name__).warning("tf2onnx failed with bounded memory (%s); converting again with "
+                                            "its per-pass graph copies", err)
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
     for value in list(proto.graph.input) + list(proto.graph.output):
         dim = value.type.tensor_type.shape.dim[0]
         dim.Clear()
