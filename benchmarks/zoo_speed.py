@@ -20,8 +20,8 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
                                 onnx extra is installed)
   train_step_s                  one SGD step, batch --train_batch at 224, float32
   timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
-  runs, load, seconds           timed calls per batch-1 figure, 1-minute load average after the row, and
-                                the row's wall time
+  runs, load, seconds           timed calls per batch-1 figure, 1-minute load average after the row (the
+                                benchmark's own threads make 1-2 of it), and the row's wall time
   failed                        stages that could not be measured (their columns stay empty)
 Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
 compare rows measured in one run. The machine (CPU model, cores, TF version, load average) goes into
@@ -303,8 +303,9 @@ def measure_in_child(name: str) -> dict[str, Any]:
 
     TensorFlow, LiteRT and tf2onnx keep the graphs and converters of every model they saw: one process
     over the whole zoo grew past 22 GB (killed at RegNetX-12GF), and one process per model past 21 GB
-    at RegNetX-32GF. A stage that still fails (e.g. out of memory) leaves its columns empty and is
-    named in the row's `failed` column.
+    at RegNetX-32GF (there the ONNX conversion alone did, before `tflite.tf2onnx_memory`). A stage
+    that still fails (e.g. out of memory) leaves its columns empty and is named in the row's `failed`
+    column.
     """
     import json
     import subprocess
