@@ -36,7 +36,8 @@ import platform
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -270,8 +271,9 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
     def ms(value: float | None, unit: str = " ms") -> str:
         return "-" if value is None else f"{_fmt(value)}{unit}"
 
-    lines = ["| model | flops | params | top-1 | TF SavedModel b1 | TF b32 | LiteRT f32 / int8 (XNNPACK) "
-             "| ONNX Runtime | timm b1 | train step (timm) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ("| model | flops | params | top-1 | TF SavedModel b1 | TF b32 | LiteRT f32 / int8 (XNNPACK) "
+              "| ONNX Runtime | timm b1 | train step (timm) |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         train = ms(num(r, "train_step_s"), " s")
         if num(r, "timm_train_step_s") is not None:
@@ -318,7 +320,7 @@ def measure_in_child(name: str) -> dict[str, Any]:
             cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--row_json={out}",
                    f"--stage={stage}", f"--image_size={FLAGS.image_size}", f"--runs={FLAGS.runs}",
                    f"--train_batch={FLAGS.train_batch}", f"--timm={str(FLAGS.timm).lower()}"]
-            result = subprocess.run(cmd, capture_output=True, text=True)
+            result = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if result.returncode != 0 or not os.path.exists(out):
                 reason = "killed: out of memory?" if result.returncode == -9 else f"exit {result.returncode}"
                 print(f"{name}: stage {stage} failed ({reason}):\n{result.stderr[-1500:]}", flush=True)
