@@ -5,11 +5,14 @@ extraction, none of which a RegNet forward/backward pass touches. Where torchvis
 importable (it is absent or built for another torch), `import_timm` installs an import stub for
 `torchvision.*` before importing timm; the RegNet itself is timm's own code.
 
-PyTorch's OpenMP threads busy-wait between parallel regions by default; on a machine shared with
-other processes that makes a 2-thread forward pass several times slower (measured here at load 8:
-189 ms vs 31 ms for RegNetY-600MF at batch 1). `import_timm` therefore sets OMP_WAIT_POLICY=PASSIVE
-(unless already set) before torch is first imported, as the benchmarks' TensorFlow and ONNX Runtime
-threads do not spin either.
+PyTorch's OpenMP threads spin for a while between parallel regions before they sleep (libgomp's
+default). That is what timm's users get, and on a quiet machine it is the fast setting: RegNetY-600MF
+at batch 1, 2 threads, takes 18.7 ms with the default and 38.1 ms with OMP_WAIT_POLICY=PASSIVE
+(batch 32: 635 vs 610 ms, no difference). On a machine shared with other busy processes the spinning
+collapses instead (189 ms vs 31 ms at load 8). So the peer runs with OpenMP's default unless
+OMP_WAIT_POLICY is set before the benchmark starts: set OMP_WAIT_POLICY=PASSIVE when the load average
+is above the core count. `omp_wait_policy()` names the setting, and the benchmarks print it beside
+timm's figures.
 """
 
 from __future__ import annotations
@@ -57,8 +60,6 @@ class _TorchvisionStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def import_timm() -> tuple[Any, Any] | str:
     """(torch, timm) modules, or the reason they cannot be used."""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:
@@ -74,6 +75,12 @@ def import_timm() -> tuple[Any, Any] | str:
     except Exception as err:  # noqa: BLE001  (any import failure makes the peer unavailable)
         return f"timm is not importable ({type(err).__name__}: {err})"
     return torch, timm
+
+
+def omp_wait_policy() -> str:
+    """How PyTorch's OpenMP threads wait between parallel regions in this process, for the reports."""
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip()
+    return f"OMP_WAIT_POLICY={policy}" if policy else "OpenMP's default wait (spin, then sleep)"
 
 
 def timm_name(zoo_name: str) -> str:

@@ -8,7 +8,7 @@ One process, random weights, RegNet at --image_size. Candidates, each at batch 1
   tf1_session   the folded SavedModel run the way TF Serving runs it (TF1 loader + Session.run)
   onnxruntime   the folded ONNX export, ONNX Runtime CPU, 2 threads (not spinning: a shared machine)
   timm          timm's RegNet of the same name, PyTorch eager, torch.inference_mode, 2 threads
-                (OMP_WAIT_POLICY=PASSIVE, see benchmarks/peers.py)
+                (OpenMP's default wait unless OMP_WAIT_POLICY is set: see benchmarks/peers.py)
 Rounds alternate the candidates in blocks of --runs calls, so load from other processes spreads
 over all of them; each figure is the median of all calls, with the range of the per-round medians.
 --ops prints which op types TensorFlow's optimizer actually runs (from a FULL_TRACE Session run):
@@ -98,13 +98,14 @@ def candidates(model: Any, size: int, workdir: str) -> dict[str, Callable[[np.nd
         except ValueError as err:
             print(f"onnxruntime skipped: {err}")
     if FLAGS.timm:
-        from peers import timm_model
+        from peers import omp_wait_policy, timm_model
 
         peer = timm_model(FLAGS.model)
         if isinstance(peer, str):
             print(f"timm skipped: {peer}")
         else:
             torch, net = peer
+            print(f"timm: torch {torch.__version__}, {omp_wait_policy()}")
 
             def run_timm(x: np.ndarray) -> Any:
                 with torch.inference_mode():

@@ -140,11 +140,12 @@ def step_candidates(policy: str) -> dict[str, object]:
                  f"keras_bn {policy}": keras3_step_fns(keras_bn_clone(model), x, y)[0]}
     finally:
         keras.config.set_dtype_policy("float32")
-    from peers import timm_model
+    from peers import omp_wait_policy, timm_model
 
     peer = timm_model(FLAGS.model)
     if not isinstance(peer, str):
         torch, net = peer
+        print(f"timm: torch {torch.__version__}, {omp_wait_policy()}")
         net.train()
         optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
         xt, yt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)

@@ -19,7 +19,9 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
   onnxruntime_b1_ms             ONNX export, ONNX Runtime CPU, batch 1, threads not spinning (when the
                                 onnx extra is installed)
   train_step_s                  one SGD step, batch --train_batch at 224, float32
-  timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed)
+  timm_b1_ms, timm_train_step_s timm's RegNet of the same name on PyTorch (when torch and timm are installed),
+                                in its own process, with OpenMP's default thread wait unless OMP_WAIT_POLICY
+                                is set (see benchmarks/peers.py; the CSV's comment line names it)
   runs, load, seconds           timed calls per batch-1 figure, 1-minute load average after the row (the
                                 benchmark's own threads make 1-2 of it), and the row's wall time
   failed                        stages that could not be measured (their columns stay empty)
@@ -48,6 +50,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
+STAGES = ("tf", "litert", "onnx", "train", "timm")  # each measured in its own process (see measure_in_child)
 flags.DEFINE_list("models", None, "Zoo models (default: all 24).")
 flags.DEFINE_integer("image_size", 224, "Input size.")
 flags.DEFINE_integer("runs", 20, "Timed calls per batch-1 figure (batch 32 and train steps: a quarter, >= 2).")
@@ -56,9 +59,18 @@ flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when insta
 flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
 flags.DEFINE_string("row_json", None, "Internal: measure the one model of --models in this process and write "
                     "its row here (the parent runs every model in a fresh process so memory cannot pile up).")
-flags.DEFINE_enum("stage", "tf", ["tf", "litert", "onnx", "train"], "Internal, with --row_json: which "
-                  "columns the child measures.")
+flags.DEFINE_enum("stage", "tf", list(STAGES), "Internal, with --row_json: "
+                  "which columns the child measures.")
+flags.DEFINE_list("stages", list(STAGES), "Stages measured per model. A subset "
+                  "re-measures those columns of the rows already in --csv in place (the other columns, seconds "
+                  "and load stay; the CSV's comment says what was re-measured), e.g. --stages=timm.")
 flags.DEFINE_bool("resume", False, "Keep the rows already in --csv and measure only the missing models.")
+flags.register_validator("stages", lambda value: bool(value) and set(value) <= set(STAGES),
+                         f"--stages takes a non-empty comma-separated subset of {', '.join(STAGES)}")
+flags.register_multi_flags_validator(
+    ["stages", "resume"], lambda f: not (f["resume"] and set(f["stages"]) != set(STAGES)),
+    "--resume skips models already in --csv; with a --stages subset the rows are re-measured in place, so drop "
+    "--resume")
 flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
 flags.DEFINE_string("readme", os.path.join(REPO, "README.md"), "README whose compact table (between the "
                     "zoo-speed markers) is rewritten; '' to leave it alone.")
@@ -185,9 +197,6 @@ def timm_figures(name: str, size: int, batch: int, runs: int) -> dict[str, float
     return {"timm_b1_ms": b1, "timm_train_step_s": median_ms(step, max(2, runs // 4), warmup=1) / 1e3}
 
 
-STAGES = ("tf", "litert", "onnx", "train")  # each measured in its own process (see measure_in_child)
-
-
 def measure(name: str, size: int, runs: int, calib: np.ndarray, stage: str) -> dict[str, Any]:
     """One stage's columns of a row (plus the analytic ones)."""
     from keras_regnet import build, complexity, get_spec
@@ -199,7 +208,10 @@ def measure(name: str, size: int, runs: int, calib: np.ndarray, stage: str) -> d
                            "acts_m": cx.acts / 1e6, "top1": 100 - entry.top1_err}
     runs = runs_for(row["flops_m"], runs)
     row["runs"] = runs
-    model = build(spec, input_shape=(None, None, 3), classes=1000, classifier_activation=None)
+    if stage == "timm":
+        model = None  # timm's process holds no TensorFlow model, so nothing else's threads or memory are around
+    else:
+        model = build(spec, input_shape=(None, None, 3), classes=1000, classifier_activation=None)
     with tempfile.TemporaryDirectory() as workdir:
         if stage == "tf":
             row.update(tf_figures(model, size, runs))
@@ -209,8 +221,8 @@ def measure(name: str, size: int, runs: int, calib: np.ndarray, stage: str) -> d
             row.update(onnx_figures(model, size, runs, workdir, calib[0]))
         elif stage == "train":
             row["train_step_s"] = train_step_s(model, size, FLAGS.train_batch, max(2, runs // 4))
-            if FLAGS.timm:
-                row.update(timm_figures(name, size, FLAGS.train_batch, runs))
+        elif stage == "timm" and FLAGS.timm:
+            row.update(timm_figures(name, size, FLAGS.train_batch, runs))
     return row
 
 
@@ -218,6 +230,15 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if value < 1 else (f"{value:.1f}" if value < 1000 else f"{value:.0f}")
     return "" if value is None else str(value)
+
+
+def read_comment(path: str) -> str:
+    """The machine part of an earlier run's CSV comment line ("AMD EPYC, 2 cores, ..."); "" when there is none."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+    return first[1:].split(";")[0].strip() if first.startswith("#") else ""
 
 
 def read_rows(path: str) -> list[dict[str, Any]]:
@@ -300,7 +321,7 @@ def write_readme(path: str, rows: list[dict[str, Any]]) -> bool:
     return True
 
 
-def measure_in_child(name: str) -> dict[str, Any]:
+def measure_in_child(name: str, stages: list[str]) -> dict[str, Any]:
     """One row, each stage measured by this script in a fresh process.
 
     TensorFlow, LiteRT and tf2onnx keep the graphs and converters of every model they saw: one process
@@ -314,7 +335,9 @@ def measure_in_child(name: str) -> dict[str, Any]:
 
     row: dict[str, Any] = {}
     failed = []
-    for stage in STAGES:
+    for stage in stages:
+        if stage == "timm" and not FLAGS.timm:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "row.json")
             cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--row_json={out}",
@@ -350,27 +373,43 @@ def measure_one_and_write(path: str) -> None:
 
 def main(argv: list[str]) -> None:
     del argv
+    from peers import omp_wait_policy
+
     from keras_regnet.zoo import get_entry, list_models
 
     if FLAGS.row_json:
         measure_one_and_write(FLAGS.row_json)
         return
     names = [get_entry(n).name for n in (FLAGS.models or list_models())]
-    info = machine()
-    rows = read_rows(FLAGS.csv) if FLAGS.resume else []
-    done = {row["model"] for row in rows}
+    stages = [stage for stage in STAGES if stage in FLAGS.stages]
+    partial = len(stages) < len(STAGES)
+    peer = f", timm with {omp_wait_policy()}" if FLAGS.timm and "timm" in stages else ""
+    info = machine() + peer
+    if partial:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        info = (f"{read_comment(FLAGS.csv) or machine()}; stages {','.join(stages)} re-measured separately "
+                f"(load average {load:.1f}{peer})")
+    rows = read_rows(FLAGS.csv) if FLAGS.resume or partial else []
+    by_model = {row["model"]: row for row in rows}
     seconds = sum(float(row.get("seconds", 0)) for row in rows)
     for name in names:
-        if get_entry(name).display_name in done:
+        display = get_entry(name).display_name
+        if display in by_model and not partial:
             continue
         t0 = time.perf_counter()
-        row = measure_in_child(name)
-        row["seconds"] = time.perf_counter() - t0
-        row["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        rows.append(row)
-        seconds += row["seconds"]
+        measured = measure_in_child(name, stages)
+        if display in by_model:  # --stages subset: replace those columns, keep the row's other figures
+            row = by_model[display]
+            row.update(measured)
+        else:
+            row = measured
+            row["seconds"] = time.perf_counter() - t0
+            row["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            seconds += row["seconds"]
+            rows.append(row)
+            by_model[display] = row
         table = write(rows, info, seconds)
-        print(f"{name}: {row['seconds']:.0f} s  " + ", ".join(
+        print(f"{name}: {time.perf_counter() - t0:.0f} s  " + ", ".join(
             f"{k}={_fmt(v)}" for k, v in row.items() if k != "model"), flush=True)
     table = write(rows, info, seconds)
     print(f"\n{info}\n{table}\nwrote {FLAGS.csv} and {FLAGS.markdown}")
