@@ -22,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATIOS = (
     ("TF SavedModel batch 1 / timm batch 1", "tf_b1_ms", "timm_b1_ms", "slower than timm"),
     ("train step / timm train step", "train_step_s", "timm_train_step_s", "slower than timm"),
+    ("ONNX Runtime batch 1 / timm batch 1", "onnxruntime_b1_ms", "timm_b1_ms", "slower than timm"),
     ("ONNX Runtime batch 1 / TF SavedModel batch 1", "onnxruntime_b1_ms", "tf_b1_ms", "ONNX Runtime slower"),
     ("LiteRT int8 / TF SavedModel batch 1", "litert_int8_ms", "tf_b1_ms", "LiteRT int8 slower"),
     ("LiteRT float32 / LiteRT int8 (XNNPACK)", "litert_f32_ms", "litert_int8_ms", "int8 faster"),
