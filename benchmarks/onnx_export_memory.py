@@ -14,6 +14,7 @@ prints the ratios plain / bounded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -51,10 +52,7 @@ def convert_once(mode: str, name: str, out_dir: str) -> dict[str, float]:
                                   classifier_activation=None))
     fn = onnx_export.serving_function(model, FLAGS.image_size)
     t0 = time.perf_counter()
-    if mode == "bounded":
-        with bounded_memory():
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=onnx_export.OPSET)
-    else:
+    with bounded_memory() if mode == "bounded" else contextlib.nullcontext():
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=onnx_export.OPSET)
     seconds = time.perf_counter() - t0
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

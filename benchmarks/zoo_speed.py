@@ -108,7 +108,7 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     return (f"{cpu}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, Python {platform.python_version()}, "
             f"load average {load:.1f}")
 
@@ -232,22 +232,20 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def read_comment(path: str) -> str:
-    """The machine part of an earlier run's CSV comment line ("AMD EPYC, 2 cores, ..."); "" when there is none."""
+def read_earlier(path: str) -> tuple[str, list[dict[str, Any]]]:
+    """An earlier (possibly stopped) run's machine ("AMD EPYC, 2 cores, ...") and rows, values as written
+    and empty ones dropped; ("", []) when there is no CSV yet."""
+    from zoo_summary import read_table
+
     if not os.path.exists(path):
-        return ""
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-    return first[1:].split(";")[0].strip() if first.startswith("#") else ""
+        return "", []
+    comment, rows = read_table(path)
+    return comment.split(";")[0].strip(), [{k: v for k, v in row.items() if v not in (None, "")} for row in rows]
 
 
-def read_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of an earlier (possibly stopped) run's CSV, values as written; [] when there is none."""
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if not line.startswith("#")]
-    return [{k: v for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(lines)]
+def load_average() -> float:
+    """The 1-minute load average (nan where the OS has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def display_names(names: list[str]) -> list[str]:
@@ -384,12 +382,11 @@ def main(argv: list[str]) -> None:
     stages = [stage for stage in STAGES if stage in FLAGS.stages]
     partial = len(stages) < len(STAGES)
     peer = f", timm with {omp_wait_policy()}" if FLAGS.timm and "timm" in stages else ""
+    earlier_machine, rows = read_earlier(FLAGS.csv) if FLAGS.resume or partial else ("", [])
     info = machine() + peer
     if partial:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        info = (f"{read_comment(FLAGS.csv) or machine()}; stages {','.join(stages)} re-measured separately "
-                f"(load average {load:.1f}{peer})")
-    rows = read_rows(FLAGS.csv) if FLAGS.resume or partial else []
+        info = (f"{earlier_machine or machine()}; stages {','.join(stages)} re-measured separately "
+                f"(load average {load_average():.1f}{peer})")
     by_model = {row["model"]: row for row in rows}
     seconds = sum(float(row.get("seconds", 0)) for row in rows)
     for name in names:
@@ -402,15 +399,14 @@ def main(argv: list[str]) -> None:
             row = by_model[display]
             row.update(measured)
         else:
-            row = measured
+            row = by_model[display] = measured
             row["seconds"] = time.perf_counter() - t0
-            row["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            row["load"] = load_average()
             seconds += row["seconds"]
-            rows.append(row)
-            by_model[display] = row
-        table = write(rows, info, seconds)
+        table = write(list(by_model.values()), info, seconds)
         print(f"{name}: {time.perf_counter() - t0:.0f} s  " + ", ".join(
             f"{k}={_fmt(v)}" for k, v in row.items() if k != "model"), flush=True)
+    rows = list(by_model.values())
     table = write(rows, info, seconds)
     print(f"\n{info}\n{table}\nwrote {FLAGS.csv} and {FLAGS.markdown}")
     if write_readme(FLAGS.readme, rows):
