@@ -92,6 +92,23 @@ def read_json(path: str) -> Any:
         return json.load(f)
 
 
+def read_bytes(path: str) -> bytes:
+    """A whole local or remote (gs://...) file's bytes."""
+    if is_remote(path):
+        with _gfile().GFile(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def remove(path: str) -> None:
+    """Delete one local or remote file."""
+    if is_remote(path):
+        _gfile().remove(path)
+    else:
+        os.remove(path)
+
+
 def replace(src: str, dst: str) -> None:
     """Move src over dst (atomic on local filesystems; a copy + delete on most object stores)."""
     if is_remote(dst):
@@ -100,7 +117,12 @@ def replace(src: str, dst: str) -> None:
         os.replace(src, dst)
 
 
-def write_text_atomic(path: str, text: str) -> None:
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """As `write_text_atomic` for binary contents (the JAX engine's checkpoints)."""
+    write_text_atomic(path, data)
+
+
+def write_text_atomic(path: str, text: str | bytes) -> None:
     """Write a whole file through a temporary file beside it, then move it over `path`.
 
     Readers see the old or the new file, never half of one. Locally the temporary file and the
@@ -111,7 +133,7 @@ def write_text_atomic(path: str, text: str) -> None:
         folder = path.rsplit("/", 1)[0]
         makedirs(folder)
         tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
-        with _gfile().GFile(tmp, "w") as f:
+        with _gfile().GFile(tmp, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         replace(tmp, path)
         return
@@ -119,7 +141,7 @@ def write_text_atomic(path: str, text: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

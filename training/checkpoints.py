@@ -59,19 +59,10 @@ class RunCheckpoint:
     def restore_or_start(self) -> bool:
         """Restore the chief's latest checkpoint if any (after checking the run matches); else record
         the run's config.json (chief). True when a checkpoint was restored."""
-        cfg = self.cfg
-        latest = tf.train.latest_checkpoint(fileio.join(cfg.model_dir, "checkpoints"))
-        config_path = fileio.join(cfg.model_dir, "config.json")
-        if latest and not cfg.resume:
-            raise ConfigError(f"--model_dir={cfg.model_dir!r} already holds checkpoints and --noresume "
-                              f"was given; pass --resume to continue it or choose a fresh --model_dir")
-        if latest:
-            if fileio.exists(config_path):
-                check_same_run(fileio.read_json(config_path), self.identity, cfg)
+        latest = tf.train.latest_checkpoint(fileio.join(self.cfg.model_dir, "checkpoints"))
+        if admit_resume(self.cfg, self.identity, latest, self.is_chief):
             self.checkpoint.restore(latest).expect_partial()
             return True
-        if self.is_chief:
-            fileio.write_json_atomic(config_path, self.identity)
         return False
 
     def save(self, number: int) -> None:
@@ -79,6 +70,23 @@ class RunCheckpoint:
         self.manager.save(checkpoint_number=number)
         if not self.is_chief:
             fileio.rmtree(self._write_dir())
+
+
+def admit_resume(cfg: TrainConfig, identity: dict[str, Any], latest: str | None, is_chief: bool) -> bool:
+    """True when `latest` (a checkpoint of this model_dir, or None) may be resumed: --resume is on and
+    config.json describes the same run (ConfigError naming the flag otherwise). Without a checkpoint
+    the chief records the run's config.json and this returns False. Both engines decide this way."""
+    config_path = fileio.join(cfg.model_dir, "config.json")
+    if latest and not cfg.resume:
+        raise ConfigError(f"--model_dir={cfg.model_dir!r} already holds checkpoints and --noresume "
+                          f"was given; pass --resume to continue it or choose a fresh --model_dir")
+    if latest:
+        if fileio.exists(config_path):
+            check_same_run(fileio.read_json(config_path), identity, cfg)
+        return True
+    if is_chief:
+        fileio.write_json_atomic(config_path, identity)
+    return False
 
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], cfg: TrainConfig) -> None:

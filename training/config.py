@@ -21,6 +21,7 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 XLA_CHOICES = ("auto", "on", "off")
 PRECISIONS = ("auto", "off", "float16", "bfloat16")
 CROPS = ("pycls", "tf_inception")
+ENGINES = ("auto", "tensorflow", "jax")
 VERBOSITY = (0, 1, 2)
 RECIPE_WARMUP_EPOCHS = 5.0
 RECIPE_PRECISE_BN_IMAGES = 8192  # pycls BN.NUM_SAMPLES_PRECISE (BN.USE_PRECISE_STATS is on by default)
@@ -74,6 +75,16 @@ class TrainConfig:
     strategy: str = F("auto", "tf.distribute strategy; auto: tpu if --tpu, multi-worker if TF_CONFIG lists "
                       "several tasks, mirrored on >1 GPU, else one device.", choices=STRATEGIES)
     tpu: str | None = F(None, "TPU name or address for --strategy=tpu.")
+    engine: str = F("auto", "Training engine over the same recipe. tensorflow: tf.distribute + tf.function. jax: "
+                    "Keras 3 on JAX, one jitted update over all devices (jax.sharding). auto: Keras' backend "
+                    "(KERAS_BACKEND=jax selects jax). Read before Keras is imported.", choices=ENGINES)
+    coordinator_address: str | None = F(None, "JAX engine on several hosts: HOST:PORT of process 0 for "
+                                        "jax.distributed.initialize (default: $JAX_COORDINATOR_ADDRESS; unset: "
+                                        "one host, or what JAX detects on TPU VMs and SLURM).")
+    num_processes: int | None = F(None, "JAX engine on several hosts: number of processes (default: "
+                                  "$JAX_NUM_PROCESSES).")
+    process_id: int | None = F(None, "JAX engine on several hosts: this process's index, 0 being the chief "
+                               "(default: $JAX_PROCESS_ID).")
     xla: str = F("auto", "XLA-compile the forward/backward pass; auto: on for GPU/TPU, off for CPU.",
                  choices=XLA_CHOICES)
     mixed_precision: str = F("auto", "auto: bfloat16 on TPU and on GPUs with compute capability >= 8.0, "
@@ -221,7 +232,10 @@ def validate(cfg: TrainConfig) -> None:
     _check_dataset_only_flags(cfg)
     if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
         raise ConfigError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
-    if cfg.sync_bn and cfg.xla == "on":
+    from training.engine import check_engine, engine_of
+
+    check_engine(cfg)
+    if cfg.sync_bn and cfg.xla == "on" and engine_of(cfg) == "tensorflow":
         raise ConfigError("--sync_bn cannot be combined with --xla=on (the cross-replica BN statistics "
                          "cannot run inside the compiled step); use --xla=off or --nosync_bn")
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":

@@ -71,7 +71,18 @@ class Trainer:
     def restore_or_start(self) -> int:
         """Restore the latest checkpoint (if any, and --resume), check the run matches; return step."""
         self.checkpoint.restore_or_start()
+        return self.current_step()
+
+    def current_step(self) -> int:
+        """The global step: steps trained so far (the schedule's position, the checkpoint number)."""
         return int(self.step.numpy())
+
+    def run_train_step(self, iterator: Any) -> StepMetrics:
+        """Train on the iterator's next global batch; its metrics on the host. Advances the step."""
+        with data_errors():
+            metrics: StepMetrics = self.train_step(iterator).to_host()
+        self.step.assign_add(1)
+        return metrics
 
     # Train / eval -------------------------------------------------------------------------
     def _train_iterator(self, epoch: int, start: int, count: int) -> Any:
@@ -86,7 +97,7 @@ class Trainer:
         if self._bn_statistics is None:
             return
         batches = min(max(1, self.cfg.precise_bn_images // self.global_batch), self.steps_per_epoch)
-        epoch = max(int(self.step.numpy()) - 1, 0) // self.steps_per_epoch
+        epoch = max(self.current_step() - 1, 0) // self.steps_per_epoch
         with data_errors():
             precise_bn.recompute(self._bn_statistics, self.model, self._train_iterator(epoch, 0, batches), batches)
 
@@ -152,7 +163,7 @@ class Trainer:
                       f"top-5 err {metrics['top5_err']:.2f}%{raw}", flush=True)
         # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
         final = history[-1] if step > start_step else self.evaluate_final_weights()
-        return {**final, "train_time_s": train_time, "steps": int(self.step.numpy()),
+        return {**final, "train_time_s": train_time, "steps": self.current_step(),
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
@@ -193,10 +204,8 @@ class Trainer:
                                       cfg.verbose if self.runtime.is_chief else 0)
         epoch_totals = Totals()  # the bar shows this epoch's running means, not the last batch
         for i in range(start, start + count):
-            with data_errors():
-                metrics: StepMetrics = self.train_step(iterator).to_host()
-            self.step.assign_add(1)
-            step = int(self.step.numpy())
+            metrics = self.run_train_step(iterator)
+            step = self.current_step()
             if not math.isfinite(metrics.loss_sum):
                 raise NonFiniteLoss(
                     f"training loss became {metrics.loss_sum} at step {step} (epoch {epoch + 1}); stopped, "
@@ -215,7 +224,7 @@ class Trainer:
                                               "images_per_s": progress.images_per_second()})
             if step % cfg.checkpoint_every == 0 and i + 1 < start + count:
                 self.save_checkpoint()
-        return int(self.step.numpy()), progress.images_per_second()
+        return self.current_step(), progress.images_per_second()
 
     # Export -------------------------------------------------------------------------------
     def export(self) -> str | None:

@@ -12,6 +12,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from training.engine import select_backend  # noqa: E402
+
+# --engine picks Keras' backend, which Keras reads once, on import: set it before anything imports Keras.
+_ENGINE_ERROR = select_backend(sys.argv[1:])
+
 from absl import app  # noqa: E402
 
 from training.flags import config_from_flags, define_flags  # noqa: E402
@@ -25,6 +30,9 @@ def main(argv: list[str]) -> int:
     """Validate flags (one-line error naming the flag), train, print where outputs went."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if _ENGINE_ERROR:
+        print(f"FATAL config error: {_ENGINE_ERROR}", file=sys.stderr)
+        return 2
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
@@ -46,7 +54,7 @@ def main(argv: list[str]) -> int:
     except NonFiniteLoss as e:
         print(f"FATAL {e}", file=sys.stderr)
         return 3
-    if result.get("strategy") != "multi_worker_mirrored" or result.get("model_path"):
+    if result.get("model_path"):  # the chief's summary (other workers export nothing)
         _print_summary(result)
     return 0
 

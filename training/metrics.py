@@ -11,20 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 from training.data.pipeline import data_errors
-
-
-class StepMetrics(NamedTuple):
-    """One batch's sums: cross-entropy, top-1/top-5 hits, valid and undecodable (skipped) examples."""
-
-    loss_sum: Any
-    top1: Any
-    top5: Any
-    valid: Any
-    invalid: Any
-
-    def to_host(self) -> "StepMetrics":
-        """The same metrics as Python floats (reads the tensors once)."""
-        return StepMetrics(**{name: float(value) for name, value in self._asdict().items()})
+from training.objective import StepMetrics
 
 
 @dataclass

@@ -48,13 +48,12 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_factor = float(warmup_factor)
 
     def __call__(self, step: Any) -> Any:
-        import tensorflow as tf
-
-        step = tf.cast(step, tf.float32)
-        cosine = 0.5 * self.base_lr * (1.0 + tf.cos(math.pi * step / self.total_steps))
+        """The LR at `step` (a tensor on any backend; keras.ops, so both engines share it)."""
+        step = keras.ops.cast(step, "float32")
+        cosine = 0.5 * self.base_lr * (1.0 + keras.ops.cos(math.pi * step / self.total_steps))
         if self.warmup_steps <= 0:
             return cosine
-        alpha = tf.minimum(step / self.warmup_steps, 1.0)
+        alpha = keras.ops.minimum(step / self.warmup_steps, 1.0)
         return cosine * (self.warmup_factor * (1.0 - alpha) + alpha)
 
     def get_config(self) -> dict[str, Any]:

@@ -61,16 +61,13 @@ def write_data_records(model_dir: str, source: Any) -> None:
         fileio.write_json_atomic(fileio.join(model_dir, SPLIT_FILE), source.split)
 
 
-def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
-    """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict."""
-    cfg, spec, _ = prepare(cfg, spec)
-    from keras_regnet.complexity import complexity
+def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any) -> tuple[Any, Any]:
+    """The TensorFlow engine's trainer (tf.distribute runtime, Feed, parts) and its data source."""
     from training.data import make_source
     from training.loop import Trainer
     from training.parts import build_parts
     from training.strategy import make_runtime
 
-    make_model_dir(cfg.model_dir)
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
@@ -81,17 +78,42 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()  # a resumed run ends bit-identical
-    t0 = time.perf_counter()
     finetuning = weights is None and cfg.weights is not None
     parts = build_parts(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
                         new_head=finetuning)
-    trainer = Trainer(cfg, runtime, parts)
+    return Trainer(cfg, runtime, parts), source
+
+
+def _replicas(runtime: Any) -> int:
+    strategy = getattr(runtime, "strategy", None)
+    return strategy.num_replicas_in_sync if strategy is not None else runtime.replicas
+
+
+def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
+    """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict.
+
+    The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.jax_parts); both write
+    the same run directory.
+    """
+    cfg, spec, _ = prepare(cfg, spec)
+    from keras_regnet.complexity import complexity
+    from training.engine import engine_of
+
+    make_model_dir(cfg.model_dir)
+    t0 = time.perf_counter()
+    if engine_of(cfg) == "jax":
+        from training.jax_parts import start_jax
+
+        trainer, source = start_jax(cfg, spec, weights)
+    else:
+        trainer, source = _start_tensorflow(cfg, spec, runtime, weights)
+    runtime = trainer.runtime
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
               f"{source.num_eval} eval images, {cfg.epochs} epochs x {trainer.steps_per_epoch} steps, "
               f"batch {cfg.batch_size}, lr {cfg.lr:g}, strategy {runtime.kind} "
-              f"({runtime.strategy.num_replicas_in_sync} replicas), xla {'on' if runtime.xla else 'off'}, "
+              f"({_replicas(runtime)} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
               f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
     result = trainer.fit()
@@ -103,7 +125,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
                   image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
                   checkpoint=trainer.checkpoint.latest, model_path=model_path,
-                  strategy=runtime.kind, replicas=runtime.strategy.num_replicas_in_sync,
+                  strategy=runtime.kind, replicas=_replicas(runtime), engine=engine_of(cfg),
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")
     metrics_path = fileio.join(cfg.model_dir, "metrics.json")

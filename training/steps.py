@@ -15,55 +15,8 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from training.data.pipeline import INVALID_LABEL
-from training.metrics import StepMetrics
+from training.objective import StepMetrics, batch_metrics
 from training.recipe import coupled_l2
-
-
-def _masked_metrics(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
-                    label_smoothing: float) -> StepMetrics:
-    """StepMetrics (summed loss, top-1/top-5 hits, valid and invalid counts) of one replica batch.
-
-    Labels < 0 are masked out; only INVALID_LABEL (an undecodable image) counts as invalid, while
-    PADDING_LABEL (eval padding) counts as neither.
-    """
-    logits = tf.cast(logits, tf.float32)
-    if labels.dtype.is_floating:
-        return _soft_metrics(logits, labels, num_classes, label_smoothing)
-    valid = labels >= 0
-    safe = tf.where(valid, labels, tf.zeros_like(labels))
-    weights = tf.cast(valid, tf.float32)
-    if label_smoothing > 0:
-        onehot = tf.one_hot(safe, num_classes)
-        per_example = keras.losses.categorical_crossentropy(
-            onehot, logits, from_logits=True, label_smoothing=label_smoothing)
-    else:
-        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
-    top1 = tf.cast(tf.math.in_top_k(safe, logits, 1), tf.float32) * weights
-    top5 = tf.cast(tf.math.in_top_k(safe, logits, min(5, num_classes)), tf.float32) * weights
-    invalid = tf.cast(tf.equal(labels, tf.cast(INVALID_LABEL, labels.dtype)), tf.float32)
-    return StepMetrics(loss_sum=tf.reduce_sum(per_example * weights), top1=tf.reduce_sum(top1),
-                       top5=tf.reduce_sum(top5), valid=tf.reduce_sum(weights), invalid=tf.reduce_sum(invalid))
-
-
-def _soft_metrics(logits: tf.Tensor, targets: tf.Tensor, num_classes: int,
-                  label_smoothing: float) -> StepMetrics:
-    """As _masked_metrics for soft labels [B, C] (mixup/CutMix): a corrupt image's row is all zero.
-
-    The cross-entropy is linear in the targets, so a row's mass weights its loss; top-1/top-5
-    count a hit when the dominant (argmax) label is among the top predictions.
-    """
-    mass = tf.reduce_sum(targets, axis=-1)
-    if label_smoothing > 0:
-        targets = targets * (1.0 - label_smoothing) + mass[:, None] * (label_smoothing / num_classes)
-    per_example = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    dominant = tf.argmax(targets, axis=-1, output_type=tf.int32)
-    top1 = tf.cast(tf.math.in_top_k(dominant, logits, 1), tf.float32) * mass
-    top5 = tf.cast(tf.math.in_top_k(dominant, logits, min(5, num_classes)), tf.float32) * mass
-    valid = tf.round(tf.reduce_sum(mass))  # mixing preserves the batch's total label mass
-    invalid = tf.cast(tf.shape(targets)[0], tf.float32) - valid
-    return StepMetrics(loss_sum=tf.reduce_sum(per_example), top1=tf.reduce_sum(top1),
-                       top5=tf.reduce_sum(top5), valid=valid, invalid=invalid)
 
 
 def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_classes: int,
@@ -75,7 +28,7 @@ def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_c
     def forward_backward(images: tf.Tensor, labels: tf.Tensor) -> tuple[list[Any], StepMetrics]:
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
-            metrics = _masked_metrics(logits, labels, num_classes, label_smoothing)
+            metrics = batch_metrics(logits, labels, num_classes, label_smoothing)
             loss = metrics.loss_sum / global_batch  # mean over the global batch; replicas' grads are summed
             grads_of = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(grads_of, variables)
@@ -102,7 +55,7 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
 
     def replica_step(images: tf.Tensor, labels: tf.Tensor) -> StepMetrics:
         logits = model(images, training=False)
-        return _masked_metrics(logits, labels, num_classes, 0.0)
+        return batch_metrics(logits, labels, num_classes, 0.0)
 
     if not xla:
         return replica_step

@@ -18,10 +18,9 @@ import tensorflow as tf
 
 from keras_regnet.errors import DataError
 from training.data.mix import MixConfig, mix_batch
+from training.objective import INVALID_LABEL, PADDING_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
-INVALID_LABEL = -1  # an undecodable record: masked out and counted as skipped
-PADDING_LABEL = -2  # eval padding up to whole batches: masked out, not counted
 # Data problems that must stop the run (not skip a record) are tf.debugging.Assert messages that
 # start with this marker; the loop turns them into a one-line ValueError (see data_error_message).
 DATA_ERROR_MARKER = "[training data] "

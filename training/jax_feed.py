@@ -1,0 +1,78 @@
+"""The JAX engine's input: the same tf.data train/eval streams as the TensorFlow engine, on the devices.
+
+Each JAX process is one input pipeline (tf.distribute's InputContext with the process index), reading
+its share of every global batch exactly as a tf.distribute worker does, so the stream stays a pure
+function of (seed, epoch, position) and a resumed run reads the batches it stopped at. Batches are
+put on the devices ahead of the step. TensorFlow is used for input only and must not see the
+accelerators (`hide_accelerators_from_tensorflow`), so their memory stays with JAX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import tensorflow as tf
+
+from keras_regnet.errors import ConfigError
+from training.data.mix import MixConfig
+from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.jax_devices import DeviceLayout, prefetch_to_devices
+
+
+def hide_accelerators_from_tensorflow() -> None:
+    """Make TensorFlow CPU-only in this process (call before TensorFlow runs any op)."""
+    for kind in ("GPU", "TPU"):
+        try:
+            tf.config.set_visible_devices([], kind)
+        except (RuntimeError, ValueError):  # already initialised, or no such device type
+            pass
+
+
+@dataclass(frozen=True)
+class JaxFeed:
+    """Global batches of `source` as arrays split over the layout's devices."""
+
+    layout: DeviceLayout
+    source: Source
+    global_batch: int
+    image_size: int
+    seed: int = 0
+    deterministic: bool = False
+    mix: MixConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.global_batch % self.layout.devices:
+            raise ConfigError(f"--batch_size={self.global_batch} is not divisible by the {self.layout.devices} "
+                              f"devices; use a multiple of {self.layout.devices}")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Whole global batches in one pass over the training split."""
+        return self.source.num_train // self.global_batch
+
+    @property
+    def eval_steps(self) -> int:
+        """Global batches covering the eval split once (the last padded)."""
+        return eval_batches(self.source.num_eval, self.global_batch)
+
+    def _context(self) -> tf.distribute.InputContext:
+        count = self.layout.process_count
+        return tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=self.layout.process_index,
+                                          num_replicas_in_sync=count)
+
+    @property
+    def local_batch(self) -> int:
+        """This process's share of each global batch."""
+        return self.global_batch // self.layout.process_count
+
+    def train(self, epoch: int, start: int, count: int) -> Iterator[Any]:
+        """`count` global batches of epoch `epoch` from batch `start` on, already on the devices."""
+        ds = train_dataset(self.source, self._context(), self.local_batch, epoch, start, count, self.image_size,
+                           self.seed, self.deterministic, self.mix)
+        return prefetch_to_devices(ds.as_numpy_iterator(), self.layout)
+
+    def eval(self) -> Iterator[Any]:
+        """The whole eval split in `eval_steps` global batches (padding labelled apart), on the devices."""
+        ds = eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size)
+        return prefetch_to_devices(ds.as_numpy_iterator(), self.layout)
