@@ -58,7 +58,7 @@ def measure_ours(model_name: str, a: argparse.Namespace) -> dict[str, Any]:
     from training import jax_step
     from training.config import TrainConfig
     from training.jax_devices import make_layout, replicate
-    from training.jax_trainer import dtype_policy, resolve_policy
+    from training.jax_precision import dtype_policy, resolve_policy
     from training.models import build_model, resolve_model
     from training.recipe import WarmupCosine, make_optimizer, recipe_lr
 
@@ -106,8 +106,8 @@ def measure_ours(model_name: str, a: argparse.Namespace) -> dict[str, Any]:
 
 def measure_timm(model_name: str, a: argparse.Namespace) -> list[dict[str, Any]]:
     """timm's model of the same name, eager and torch.compile, AMP bf16 on CUDA, channels_last."""
-    import torch
     import timm
+    import torch
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from keras_regnet.errors import ConfigError
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -38,8 +39,9 @@ def initialize_processes(coordinator_address: str | None, num_processes: int | N
     if count is None or index is None:
         raise ConfigError(f"--coordinator_address={address!r} needs --num_processes and --process_id (or "
                           f"$JAX_NUM_PROCESSES and $JAX_PROCESS_ID) on every process")
-    if jax.default_backend() == "cpu" or not _has_accelerator():
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Collectives between the processes' CPU devices (tests, CPU clusters); GPUs and TPUs use their own.
+    # Set before initialize: asking JAX for its backend here would start it too early.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address=address, num_processes=count, process_id=index,
                                    initialization_timeout=120)
@@ -47,10 +49,6 @@ def initialize_processes(coordinator_address: str | None, num_processes: int | N
         raise ConfigError(f"jax.distributed could not start with --coordinator_address={address!r}, "
                           f"--num_processes={count}, --process_id={index}: {' '.join(str(e).split())[:300]}") from e
     _INITIALIZED = True
-
-
-def _has_accelerator() -> bool:
-    return any(d.platform != "cpu" for d in jax.devices())
 
 
 def _env_int(name: str) -> int | None:

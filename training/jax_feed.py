@@ -9,8 +9,9 @@ accelerators (`hide_accelerators_from_tensorflow`), so their memory stays with J
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import tensorflow as tf
 

@@ -19,8 +19,9 @@ from training.data.pipeline import Source
 from training.jax_checkpoint import StateCheckpoint
 from training.jax_devices import DeviceLayout, check_batch
 from training.jax_feed import JaxFeed
+from training.jax_precision import dtype_policy
 from training.jax_step import ema_slots
-from training.jax_trainer import JaxParts, JaxRuntime, JaxTrainer, dtype_policy
+from training.jax_trainer import JaxParts, JaxRuntime, JaxTrainer
 from training.models import build_model
 from training.parts import bn_images
 from training.recipe import WarmupCosine, make_optimizer
@@ -52,16 +53,17 @@ def build_jax_parts(cfg: TrainConfig, runtime: JaxRuntime, source: Source, spec:
         if cfg.verbose and layout.is_chief:
             print(message, flush=True)
 
-    common = dict(zero_init_final_gamma=cfg.zero_init_final_gamma, weights=weights, new_head=new_head,
-                  freeze=cfg.freeze)
     with dtype_policy(runtime.policy):
-        model = build_model(spec, cfg.image_size, source.num_classes, bn_batch=step_bn_batch(cfg, layout.devices),
-                            log=log, **common)
-        export_model = model
-        if step_bn_batch(cfg, layout.devices) != cfg.bn_batch:
-            export_model = build_model(spec, cfg.image_size, source.num_classes, bn_batch=cfg.bn_batch,
-                                       log=lambda _: None, zero_init_final_gamma=cfg.zero_init_final_gamma,
-                                       freeze=cfg.freeze)
+        # Built as the TensorFlow engine builds it (what model.keras holds; weight files load into it). No
+        # sync flag: on JAX the step's arrays span every device, so whole-batch BN is synchronised BN ...
+        export_model = build_model(spec, cfg.image_size, source.num_classes, weights=weights, new_head=new_head,
+                                   zero_init_final_gamma=cfg.zero_init_final_gamma,
+                                   bn_batch=cfg.bn_batch, freeze=cfg.freeze, log=log)
+        model = export_model
+        if step_bn_batch(cfg, layout.devices) != cfg.bn_batch:  # ... and with one BN group per device to train
+            model = build_model(spec, cfg.image_size, source.num_classes, bn_batch=step_bn_batch(cfg, layout.devices),
+                                freeze=cfg.freeze, log=lambda _: None)
+            model.set_weights(export_model.get_weights())
         warmup = int(round(cfg.warmup_epochs * feed.steps_per_epoch))
         schedule = WarmupCosine(cfg.lr, feed.steps_per_epoch * cfg.epochs, warmup, cfg.warmup_factor)
         optimizer = make_optimizer(schedule, cfg.momentum, True)
@@ -78,7 +80,7 @@ def start_jax(cfg: TrainConfig, spec: Any, weights: Any = None) -> tuple[JaxTrai
     hide_accelerators_from_tensorflow()
     from training.data import make_source
     from training.jax_devices import initialize_processes, make_layout
-    from training.jax_trainer import resolve_policy
+    from training.jax_precision import resolve_policy
 
     initialize_processes(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
     layout: DeviceLayout = make_layout(cfg.strategy)

@@ -8,16 +8,15 @@ resolved config (the JAX counterpart of training.parts.build_parts).
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import keras
 import numpy as np
 
 from keras_regnet import fileio
-from keras_regnet.errors import ConfigError
 from training import jax_step
 from training.config import TrainConfig
 from training.data.pipeline import data_errors
@@ -68,7 +67,7 @@ def _host_metrics(metrics: Any) -> StepMetrics:
 class JaxTrainer(Trainer):
     """One run's loop on JAX: the state lives on the devices, the loop's bookkeeping is Trainer's."""
 
-    def __init__(self, cfg: TrainConfig, runtime: JaxRuntime, parts: JaxParts) -> None:  # noqa: D107
+    def __init__(self, cfg: TrainConfig, runtime: JaxRuntime, parts: JaxParts) -> None:
         self.cfg, self.runtime, self.layout = cfg, runtime, runtime.layout
         self.model, self.export_model = parts.model, parts.export_model
         self.optimizer, self.schedule, self.feed = parts.optimizer, parts.schedule, parts.feed
@@ -160,32 +159,3 @@ class JaxTrainer(Trainer):
         self.export_model.save(tmp)
         fileio.replace(tmp, path)
         return path
-
-
-def resolve_policy(flag: str, layout: DeviceLayout) -> str:
-    """--mixed_precision on JAX: bfloat16 on TPUs and GPUs of compute capability >= 8.0, else float32."""
-    if flag == "off":
-        return "float32"
-    if flag == "bfloat16":
-        return "mixed_bfloat16"
-    if flag == "float16":
-        raise ConfigError("--mixed_precision=float16 needs dynamic loss scaling, which only the TensorFlow engine "
-                          "has; on JAX use --mixed_precision=bfloat16 (GPUs >= 8.0, TPUs), off or auto")
-    if layout.platform == "tpu":
-        return "mixed_bfloat16"
-    if layout.platform == "gpu":
-        capabilities = [str(getattr(d, "compute_capability", "0.0")) for d in layout.mesh.devices.flat]
-        if min(tuple(int(p) for p in c.split(".")[:2]) for c in capabilities) >= (8, 0):
-            return "mixed_bfloat16"
-    return "float32"
-
-
-@contextlib.contextmanager
-def dtype_policy(policy: str) -> Iterator[None]:
-    """Build under `policy` (the global policy restored after)."""
-    previous = keras.config.dtype_policy().name
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)

@@ -26,7 +26,7 @@ class StepMetrics(NamedTuple):
     valid: Any
     invalid: Any
 
-    def to_host(self) -> "StepMetrics":
+    def to_host(self) -> StepMetrics:
         """The same metrics as Python floats (reads the tensors once)."""
         return StepMetrics(**{name: float(value) for name, value in self._asdict().items()})
 
