@@ -51,7 +51,8 @@ CROP_TESTS = ("tests/test_data_crop.py",)
 RECIPE = "training/recipe.py"
 RECIPE_TESTS = ("tests/test_training_recipe.py",)
 PRECISE = "training/precise_bn.py"
-PRECISE_MIRRORED = ("tests/test_precise_bn.py::test_two_mirrored_replicas_average_the_replicas_and_ghost_groups_moments",)
+PRECISE_MIRRORED = (
+    "tests/test_precise_bn.py::test_two_mirrored_replicas_average_the_replicas_and_ghost_groups_moments",)
 LAYERS = "keras_regnet/layers.py"
 FOLD = "tflite/fold_bn.py"
 FOLD_TESTS = ("tests/test_fold_bn.py",)
