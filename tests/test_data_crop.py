@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import stats
 
 from training.data import crop
 
 DRAWS = 10_000
+P_MIN = 1e-3  # fixed seeds: deterministic; a correct sampler passes each KS test with a wide margin
 
 
 def _pycls_window(h: int, w: int, rng: np.random.RandomState, area_frac: float = 0.08,
@@ -63,6 +65,62 @@ def test_area_and_aspect_distributions_equal_the_reference(h, w):
     tf_windows = tf.map_fn(lambda s: crop.tf_inception_window(shape, s), seeds, fn_output_signature=tf.int32)
     tf_area = _stats(tf_windows.numpy(), h, w)["area_mean"]
     assert tf_area < reference["area_mean"] - 0.04, (tf_area, reference["area_mean"])
+
+
+def _reference_sizes(h: int, w: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(any try fits, h, w of the first that fits) per row of uniforms [n, tries, 5], in float64.
+
+    The size part of pycls's `random_sized_crop` (transcribed above) driven by the given uniforms:
+    area, aspect and swap from columns 0-2, the first try whose sides fit kept.
+    """
+    u = u.astype(np.float64)
+    area = (0.08 + (1.0 - 0.08) * u[..., 0]) * h * w
+    aspect = 3.0 / 4.0 + (4.0 / 3.0 - 3.0 / 4.0) * u[..., 1]
+    w_crop, h_crop = np.round(np.sqrt(area * aspect)), np.round(np.sqrt(area / aspect))
+    swap = u[..., 2] < 0.5
+    w_crop, h_crop = np.where(swap, h_crop, w_crop), np.where(swap, w_crop, h_crop)
+    fits = (h_crop <= h) & (w_crop <= w)
+    rows, first = np.arange(len(u)), fits.argmax(axis=-1)
+    return fits.any(axis=-1), h_crop[rows, first], w_crop[rows, first]
+
+
+def _randomized_offset(offset: np.ndarray, slack: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(offset + U) / slack: exactly uniform on [0, 1) when offset is uniform on {0, .., slack - 1}."""
+    return (offset + rng.uniform(size=offset.shape)) / slack
+
+
+# 4:3 images (crops always fit) and 61-pixel strips (about 43% of rows fall back to the centre
+# square, whose offset (400 - 61) / 2 = 169.5 tells ceil from floor).
+@pytest.mark.parametrize("h, w", [(375, 500), (500, 333), (61, 400), (400, 61)])
+def test_offsets_are_independent_uniform_draws_as_the_references_randint(h, w):
+    """pycls draws y = randint(0, H - h) and x = randint(0, W - w), independently of each other."""
+    u = tf.random.stateless_uniform([DRAWS, crop.MAX_TRIES, crop.DRAWS_PER_TRY], [7, 2])
+    windows = crop.pycls_window_from_uniforms(h, w, u).numpy().astype(np.int64)
+    fits, h_crop, w_crop = _reference_sizes(h, w, u.numpy())
+    y, x, hs, ws = windows.T
+    np.testing.assert_array_equal(hs[fits], h_crop[fits])
+    np.testing.assert_array_equal(ws[fits], w_crop[fits])
+
+    # Fallback rows: pycls's centre crop of the shorter side, offset ceil((side - size) / 2).
+    side = min(h, w)
+    centre = [math.ceil((h - side) / 2), math.ceil((w - side) / 2), side, side]
+    np.testing.assert_array_equal(windows[~fits], np.tile(centre, ((~fits).sum(), 1)))
+
+    # Rows that fit: offsets within randint's range, each uniform, y independent of x.
+    y, x, h_slack, w_slack = y[fits], x[fits], h - hs[fits], w - ws[fits]
+    assert (y >= 0).all() and (y <= np.maximum(h_slack - 1, 0)).all()
+    assert (x >= 0).all() and (x <= np.maximum(w_slack - 1, 0)).all()
+    rng = np.random.default_rng(0)
+    free_y, free_x = h_slack >= 1, w_slack >= 1
+    ry = _randomized_offset(y[free_y], h_slack[free_y], rng)
+    rx = _randomized_offset(x[free_x], w_slack[free_x], rng)
+    assert min(free_y.sum(), free_x.sum()) > 2000
+    assert stats.kstest(ry, "uniform").pvalue > P_MIN
+    assert stats.kstest(rx, "uniform").pvalue > P_MIN
+    both = free_y & free_x
+    rho = stats.spearmanr(_randomized_offset(y[both], h_slack[both], rng),
+                          _randomized_offset(x[both], w_slack[both], rng)).statistic
+    assert abs(rho) < 4 / math.sqrt(both.sum()), rho  # 4 standard errors of a zero rank correlation
 
 
 def test_seeded_window_is_the_vectorised_sampler_on_that_seeds_uniforms():
