@@ -120,7 +120,7 @@ def measure_timm(model_name: str, a: argparse.Namespace) -> list[dict[str, Any]]
         x = torch.rand(a.batch, 3, a.image_size, a.image_size, device=device).to(memory_format=torch.channels_last)
         y = torch.randint(0, a.classes, (a.batch,), device=device)
 
-        def step() -> None:
+        def step(run: Any = run, x: Any = x, y: Any = y, opt: Any = opt) -> None:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda and a.precision != "off"):
                 loss = torch.nn.functional.cross_entropy(run(x), y)
             opt.zero_grad(set_to_none=True)
@@ -152,7 +152,7 @@ def measure_timm(model_name: str, a: argparse.Namespace) -> list[dict[str, Any]]
 def _timm_in_subprocess(argv: list[str]) -> tuple[list[dict[str, Any]], str | None]:
     """Rows from this script run with --side=timm in its own process, or ([], why not)."""
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--side=timm"],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=ROOT, check=False)
     rows = [json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith("ROW: ")]
     if proc.returncode != 0 and not rows:
         return [], (proc.stderr.strip().splitlines() or ["failed"])[-1]

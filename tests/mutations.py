@@ -53,6 +53,8 @@ RECIPE_TESTS = ("tests/test_training_recipe.py",)
 PRECISE = "training/precise_bn.py"
 PRECISE_MIRRORED = (
     "tests/test_precise_bn.py::test_two_mirrored_replicas_average_the_replicas_and_ghost_groups_moments",)
+JAX_EQUIVALENCE = ("tests/test_jax_equivalence.py::"
+                   "test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine",)
 LAYERS = "keras_regnet/layers.py"
 FOLD = "tflite/fold_bn.py"
 FOLD_TESTS = ("tests/test_fold_bn.py",)
@@ -82,11 +84,20 @@ MUTATIONS: tuple[Mutation, ...] = (
              "g + 0.5 * weight_decay * keras.ops.cast(v, g.dtype)", RECIPE_TESTS),
     Mutation("warmup_from_zero", RECIPE, "return cosine * (self.warmup_factor * (1.0 - alpha) + alpha)",
              "return cosine * alpha", RECIPE_TESTS),
-    Mutation("cosine_full_period", RECIPE, "tf.cos(math.pi * step / self.total_steps)",
-             "tf.cos(2.0 * math.pi * step / self.total_steps)", RECIPE_TESTS),
+    Mutation("cosine_full_period", RECIPE, "keras.ops.cos(math.pi * step / self.total_steps)",
+             "keras.ops.cos(2.0 * math.pi * step / self.total_steps)", RECIPE_TESTS),
     # Distribution: the decay added once per replica, the loss-scale skip decided by one replica.
     Mutation("decay_per_replica", "training/steps.py", "weight_decay * scale / replicas", "weight_decay * scale",
              ("tests/test_training_distributed.py::test_two_mirrored_replicas_match_single_device",), slow=True),
+    # The JAX engine: the TF engine's update (decay, momentum, schedule) and per-device BN groups.
+    Mutation("jax_decay_doubled", "training/jax_step.py",
+             "grads = coupled_l2(grads, state.trainable, weight_decay)",
+             "grads = coupled_l2(grads, state.trainable, 2 * weight_decay)", JAX_EQUIVALENCE, slow=True),
+    Mutation("jax_loss_not_over_global_batch", "training/jax_step.py",
+             "return metrics.loss_sum / global_batch, (metrics, non_trainable)",
+             "return metrics.loss_sum / metrics.valid / 2, (metrics, non_trainable)", JAX_EQUIVALENCE, slow=True),
+    Mutation("jax_bn_over_whole_batch", "training/jax_parts.py", "return cfg.batch_size // devices",
+             "return None", ("tests/test_jax_engine.py::test_the_step_model_normalises_each_devices_share",)),
     Mutation("loss_scale_not_all_reduced", "training/loss_scale.py",
              "return tf.equal(context.all_reduce(tf.distribute.ReduceOp.SUM, bad), 0.0)", "return finite",
              ("tests/test_training_loss_scale.py::test_one_replica_overflow_skips_the_step_on_every_replica",),

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -19,14 +18,14 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_jax_engine import ROOT, SMALL, TIMEOUT, jax_env, pytestmark  # noqa: F401 (skips without jax)
+from test_jax_engine import ROOT, SMALL, TIMEOUT, jax_env, pytestmark, read_json  # noqa: F401 (skips without jax)
 
 BATCH, SIZE, CLASSES, LR, DECAY, SMOOTHING = 32, 16, 10, 0.4, 0.01, 0.1
 
 
 def _run_jax_script(code: str, devices: int = 1) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=jax_env(devices),
-                          capture_output=True, text=True, timeout=TIMEOUT)
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -183,7 +182,7 @@ def test_two_processes_train_through_jax_distributed(tmp_path):
                 proc.kill()
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
-    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    metrics = read_json(os.path.join(model_dir, "metrics.json"))
     assert metrics["replicas"] == 2 and metrics["steps"] == 4 and np.isfinite(metrics["loss"])
     assert os.path.exists(os.path.join(model_dir, "model.keras"))
     assert not os.path.exists(os.path.join(model_dir, "tmp"))  # only the chief writes
@@ -198,14 +197,14 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow():
             "'--image_size=16', '--classes=10', '--steps=2', '--warmup=1', '--peer=none']; "
             f"runpy.run_path({bench!r}, run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=jax_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
+                          timeout=TIMEOUT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = next(line for line in proc.stdout.splitlines() if line.startswith("regnetx_digits"))
     img_s = float(row.split()[-6])
     assert img_s > 0 and "keras_regnet (JAX engine)" in row
     assert "'tensorflow'" not in proc.stderr
     imports = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + "import training.jax_step, training.jax_devices"],
-                             cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT)
+                             cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert imports.returncode == 0, imports.stderr[-2000:]
 
 
@@ -218,6 +217,6 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow():
 def test_jax_engine_flag_errors_are_one_line(tmp_path, flags, message):
     cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, *flags, "--model_dir", str(tmp_path)]
     env = {k: v for k, v in jax_env().items() if not k.startswith("JAX_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -143,7 +143,7 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         "batch_size": batch,
         "image_size": cfg.image_size or size,
         "checkpoint_every": cfg.checkpoint_every or every,
-        "model_dir": cfg.model_dir or default_model_dir(cfg.model, cfg.dataset),
+        "model_dir": cfg.model_dir or default_model_dir(cfg.model, cfg.dataset, _engine_suffix(cfg)),
         "precise_bn_images": cfg.precise_bn_images if cfg.precise_bn_images is not None else (
             RECIPE_PRECISE_BN_IMAGES if cfg.dataset in ("imagenet2012", "tfrecord") else 0),
     }
@@ -175,10 +175,17 @@ def _finetune_defaults(cfg: TrainConfig, batch: int) -> dict[str, Any]:
     return out
 
 
-def default_model_dir(model: str, dataset: str) -> str:
-    """./runs/<model>-<dataset>, with a JSON spec path reduced to its file stem."""
+def default_model_dir(model: str, dataset: str, suffix: str = "") -> str:
+    """./runs/<model>-<dataset><suffix>, with a JSON spec path reduced to its file stem."""
     stem = os.path.splitext(os.path.basename(model))[0] if model.endswith(".json") else model
-    return os.path.join("runs", f"{stem}-{dataset}")
+    return os.path.join("runs", f"{stem}-{dataset}{suffix}")
+
+
+def _engine_suffix(cfg: TrainConfig) -> str:
+    """'-jax' for the JAX engine, whose checkpoints the TensorFlow engine cannot resume (and back)."""
+    from training.engine import engine_of
+
+    return "-jax" if engine_of(cfg) == "jax" else ""
 
 
 def validate(cfg: TrainConfig) -> None:

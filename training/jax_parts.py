@@ -64,7 +64,7 @@ def build_jax_parts(cfg: TrainConfig, runtime: JaxRuntime, source: Source, spec:
             model = build_model(spec, cfg.image_size, source.num_classes, bn_batch=step_bn_batch(cfg, layout.devices),
                                 freeze=cfg.freeze, log=lambda _: None)
             model.set_weights(export_model.get_weights())
-        warmup = int(round(cfg.warmup_epochs * feed.steps_per_epoch))
+        warmup = round(cfg.warmup_epochs * feed.steps_per_epoch)
         schedule = WarmupCosine(cfg.lr, feed.steps_per_epoch * cfg.epochs, warmup, cfg.warmup_factor)
         optimizer = make_optimizer(schedule, cfg.momentum, True)
         optimizer.build(model.trainable_variables)
