@@ -1,7 +1,9 @@
 """One export run: every requested artefact into a temp folder, scored, then renamed into place.
 
 Layout of `output_dir` after a run:
-  <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>)
+  <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>), with
+                               assets.extra/tf_serving_warmup_requests (tflite.serving_warmup)
+  batching_parameters.txt      TF Serving --batching_parameters_file matching the warm-up batch sizes
   tflite/<model_name>_<format>.tflite
   onnx/<model_name>.onnx, onnx/<model_name>_int8.onnx   ONNX (dynamic batch) and its static int8 QDQ form
   rest_request.json            example TF Serving REST body (serve_image_bytes, b64 PNGs)
@@ -117,6 +119,9 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     qat_set = None
     if any(fmt in config.formats for fmt in FINE_TUNED):
         qat_set = calibration.load_images(config.qat_data or config.calibration_data, size, config.qat_images, "--qat_data")
+    from keras_regnet.weight_tags import eval_settings
+
+    settings = eval_settings(config.model, config.weights)
     model, weights_path = checkpoint.load_float_model(spec, config.weights, config.classes)
     if weights_path is None:
         LOG.warning("no --weights given: exporting %s with random weights", spec.name)
@@ -141,7 +146,8 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
         for fmt in [f for f in FORMATS if f in config.formats]:
             LOG.info("exporting %s ...", fmt)
             if fmt == "saved_model":
-                rows.append(_saved_model(model, staging, name, config, images, reference, labels, reference_logits))
+                rows.append(_saved_model(model, staging, name, config, calib.images, images, reference, labels,
+                                         reference_logits, settings))
             elif fmt in ONNX_FORMATS:
                 rows.append(_onnx(model, staging, name, fmt, config, calib, images, reference, labels,
                                   reference_logits))
@@ -152,7 +158,7 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
             "model": spec.name, "spec": spec.to_dict(), "weights": weights_path, "image_size": size,
             "classes": classes, "scored_on": scored.source, "scored_images": int(len(images)),
             "labels": labels is not None, "calibration_data": calib.source,
-            "calibration_images": int(len(calib)),
+            "calibration_images": int(len(calib)), "eval_settings": settings.to_dict(),
             "class_names": names is not None,
             "top_k_examples": top_k_examples(reference[:3], names, config.top_k),
         }
@@ -208,15 +214,22 @@ def _publish(staging: str, output_dir: str, overwrite: bool) -> None:
         os.rename(staging, output_dir)
 
 
-def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, images: np.ndarray,
-                 reference: np.ndarray, labels: np.ndarray | None, reference_logits: np.ndarray) -> Any:
-    """Write, reload, score and time the SavedModel (BN folded, timed against the unfolded graph)."""
+def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, calib_images: np.ndarray,
+                 images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
+                 reference_logits: np.ndarray, settings: Any) -> Any:
+    """Write, reload, score and time the SavedModel (BN folded, timed against the unfolded graph),
+    with TF Serving warm-up requests and a batching configuration."""
     import tensorflow as tf
 
-    from tflite import report, saved_model
+    from tflite import report, saved_model, serving_warmup
 
     directory = os.path.join(staging, name, str(config.version))
-    signatures = saved_model.save(model, directory, config.image_size, config.top_k)
+    signatures = saved_model.save(model, directory, config.image_size, config.top_k, settings=settings)
+    if serving_warmup.available():
+        serving_warmup.write_warmup(directory, calib_images[:max(serving_warmup.WARMUP_BATCH_SIZES)], name)
+    else:
+        LOG.warning("no TF Serving warm-up requests written: %s", serving_warmup.MISSING)
+    _write(os.path.join(staging, serving_warmup.BATCHING_FILE), serving_warmup.batching_parameters())
     loaded = tf.saved_model.load(directory)
     serve = loaded.signatures["serving_default"]
     outputs = [serve(images=tf.constant(images[i:i + 32])) for i in range(0, len(images), 32)]
