@@ -44,6 +44,12 @@ class EvalSettings:
         if not 0 < self.crop_fraction <= 1:
             raise ConfigError(f"crop_fraction={self.crop_fraction!r} must be in (0, 1]")
 
+    def describe(self, size: int | None = None) -> str:
+        """One line for model cards and metadata, e.g. 'shorter side 256, centre crop 224, bilinear'."""
+        size = size or self.input_size
+        return (f"shorter side {self.scale_size(size)}, centre crop {size}, {self.interpolation}, "
+                f"mean {list(self.mean)} std {list(self.std)} (x255)")
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready fields (written beside exports and into keras-hub presets)."""
         return dataclasses.asdict(self)

@@ -4,7 +4,7 @@ Layout of `output_dir` after a run:
   <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>), with
                                assets.extra/tf_serving_warmup_requests (tflite.serving_warmup)
   batching_parameters.txt      TF Serving --batching_parameters_file matching the warm-up batch sizes
-  tflite/<model_name>_<format>.tflite
+  tflite/<model_name>_<format>.tflite   with LiteRT metadata and labels.txt (MediaPipe-loadable, tflite.metadata)
   onnx/<model_name>.onnx, onnx/<model_name>_int8.onnx   ONNX (dynamic batch) and its static int8 QDQ form
   rest_request.json            example TF Serving REST body (serve_image_bytes, b64 PNGs)
   class_names.json             class index -> name (from the run's class_names.json, or ImageNet's),
@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.errors import ConfigError, DataError
+from tflite import metadata as tflite_metadata
 from tflite import name_clash
 
 name_clash.require_ours()
@@ -152,7 +153,8 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
                 rows.append(_onnx(model, staging, name, fmt, config, calib, images, reference, labels,
                                   reference_logits))
             else:
-                rows.append(_tflite(model, spec, staging, name, fmt, config, calib, qat_set, images, reference, labels))
+                rows.append(_tflite(model, spec, staging, name, fmt, config, calib, qat_set, images, reference, labels,
+                                    tflite_metadata.classifier_info(name, fmt, size, classes, names, settings.describe(size))))
             LOG.info("%s: %.2f MB", fmt, rows[-1].size_bytes / 1e6)
         meta = {
             "model": spec.name, "spec": spec.to_dict(), "weights": weights_path, "image_size": size,
@@ -278,8 +280,9 @@ def _onnx(model: Any, staging: str, name: str, fmt: str, config: ExportConfig, c
 
 
 def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: ExportConfig, calib: Any,
-            qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> Any:
-    """Convert one TFLite variant, write it, score it and time it at 1 and 2 threads."""
+            qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, info: Any) -> Any:
+    """Convert one TFLite variant with its LiteRT metadata (tflite.metadata), write it, score it and time
+    it at 1 and 2 threads."""
     from tflite import convert, report
     from tflite.prune import gzip_size
 
@@ -303,6 +306,7 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
     else:
         flatbuffer = convert.convert_model(model, config.image_size, fmt, config.int8_io,
                                            _representative(calib, config.calibration_steps) if fmt == "int8" else None)
+    flatbuffer = tflite_metadata.populate(flatbuffer, info)
     relative = os.path.join("tflite", f"{name}_{fmt}.tflite")
     path = os.path.join(staging, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
