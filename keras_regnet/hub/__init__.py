@@ -14,7 +14,8 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError("keras_regnet.hub needs keras-hub: pip install 'keras-regnet[hub]'") from err
 
 from keras_regnet.hub.backbone import RegNetBackbone
-from keras_regnet.hub.preset import load_timm_preset, save_preset
+from keras_regnet.hub.preset import save_preset
+from keras_regnet.hub.timm_loader import load_timm_preset
 from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
 
 __all__ = ["RegNetBackbone", "RegNetImageClassifier", "RegNetImageClassifierPreprocessor",

@@ -79,8 +79,8 @@ class RegNetImageClassifier(ImageClassifier):
     @classmethod
     def from_preset(cls, preset: str, load_weights: bool = True, **kwargs: Any) -> Any:
         """keras-hub's from_preset, plus timm's RegNet checkpoints ("hf://timm/regnety_006.pycls_in1k")."""
-        from keras_regnet.hub.preset import is_timm_preset, load_timm_preset
+        from keras_regnet.hub.timm_loader import is_timm_preset, load_timm_preset
 
         if is_timm_preset(preset):
-            return load_timm_preset(preset, classifier=True, load_weights=load_weights)
+            return load_timm_preset(preset, cls, load_weights=load_weights)
         return super().from_preset(preset, load_weights=load_weights, **kwargs)
