@@ -125,3 +125,23 @@ def test_a_timm_architecture_outside_the_zoo_is_named(tmp_path):
     (directory / "config.json").write_text(json.dumps({"architecture": "regnetz_040", "num_classes": 1000}))
     with pytest.raises(ValueError, match="timm architecture 'regnetz_040' is not a zoo RegNet"):
         RegNetImageClassifier.from_preset(str(directory))
+
+
+def test_the_converter_cli_writes_a_preset_keras_hub_loads(tmp_path):
+    import subprocess
+    import sys
+
+    from keras_regnet import RegNetX200MF
+
+    path = _timm_standin(str(tmp_path / "timm"))
+    preset = str(tmp_path / "preset")
+    run = subprocess.run([sys.executable, "-m", "keras_regnet.convert", "--model=regnetx_002.pycls_in1k",
+                          f"--checkpoint={path}", f"--to_preset={preset}"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"wrote keras-hub preset {preset}" in run.stdout
+    classifier = keras_hub.models.ImageClassifier.from_preset(preset)
+    reference = RegNetX200MF(weights=path, classifier_activation=None, input_shape=(64, 64, 3))
+    raw = _raw_images(2, side=64)
+    assert _relative_error(classifier(preprocess_input(raw)).numpy(), reference(raw).numpy()) < 1e-5
+    assert classifier.preprocessor.image_converter.interpolation == "bilinear"
