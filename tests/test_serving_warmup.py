@@ -12,11 +12,10 @@ import tensorflow as tf
 
 pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
 
-from keras_regnet import build, make_spec  # noqa: E402
 from keras_regnet.eval_crop import scale_and_center_crop  # noqa: E402
-from tflite import saved_model, serving_warmup  # noqa: E402
-
-SIZE = 16
+from test_tflite_saved_model import SIZE  # noqa: E402
+from test_tflite_saved_model import exported as saved  # noqa: E402,F401  (its SavedModel fixture)
+from tflite import serving_warmup  # noqa: E402
 
 REPLAY = """
 import json, sys
@@ -34,17 +33,11 @@ np.savez(out, **logits)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from tflite.calibration import load_images
-
-    spec = make_spec([1, 1], [16, 32], group_widths=8, block="y", se_ratio=0.25, stem_width=8,
-                     stem_stride=1, name="tiny_y")
-    model = build(spec, input_shape=(None, None, 3), classes=10, classifier_activation=None)
-    version_dir = str(tmp_path_factory.mktemp("serving") / "tiny_y" / "1")
-    saved_model.save(model, version_dir, SIZE, top_k=3)
-    images = load_images("digits:test", SIZE, limit=5).images  # fewer than the largest batch: repeated
-    path = serving_warmup.write_warmup(version_dir, images, "tiny_y")
-    return model, version_dir, path, images
+def exported(saved):
+    """(Keras logits model, version dir, warm-up file, the 5 images the requests are made of)."""
+    model, version_dir, _, images = saved
+    images = images[:5]  # fewer than the largest batch: repeated
+    return model, version_dir, serving_warmup.write_warmup(version_dir, images, "tiny_y"), images
 
 
 def test_one_request_per_signature_and_batch_size_from_the_calibration_images(exported):
