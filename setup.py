@@ -22,6 +22,15 @@ TEST += ONNX
 # tensorflow 2.21 / keras 3.15 / numpy 2.4 / ml_dtypes 0.6 (jax needs numpy>=2.0, ml_dtypes>=0.5).
 JAX = ["jax==0.10.2"]
 TEST += JAX
+# keras-hub presets (keras_regnet.hub): keras-hub 0.32.0 installs beside tensorflow 2.21 / keras 3.15.1 /
+# protobuf 7 / numpy 2.4 without changing them (it adds tensorflow-text 2.21.1, huggingface-hub, kagglehub).
+HUB = ["keras-hub==0.32.0"]
+TEST += HUB
+# TF Serving warm-up requests (tflite.serving_warmup): the PredictionLog protos; 2.21.0 matches tensorflow.
+SERVING = ["tensorflow-serving-api==2.21.0"]
+TEST += SERVING
+# Not an extra: MediaPipe (the Android check in tests/test_tflite_metadata.py) needs absl-py~=2.3, which
+# tensorflow-model-optimization 0.8.1 (absl-py~=1.2) refuses; the test runs where mediapipe is installed.
 
 setup(
     name="keras-regnet",
@@ -45,7 +54,8 @@ setup(
     extras_require={
         "test": TEST,
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
-        "tflite": ["ai-edge-litert>=2.0"],
+        "tflite": ["ai-edge-litert>=2.0"] + SERVING,
+        "hub": HUB,
         "onnx": ONNX,
         "jax": JAX,
         "data": ["tensorflow-datasets==4.9.10", "importlib_resources>=6.0"],

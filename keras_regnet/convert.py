@@ -2,6 +2,8 @@
 
     python -m keras_regnet.convert --model regnety_600mf --checkpoint model.safetensors
         --output regnety_600mf.weights.h5   (one command line; flags: --helpfull)
+    python -m keras_regnet.convert --model regnety_006.pycls_in1k --checkpoint imagenet
+        --to_preset regnety_600mf_preset    (a keras-hub preset; needs the [hub] extra)
 
 The conversion itself (layer map, layouts, BGR stem flip) is keras_regnet.state_dict, re-exported
 here; this module adds what needs a built model: writing `.weights.h5` / `.keras` files.
@@ -57,21 +59,31 @@ def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, outp
     The classifier size is taken from the checkpoint's head.fc; the file holds the full model
     (include_top=True, no preprocessing layer). Returns the output path.
     """
+    keras_model, _ = converted_model(model, checkpoint, naming=naming, bgr_to_rgb=bgr_to_rgb)
+    return save_weights_atomic(keras_model, output)
+
+
+def converted_model(model: str | NetSpec, checkpoint: str | os.PathLike, *, naming: str | None = None,
+                    bgr_to_rgb: bool | None = None, include_preprocessing: bool = False) -> tuple[Any, NetSpec]:
+    """(Keras model with the checkpoint's weights and its softmax classifier, its NetSpec).
+
+    `checkpoint` is a reference checkpoint file, "imagenet" or timm's tagged name of the weights.
+    """
     from keras_regnet.model import build
 
     spec = resolve_spec(model)
     path = os.fspath(checkpoint)
-    if path == "imagenet":  # the cached reference weights of a zoo model, as weights="imagenet"
-        keras_model = build(spec, include_top=True, weights="imagenet", classifier_activation="softmax",
-                            include_preprocessing=False)
-        return save_weights_atomic(keras_model, output)
+    if not os.path.exists(path):  # "imagenet" or a tag: the cached reference weights of a zoo model
+        keras_model = build(spec, include_top=True, weights=path, classifier_activation="softmax",
+                            include_preprocessing=include_preprocessing)
+        return keras_model, spec
     state = read_state_dict(path)
     head = state.get("head.fc.weight")
     classes = int(head.shape[0]) if head is not None and head.ndim == 2 else 1000
     keras_model = build(spec, include_top=True, weights=None, classes=classes,
-                        classifier_activation="softmax", include_preprocessing=False)
+                        classifier_activation="softmax", include_preprocessing=include_preprocessing)
     load_state_dict(keras_model, state, spec, naming=naming, bgr_to_rgb=bgr_to_rgb, source=path)
-    return save_weights_atomic(keras_model, output)
+    return keras_model, spec
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
 from keras_regnet.spec import NetSpec
+from keras_regnet.weight_tags import canonical_weights
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -25,7 +26,8 @@ APPLICATION_ARGS_DOC = """\
         `predictions`). Defaults to True.
     weights: None (random initialization, the reference's: conv N(0, sqrt(2 / fan_out)), dense
         N(0, 0.01)), "imagenet" (the reference's released weights of a zoo model, downloaded,
-        converted and cached on first use), or a path to a `.weights.h5` / `.keras` file or to a
+        converted and cached on first use; timm's tag "pycls_in1k" or tagged name
+        "regnety_006.pycls_in1k" say the same), or a path to a `.weights.h5` / `.keras` file or to a
         reference checkpoint (`.safetensors`, `.npz`, torch `.pth`/`.pyth`).
     input_tensor: optional Keras tensor to use as the model input (checked like `input_shape`).
     input_shape: optional (height, width, channels); sides None or at least the network's total
@@ -72,6 +74,7 @@ def build(
 ) -> keras.Model:
     # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
     spec.validate()
+    weights = canonical_weights(weights, spec)  # timm's tags ("regnety_006.pycls_in1k") -> "imagenet"
     classes = _validate_arguments(
         spec, include_top, weights, input_shape, pooling, classes, classifier_activation
     )

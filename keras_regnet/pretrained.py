@@ -27,11 +27,12 @@ from keras_regnet.checkpoints import read_state_dict
 from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
 from keras_regnet.state_dict import convert_state_dict
+from keras_regnet.weight_tags import DEFAULT_TAG, tagged_name
 from keras_regnet.zoo import ZOO, ZooEntry, get_entry
 
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 FILENAME = "model.safetensors"
-TAG = "pycls_in1k"
+TAG = DEFAULT_TAG
 
 # SHA-256 of timm/<arch>.pycls_in1k/model.safetensors as published on each file's Hub page
 # (Git LFS details). Models without a recorded hash are checked by structure instead: every key
@@ -61,13 +62,8 @@ class WeightSource:
         return f"keras_regnet_{self.model.replace('.', '_')}_{TAG}"
 
 
-def timm_arch(entry: ZooEntry) -> str:
-    """timm architecture name of a zoo model: RegNetY-600MF -> regnety_006."""
-    return f"regnet{entry.display_name[6].lower()}_{entry.keras2_name[-3:]}"
-
-
 SOURCES: dict[str, WeightSource] = {
-    name: WeightSource(name, f"timm/{timm_arch(entry)}.{TAG}", FILENAME, _SHA256.get(name),
+    name: WeightSource(name, f"timm/{tagged_name(entry)}", FILENAME, _SHA256.get(name),
                        entry.weights_url)
     for name, entry in ZOO.items()
 }

@@ -1,5 +1,5 @@
-"""One resolver for every way of naming a model: zoo names in any spelling, Keras 2 aliases, the
-built-in small models, NetSpec JSON files (any case of `.json`, local or gs://-style URLs) and
+"""One resolver for every way of naming a model: zoo names in any spelling, Keras 2 aliases, timm's
+tagged names (`regnety_006.pycls_in1k`, also as `hf://timm/...`), the built-in small models, NetSpec JSON files (any case of `.json`, local or gs://-style URLs) and
 inline NetSpec JSON. Every CLI (training, evaluation, conversion, export) goes through
 `resolve_model`, so a model that trains can also be converted and exported.
 
@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from keras_regnet.errors import ConfigError
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
+from keras_regnet.weight_tags import resolve_tagged
 from keras_regnet.zoo import ZooEntry, get_entry, list_models
 
 # Small RegNets for the embedded dataset. regnety_digits comes out of the RegNet rule
@@ -45,6 +46,9 @@ def resolve_model(model: Any, *, label: str = "model") -> tuple[NetSpec, ZooEntr
         return _spec_from_text(text, f"{label} (inline JSON)"), None
     if text in BUILTIN:
         return BUILTIN[text].to_spec(name=text), None
+    tagged = resolve_tagged(text, label)
+    if tagged is not None:
+        return tagged[0].spec(), tagged[0]
     if _looks_like_path(text):
         return _spec_from_file(text, label), None
     try:
@@ -52,7 +56,7 @@ def resolve_model(model: Any, *, label: str = "model") -> tuple[NetSpec, ZooEntr
     except ValueError as err:
         raise ConfigError(
             f"{label}={model!r} is unknown; use a zoo name ({', '.join(list_models())}), "
-            f"a built-in ({', '.join(BUILTIN)}), a NetSpec JSON file or inline NetSpec JSON"
+            f"timm's tagged name of one (regnety_006.pycls_in1k), a built-in ({', '.join(BUILTIN)}), a NetSpec JSON file or inline NetSpec JSON"
         ) from err
     return entry.spec(), entry
 

@@ -48,7 +48,7 @@ def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top
     from the source's (another class count) or the source has none. Returns the names of the layers
     not loaded (the classifier in that case), [] otherwise.
     """
-    path = resolve_weights(weights)
+    path = resolve_weights(weights, spec=spec)
     if path.endswith(".weights.h5") and not new_head:
         _load_weights_file(model, path)
         return []
@@ -58,12 +58,16 @@ def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top
     return skipped
 
 
-def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
-    """"imagenet", or the weights file that `weights` names: a file, or a run directory's newest
-    `*.keras` (training writes model_dir/model.keras), else its newest `*.weights.h5`.
+def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: NetSpec | None = None) -> str:
+    """"imagenet" (also for timm's tags: "pycls_in1k", "regnety_006.pycls_in1k"), or the weights file
+    that `weights` names: a file, or a run directory's newest `*.keras` (training writes
+    model_dir/model.keras), else its newest `*.weights.h5`.
 
-    `label` names the argument in errors (the CLIs pass "--weights").
+    `label` names the argument in errors (the CLIs pass "--weights"); with `spec`, a tagged name must
+    name that network's weights.
     """
+    if isinstance(weights, str) and not os.path.exists(weights):
+        weights = _tag_as_imagenet(weights, label, spec)
     if isinstance(weights, str) and weights == "imagenet":
         return weights
     path = os.fspath(weights)
@@ -87,6 +91,21 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights") -> str:
             return max(found, key=os.path.getmtime)
     raise WeightsError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
                        "pass a training --model_dir (it holds model.keras) or the file itself")
+
+
+def _tag_as_imagenet(weights: str, label: str, spec: NetSpec | None) -> str:
+    """"imagenet" for a timm tag or tagged name of ours (checked against `spec` when given)."""
+    from keras_regnet import weight_tags
+
+    if spec is not None:
+        return str(weight_tags.canonical_weights(weights, spec))
+    if weights in weight_tags.TAGS:
+        return "imagenet"
+    try:
+        found = weight_tags.resolve_tagged(weights, label)
+    except ValueError as err:
+        raise WeightsError(str(err)) from err
+    return "imagenet" if found is not None else weights
 
 
 def class_names_for(weights: str | None, classes: int) -> list[str] | None:

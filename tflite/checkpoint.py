@@ -1,7 +1,8 @@
 """--model and --weights resolution: the spec, the checkpoint file, and the float Keras model.
 
 `--weights` takes what every weights= argument takes (keras_regnet.weights.resolve_weights):
-  * `imagenet`: the reference's ImageNet weights of a zoo model (1000 classes),
+  * `imagenet`: the reference's ImageNet weights of a zoo model (1000 classes), also written as
+    timm's tag (`pycls_in1k`) or tagged name (`regnety_006.pycls_in1k`),
   * a reference checkpoint (`.safetensors`, `.npz`, torch `.pth` with torch installed),
   * a `.keras` file (a whole saved model; its weights are copied by layer name),
   * a `.weights.h5` file (weights of a model built from the same spec),
@@ -29,11 +30,12 @@ def resolve_spec(model: str) -> NetSpec:
     return resolve_model(model, label="--model")[0]
 
 
-def resolve_weights(path: str) -> str:
-    """The weights `--weights` names: imagenet, a file, or a run directory's newest *.keras."""
+def resolve_weights(path: str, spec: NetSpec | None = None) -> str:
+    """The weights `--weights` names: imagenet (or timm's tagged name of `spec`'s weights), a file,
+    or a run directory's newest *.keras."""
     from keras_regnet.weights import resolve_weights as resolve
 
-    return resolve(path, label="--weights")
+    return resolve(path, label="--weights", spec=spec)
 
 
 def class_names(path: str | None, classes: int) -> list[str] | None:
@@ -80,7 +82,7 @@ def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = N
     from keras_regnet.model import build
     from keras_regnet.weights import load_into
 
-    path = resolve_weights(weights) if weights else None
+    path = resolve_weights(weights, spec) if weights else None
     if classes is None:
         classes = checkpoint_classes(path) if path else 1000
     model = build(spec, input_shape=(None, None, 3), classes=classes, classifier_activation=None,

@@ -1,8 +1,10 @@
 """One export run: every requested artefact into a temp folder, scored, then renamed into place.
 
 Layout of `output_dir` after a run:
-  <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>)
-  tflite/<model_name>_<format>.tflite
+  <model_name>/<version>/      SavedModel for TF Serving (model_base_path = output_dir/<model_name>), with
+                               assets.extra/tf_serving_warmup_requests (tflite.serving_warmup)
+  batching_parameters.txt      TF Serving --batching_parameters_file matching the warm-up batch sizes
+  tflite/<model_name>_<format>.tflite   with LiteRT metadata and labels.txt (MediaPipe-loadable, tflite.metadata)
   onnx/<model_name>.onnx, onnx/<model_name>_int8.onnx   ONNX (dynamic batch) and its static int8 QDQ form
   rest_request.json            example TF Serving REST body (serve_image_bytes, b64 PNGs)
   class_names.json             class index -> name (from the run's class_names.json, or ImageNet's),
@@ -25,6 +27,7 @@ import numpy as np
 
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.errors import ConfigError, DataError
+from tflite import metadata as tflite_metadata
 from tflite import name_clash
 
 name_clash.require_ours()
@@ -117,6 +120,9 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     qat_set = None
     if any(fmt in config.formats for fmt in FINE_TUNED):
         qat_set = calibration.load_images(config.qat_data or config.calibration_data, size, config.qat_images, "--qat_data")
+    from keras_regnet.weight_tags import eval_settings
+
+    settings = eval_settings(config.model, config.weights)
     model, weights_path = checkpoint.load_float_model(spec, config.weights, config.classes)
     if weights_path is None:
         LOG.warning("no --weights given: exporting %s with random weights", spec.name)
@@ -141,18 +147,20 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
         for fmt in [f for f in FORMATS if f in config.formats]:
             LOG.info("exporting %s ...", fmt)
             if fmt == "saved_model":
-                rows.append(_saved_model(model, staging, name, config, images, reference, labels, reference_logits))
+                rows.append(_saved_model(model, staging, name, config, calib.images, images, reference, labels,
+                                         reference_logits, settings))
             elif fmt in ONNX_FORMATS:
                 rows.append(_onnx(model, staging, name, fmt, config, calib, images, reference, labels,
                                   reference_logits))
             else:
-                rows.append(_tflite(model, spec, staging, name, fmt, config, calib, qat_set, images, reference, labels))
+                rows.append(_tflite(model, spec, staging, name, fmt, config, calib, qat_set, images, reference, labels,
+                                    tflite_metadata.classifier_info(name, fmt, size, classes, names, settings.describe(size))))
             LOG.info("%s: %.2f MB", fmt, rows[-1].size_bytes / 1e6)
         meta = {
             "model": spec.name, "spec": spec.to_dict(), "weights": weights_path, "image_size": size,
             "classes": classes, "scored_on": scored.source, "scored_images": int(len(images)),
             "labels": labels is not None, "calibration_data": calib.source,
-            "calibration_images": int(len(calib)),
+            "calibration_images": int(len(calib)), "eval_settings": settings.to_dict(),
             "class_names": names is not None,
             "top_k_examples": top_k_examples(reference[:3], names, config.top_k),
         }
@@ -208,15 +216,22 @@ def _publish(staging: str, output_dir: str, overwrite: bool) -> None:
         os.rename(staging, output_dir)
 
 
-def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, images: np.ndarray,
-                 reference: np.ndarray, labels: np.ndarray | None, reference_logits: np.ndarray) -> Any:
-    """Write, reload, score and time the SavedModel (BN folded, timed against the unfolded graph)."""
+def _saved_model(model: Any, staging: str, name: str, config: ExportConfig, calib_images: np.ndarray,
+                 images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
+                 reference_logits: np.ndarray, settings: Any) -> Any:
+    """Write, reload, score and time the SavedModel (BN folded, timed against the unfolded graph),
+    with TF Serving warm-up requests and a batching configuration."""
     import tensorflow as tf
 
-    from tflite import report, saved_model
+    from tflite import report, saved_model, serving_warmup
 
     directory = os.path.join(staging, name, str(config.version))
-    signatures = saved_model.save(model, directory, config.image_size, config.top_k)
+    signatures = saved_model.save(model, directory, config.image_size, config.top_k, settings=settings)
+    if serving_warmup.available():
+        serving_warmup.write_warmup(directory, calib_images[:max(serving_warmup.WARMUP_BATCH_SIZES)], name)
+    else:
+        LOG.warning("no TF Serving warm-up requests written: %s", serving_warmup.MISSING)
+    _write(os.path.join(staging, serving_warmup.BATCHING_FILE), serving_warmup.batching_parameters())
     loaded = tf.saved_model.load(directory)
     serve = loaded.signatures["serving_default"]
     outputs = [serve(images=tf.constant(images[i:i + 32])) for i in range(0, len(images), 32)]
@@ -265,8 +280,9 @@ def _onnx(model: Any, staging: str, name: str, fmt: str, config: ExportConfig, c
 
 
 def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: ExportConfig, calib: Any,
-            qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> Any:
-    """Convert one TFLite variant, write it, score it and time it at 1 and 2 threads."""
+            qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, info: Any) -> Any:
+    """Convert one TFLite variant with its LiteRT metadata (tflite.metadata), write it, score it and time
+    it at 1 and 2 threads."""
     from tflite import convert, report
     from tflite.prune import gzip_size
 
@@ -290,6 +306,7 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
     else:
         flatbuffer = convert.convert_model(model, config.image_size, fmt, config.int8_io,
                                            _representative(calib, config.calibration_steps) if fmt == "int8" else None)
+    flatbuffer = tflite_metadata.populate(flatbuffer, info)
     relative = os.path.join("tflite", f"{name}_{fmt}.tflite")
     path = os.path.join(staging, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)

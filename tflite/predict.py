@@ -2,19 +2,23 @@
 
     python -m tflite.predict --tflite=export/tflite/regnety_600mf_int8.tflite --images=photo.jpg,b.png
 
-Each image gets the reference eval preprocessing (shorter side to size / 0.875, central crop; the
-model normalises itself), then one LiteRT invoke; int8 inputs and outputs are (de)quantized with
-the model's own scales. Class names come from --class_names, else the export's class_names.json
-(beside the tflite/ folder), else class ids are printed.
+Each image gets the weights' eval preprocessing (the export's report.json `eval_settings`, else the
+reference's: shorter side to size / 0.875, central crop; the model normalises itself), then one
+LiteRT invoke; int8 inputs and outputs are (de)quantized with the model's own scales. Class names
+come from --class_names, else the export's class_names.json (beside the tflite/ folder), else the
+label file in the model's LiteRT metadata, else class ids are printed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from keras_regnet.errors import ConfigError, cli_boundary
+
+if TYPE_CHECKING:
+    from keras_regnet.weight_tags import EvalSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,12 +45,31 @@ def find_class_names(tflite_path: str, explicit: str | None = None) -> list[str]
                 return [str(n) for n in json.load(f)]
         if explicit:
             raise ConfigError(f"--class_names={explicit!r}: no such file")
-    return None
+    from tflite.metadata import describe
+
+    with open(tflite_path, "rb") as f:
+        described = describe(f.read())
+    return described["labels"] if described else None
 
 
-def predict(tflite_path: str, images: Sequence[str], top_k: int = 3,
-            names: list[str] | None = None) -> list[list[tuple[str, float]]]:
-    """Top-k (class name or id, probability) per image file."""
+def find_eval_settings(tflite_path: str) -> "EvalSettings":
+    """The eval settings the export recorded in report.json (beside the tflite/ folder), else pycls's."""
+    from keras_regnet.weight_tags import DEFAULT, EvalSettings
+
+    report = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(tflite_path))), "report.json")
+    if not os.path.isfile(report):
+        return DEFAULT
+    with open(report, encoding="utf-8") as f:
+        recorded = json.load(f).get("eval_settings")
+    if not recorded:
+        return DEFAULT
+    return EvalSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
+
+
+def predict(tflite_path: str, images: Sequence[str], top_k: int = 3, names: list[str] | None = None,
+            settings: "EvalSettings | None" = None) -> list[list[tuple[str, float]]]:
+    """Top-k (class name or id, probability) per image file, cropped as `settings` (default: the
+    export's recorded eval settings) say."""
     import numpy as np
     import tensorflow as tf
 
@@ -54,11 +77,12 @@ def predict(tflite_path: str, images: Sequence[str], top_k: int = 3,
     from tflite.report import _interpreter, tflite_predict
 
     size = int(_interpreter(tflite_path, 1).get_input_details()[0]["shape"][1])
+    settings = settings or find_eval_settings(tflite_path)
     batch = []
     for path in images:
         if not os.path.isfile(path):
             raise ConfigError(f"--images: {path!r} is not a file")
-        batch.append(decode_and_center_crop(tf.io.read_file(path), size).numpy())
+        batch.append(decode_and_center_crop(tf.io.read_file(path), size, settings).numpy())
     probs = tflite_predict(tflite_path, np.stack(batch))
     if names is not None and len(names) != probs.shape[-1]:
         raise ConfigError(f"{len(names)} class names for a model with {probs.shape[-1]} classes")

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from keras_regnet.errors import ExportError
 from keras_regnet.eval_crop import decode_and_center_crop
+from keras_regnet.weight_tags import DEFAULT, EvalSettings
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
 
@@ -34,7 +35,8 @@ class ServingModule(tf.Module):
     `saved_model_cli run`) restore them.
     """
 
-    def __init__(self, model: Any, image_size: int, top_k: int = 5, fold_bn: bool = True) -> None:
+    def __init__(self, model: Any, image_size: int, top_k: int = 5, fold_bn: bool = True,
+                 settings: EvalSettings = DEFAULT) -> None:
         super().__init__(name="serving")
         if fold_bn:
             from tflite.fold_bn import fold_batch_norm
@@ -42,6 +44,7 @@ class ServingModule(tf.Module):
             model = fold_batch_norm(model)
         self.model_variables = [getattr(v, "value", v) for v in model.weights]
         self.image_size = int(image_size)
+        self.settings = settings  # the weights' eval crop, applied by serve_image_bytes
         classes = int(model.output_shape[-1])
         self.top_k = min(int(top_k), classes)
         size = self.image_size
@@ -65,7 +68,7 @@ class ServingModule(tf.Module):
 
     def _decode(self, image_bytes: tf.Tensor) -> tf.Tensor:
         return tf.map_fn(
-            lambda encoded: decode_and_center_crop(encoded, self.image_size), image_bytes,
+            lambda encoded: decode_and_center_crop(encoded, self.image_size, self.settings), image_bytes,
             fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
         )
 
@@ -77,9 +80,10 @@ def _untracked_call(model: Any) -> Any:
     return call
 
 
-def save(model: Any, directory: str, image_size: int, top_k: int = 5, fold_bn: bool = True) -> list[str]:
+def save(model: Any, directory: str, image_size: int, top_k: int = 5, fold_bn: bool = True,
+         settings: EvalSettings = DEFAULT) -> list[str]:
     """Write the SavedModel into `directory` (a version folder); return the signature names."""
-    module = ServingModule(model, image_size, top_k, fold_bn)
+    module = ServingModule(model, image_size, top_k, fold_bn, settings)
     signatures = {
         "serving_default": module.serve.get_concrete_function(),
         "serve_image_bytes": module.serve_image_bytes.get_concrete_function(),

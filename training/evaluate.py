@@ -41,8 +41,8 @@ class EvalConfig:
     dataset: str = F("imagenet2012", "imagenet2012 (TFDS), tfrecord (validation-* shards), folder, or digits "
                      "(embedded; for models trained on it).", choices=C.DATASETS)
     data_dir: str | None = F(None, "TFDS data_dir, TFRecord directory or image folder.")
-    image_size: int | None = F(None, "Crop size (default: 224; 32 for digits); the shorter side is resized to "
-                               "image_size / 0.875 first.")
+    image_size: int | None = F(None, "Crop size (default: the weights' eval size, 224 for the zoo; 32 for "
+                               "digits); the shorter side is resized to image_size / 0.875 first.")
     batch_size: int = F(64, "Global eval batch size.")
     eval_examples: int | None = F(None, "Number of eval images (default: read from the data; 50000 for TFRecords).")
     label_offset: int | None = F(None, "Subtracted from TFRecord labels (default 1).")
@@ -52,7 +52,9 @@ class EvalConfig:
 
     def train_config(self) -> C.TrainConfig:
         """The TrainConfig the evaluation runs with (image size defaulted per dataset, quiet)."""
-        size = self.image_size or (32 if self.dataset == "digits" else 224)
+        from keras_regnet.weight_tags import eval_settings
+
+        size = self.image_size or (32 if self.dataset == "digits" else eval_settings(self.model, self.weights).input_size)
         return C.TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir,
                              batch_size=self.batch_size, image_size=size, eval_examples=self.eval_examples,
                              label_offset=self.label_offset, strategy=self.strategy, xla=self.xla,

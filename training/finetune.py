@@ -77,7 +77,7 @@ def load_pretrained(model: Any, spec: Any, weights: str, log: Callable[[str], No
     count differs from the source's. Returns the layers left at their initial values."""
     from keras_regnet.weights import load_into, resolve_weights
 
-    path = resolve_weights(weights, label="--weights")
+    path = resolve_weights(weights, label="--weights", spec=spec)
     skipped = load_into(model, path, spec, new_head=True)
     if skipped:
         units = model.get_layer(HEAD).weights[0].shape[-1]

@@ -1,0 +1,50 @@
+"""`RegNetBackbone`: any NetSpec as a keras-hub Backbone (last feature map out, `pyramid_outputs` P1-P5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras_hub.models import Backbone
+
+from keras_regnet.model import build
+from keras_regnet.spec import NetSpec
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet")
+class RegNetBackbone(Backbone):
+    """The RegNet/AnyNet body of `spec` (a NetSpec or its dict), keras-hub style: it takes images
+    normalised by the image converter (`include_preprocessing=False`, the keras-hub convention) and
+    returns the last stage's feature map; the spec's parameters are its config."""
+
+    def __init__(self, spec: NetSpec | dict, image_shape: tuple = (None, None, 3),
+                 include_preprocessing: bool = False, bn_epsilon: float = 1e-5, bn_momentum: float = 0.9,
+                 dtype: Any = None, **kwargs: Any) -> None:
+        spec = spec if isinstance(spec, NetSpec) else NetSpec.from_dict(dict(spec))
+        body = build(spec, include_top=False, input_shape=tuple(image_shape),
+                     include_preprocessing=include_preprocessing, name=spec.name.replace(".", "_"),
+                     bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)
+        kwargs.setdefault("name", body.name)
+        super().__init__(inputs=body.input, outputs=body.output, dtype=dtype, **kwargs)
+        self.spec = spec
+        self.image_shape = tuple(image_shape)
+        self.include_preprocessing = include_preprocessing
+        self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
+        self.pyramid_outputs = body.pyramid_outputs
+
+    @classmethod
+    def from_preset(cls, preset: str, load_weights: bool = True, **kwargs: Any) -> Any:
+        """keras-hub's from_preset, plus timm's RegNet checkpoints ("hf://timm/regnety_006.pycls_in1k")."""
+        from keras_regnet.hub.timm_loader import is_timm_preset, load_timm_preset
+
+        if is_timm_preset(preset):
+            return load_timm_preset(preset, cls, load_weights=load_weights)
+        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        """keras-hub's config.json: the spec as plain data plus the build options."""
+        config = super().get_config()
+        config.update({"spec": self.spec.to_dict(), "image_shape": list(self.image_shape),
+                       "include_preprocessing": self.include_preprocessing,
+                       "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum})
+        return config
