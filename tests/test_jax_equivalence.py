@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -157,6 +158,51 @@ def test_two_devices_equal_one_device_and_the_decay_is_added_once(tmp_path):
     assert figures["per-device vs whole-batch BN"] > 20 * TOLERANCE, figures
 
 
+PRECISE_BN_ON_TWO_DEVICES = """
+    import numpy as np, keras, jax
+    from training import jax_step
+    from training.jax_devices import make_layout, replicate, shard_batch, to_host
+    from training.models import build_model, resolve_model
+    model = build_model(resolve_model("regnetx_digits")[0], 16, 10, bn_batch=16)  # one BN group per device
+    images = np.random.default_rng(0).uniform(0, 255, (32, 16, 16, 3)).astype("float32")
+    images[:16] *= 0.2  # a dark half and a bright half: per-device moments differ from whole-batch ones
+    layout = make_layout("auto")
+    statistics, slots = jax_step.make_statistics_step(model)
+    state = replicate(jax_step.initial_state(model, keras.optimizers.SGD(), None), layout)
+    got = to_host(jax.jit(statistics)(state.trainable, state.non_trainable, shard_batch(images, layout)))
+    # The reference: each BN layer's input, split into the two devices' halves, numpy moments per half.
+    probe = keras.Model(model.inputs, [layer.input for layer in jax_step.batch_norm_layers(model)])
+    features = [np.asarray(f, np.float64) for f in probe(images, training=True)]
+    expected = []
+    for f in features:
+        halves = f.reshape(2, 16, *f.shape[1:])
+        expected += [halves.mean(axis=(1, 2, 3)).mean(0), halves.var(axis=(1, 2, 3)).mean(0)]
+    whole = [f.var(axis=(0, 1, 2)) for f in features]
+    installed = jax_step.with_statistics(to_host(state.non_trainable), slots, got)
+    layer = model.get_layer("s2_b1_bn_b")
+    index = {{id(v): i for i, v in enumerate(model.non_trainable_variables)}}
+    np.savez({out!r}, *got, expected=np.array(expected, dtype=object), whole=np.array(whole, dtype=object),
+             mean=installed[index[id(layer.moving_mean)]], var=installed[index[id(layer.moving_variance)]],
+             layer=np.array(jax_step.batch_norm_layers(model).index(layer)), devices=np.array(layout.devices))
+"""
+
+
+def test_precise_bn_on_two_devices_averages_the_devices_moments(tmp_path):
+    out = str(tmp_path / "stats.npz")
+    _run_jax_script(PRECISE_BN_ON_TWO_DEVICES.format(out=out), devices=2)
+    saved = np.load(out, allow_pickle=True)
+    assert int(saved["devices"]) == 2
+    got = [saved[f"arr_{i}"] for i in range(len(saved["expected"]))]
+    for g, e in zip(got, saved["expected"]):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    # Whole-batch moments (ignoring the devices' groups) are far from what is installed.
+    gaps = [np.abs(w - g).max() / np.abs(g).max() for w, g in zip(saved["whole"], got[1::2])]
+    assert max(gaps) > 0.1, gaps
+    k = int(saved["layer"])  # and they land in that layer's moving mean and variance
+    np.testing.assert_allclose(saved["mean"], got[2 * k], rtol=1e-6)
+    np.testing.assert_allclose(saved["var"], got[2 * k + 1], rtol=1e-6)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -208,15 +254,42 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow():
     assert imports.returncode == 0, imports.stderr[-2000:]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--xla=off"], "--xla=off is a TensorFlow-engine option"),
-    (["--strategy=tpu"], "--strategy=tpu is a tf.distribute strategy"),
-    (["--mixed_precision=float16"], "--mixed_precision=float16 needs dynamic loss scaling"),
-    (["--coordinator_address=127.0.0.1:1"], "needs --num_processes and --process_id"),
+@pytest.mark.parametrize("changes, message", [
+    (dict(xla="off"), "--xla=off is a TensorFlow-engine option"),
+    (dict(strategy="tpu"), "--strategy=tpu is a tf.distribute strategy"),
+    (dict(num_processes=2, process_id=2), "--process_id=2 must be below --num_processes=2"),
 ])
-def test_jax_engine_flag_errors_are_one_line(tmp_path, flags, message):
-    cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, *flags, "--model_dir", str(tmp_path)]
-    env = {k: v for k, v in jax_env().items() if not k.startswith("JAX_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+def test_tensorflow_engine_options_given_to_the_jax_engine_are_config_errors(changes, message):
+    from keras_regnet.errors import ConfigError
+    from training.config import TrainConfig
+    from training.engine import check_jax_flags
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_jax_flags(TrainConfig(**changes))
+
+
+def test_float16_and_a_coordinator_without_processes_are_config_errors(monkeypatch):
+    from keras_regnet.errors import ConfigError
+    from training.jax_devices import initialize_processes, make_layout
+    from training.jax_precision import resolve_policy
+
+    with pytest.raises(ConfigError, match="--mixed_precision=float16 needs dynamic loss scaling"):
+        resolve_policy("float16", make_layout("one_device"))
+    assert resolve_policy("auto", make_layout("one_device")) == "float32"  # CPU
+    for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="needs --num_processes and --process_id"):
+        initialize_processes("127.0.0.1:1", None, None)
+
+
+def test_the_cli_prints_a_jax_engine_error_in_one_line(tmp_path):
+    cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, "--xla=off", "--model_dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert "--xla=off is a TensorFlow-engine option" in proc.stderr and "Traceback" not in proc.stderr
+    # --engine=tensorflow wins over KERAS_BACKEND=jax: the flag is read before Keras is imported.
+    model_dir = str(tmp_path / "tf")
+    cmd = [sys.executable, "-m", "training.main", "--engine=tensorflow", *SMALL, "--max_steps=1", "--model_dir", model_dir]
+    proc = subprocess.run(cmd, cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert read_json(os.path.join(model_dir, "metrics.json"))["engine"] == "tensorflow"

@@ -84,6 +84,13 @@ def check_engine(cfg: Any) -> None:
             raise ConfigError(f"--{jax_only[0]} is a JAX-engine flag (jax.distributed); the TensorFlow engine "
                               f"reads its cluster from TF_CONFIG. Drop it or pass --engine=jax")
         return
+    check_jax_flags(cfg)
+
+
+def check_jax_flags(cfg: Any) -> None:
+    """ConfigError naming the flag for TensorFlow-engine options given to the JAX engine, or bad process flags."""
+    from keras_regnet.errors import ConfigError
+
     if cfg.strategy in ("multi_worker_mirrored", "tpu") or cfg.tpu:
         raise ConfigError(f"--strategy={cfg.strategy} is a tf.distribute strategy; the JAX engine spreads over "
                           f"all devices of all processes (--coordinator_address/--num_processes/--process_id "
