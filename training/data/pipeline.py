@@ -4,7 +4,8 @@ A `Source` yields (payload, label) records (encoded bytes, file paths or in-memo
 how to turn one into an image. `train_dataset` / `eval_dataset` add what every source needs:
 per-worker sharding (from tf.distribute's InputContext), a deterministic per-epoch order, resuming
 at a batch position, parallel decode with prefetching, and the corrupt-image path: a record that
-fails to decode becomes a placeholder with label -1, which the train/eval steps mask out and count.
+fails to decode becomes a placeholder with label -1, which the train/eval steps mask out and count
+(in place for eval; at the end of the requested train stream, see `skip_failures`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,21 @@ def robust_map(ds: tf.data.Dataset, fn: Callable, size: int, deterministic: bool
                          deterministic=deterministic)
 
 
+def skip_failures(ds: tf.data.Dataset, fn: Callable, size: int, count: int,
+                  deterministic: bool) -> tf.data.Dataset:
+    """Exactly `count` elements of `fn` over `ds`: a failing record is dropped and a (zeros, -1)
+    placeholder appended at the end instead, so every failure is still counted once.
+
+    The train path's corrupt-image handling: one parallel map and `ignore_errors`, where
+    `robust_map` builds three small datasets per record (measured: ~0.3 CPU ms of a ~1.3 ms image).
+    Records after a failure move up one place, so batch boundaries shift by one per failure before
+    them; the images and their augmentation draws (seeded by position before the map) do not.
+    """
+    placeholder = (tf.zeros([size, size, 3], tf.float32), tf.constant(INVALID_LABEL, tf.int64))
+    good = ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=deterministic).ignore_errors()
+    return good.concatenate(tf.data.Dataset.from_tensors(placeholder).repeat()).take(count)
+
+
 def _options(deterministic: bool) -> tf.data.Options:
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -125,7 +141,7 @@ def train_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_
         return source.train_map(payload, element_seed, image_size), tf.cast(label, tf.int64)
 
     if source.may_fail:
-        ds = robust_map(ds, augment, image_size, deterministic)
+        ds = skip_failures(ds, augment, image_size, num_batches * batch_size, deterministic)
     else:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=True)
