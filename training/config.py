@@ -131,8 +131,8 @@ class TrainConfig:
                                  "Dynamic sharding: each record at most once per epoch pass, other order than local; "
                                  "eval stays local (docs/training.md).")
     input_only: bool = F(False, "Measure this host's input pipeline for the configured dataset and transform "
-                         "(images/s and CPU ms per image) instead of training, and print the cores or service "
-                         "workers needed for --target_images_per_s.")
+                         "(images/s and CPU ms per image over --max_steps batches, default 20) instead of training, "
+                         "and print the cores or service workers needed for --target_images_per_s.")
     target_images_per_s: float | None = F(None, "With --input_only: the accelerator's train rate to plan for "
                                           "(e.g. 13900 for RegNetY-600MF on one H200).")
 
