@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -48,15 +48,15 @@ def measure(dataset: Any, batches: int) -> InputRate:
 def plan(rate: InputRate, target: float, served: bool) -> list[str]:
     """The lines saying what `target` images/s needs, from a measured rate."""
     if served:
-        return [f"for {target:.0f} images/s: {target / rate.images_per_s:.1f}x the service's present "
-                f"workers (they delivered {rate.images_per_s:.0f} images/s here), and "
-                f"{target * rate.cpu_ms_per_image / 1e3:.1f} cores of this trainer host to receive them"]
+        return [(f"for {target:.0f} images/s: {target / rate.images_per_s:.1f}x the service's present "
+                 f"workers (they delivered {rate.images_per_s:.0f} images/s here), and "
+                 f"{target * rate.cpu_ms_per_image / 1e3:.1f} cores of this trainer host to receive them")]
     cores = target * rate.cpu_ms_per_image / 1e3
     workers = math.ceil(cores / rate.cores)
-    return [f"for {target:.0f} images/s: {cores:.1f} cores like these ({math.ceil(cores)} at full use); "
-            f"this host has {rate.cores}",
-            f"with --data_service: {workers} worker host(s) of {rate.cores} cores each "
-            f"(python -m training.data_service --role=worker ...)"]
+    return [(f"for {target:.0f} images/s: {cores:.1f} cores like these ({math.ceil(cores)} at full use); "
+             f"this host has {rate.cores}"),
+            (f"with --data_service: {workers} worker host(s) of {rate.cores} cores each "
+             f"(python -m training.data_service --role=worker ...)")]
 
 
 def report(cfg: Any) -> list[str]:
@@ -75,10 +75,10 @@ def report(cfg: Any) -> list[str]:
         ds = train_dataset(source, None, cfg.batch_size, 0, 0, count, cfg.image_size, cfg.seed)
     rate = measure(ds, batches)
     where = f"from the tf.data service at {cfg.data_service}" if source.data_service else "on this host"
-    lines = [f"input pipeline {where}: --dataset={cfg.dataset} --crop={cfg.crop} at {cfg.image_size}px, "
-             f"batch {cfg.batch_size}, {rate.images} images",
-             f"  {rate.images_per_s:.0f} images/s wall clock on {rate.cores} cores; {rate.cpu_ms_per_image:.3f} CPU ms "
-             f"per image = {rate.images_per_core_s:.0f} images per core-second (load average {rate.load_average:.1f})"]
+    lines = [(f"input pipeline {where}: --dataset={cfg.dataset} --crop={cfg.crop} at {cfg.image_size}px, "
+              f"batch {cfg.batch_size}, {rate.images} images"),
+             (f"  {rate.images_per_s:.0f} images/s wall clock on {rate.cores} cores; {rate.cpu_ms_per_image:.3f} CPU "
+              f"ms per image = {rate.images_per_core_s:.0f} images per core-second (load average {rate.load_average:.1f})")]
     if cfg.target_images_per_s:
         lines += ["  " + line for line in plan(rate, cfg.target_images_per_s, source.data_service is not None)]
     return lines

@@ -26,8 +26,14 @@ import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
 from training.data.mix import MixConfig
-from training.data.pipeline import (AUTOTUNE, INVALID_LABEL, Source, epoch_seed_of, mixed_batches,
-                                    pipeline_index)
+from training.data.pipeline import (
+    AUTOTUNE,
+    INVALID_LABEL,
+    Source,
+    epoch_seed_of,
+    mixed_batches,
+    pipeline_index,
+)
 from training.data.service_address import check_reachable, service_url
 
 FLAG = "data_service"
