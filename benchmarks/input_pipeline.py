@@ -99,20 +99,28 @@ def jpeg_source(jpegs: list[bytes]):
     return Source("jpegs", 1, len(jpegs), 0, records, records, imagenet._train_map("pycls"), None)
 
 
-def today_stream(source, batch: int, num_batches: int, size: int):
-    """The train stream as main ran it before #22: the transform behind `robust_map` (the peer)."""
+def today_images(source, count: int, size: int, deterministic: bool):
+    """`count` augmented images as main's train stream made them before #22: the transform behind
+    `robust_map` (three small datasets per record), seeded by position as now."""
     import tensorflow as tf
 
     from training.data.pipeline import robust_map
 
-    records = source.train_records(None, 0).repeat().take(num_batches * batch)
-    ds = tf.data.Dataset.zip((tf.data.Dataset.range(num_batches * batch), records))
+    records = source.train_records(None, 0).repeat().take(count)
+    ds = tf.data.Dataset.zip((tf.data.Dataset.range(count), records))
 
     def augment(position, record):
         seed = tf.stack([tf.constant(0, tf.int64), position])
         return source.train_map(record[0], seed, size), tf.cast(record[1], tf.int64)
 
-    ds = robust_map(ds, augment, size, deterministic=False)
+    return robust_map(ds, augment, size, deterministic=deterministic)
+
+
+def today_stream(source, batch: int, num_batches: int, size: int):
+    """The train stream as main ran it before #22 (the peer), batched and prefetched."""
+    import tensorflow as tf
+
+    ds = today_images(source, num_batches * batch, size, deterministic=False)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -135,19 +143,8 @@ def stream_cost(ds) -> tuple[float, float]:
 
 def mean_psnr(source, count: int, size: int, batch: int = 50) -> tuple[float, float]:
     """(mean PSNR in dB, max abs difference) of `count` images of ours against today's, same seeds."""
-    import tensorflow as tf
-
-    from training.data.pipeline import robust_map
-
-    records = source.train_records(None, 0).repeat().take(count)
-    ds = tf.data.Dataset.zip((tf.data.Dataset.range(count), records))
-
-    def augment(position, record):
-        seed = tf.stack([tf.constant(0, tf.int64), position])
-        return source.train_map(record[0], seed, size), tf.cast(record[1], tf.int64)
-
     ours = our_stream(source, batch, count // batch, size, deterministic=True)
-    today = robust_map(ds, augment, size, deterministic=True).batch(batch)
+    today = today_images(source, count, size, deterministic=True).batch(batch)
     psnrs, worst = [], 0.0
     for (a, _), (b, _) in zip(ours, today):
         mse = np.mean((a.numpy().astype(np.float64) - b.numpy()) ** 2, axis=(1, 2, 3))
