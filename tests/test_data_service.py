@@ -175,6 +175,8 @@ def test_addresses_are_checked_before_anything_starts():
             parse_address("data_service", bad)
     with pytest.raises(ConfigError, match="--data_service serves encoded images"):
         validate(TrainConfig(data_service="grpc://127.0.0.1:5050"))
+    with pytest.raises(ConfigError, match="--deterministic cannot be combined with --data_service"):
+        validate(TrainConfig(dataset="folder", data_dir=ROOT, data_service="h:1", deterministic=True))
     with pytest.raises(ConfigError, match="--target_images_per_s must be a finite number > 0"):
         validate(TrainConfig(input_only=True, target_images_per_s=-5.0))
 

@@ -269,6 +269,9 @@ def _check_input_flags(cfg: TrainConfig) -> None:
         if cfg.dataset == "digits":
             raise ConfigError("--data_service serves encoded images (imagenet2012, tfrecord, folder); "
                              "--dataset=digits is embedded pixels: drop --data_service")
+        if cfg.deterministic:
+            raise ConfigError("--deterministic cannot be combined with --data_service (a served epoch's order "
+                             "depends on which worker is faster); drop one of them")
     if cfg.target_images_per_s is not None:
         if not _is_finite(cfg.target_images_per_s) or cfg.target_images_per_s <= 0:
             raise ConfigError(f"--target_images_per_s must be a finite number > 0 (e.g. 13900), "
