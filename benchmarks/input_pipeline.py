@@ -92,11 +92,14 @@ def jpeg_source(jpegs: list[bytes]):
     """A Source over the JPEGs in memory (labels 0), decoded by the train transform of ImageNet data."""
     import tensorflow as tf
 
-    from training.data import imagenet
+    from training.data import augment
     from training.data.pipeline import Source
 
-    records = lambda ctx, seed: tf.data.Dataset.from_tensor_slices((jpegs, [0] * len(jpegs)))  # noqa: E731
-    return Source("jpegs", 1, len(jpegs), 0, records, records, imagenet._train_map("pycls"), None)
+    def records(ctx, seed=None):
+        return tf.data.Dataset.from_tensor_slices((jpegs, [0] * len(jpegs)))
+
+    return Source("jpegs", 1, len(jpegs), 0, records, records,
+                  lambda image_bytes, seed, size: augment.train_image(image_bytes, seed, size), None)
 
 
 def today_images(source, count: int, size: int, deterministic: bool):

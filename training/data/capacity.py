@@ -78,7 +78,8 @@ def report(cfg: Any) -> list[str]:
     lines = [(f"input pipeline {where}: --dataset={cfg.dataset} --crop={cfg.crop} at {cfg.image_size}px, "
               f"batch {cfg.batch_size}, {rate.images} images"),
              (f"  {rate.images_per_s:.0f} images/s wall clock on {rate.cores} cores; {rate.cpu_ms_per_image:.3f} CPU "
-              f"ms per image = {rate.images_per_core_s:.0f} images per core-second (load average {rate.load_average:.1f})")]
+              f"ms per image = {rate.images_per_core_s:.0f} images per core-second "
+              f"(load average {rate.load_average:.1f})")]
     if cfg.target_images_per_s:
         lines += ["  " + line for line in plan(rate, cfg.target_images_per_s, source.data_service is not None)]
     return lines
