@@ -1,4 +1,4 @@
-"""Input pipeline speed: our train augmentation against the reference's, per core, on the same JPEGs.
+"""Input pipeline speed per core: our train stream against today's (commit 60f621e) and the reference's.
 
 The peer is the reference's train transform as its data loader runs it (pycls/datasets/imagenet.py
 and transforms.py: full OpenCV decode, random-sized crop, INTER_LINEAR resize to 224, flip, PCA
@@ -9,12 +9,16 @@ crop law) in tf.data. Both are charged the process CPU time per image, which is 
 and less swayed by other jobs on the machine than wall clock; the bar is ours >= 1.0x the
 reference's images per CPU-second.
 
-Also printed, as before: decode_and_crop_jpeg against a full decode then crop inside our pipeline,
-for the whole augmentation and for the decode + crop stage alone (the bound on what the crop
-decode can gain). Variants alternate over rounds so a busy machine slows all of them alike; the
-best round of each is kept. `--parallel=0` (default) maps without num_parallel_calls.
+The train stream as the trainer runs it (`pipeline.train_dataset`: parallel map, corrupt-image
+path, batching) is measured against today's (the same transform behind `robust_map`, three small
+datasets per record, which main used for training until #22) on the same JPEGs and seeds; the
+mean PSNR of `--psnr_images` augmented images against today's says whether pixels changed, and
+the share of crops that a reduced DCT scale could decode (crop >= 2x the output on both sides) is
+printed for these 500x375 images. Also printed, as before: decode_and_crop_jpeg against a full
+decode then crop (one thread, transform alone), and the decode + crop stage alone. Variants
+alternate over rounds so a busy machine slows all of them alike; the best round of each is kept.
 
-    python benchmarks/input_pipeline.py [--images 256] [--rounds 5]
+    python benchmarks/input_pipeline.py [--images 512] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_integer("images", 256, "Images per measurement.")
+flags.DEFINE_integer("images", 512, "Images per measurement.")
+flags.DEFINE_integer("psnr_images", 1000, "Augmented images compared with today's pipeline.")
 flags.DEFINE_integer("rounds", 5, "Alternating measurement rounds per variant.")
 flags.DEFINE_integer("image_size", 224, "Output crop size.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
@@ -81,6 +86,85 @@ def images_per_second(jpegs: list[bytes], crop_fn, count: int, size: int, batch:
     for b in it:
         n += int(b.shape[0])
     return n / (time.perf_counter() - t0), 1e3 * (time.process_time() - c0) / n
+
+
+def jpeg_source(jpegs: list[bytes]):
+    """A Source over the JPEGs in memory (labels 0), decoded by the train transform of ImageNet data."""
+    import tensorflow as tf
+
+    from training.data import augment
+    from training.data.pipeline import Source
+
+    def records(ctx, seed=None):
+        return tf.data.Dataset.from_tensor_slices((jpegs, [0] * len(jpegs)))
+
+    return Source("jpegs", 1, len(jpegs), 0, records, records,
+                  lambda image_bytes, seed, size: augment.train_image(image_bytes, seed, size), None)
+
+
+def today_images(source, count: int, size: int, deterministic: bool):
+    """`count` augmented images as main's train stream made them before #22: the transform behind
+    `robust_map` (three small datasets per record), seeded by position as now."""
+    import tensorflow as tf
+
+    from training.data.pipeline import robust_map
+
+    records = source.train_records(None, 0).repeat().take(count)
+    ds = tf.data.Dataset.zip((tf.data.Dataset.range(count), records))
+
+    def augment(position, record):
+        seed = tf.stack([tf.constant(0, tf.int64), position])
+        return source.train_map(record[0], seed, size), tf.cast(record[1], tf.int64)
+
+    return robust_map(ds, augment, size, deterministic=deterministic)
+
+
+def today_stream(source, batch: int, num_batches: int, size: int):
+    """The train stream as main ran it before #22 (the peer), batched and prefetched."""
+    import tensorflow as tf
+
+    ds = today_images(source, num_batches * batch, size, deterministic=False)
+    return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def our_stream(source, batch: int, num_batches: int, size: int, deterministic: bool = False):
+    """The train stream the trainer runs now: `pipeline.train_dataset` (epoch 0, seed 0)."""
+    from training.data.pipeline import train_dataset
+
+    return train_dataset(source, None, batch, 0, 0, num_batches, size, 0, deterministic=deterministic)
+
+
+def stream_cost(ds) -> tuple[float, float]:
+    """(wall images/s, process CPU ms per image) of a batched stream after one warm-up batch."""
+    it = iter(ds)
+    next(it)
+    t0, c0, n = time.perf_counter(), time.process_time(), 0
+    for images, _ in it:
+        n += int(images.shape[0])
+    return n / (time.perf_counter() - t0), 1e3 * (time.process_time() - c0) / n
+
+
+def mean_psnr(source, count: int, size: int, batch: int = 50) -> tuple[float, float]:
+    """(mean PSNR in dB, max abs difference) of `count` images of ours against today's, same seeds."""
+    ours = our_stream(source, batch, count // batch, size, deterministic=True)
+    today = today_images(source, count, size, deterministic=True).batch(batch)
+    psnrs, worst = [], 0.0
+    for (a, _), (b, _) in zip(ours, today):
+        mse = np.mean((a.numpy().astype(np.float64) - b.numpy()) ** 2, axis=(1, 2, 3))
+        psnrs.extend(10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)))
+        worst = max(worst, float(np.abs(a.numpy() - b.numpy()).max()))
+    return float(np.mean(psnrs)), worst
+
+
+def reduced_dct_share(height: int, width: int, size: int, samples: int = 10_000) -> float:
+    """Share of pycls crops of an height x width image at least 2 x size on both sides."""
+    import tensorflow as tf
+
+    from training.data.crop import DRAWS_PER_TRY, MAX_TRIES, pycls_window_from_uniforms
+
+    u = tf.random.stateless_uniform([samples, MAX_TRIES, DRAWS_PER_TRY], [0, 1])
+    windows = pycls_window_from_uniforms(tf.constant(height), tf.constant(width), u).numpy()
+    return float(np.mean((windows[:, 2] >= 2 * size) & (windows[:, 3] >= 2 * size)))
 
 
 def reference_train_image(jpeg: bytes, size: int, rng: np.random.Generator, cv2) -> np.ndarray:
@@ -151,33 +235,52 @@ def main(argv: list[str]) -> None:
     from training.data import augment
 
     jpegs = make_jpegs(64)
-    fast, slow, stage_fast, stage_slow, reference = [], [], [], [], []
-    args = (FLAGS.images, FLAGS.image_size, FLAGS.batch_size)
+    source = jpeg_source(jpegs)
+    size, batch = FLAGS.image_size, FLAGS.batch_size
+    num_batches = FLAGS.images // batch + 1
+    fast, slow, stage_fast, stage_slow, reference, today, ours = [], [], [], [], [], [], []
+    args = (FLAGS.images, size, batch)
     for _ in range(FLAGS.rounds):
-        reference.append(reference_images_per_second(jpegs, FLAGS.images, FLAGS.image_size))
+        reference.append(reference_images_per_second(jpegs, FLAGS.images, size))
+        today.append(stream_cost(today_stream(source, batch, num_batches, size)))
+        ours.append(stream_cost(our_stream(source, batch, num_batches, size)))
         fast.append(images_per_second(jpegs, augment.decode_and_random_crop, *args))
         slow.append(images_per_second(jpegs, augment.decode_then_random_crop, *args))
         stage_fast.append(images_per_second(jpegs, augment.decode_and_random_crop, *args, stage_only=True))
         stage_slow.append(images_per_second(jpegs, augment.decode_then_random_crop, *args, stage_only=True))
-    f, s = max(r[0] for r in fast), max(r[0] for r in slow)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    _print_stream_lines(today, ours, reference)
+    psnr, worst = mean_psnr(source, FLAGS.psnr_images, size)
+    verdict = "identical pixels" if worst == 0 else f"{psnr:.1f} dB"
+    print(f"pixels: mean PSNR of {FLAGS.psnr_images} augmented images against today's pipeline, same seeds: "
+          f"{verdict} (max abs difference {worst:.4f}; bar >= 35 dB)")
+    print(f"reduced DCT scale (crop >= {2 * size}px on both sides): {100 * reduced_dct_share(375, 500, size):.1f}% "
+          f"of crops of a 500x375 image, {100 * reduced_dct_share(750, 1000, size):.1f}% of a 1000x750 one")
+    _print_decode_lines(fast, slow, stage_fast, stage_slow)
+
+
+def _print_stream_lines(today: list, ours: list, reference: list) -> None:
+    """The per-core lines: the trainer's stream now and before #22, and the OpenCV reference."""
+    tc, oc, rc = (min(r[1] for r in runs) for runs in (today, ours, reference))
+    for name, runs, cpu in (("train stream now (pipeline.train_dataset)        ", ours, oc),
+                            ("train stream before #22 (robust_map, the peer)   ", today, tc)):
+        print(f"{name}: {max(r[0] for r in runs):.0f} images/s, {cpu:.3f} CPU ms/image  (rounds: "
+              f"{', '.join(f'{c:.2f}ms' for _, c in runs)})")
+    paired = sorted(b[1] / a[1] for a, b in zip(ours, today))
+    print(f"ratio now / before #22 = {tc / oc:.2f}x images per CPU-second (median of the rounds' pairs "
+          f"{paired[len(paired) // 2]:.2f}x; bar >= 1.5x): {1e3 / oc:.0f} vs {1e3 / tc:.0f} per core-second")
+    print(f"reference train transform ({reference[0][2]}, one thread): {1e3 / rc:.0f} per core-second, "
+          f"{rc:.3f} CPU ms/image; ratio train stream now / reference = {rc / oc:.2f}x")
+
+
+def _print_decode_lines(fast: list, slow: list, stage_fast: list, stage_slow: list) -> None:
+    """The transform alone in one thread: decode_and_crop_jpeg against a full decode, and the stage alone."""
     fc, sc = min(r[1] for r in fast), min(r[1] for r in slow)
-    for name, runs, best, cpu in (("decode_and_crop_jpeg (pipeline default)", fast, f, fc),
-                                  ("full decode then crop (peer)           ", slow, s, sc)):
-        print(f"{name}: {best:.1f} images/s, {cpu:.3f} CPU ms/image  (rounds: "
-              f"{', '.join(f'{w:.0f}/s {c:.2f}ms' for w, c in runs)})")
-    stage = max(r[0] for r in stage_fast) / max(r[0] for r in stage_slow)
-    stage_cpu = min(r[1] for r in stage_slow) / min(r[1] for r in stage_fast)
+    for name, runs, cpu in (("transform alone, decode_and_crop_jpeg (default)", fast, fc),
+                            ("transform alone, full decode then crop         ", slow, sc)):
+        print(f"{name}: {max(r[0] for r in runs):.0f} images/s, {cpu:.3f} CPU ms/image")
     print(f"decode + crop stage alone: {min(r[1] for r in stage_fast):.3f} vs "
-          f"{min(r[1] for r in stage_slow):.3f} CPU ms/image (the bound on the whole augmentation's ratio)")
-    paired = sorted(a[0] / b[0] for a, b in zip(fast, slow))  # each round's back-to-back pair
-    print(f"ratio decode_and_crop / full_decode = {f / s:.2f}x wall clock (median of the rounds' "
-          f"pairs {paired[len(paired) // 2]:.2f}x), {sc / fc:.2f}x CPU time; "
-          f"decode + crop stage alone {stage:.2f}x wall clock, {stage_cpu:.2f}x CPU time")
-    rc, library = min(r[1] for r in reference), reference[0][2]
-    print(f"reference train transform ({library}, one thread): {max(r[0] for r in reference):.1f} images/s, "
-          f"{rc:.3f} CPU ms/image  (rounds: {', '.join(f'{r[1]:.2f}ms' for r in reference)})")
-    print(f"ratio ours / reference = {rc / fc:.2f}x images per CPU-second (bar >= 1.0x): "
-          f"{1e3 / fc:.0f} vs {1e3 / rc:.0f} images per core-second")
+          f"{min(r[1] for r in stage_slow):.3f} CPU ms/image; whole transform {sc / fc:.2f}x CPU time")
 
 
 if __name__ == "__main__":

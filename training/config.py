@@ -126,6 +126,15 @@ class TrainConfig:
     val_fraction: float | None = F(None, "--dataset=folder without train/ and val/ sub-folders: hold out this "
                                    "fraction of each class (seeded by --seed; the split is written to "
                                    "model_dir/split.json). Unset: every 10th file.")
+    data_service: str | None = F(None, "Run the train transform on tf.data service workers: the dispatcher's "
+                                 "grpc://HOST:PORT (start it and the workers with python -m training.data_service). "
+                                 "Dynamic sharding: each record at most once per epoch pass, other order than local; "
+                                 "eval stays local (docs/training.md).")
+    input_only: bool = F(False, "Measure this host's input pipeline for the configured dataset and transform "
+                         "(images/s and CPU ms per image over --max_steps batches, default 20) instead of training, "
+                         "and print the cores or service workers needed for --target_images_per_s.")
+    target_images_per_s: float | None = F(None, "With --input_only: the accelerator's train rate to plan for "
+                                          "(e.g. 13900 for RegNetY-600MF on one H200).")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -248,6 +257,27 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.mixed_precision == "float16" and cfg.strategy == "tpu":
         raise ConfigError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
     _check_finetune(cfg)
+    _check_input_flags(cfg)
+
+
+def _check_input_flags(cfg: TrainConfig) -> None:
+    """--data_service is an address and serves encoded images; --target_images_per_s plans --input_only."""
+    if cfg.data_service is not None:
+        from training.data.service_address import parse_address
+
+        parse_address("data_service", cfg.data_service)
+        if cfg.dataset == "digits":
+            raise ConfigError("--data_service serves encoded images (imagenet2012, tfrecord, folder); "
+                             "--dataset=digits is embedded pixels: drop --data_service")
+        if cfg.deterministic:
+            raise ConfigError("--deterministic cannot be combined with --data_service (a served epoch's order "
+                             "depends on which worker is faster); drop one of them")
+    if cfg.target_images_per_s is not None:
+        if not _is_finite(cfg.target_images_per_s) or cfg.target_images_per_s <= 0:
+            raise ConfigError(f"--target_images_per_s must be a finite number > 0 (e.g. 13900), "
+                             f"got {cfg.target_images_per_s!r}")
+        if not cfg.input_only:
+            raise ConfigError("--target_images_per_s plans capacity for --input_only; add --input_only")
 
 
 def _check_finetune(cfg: TrainConfig) -> None:

@@ -2,7 +2,9 @@
 
 The Feed is made outside the trainer (and outside evaluation) from a Source and the strategy; the
 train stream is a pure function of (seed, epoch, position), so a resumed run asks for the batches
-from where its checkpoint stopped and gets the same ones.
+from where its checkpoint stopped and gets the same ones. With --data_service (the Source carries a
+`DataService`) the train batches come from tf.data service workers instead, with the epoch
+semantics of `training.data.service`; eval always runs here.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class Feed:
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            if self.source.data_service is not None:
+                return self.source.data_service.train_dataset(self.source, ctx, per_replica, epoch, start * local,
+                                                              count * local, self.image_size, self.seed, self.mix)
             return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
                                  self.image_size, self.seed, self.deterministic, self.mix)
 

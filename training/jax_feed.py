@@ -69,8 +69,13 @@ class JaxFeed:
 
     def train(self, epoch: int, start: int, count: int) -> Iterator[Any]:
         """`count` global batches of epoch `epoch` from batch `start` on, already on the devices."""
-        ds = train_dataset(self.source, self._context(), self.local_batch, epoch, start, count, self.image_size,
-                           self.seed, self.deterministic, self.mix)
+        service = self.source.data_service  # --data_service: the train transform runs on its workers
+        if service is not None:
+            ds = service.train_dataset(self.source, self._context(), self.local_batch, epoch, start, count,
+                                       self.image_size, self.seed, self.mix)
+        else:
+            ds = train_dataset(self.source, self._context(), self.local_batch, epoch, start, count, self.image_size,
+                               self.seed, self.deterministic, self.mix)
         return prefetch_to_devices(ds.as_numpy_iterator(), self.layout)
 
     def eval(self) -> Iterator[Any]:

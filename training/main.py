@@ -43,6 +43,11 @@ def main(argv: list[str]) -> int:
     cfg = config_from_flags()
     try:
         validate(cfg)
+        if cfg.input_only:
+            from training.data.capacity import report
+
+            print("\n".join(report(cfg)))
+            return 0
         prepare(cfg)
         from training.loop import NonFiniteLoss
         from training.run import run

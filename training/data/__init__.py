@@ -1,4 +1,8 @@
-"""Datasets for training: `make_source(config)` picks the reader named by --dataset."""
+"""Datasets for training: `make_source(config)` picks the reader named by --dataset.
+
+With --data_service the Source carries a `training.data.service.DataService`, and the Feed runs
+its train transform on the service's workers (eval stays local).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,23 @@ from keras_regnet.errors import ConfigError
 
 
 def make_source(cfg: Any) -> Any:
-    """The Source for cfg.dataset (digits, imagenet2012, tfrecord or folder)."""
+    """The Source for cfg.dataset (digits, imagenet2012, tfrecord or folder), wired to --data_service."""
+    address = getattr(cfg, "data_service", None)
+    if not address:
+        return _reader(cfg)
+    import dataclasses
+    import os
+
+    from training.data.service import FLAG, DataService
+    from training.data.service_address import check_reachable
+
+    check_reachable(FLAG, address)  # a dispatcher that is down: one line now, not after the model is built
+    run = f"{os.path.basename(os.path.normpath(cfg.model_dir or cfg.dataset))}-seed{cfg.seed}"
+    return dataclasses.replace(_reader(cfg), data_service=DataService(address, run))
+
+
+def _reader(cfg: Any) -> Any:
+    """The reader of cfg.dataset."""
     if cfg.dataset == "digits":
         from training.data import digits
 
