@@ -1,13 +1,14 @@
-"""TensorFlow grouped convolution that trains on every device: the native kernel's gradient where it
-exists, per-group gradients elsewhere.
+"""TensorFlow grouped convolution that trains on every device: the native kernel where it has a gradient,
+one convolution per group elsewhere.
 
 TensorFlow's native CPU kernels run a grouped convolution forward but have no gradient for it
 (tensorflow#51825): only the oneDNN rewrite (float32 and bfloat16 on x86, on by default; off with
 TF_ENABLE_ONEDNN_OPTS=0 and on other CPUs) and GPUs have one. Which of the two applies is read once
-per process; where neither does (float64 anywhere, any dtype without oneDNN) the forward pass keeps
-the native op and the backward pass splits the groups and differentiates one ordinary convolution
-each. Measured on RegNetY-600MF's grouped convs, that was faster than a forward pass split into
-groups, a block-diagonal dense kernel or a depthwise expansion (docs/speed.md).
+per process; where neither does (float64 anywhere, any dtype without oneDNN) the convolution is split
+into one ordinary convolution per group, whose gradients every kernel has. Measured on RegNetY-600MF's
+grouped convs without oneDNN, that was the fastest correct way, forward and backward (TensorFlow's
+Eigen grouped forward op is itself slower than the split), ahead of a block-diagonal dense kernel and
+a depthwise expansion (benchmarks/grouped_candidates.py, docs/speed.md).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def has_native_gradient(dtype: str) -> bool:
 
 def grouped_convolution(inputs: Any, kernel: Any, strides: Sequence[int], padding: str,
                         dilations: Sequence[int], groups: int) -> Any:
-    """NHWC grouped convolution: the native op, with per-group gradients where it has none."""
+    """NHWC grouped convolution: the native op where it has a gradient, else one convolution per group."""
     import tensorflow as tf
 
     def convolve(x: Any, w: Any) -> Any:
@@ -50,18 +51,5 @@ def grouped_convolution(inputs: Any, kernel: Any, strides: Sequence[int], paddin
 
     if has_native_gradient(tf.as_dtype(inputs.dtype).name):
         return convolve(inputs, kernel)
-
-    @tf.custom_gradient
-    def with_per_group_gradient(x: Any, w: Any) -> Any:
-        def gradient(dy: Any) -> list[Any]:
-            xs, ws = tf.split(x, groups, axis=-1), tf.split(w, groups, axis=-1)
-            with tf.GradientTape() as tape:
-                tape.watch([xs, ws])
-                ys = [convolve(a, b) for a, b in zip(xs, ws)]
-            # Only the convolutions' backward ops are used; their forward ops have no consumer.
-            dxs, dws = tape.gradient(ys, [xs, ws], output_gradients=tf.split(dy, groups, axis=-1))
-            return [tf.concat(dxs, axis=-1), tf.concat(dws, axis=-1)]
-
-        return convolve(x, w), gradient
-
-    return with_per_group_gradient(inputs, tf.convert_to_tensor(kernel))
+    pairs = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
+    return tf.concat([convolve(x, w) for x, w in pairs], axis=-1)
