@@ -45,6 +45,16 @@ def test_float64_fit_trains(builder, size):
     assert sum(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)) > 0.9 * len(before)
 
 
+def test_mixed_float16_fit_trains_where_tensorflow_has_no_float16_grouped_gradient():
+    # TensorFlow's CPU kernels (oneDNN's included) have no float16 grouped-conv gradient.
+    model = _under("mixed_float16", lambda: keras_regnet.build(resolve_spec("regnety_digits"),
+                                                               input_shape=(16, 16, 3), classes=10))
+    model.compile(keras.optimizers.SGD(0.02), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    losses = model.fit(rng.uniform(0, 255, (8, 16, 16, 3)), np.arange(8) % 10, epochs=3, verbose=0).history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+
+
 def test_float64_train_step_with_ghost_and_precise_batch_norm():
     from training import precise_bn, steps
 
