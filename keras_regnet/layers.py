@@ -4,7 +4,8 @@ with TensorFlow's fused training kernel, and the ImageNet input normalization.
 Keras 3's stock `Conv2D(groups>1)` on the TensorFlow backend always routes through an XLA-compiled
 function (its CPU backward pass is 1-2 orders of magnitude slower than TensorFlow's native grouped
 convolution, and it puts XLA-only functions into SavedModels). `GroupedConv2D` keeps the stock
-layer's weights, config and maths, and calls `tf.nn.convolution` directly on TensorFlow.
+layer's weights, config and maths, and calls `tf.nn.convolution` directly on TensorFlow, with
+per-group gradients where TensorFlow's kernel has none (keras_regnet/grouped_gradient.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import keras
 from keras import ops
 
 from keras_regnet.errors import ConfigError
+from keras_regnet.grouped_gradient import grouped_convolution
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 
@@ -24,21 +26,12 @@ class GroupedConv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
         if self.groups > 1 and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
             if self.data_format != "channels_last":
                 raise ConfigError(
                     f"GroupedConv2D supports data_format='channels_last' only on TensorFlow, "
                     f"got {self.data_format!r}"
                 )
-            return tf.nn.convolution(
-                inputs,
-                kernel,
-                strides=list(self.strides),
-                padding=self.padding.upper(),
-                dilations=list(self.dilation_rate),
-                data_format="NHWC",
-            )
+            return grouped_convolution(inputs, kernel, self.strides, self.padding, self.dilation_rate, self.groups)
         if self.groups > 1 and _jax_on_cpu() and self.groups <= BLOCK_DIAGONAL_MAX_GROUPS:
             return ops.conv(inputs, block_diagonal_kernel(kernel, self.groups), strides=self.strides,
                             padding=self.padding, data_format=self.data_format, dilation_rate=self.dilation_rate)
@@ -79,23 +72,25 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     TensorFlow, with a 4-D channels-last input, this layer calls `FusedBatchNormV3` instead: one op
     forward and one backward, taking bfloat16/float16 activations with float32 statistics. The moving
     variance is updated with the biased batch variance, as Keras does (the kernel returns the
-    Bessel-corrected one). Inference, synchronized BN and any other case use the Keras code.
+    Bessel-corrected one). Inference, synchronized BN, dtypes the kernel lacks (float64 activations
+    or statistics) and any other case use the Keras code.
     """
+
+    KERNEL_DTYPES = ("float32", "bfloat16", "float16")  # FusedBatchNormV3's x; its statistics are float32
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         if not (training and self.trainable and self._fusable(inputs, mask)):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
-        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
         channels = int(inputs.shape[-1])
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
         empty = tf.constant([], tf.float32)
         y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon,
+            x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon,
             exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-        count = tf.cast(tf.size(x) // channels, tf.float32)
+        count = tf.cast(tf.size(inputs) // channels, tf.float32)
         variance = variance * (count - 1.0) / tf.maximum(count, 1.0)  # kernel's unbiased -> Keras' biased
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
@@ -103,7 +98,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _fusable(self, inputs: Any, mask: Any) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and len(inputs.shape) == 4
-                and self.axis in (-1, 3) and not self.renorm and not getattr(self, "synchronized", False))
+                and self.axis in (-1, 3) and not self.renorm and not getattr(self, "synchronized", False)
+                and keras.backend.standardize_dtype(inputs.dtype) in self.KERNEL_DTYPES
+                and self.moving_mean.dtype == "float32")
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")

@@ -80,6 +80,7 @@ def build(
     )
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"`name` must be a string. Received: name={name!r}")
+    _check_backend_has_dtype(keras.config.dtype_policy())
     inputs, x = _input_layer(spec, input_tensor, input_shape)
     if include_preprocessing:
         x = _normalization(x.shape[-1])(x)
@@ -154,6 +155,19 @@ def _normalization(channels: int | None) -> ImageNetNormalization:
 def _model_name(name: str) -> str:
     """Default model name from a spec name: regnetx_1.6gf -> regnetx_1_6gf (a user's name is kept)."""
     return name.replace(".", "_").replace("/", "_")
+
+
+def _check_backend_has_dtype(policy: Any) -> None:
+    """JAX without jax_enable_x64 silently computes a float64 policy in float32: refuse it up front."""
+    wanted = {policy.compute_dtype, policy.variable_dtype}
+    if "float64" not in wanted or keras.backend.backend() != "jax":
+        return
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise ConfigError(
+            f"dtype policy {policy.name!r} needs 64-bit arrays on JAX, but jax_enable_x64 is off; set "
+            "JAX_ENABLE_X64=1 or call jax.config.update('jax_enable_x64', True) before building the model")
 
 
 def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_shape: Any,

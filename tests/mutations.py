@@ -56,6 +56,8 @@ PRECISE_MIRRORED = (
 JAX_EQUIVALENCE = ("tests/test_jax_equivalence.py::"
                    "test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine",)
 LAYERS = "keras_regnet/layers.py"
+GROUPED = "keras_regnet/grouped_gradient.py"
+MODEL = "keras_regnet/model.py"
 FOLD = "tflite/fold_bn.py"
 FOLD_TESTS = ("tests/test_fold_bn.py",)
 SPACES = "keras_regnet/design_space/spaces.py"
@@ -120,6 +122,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              "variance=empty, epsilon=1e-3,", ("tests/test_fused_batch_norm.py",)),
     Mutation("fused_bn_unbiased_variance", LAYERS, "variance = variance * (count - 1.0) / tf.maximum(count, 1.0)",
              "variance = variance", ("tests/test_fused_batch_norm.py",)),
+    # Grouped convs without oneDNN and dtype policies (float64, JAX x64).
+    Mutation("grouped_fallback_groups_reversed", GROUPED, "for x, w in pairs], axis=-1)",
+             "for x, w in pairs][::-1], axis=-1)",
+             ("tests/test_grouped_gradient.py::test_per_group_gradient_equals_the_stock_layer",)),
+    Mutation("grouped_float64_native", GROUPED, 'frozenset({"float32", "bfloat16"})',
+             'frozenset({"float32", "bfloat16", "float64"})', ("tests/test_dtype_policies.py::test_float64_fit_trains",)),
+    Mutation("fused_bn_float64_in_kernel", LAYERS, "and keras.backend.standardize_dtype(inputs.dtype) in self.KERNEL_DTYPES",
+             "and True", ("tests/test_dtype_policies.py::test_fused_batch_norm_computes_float64_in_float64",)),
+    Mutation("jax_float64_without_x64", MODEL, 'if "float64" not in wanted or keras.backend.backend() != "jax":',
+             "if True:", ("tests/test_dtype_policies.py::test_jax_float64_fit_needs_x64_and_says_how_to_turn_it_on",)),
     # BN folding for export.
     Mutation("fold_drops_conv_bias", FOLD, "bias = layer.bias.numpy() if layer.use_bias else None", "bias = None",
              FOLD_TESTS),

@@ -31,7 +31,7 @@ def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
 
 def _moments(x: tf.Tensor, layer: keras.layers.BatchNormalization) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-channel (mean, variance) of a BN layer's input as that layer normalizes it in training."""
-    x = tf.cast(x, tf.float32)
+    x = tf.cast(x, keras.backend.result_type(x.dtype, "float32"))  # float32, or float64 under that policy
     if isinstance(layer, GhostBatchNormalization):
         groups = tf.reshape(x, [-1, layer.ghost_batch_size, *x.shape[1:]])
         mean, variance = tf.nn.moments(groups, axes=[a + 1 for a in layer._reduction_axes])
