@@ -57,8 +57,8 @@ def _env_int(name: str) -> int | None:
         return None
     try:
         return int(value)
-    except ValueError:
-        raise ConfigError(f"${name}={value!r} must be an integer") from None
+    except ValueError as e:
+        raise ConfigError(f"${name}={value!r} must be an integer") from e
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from keras import ops
 from keras_hub.layers import ImageConverter
 from keras_hub.models import ImageClassifier, ImageClassifierPreprocessor
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.weight_tags import DEFAULT, EvalSettings
 
@@ -24,7 +25,7 @@ class RegNetImageConverter(ImageConverter):
     def __init__(self, crop_fraction: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0 < crop_fraction <= 1:
-            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
+            raise ConfigError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
         self.crop_fraction = float(crop_fraction)
 
     def call(self, inputs: Any) -> Any:
