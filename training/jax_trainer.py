@@ -16,8 +16,8 @@ import jax
 import keras
 import numpy as np
 
-from keras_regnet import fileio
 from training import jax_step
+from training.classifier_file import save_classifier
 from training.config import TrainConfig
 from training.data.pipeline import data_errors
 from training.jax_checkpoint import StateCheckpoint
@@ -142,7 +142,7 @@ class JaxTrainer(Trainer):
 
     # Export -------------------------------------------------------------------------------
     def export(self) -> str | None:
-        """model_dir/model.keras with the final (EMA when on) weights, built as the TF engine builds it."""
+        """model_dir/model.keras (softmax head) with the final (EMA when on) weights, built as the TF engine builds it."""
         state = to_host(self.state)
         if not self.runtime.is_chief:
             return None
@@ -154,8 +154,4 @@ class JaxTrainer(Trainer):
             variable.assign(value)
         if self.export_model is not self.model:
             self.export_model.set_weights(self.model.get_weights())
-        path = fileio.join(self.cfg.model_dir, "model.keras")
-        tmp = fileio.join(self.cfg.model_dir, ".tmp-model.keras")
-        self.export_model.save(tmp)
-        fileio.replace(tmp, path)
-        return path
+        return save_classifier(self.export_model, self.cfg.model_dir)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_regnet import fileio
 from training import precise_bn, reporting, steps
+from training.classifier_file import save_classifier
 from training.config import TrainConfig
 from training.data.pipeline import data_errors
 from training.errors import Diverged
@@ -228,13 +229,10 @@ class Trainer:
 
     # Export -------------------------------------------------------------------------------
     def export(self) -> str | None:
-        """Save the trained model (its EMA weights when --ema_decay > 0) as model_dir/model.keras."""
+        """Save the trained model (its EMA weights when --ema_decay > 0) as model_dir/model.keras, a
+        classifier with a softmax head (training.classifier_file)."""
         if not self.runtime.is_chief:
             return None
-        path = fileio.join(self.cfg.model_dir, "model.keras")
-        tmp = fileio.join(self.cfg.model_dir, ".tmp-model.keras")
         with self.ema_weights():
-            self.model.save(tmp)
-        fileio.replace(tmp, path)
-        return path
+            return save_classifier(self.model, self.cfg.model_dir)
 

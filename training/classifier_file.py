@@ -1,0 +1,34 @@
+"""model_dir/model.keras: the trained network saved as a classifier, with the builders' softmax head.
+
+Training runs on logits (the loss takes them); the file users load returns probabilities, as
+`keras_regnet.RegNetY600MF()` and keras.applications do, so `decode_predictions` and `argmax` on its
+output mean what they say. Readers of weights (evaluation, export, fine-tuning) take the layers' arrays
+and are unaffected. Written to a temporary file, then renamed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_regnet import fileio
+
+HEAD = "predictions"
+
+
+def save_classifier(model: keras.Model, model_dir: str) -> str:
+    """Save `model` (a logits network) to model_dir/model.keras with a softmax head; return the path."""
+    path = fileio.join(model_dir, "model.keras")
+    tmp = fileio.join(model_dir, ".tmp-model.keras")
+    head = model.get_layer(HEAD) if any(layer.name == HEAD for layer in model.layers) else None
+    linear: Any = head.activation if head is not None else None
+    if head is not None:
+        head.activation = keras.activations.softmax
+    try:
+        model.save(tmp)
+    finally:
+        if head is not None:
+            head.activation = linear
+    fileio.replace(tmp, path)
+    return path
