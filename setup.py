@@ -10,7 +10,6 @@ TEST = [
     "matplotlib>=3.7",
     "tf-keras==2.21.0",
     "tensorflow-model-optimization==0.8.1",
-    "ai-edge-litert>=2.0",
     "tensorflow-datasets==4.9.10",
     "importlib_resources>=6.0",
 ]
@@ -22,6 +21,10 @@ TEST += ONNX
 # tensorflow 2.21 / keras 3.15 / numpy 2.4 / ml_dtypes 0.6 (jax needs numpy>=2.0, ml_dtypes>=0.5).
 JAX = ["jax==0.10.2"]
 TEST += JAX
+# LiteRT is in the base install: every export verifies its .tflite files on it and tflite.predict runs
+# on it. ai-edge-litert 2.x has wheels for each platform TensorFlow 2.21 has (manylinux_2_27 x86_64
+# and aarch64, macOS arm64, Windows amd64; CPython 3.10-3.13). The `tflite` extra stays for old commands.
+LITERT = "ai-edge-litert>=2.0"
 
 setup(
     name="keras-regnet",
@@ -41,11 +44,12 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        LITERT,
     ],
     extras_require={
         "test": TEST,
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
-        "tflite": ["ai-edge-litert>=2.0"],
+        "tflite": [LITERT],
         "onnx": ONNX,
         "jax": JAX,
         "data": ["tensorflow-datasets==4.9.10", "importlib_resources>=6.0"],

@@ -14,6 +14,7 @@ import json
 import os
 from typing import Sequence
 
+from keras_regnet import cli_help
 from keras_regnet.errors import ConfigError, cli_boundary
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,4 +88,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(cli_boundary(main))
+    cli_help.run(cli_boundary(main))

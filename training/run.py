@@ -8,6 +8,7 @@ from typing import Any
 
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
+from training.batch_fit import fit_to_data
 from training.config import TrainConfig, resolve
 
 
@@ -63,6 +64,7 @@ def write_data_records(model_dir: str, source: Any) -> None:
 
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict."""
+    lr_follows_batch = cfg.lr is None
     cfg, spec, _ = prepare(cfg, spec)
     from keras_regnet.complexity import complexity
     from training.data import make_source
@@ -74,6 +76,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
+    cfg, fitted = fit_to_data(cfg, source.num_train, runtime.strategy.num_replicas_in_sync, lr_follows_batch)
+    if fitted and cfg.verbose and runtime.is_chief:
+        print(fitted, flush=True)
     import keras
 
     keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
