@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this process makes the photos with TensorFlow
 # A README command (regex on one logical line) -> why this step cannot run it.
 SKIP = {
     r"python -m pytest": "the test suite: .ci/run's step before this one ran it",
