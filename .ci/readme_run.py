@@ -103,6 +103,7 @@ def runnable_bash(block: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def shell_quote(text: str) -> str:
+    """`text` as one single-quoted bash word."""
     return "'" + text.replace("'", "'\\''") + "'"
 
 
@@ -124,7 +125,8 @@ def steps(section: Section) -> list[tuple[str, str]]:
 
 
 # Orchestration -----------------------------------------------------------------------------------
-def sh(args: list[str], **kw) -> None:
+def sh(args: list[str], **kw: object) -> None:
+    """Run a setup command; any failure stops the step."""
     subprocess.run(args, check=True, **kw)
 
 
@@ -141,7 +143,7 @@ def copy_checkout(dest: str) -> None:
 def make_inputs(home: str, checkout: str) -> None:
     """What a reader brings: photo folders, a spec file, a reference checkpoint, cached ImageNet weights."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from standin import place_imagenet_standin, write_reference_checkpoint  # noqa: E402
+    from standin import place_imagenet_standin, write_reference_checkpoint
 
     for folder, seed in (("photos", 0), ("my_images", 1)):
         write_photos(os.path.join(home, folder), seed)
@@ -180,15 +182,19 @@ def make_base_venv(path: str, checkout: str) -> None:
 def make_section_venv(path: str, base: str) -> None:
     """A venv that sees the base venv's packages (through a .pth file) and installs its own extras."""
     sh([os.path.join(base, "bin", "python"), "-m", "venv", path])
-    site = subprocess.run([os.path.join(path, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], check=True, capture_output=True, text=True).stdout.strip()
-    base_site = subprocess.run([os.path.join(base, "bin", "python"), "-c", "import sysconfig; print(sysconfig."
-                                "get_paths()['purelib'])"], check=True, capture_output=True, text=True).stdout.strip()
-    with open(os.path.join(site, "readme_base.pth"), "w", encoding="utf-8") as f:
-        f.write(base_site + "\n")
+    with open(os.path.join(site_packages(path), "readme_base.pth"), "w", encoding="utf-8") as f:
+        f.write(site_packages(base) + "\n")
+
+
+def site_packages(venv: str) -> str:
+    """The purelib (site-packages) folder of a venv, as its own interpreter reports it."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return subprocess.run([os.path.join(venv, "bin", "python"), "-c", code], check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
 def section_env(venv: str, home: str) -> dict[str, str]:
+    """The environment a section's commands see: its venv active, the generated $HOME, no network for weights."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "KERAS_HOME", "TF_CONFIG")}
     env.update(HOME=home, VIRTUAL_ENV=venv, PATH=os.path.join(venv, "bin") + os.pathsep + env.get("PATH", ""),
                HF_ENDPOINT="http://127.0.0.1:9", TF_CPP_MIN_LOG_LEVEL="2", PIP_DISABLE_PIP_VERSION_CHECK="1",
@@ -208,7 +214,7 @@ def run_step(lang: str, source: str, venv: str, checkout: str, env: dict[str, st
     with open(log, "a", encoding="utf-8") as out:
         try:
             return subprocess.run(args, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=BLOCK_TIMEOUT_S).returncode
+                                  timeout=BLOCK_TIMEOUT_S, check=False).returncode
         except subprocess.TimeoutExpired:
             out.write(f"\n[readme_run] timed out after {BLOCK_TIMEOUT_S} s\n")
             return 124

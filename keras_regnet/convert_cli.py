@@ -8,8 +8,8 @@ from typing import Sequence
 
 from absl import app, flags
 
-from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, NAMINGS
 from keras_regnet import cli_help
+from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, NAMINGS
 from keras_regnet.errors import cli_boundary
 
 FLAGS = flags.FLAGS

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)
     from keras_regnet.errors import one_line, print_missing_dependency
     from training.config import validate
-    from training.errors import Diverged  # NonFiniteLoss's base, importable before TensorFlow
+    from training.errors import Diverged
     from training.run import prepare
 
     cfg = config_from_flags()
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         if not print_missing_dependency(e):
             raise
         return 2
-    except Diverged as e:  # training.loop.NonFiniteLoss: the last good checkpoint is kept
+    except Diverged as e:  # training.loop.NonFiniteLoss (its base imports without TensorFlow): last good checkpoint kept
         print(f"FATAL {e}", file=sys.stderr)
         return 3
     if result.get("strategy") != "multi_worker_mirrored" or result.get("model_path"):
