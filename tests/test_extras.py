@@ -13,7 +13,7 @@ import sys
 import pytest
 import setuptools
 
-from keras_regnet.errors import DataError, cli_boundary
+from keras_regnet.errors import DataError, ExportError, cli_boundary
 from keras_regnet.extras import EXTRA_OF_MODULE, install_command, missing_dependency_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,7 +70,18 @@ def test_the_cli_boundary_prints_the_extra_and_reraises_other_import_errors(caps
 
     with pytest.raises(ImportError, match="cannot import name 'gone'"):
         cli_boundary(broken)(["prog"])
-    assert cli_boundary(lambda argv: (_ for _ in ()).throw(DataError("bad")))(["prog"]) == 2
+    assert cli_boundary(lambda argv: (_ for _ in ()).throw(DataError("bad")), exit_code=1)(["prog"]) == 1
+    capsys.readouterr()
+
+    def needs_onnx(argv):
+        try:
+            raise ModuleNotFoundError("No module named 'onnx'", name="onnx")
+        except ImportError as err:
+            raise ExportError("--formats=onnx needs onnx: pip install 'keras-regnet[onnx]'") from err
+
+    assert cli_boundary(needs_onnx, exit_code=1)(["prog"]) == 2  # a typed error caused by a missing extra
+    assert capsys.readouterr().err == ("FATAL export error: --formats=onnx needs onnx: pip install "
+                                       "'keras-regnet[onnx]' (cause: ModuleNotFoundError: No module named 'onnx')\n")
 
 
 DRIVER = """
