@@ -199,6 +199,9 @@ def section_env(venv: str, home: str) -> dict[str, str]:
     env.update(HOME=home, VIRTUAL_ENV=venv, PATH=os.path.join(venv, "bin") + os.pathsep + env.get("PATH", ""),
                HF_ENDPOINT="http://127.0.0.1:9", TF_CPP_MIN_LOG_LEVEL="2", PIP_DISABLE_PIP_VERSION_CHECK="1",
                PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", os.path.expanduser("~/.cache/pip")), MPLBACKEND="Agg")
+    user_pip_conf = os.path.expanduser("~/.config/pip/pip.conf")  # the real $HOME's pip settings still apply
+    if "PIP_CONFIG_FILE" not in env and os.path.isfile(user_pip_conf):
+        env["PIP_CONFIG_FILE"] = user_pip_conf
     return env
 
 
