@@ -10,7 +10,6 @@ TEST = [
     "matplotlib>=3.7",
     "tf-keras==2.21.0",
     "tensorflow-model-optimization==0.8.1",
-    "ai-edge-litert>=2.0",
     "tensorflow-datasets==4.9.10",
     "importlib_resources>=6.0",
 ]
@@ -31,6 +30,10 @@ SERVING = ["tensorflow-serving-api==2.21.0"]
 TEST += SERVING
 # Not an extra: MediaPipe (the Android check in tests/test_tflite_metadata.py) needs absl-py~=2.3, which
 # tensorflow-model-optimization 0.8.1 (absl-py~=1.2) refuses; the test runs where mediapipe is installed.
+# LiteRT is in the base install: every export verifies its .tflite files on it and tflite.predict runs
+# on it. ai-edge-litert 2.x has wheels for each platform TensorFlow 2.21 has (manylinux_2_27 x86_64
+# and aarch64, macOS arm64, Windows amd64; CPython 3.10-3.13). The `tflite` extra stays for old commands.
+LITERT = "ai-edge-litert>=2.0"
 
 setup(
     name="keras-regnet",
@@ -50,11 +53,12 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        LITERT,
     ],
     extras_require={
         "test": TEST,
         "qat": ["tf-keras==2.21.0", "tensorflow-model-optimization==0.8.1"],
-        "tflite": ["ai-edge-litert>=2.0"] + SERVING,
+        "tflite": [LITERT] + SERVING,
         "hub": HUB,
         "onnx": ONNX,
         "jax": JAX,

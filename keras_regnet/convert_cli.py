@@ -8,6 +8,7 @@ from typing import Sequence
 
 from absl import app, flags
 
+from keras_regnet import cli_help
 from keras_regnet.checkpoints import CHECKPOINT_SUFFIXES, NAMINGS
 from keras_regnet.errors import cli_boundary
 
@@ -72,4 +73,4 @@ def run(argv: Sequence[str]) -> None:
 
 
 def launch() -> None:
-    app.run(cli_boundary(run))
+    cli_help.run(cli_boundary(run))

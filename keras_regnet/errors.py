@@ -51,15 +51,33 @@ def one_line(err: BaseException) -> str:
     return f"FATAL {kind}: {text}"
 
 
+def print_missing_dependency(err: ImportError) -> bool:
+    """Print the one-line install hint if `err` is a missing optional module; False for any other ImportError."""
+    from keras_regnet.extras import missing_dependency_line
+
+    line = missing_dependency_line(err)
+    if line is not None:
+        print(line, file=sys.stderr)
+    return line is not None
+
+
 def cli_boundary(main: Callable[[list[str]], int | None], exit_code: int = 2) -> Callable[[list[str]], int | None]:
-    """Wrap an absl main: a RegNetError (or a plain ValueError) becomes one line on stderr and exit_code."""
+    """Wrap an absl main: a RegNetError (or a plain ValueError) becomes one line on stderr and exit_code;
+    a missing optional dependency (raised, or the cause of one) one line naming what to install, exit code 2.
+    Other errors keep their traceback."""
 
     def wrapped(argv: list[str]) -> int | None:
         try:
             return main(argv)
         except ValueError as err:
+            from keras_regnet.extras import missing_module
+
             print(one_line(err), file=sys.stderr)
-            return exit_code
+            return 2 if missing_module(err) else exit_code  # caused by a missing optional dependency: 2
+        except ImportError as err:
+            if not print_missing_dependency(err):
+                raise
+            return 2
 
     wrapped.__name__ = getattr(main, "__name__", "main")
     wrapped.__doc__ = main.__doc__

@@ -170,7 +170,7 @@ def _check_existing(source: WeightSource, raw: str) -> None:
 
 def _manual_hint(source: WeightSource) -> str:
     return (
-        f"or pass weights='/path/to/{source.filename}' (any copy of {source.hf_repo}) to the "
-        f"model builder. The original pycls checkpoint {source.pycls_url} also works as "
-        "weights=<path> when torch is installed."
+        f"or pass weights='/path/to/{source.filename}' (any copy of {source.hf_repo}) to the model builder "
+        f"(--weights=/path/to/{source.filename} on the CLIs). The original pycls checkpoint {source.pycls_url} "
+        "also works as weights=<path> when torch is installed."
     )

@@ -18,19 +18,25 @@ import equivalence as eq  # noqa: E402
 MODEL = "regnetx_200mf"
 
 
-def place_imagenet_standin(keras_home: pathlib.Path) -> str:
-    """Write the stand-in .safetensors where weights="imagenet" looks first; returns its path."""
-    from safetensors.numpy import save_file
-
+def place_imagenet_standin(keras_home: pathlib.Path, model: str = MODEL) -> str:
+    """Write the stand-in .safetensors of `model` (a golden case) where weights="imagenet" looks first;
+    returns its path."""
     from keras_regnet.pretrained import SOURCES, cached_paths
 
     os.environ["KERAS_HOME"] = str(keras_home)
-    meta, arrays = eq.load_case(MODEL)
-    raw, _ = cached_paths(SOURCES[MODEL])
-    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    raw, _ = cached_paths(SOURCES[model])
+    return write_reference_checkpoint(raw, model)
+
+
+def write_reference_checkpoint(path: str, model: str = MODEL) -> str:
+    """The golden case's seeded reference weights of `model`, in timm naming, as a .safetensors file."""
+    from safetensors.numpy import save_file
+
+    meta, arrays = eq.load_case(model)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     state = eq.to_timm(eq.reference_state(meta, arrays))
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, raw)
-    return raw
+    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, path)
+    return path
 
 
 def make_image_folder(root: pathlib.Path, classes: int = 3, per_class: int = 8, size: int = 32,

@@ -47,11 +47,6 @@ def test_bad_flags_give_one_line_errors(args, flag, allowed):
     assert message and flag in message[-1] and allowed in message[-1], result.stderr[-2000:]
 
 
-def test_batch_larger_than_the_dataset_is_an_error():
-    result = _main("--batch_size", "4096", "--model", "regnetx_digits", "--model_dir", "/nonexistent/never_created")
-    assert result.returncode == 2 and "--batch_size=4096 exceeds the 1433" in result.stderr
-
-
 def test_helpfull_documents_the_flags():
     out = _main("--helpfull").stdout
     for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--batch_size", "--lr", "--strategy",

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-from keras_regnet import dataclass_flags  # noqa: E402
+from keras_regnet import cli_help, dataclass_flags  # noqa: E402
 from keras_regnet.errors import cli_boundary  # noqa: E402
 from tflite.pipeline import ExportConfig  # noqa: E402
 
@@ -53,4 +53,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli_boundary(main, exit_code=1))
+    cli_help.run(cli_boundary(main, exit_code=1))

@@ -29,14 +29,15 @@ BATCH_DIM = "batch"
 
 def require() -> None:
     """Raise a ValueError naming the extra when tf2onnx / onnx / onnxruntime are missing."""
-    missing = []
+    missing, first = [], None
     for module in ("tf2onnx", "onnx", "onnxruntime"):
         try:
             __import__(module)
-        except ImportError:
+        except ImportError as err:
             missing.append(module)
+            first = first or err
     if missing:
-        raise ExportError(f"--formats=onnx needs {', '.join(missing)}: pip install 'keras-regnet[onnx]'")
+        raise ExportError(f"--formats=onnx needs {', '.join(missing)}: pip install 'keras-regnet[onnx]'") from first
 
 
 def serving_function(model: Any, image_size: int) -> Any:

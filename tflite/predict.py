@@ -15,6 +15,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Sequence
 
+from keras_regnet import cli_help
 from keras_regnet.errors import ConfigError, cli_boundary
 
 if TYPE_CHECKING:
@@ -111,4 +112,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(cli_boundary(main))
+    cli_help.run(cli_boundary(main))

@@ -16,6 +16,7 @@ import os
 
 from absl import app, flags
 
+from keras_regnet import cli_help
 from keras_regnet.errors import cli_boundary
 from training.latency_report import analyze_latency, has_latency
 from training.sweep_report import Sweep, _unique_names, analyze
@@ -69,4 +70,4 @@ def _space_of(path: str) -> str:
 
 
 if __name__ == "__main__":
-    app.run(cli_boundary(main))
+    cli_help.run(cli_boundary(main))

@@ -160,15 +160,15 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         raise ConfigError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
                          f"--dataset={cfg.dataset} default); use --warmup_epochs <= --epochs or pass --epochs")
     if cfg.lr is None:
-        from training.recipe import recipe_lr
+        from training.batch_fit import default_lr
 
-        changes["lr"] = recipe_lr(batch)
+        changes["lr"] = default_lr(batch, finetuning=cfg.weights is not None)
     if cfg.weights is not None:
-        changes.update(_finetune_defaults(cfg, batch))
+        changes.update(_finetune_defaults(cfg))
     return cfg.replace(**changes)
 
 
-def _finetune_defaults(cfg: TrainConfig, batch: int) -> dict[str, Any]:
+def _finetune_defaults(cfg: TrainConfig) -> dict[str, Any]:
     """With --weights: the fine-tuning recipe (training.finetune) for the fields left unset."""
     from training import finetune
 
@@ -177,8 +177,6 @@ def _finetune_defaults(cfg: TrainConfig, batch: int) -> dict[str, Any]:
         raise ConfigError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the fine-tuning "
                          "default with --weights); use --warmup_epochs <= --epochs or pass --epochs")
     out: dict[str, Any] = {"epochs": epochs}
-    if cfg.lr is None:
-        out["lr"] = finetune.finetune_lr(batch)
     if cfg.warmup_epochs is None:
         out["warmup_epochs"] = finetune.FINETUNE_WARMUP_FRACTION * epochs
     return out

@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from keras_regnet.errors import ConfigError, DataError, WeightsError, one_line
+from keras_regnet.errors import ConfigError, DataError, WeightsError, cli_boundary, one_line
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from keras_regnet import dataclass_flags  # noqa: E402
+from keras_regnet import cli_help, dataclass_flags  # noqa: E402
 from keras_regnet.dataclass_flags import flag_field as F  # noqa: E402
 from training import config as C  # noqa: E402
 
@@ -186,4 +186,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli_help.run(cli_boundary(main))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from keras_regnet.errors import ConfigError
+from training.batch_fit import fit_to_data
 from training.checkpoints import run_identity
 from training.config import TrainConfig
 from training.data.mix import MixConfig
@@ -73,8 +74,10 @@ def build_jax_parts(cfg: TrainConfig, runtime: JaxRuntime, source: Source, spec:
                     ema_slots(model) if cfg.ema_decay else None, images)
 
 
-def start_jax(cfg: TrainConfig, spec: Any, weights: Any = None) -> tuple[JaxTrainer, Source]:
-    """Processes, devices, input and parts of a JAX run; the trainer and its data source."""
+def start_jax(cfg: TrainConfig, spec: Any, weights: Any = None,
+              lr_follows_batch: bool = False) -> tuple[JaxTrainer, Source]:
+    """Processes, devices, input and parts of a JAX run; the trainer (its cfg holding the batch fitted to
+    the data, training.batch_fit) and its data source."""
     from training.jax_feed import hide_accelerators_from_tensorflow
 
     hide_accelerators_from_tensorflow()
@@ -86,6 +89,9 @@ def start_jax(cfg: TrainConfig, spec: Any, weights: Any = None) -> tuple[JaxTrai
     layout: DeviceLayout = make_layout(cfg.strategy)
     runtime = JaxRuntime(layout, resolve_policy(cfg.mixed_precision, layout))
     source = make_source(cfg)
+    cfg, fitted = fit_to_data(cfg, source.num_train, layout.devices, lr_follows_batch)
+    if fitted and cfg.verbose and layout.is_chief:
+        print(fitted, flush=True)
     import keras
 
     keras.utils.set_random_seed(cfg.seed)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from absl import app, flags
 
-from keras_regnet import dataclass_flags
+from keras_regnet import cli_help, dataclass_flags
 from keras_regnet.complexity import complexity
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.latency import LatencyModel
@@ -217,4 +217,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli_boundary(main))
+    cli_help.run(cli_boundary(main))

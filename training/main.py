@@ -19,6 +19,7 @@ _ENGINE_ERROR = select_backend(sys.argv[1:])
 
 from absl import app  # noqa: E402
 
+from keras_regnet import cli_help  # noqa: E402
 from training.flags import config_from_flags, define_flags  # noqa: E402
 
 # The launcher module defines its flags on import, so a custom launcher can set devices up first and
@@ -36,8 +37,9 @@ def main(argv: list[str]) -> int:
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    from keras_regnet.errors import one_line
+    from keras_regnet.errors import one_line, print_missing_dependency
     from training.config import validate
+    from training.errors import Diverged
     from training.run import prepare
 
     cfg = config_from_flags()
@@ -49,14 +51,17 @@ def main(argv: list[str]) -> int:
             print("\n".join(report(cfg)))
             return 0
         prepare(cfg)
-        from training.loop import NonFiniteLoss
         from training.run import run
 
         result = run(cfg)
     except ValueError as e:  # ConfigError, DataError, WeightsError: one line naming the kind
         print(one_line(e), file=sys.stderr)
         return 2
-    except NonFiniteLoss as e:
+    except ImportError as e:  # a missing optional dependency: one line naming the extra; others keep their traceback
+        if not print_missing_dependency(e):
+            raise
+        return 2
+    except Diverged as e:  # training.loop.NonFiniteLoss (its base imports without TensorFlow): last good checkpoint kept
         print(f"FATAL {e}", file=sys.stderr)
         return 3
     if result.get("model_path"):  # the chief's summary (other workers export nothing)
@@ -72,14 +77,29 @@ def _print_summary(r: dict) -> None:
               f"--model_dir to train again.")
     print(f"\nDone: {r['model']} on {r['dataset']}: top-1 error {r['top1_err']:.2f}% "
           f"(accuracy {100 - r['top1_err']:.2f}%), top-5 error {r['top5_err']:.2f}%, "
-          f"{r['steps']} steps, {r['train_time_s']:.1f} s training, {r['images_per_s']:.0f} images/s")
+          f"{r['steps']} steps, batch {r['batch_size']}, {r['train_time_s']:.1f} s training, {_rate(r)}")
     if skipped["train"] or skipped["eval"]:
         print(f"Skipped undecodable images: {int(skipped['train'])} train, {int(skipped['eval'])} eval")
     print(f"  checkpoint:  {os.path.abspath(r['checkpoint'])}")
     print(f"  metrics:     {os.path.join(d, 'metrics.json')}")
     print(f"  model:       {os.path.abspath(r['model_path'])}")
-    print(f"  tensorboard: tensorboard --logdir {os.path.join(d, 'logs')}")
+    print(f"  tensorboard: {_tensorboard_command(os.path.join(d, 'logs'))}")
+
+
+def _rate(r: dict) -> str:
+    """Images/s of the last epoch (its first step left out); over all training when epochs are one step."""
+    if r["images_per_s"] > 0 or not r["train_time_s"]:
+        return f"{r['images_per_s']:.0f} images/s"
+    return f"{r['steps'] * r['batch_size'] / r['train_time_s']:.0f} images/s (one step per epoch: tracing included)"
+
+
+def _tensorboard_command(logdir: str) -> str:
+    """How to view the logs; TensorFlow 2.21 does not install TensorBoard, so name it when it is missing."""
+    import importlib.util
+
+    view = f"tensorboard --logdir {logdir}"
+    return view if importlib.util.find_spec("tensorboard") else f"pip install tensorboard && {view}"
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_help.run(main)

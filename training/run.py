@@ -8,6 +8,7 @@ from typing import Any
 
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
+from training.batch_fit import fit_to_data
 from training.config import TrainConfig, resolve
 
 
@@ -61,8 +62,10 @@ def write_data_records(model_dir: str, source: Any) -> None:
         fileio.write_json_atomic(fileio.join(model_dir, SPLIT_FILE), source.split)
 
 
-def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any) -> tuple[Any, Any]:
-    """The TensorFlow engine's trainer (tf.distribute runtime, Feed, parts) and its data source."""
+def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any,
+                      lr_follows_batch: bool) -> tuple[Any, Any]:
+    """The TensorFlow engine's trainer (tf.distribute runtime, Feed, parts) and its data source; the
+    trainer's cfg holds the batch fitted to the data (training.batch_fit)."""
     from training.data import make_source
     from training.loop import Trainer
     from training.parts import build_parts
@@ -71,6 +74,9 @@ def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any) -
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
     source = make_source(cfg)
+    cfg, fitted = fit_to_data(cfg, source.num_train, runtime.strategy.num_replicas_in_sync, lr_follows_batch)
+    if fitted and cfg.verbose and runtime.is_chief:
+        print(fitted, flush=True)
     import keras
 
     keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
@@ -95,6 +101,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.jax_parts); both write
     the same run directory.
     """
+    lr_follows_batch = cfg.lr is None
     cfg, spec, _ = prepare(cfg, spec)
     from keras_regnet.complexity import complexity
     from training.engine import engine_of
@@ -104,10 +111,10 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     if engine_of(cfg) == "jax":
         from training.jax_parts import start_jax
 
-        trainer, source = start_jax(cfg, spec, weights)
+        trainer, source = start_jax(cfg, spec, weights, lr_follows_batch)
     else:
-        trainer, source = _start_tensorflow(cfg, spec, runtime, weights)
-    runtime = trainer.runtime
+        trainer, source = _start_tensorflow(cfg, spec, runtime, weights, lr_follows_batch)
+    cfg, runtime = trainer.cfg, trainer.runtime  # the batch (and LR) fitted to the data
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from absl import app, flags, logging
 
-from keras_regnet import dataclass_flags
+from keras_regnet import cli_help, dataclass_flags
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.sampler import scaled_flops_range
 from keras_regnet.design_space.spaces import SPACES
@@ -157,4 +157,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli_boundary(main))
+    cli_help.run(cli_boundary(main))
