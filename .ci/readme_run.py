@@ -36,6 +36,9 @@ SKIP = {
                        "TFRecords (tests/test_training_cluster_path.py)",
     r"benchmarks/train_step\.py": "a benchmark (minutes of timing on 2 cores); the README states the machine "
                                   "and date of its figures",
+    r"training\.data_service --role=": "tf.data service servers run until stopped, each on its own machine; "
+                                       "tests/test_data_service.py starts a dispatcher and two workers on "
+                                       "127.0.0.1 and trains through them",
     r"tensorflow_model_server": "TF Serving's server binary comes from Google's apt repository or Docker, neither "
                                 "reachable here; tests/test_serving_warmup.py replays every warm-up request "
                                 "against the exported signatures in a new process",
