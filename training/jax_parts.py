@@ -60,9 +60,9 @@ def build_jax_parts(cfg: TrainConfig, runtime: JaxRuntime, source: Source, spec:
         export_model = build_model(spec, cfg.image_size, source.num_classes, weights=weights, new_head=new_head,
                                    zero_init_final_gamma=cfg.zero_init_final_gamma,
                                    bn_batch=cfg.bn_batch, freeze=cfg.freeze, log=log)
-        model = export_model
-        if step_bn_batch(cfg, layout.devices) != cfg.bn_batch:  # ... and with one BN group per device to train
-            model = build_model(spec, cfg.image_size, source.num_classes, bn_batch=step_bn_batch(cfg, layout.devices),
+        model, groups = export_model, step_bn_batch(cfg, layout.devices)
+        if groups != cfg.bn_batch:  # ... and with one BN group per device to train
+            model = build_model(spec, cfg.image_size, source.num_classes, bn_batch=groups,
                                 freeze=cfg.freeze, log=lambda _: None)
             model.set_weights(export_model.get_weights())
         warmup = round(cfg.warmup_epochs * feed.steps_per_epoch)

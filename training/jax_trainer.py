@@ -72,13 +72,7 @@ class JaxTrainer(Trainer):
         self.model, self.export_model = parts.model, parts.export_model
         self.optimizer, self.schedule, self.feed = parts.optimizer, parts.schedule, parts.feed
         self.checkpoint, self.ema, self.bn_images = parts.checkpoint, parts.ema, parts.bn_images
-        self.global_batch = self.feed.global_batch
-        self.steps_per_epoch = self.feed.steps_per_epoch
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        if cfg.max_steps:
-            self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.skipped = {"train": 0.0, "eval": 0.0}
-        self.step_losses: list[float] = []
+        self._start_bookkeeping()
         self.state = replicate(jax_step.initial_state(self.model, self.optimizer, self.ema), self.layout)
         self._step = 0
         self._build_steps()

@@ -46,14 +46,18 @@ class Trainer:
         self.step, self.epoch, self.ema = parts.step, parts.epoch, parts.ema
         self.feed, self.checkpoint, self.bn_images = parts.feed, parts.checkpoint, parts.bn_images
         self.manager = parts.checkpoint.manager
+        self._start_bookkeeping()
+        self._build_steps()
+
+    def _start_bookkeeping(self) -> None:
+        """The run's length from the feed and config, and empty counters (both engines)."""
         self.global_batch = self.feed.global_batch
         self.steps_per_epoch = self.feed.steps_per_epoch
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        if cfg.max_steps:
-            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.total_steps = self.steps_per_epoch * self.cfg.epochs
+        if self.cfg.max_steps:
+            self.total_steps = min(self.total_steps, self.cfg.max_steps)
         self.skipped = {"train": 0.0, "eval": 0.0}
         self.step_losses: list[float] = []  # mean train loss of every step run by this process
-        self._build_steps()
 
     def _build_steps(self) -> None:
         """The compiled train/eval/EMA/precise-BN steps over the handed model and optimizer."""
