@@ -17,7 +17,7 @@ TEST = [
 # tensorflow 2.21 / numpy 2.4 / protobuf 7 (tf2onnx 1.17 is the first release that accepts them).
 ONNX = ["tf2onnx==1.17.0", "onnx>=1.17", "onnxruntime>=1.20"]
 TEST += ONNX
-# Keras 3's JAX backend (tests/test_backends.py): jax 0.10.2 (CPU jaxlib from PyPI) works beside
+# Keras 3's JAX backend (tests/keras_regnet/test_backends.py): jax 0.10.2 (CPU jaxlib from PyPI) works beside
 # tensorflow 2.21 / keras 3.15 / numpy 2.4 / ml_dtypes 0.6 (jax needs numpy>=2.0, ml_dtypes>=0.5).
 JAX = ["jax==0.10.2"]
 TEST += JAX
@@ -28,7 +28,7 @@ TEST += HUB
 # TF Serving warm-up requests (tflite.serving_warmup): the PredictionLog protos; 2.21.0 matches tensorflow.
 SERVING = ["tensorflow-serving-api==2.21.0"]
 TEST += SERVING
-# Not an extra: MediaPipe (the Android check in tests/test_tflite_metadata.py) needs absl-py~=2.3, which
+# Not an extra: MediaPipe (the Android check in tests/tflite/test_metadata.py) needs absl-py~=2.3, which
 # tensorflow-model-optimization 0.8.1 (absl-py~=1.2) refuses; the test runs where mediapipe is installed.
 # LiteRT is in the base install: every export verifies its .tflite files on it and tflite.predict runs
 # on it. ai-edge-litert 2.x has wheels for each platform TensorFlow 2.21 has (manylinux_2_27 x86_64

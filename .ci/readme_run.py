@@ -7,7 +7,7 @@ one copy of the checkout, as a reader goes top to bottom. Consecutive python blo
 as one script (a reader's one session) against the installed package. What a reader supplies is
 generated: $HOME points at a folder holding photos/ and my_images/ (3 classes x 16 JPEGs each),
 my_spec.json (a small AnyNet) and model.safetensors (a reference checkpoint) lie in the checkout,
-and the ImageNet checkpoints the README downloads are local stand-ins (tests/standin.py) already in
+and the ImageNet checkpoints the README downloads are local stand-ins (tests/helpers/standin.py) already in
 the Keras cache; any other download fails (HF_ENDPOINT points at a closed port). Commands that
 cannot run here are listed in SKIP, each with its reason; an entry that no longer matches a README
 command is an error, so the list stays true.
@@ -33,14 +33,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this process makes the pho
 SKIP = {
     r"python -m pytest": "the test suite: .ci/run's step before this one ran it",
     r"/data/imagenet": "needs ImageNet on disk (150 GB); the cluster path is tested on generated ImageNet-format "
-                       "TFRecords (tests/test_training_cluster_path.py)",
+                       "TFRecords (tests/training/test_cluster_path.py)",
     r"benchmarks/train_step\.py": "a benchmark (minutes of timing on 2 cores); the README states the machine "
                                   "and date of its figures",
     r"training\.data_service --role=": "tf.data service servers run until stopped, each on its own machine; "
-                                       "tests/test_data_service.py starts a dispatcher and two workers on "
+                                       "tests/training/test_data_service.py starts a dispatcher and two workers on "
                                        "127.0.0.1 and trains through them",
     r"tensorflow_model_server": "TF Serving's server binary comes from Google's apt repository or Docker, neither "
-                                "reachable here; tests/test_serving_warmup.py replays every warm-up request "
+                                "reachable here; tests/tflite/test_serving_warmup.py replays every warm-up request "
                                 "against the exported signatures in a new process",
 }
 BLOCK_TIMEOUT_S = 1800

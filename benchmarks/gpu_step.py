@@ -10,7 +10,7 @@ channels_last, Nesterov SGD), run by this script in a subprocess of its own. Pri
 img/s, ms/step, compile seconds, peak device memory, the bytes the step moves (XLA's cost analysis)
 as a fraction of the GPU's memory-bandwidth limit, and the ratios to timm. It imports no TensorFlow,
 so it runs where only JAX, Keras (and torch/timm for the peer) are installed; on a CPU it runs at tiny
-sizes (tests/test_jax_engine.py runs it so).
+sizes (tests/training/test_jax_engine.py runs it so).
 """
 
 from __future__ import annotations

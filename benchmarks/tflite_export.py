@@ -61,13 +61,14 @@ def _representative(images: np.ndarray, steps: int):
 
 def latency_table(models: dict, size: int, calib: np.ndarray) -> dict:
     """float32 and int8 latency (ms) at 1 and 2 threads; all variants' invokes interleaved."""
-    from tflite import convert, report
+    from tflite import report
+    from tflite import to_tflite
 
     paths, keys = [], []
     for tag, model in models.items():
         for fmt in ("float32", "int8"):
             rep = _representative(calib, FLAGS.calibration_steps) if fmt == "int8" else None
-            paths.append(_write_tflite(convert.convert_model(model, size, fmt, "uint8", rep), f"{tag}_{fmt}"))
+            paths.append(_write_tflite(to_tflite.convert_model(model, size, fmt, "uint8", rep), f"{tag}_{fmt}"))
             keys.append((tag, fmt))
     out: dict = {tag: {fmt: {"size_mb": os.path.getsize(p) / 1e6} for (t, fmt), p in zip(keys, paths) if t == tag}
                  for tag in models}
@@ -87,7 +88,9 @@ def accuracy_drops(name: str) -> dict:
     import tempfile
 
     from keras_regnet import get_spec
-    from tflite import checkpoint, convert, qat, report
+    from tflite import qat, report
+    from tflite import model_args
+    from tflite import to_tflite
     from tflite.calibration import load_images
     from training.api import train as train_model
 
@@ -98,11 +101,11 @@ def accuracy_drops(name: str) -> dict:
     with tempfile.TemporaryDirectory() as model_dir:  # the real training pipeline, as users train
         train_model(name, epochs=FLAGS.train_epochs, image_size=size, batch_size=64, warmup_epochs=0.5,
                     model_dir=model_dir)
-        model, _ = checkpoint.load_float_model(spec, model_dir, classes=10)
+        model, _ = model_args.load_float_model(spec, model_dir, classes=10)
     float_acc = report.topk_accuracy(model.predict(test.images, verbose=0), test.labels, 1)
     print(f"  {name} float trained {time.time() - start:.0f}s: test top-1 {100 * float_acc:.1f}%", flush=True)
     rep = _representative(train.images, FLAGS.calibration_steps)
-    ptq_path = _write_tflite(convert.convert_model(model, size, "int8", "uint8", rep), f"{name}_ptq")
+    ptq_path = _write_tflite(to_tflite.convert_model(model, size, "int8", "uint8", rep), f"{name}_ptq")
     ptq_acc = report.topk_accuracy(report.tflite_predict(ptq_path, test.images), test.labels, 1)
     start = time.time()
     result = qat.run_qat(model, spec, size, train.images, train.labels, epochs=FLAGS.qat_epochs, learning_rate=1e-3)

@@ -129,7 +129,8 @@ def tf_figures(model: Any, size: int, runs: int) -> dict[str, float]:
 
 def litert_figures(model: Any, size: int, runs: int, workdir: str, calib: np.ndarray) -> dict[str, float]:
     """float32 and int8 TFLite batch-1 latency with and without XNNPACK (2 threads)."""
-    from tflite import convert, report
+    from tflite import report
+    from tflite import to_tflite
 
     out: dict[str, float] = {}
     for fmt in ("float32", "int8"):
@@ -139,7 +140,7 @@ def litert_figures(model: Any, size: int, runs: int, workdir: str, calib: np.nda
 
         path = os.path.join(workdir, f"{fmt}.tflite")
         with open(path, "wb") as f:
-            f.write(convert.convert_model(model, size, fmt, representative=data if fmt == "int8" else None))
+            f.write(to_tflite.convert_model(model, size, fmt, representative=data if fmt == "int8" else None))
         tag = "f32" if fmt == "float32" else "int8"
         out[f"litert_{tag}_ms"] = report.latency(path, calib[0], 2, runs)["mean_ms"]
         out[f"litert_{tag}_noxnnpack_ms"] = report.latency(path, calib[0], 2, max(2, runs // 4),

@@ -1,7 +1,7 @@
-"""Keras layers from the records of `keras_regnet.walk`: stem, blocks (v, r, x, y) and head.
+"""Keras layers from the records of `keras_regnet.layer_records`: stem, blocks (v, r, x, y) and head.
 
 The block structure lives in the walk; this module only turns each record into a layer, so the
-Keras 3 model and the tf_keras twin used for QAT (`tflite.twin`) come from the same code with a
+Keras 3 model and the tf_keras twin used for QAT (`tflite.tf_keras_twin`) come from the same code with a
 different `LayerKit`. Layer names are the records' (`s2_b3_conv_b`, `s2_b3_se_reduce`, ...). Convs
 are bias-free and followed by BN (eps 1e-5, momentum 0.9, as the reference; on Keras 3
 `FusedBatchNormalization`, Keras' BN with TensorFlow's fused training kernel); 3x3 stride-2 convs
@@ -15,11 +15,11 @@ from typing import Any, Callable, Iterable
 
 import keras
 
-from keras_regnet import walk
+from keras_regnet import layer_records
 from keras_regnet.errors import ConfigError
 from keras_regnet.layers import FusedBatchNormalization, GhostBatchNormalization, GroupedConv2D
 from keras_regnet.spec import NetSpec
-from keras_regnet.walk import LayerRecord
+from keras_regnet.layer_records import LayerRecord
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,12 @@ def apply(records: Iterable[LayerRecord], tensors: dict[str, Any], options: Buil
 
 def stem(x: Any, spec: NetSpec, options: BuildOptions, kit: LayerKit = KERAS3) -> Any:
     """3x3 conv (stride 2 for ImageNet, 1 for small images) + BN + ReLU."""
-    return apply(walk.stem(spec, walk.INPUT, x.shape[-1] or 3), {walk.INPUT: x}, options, kit)
+    return apply(layer_records.stem(spec, layer_records.INPUT, x.shape[-1] or 3), {layer_records.INPUT: x}, options, kit)
 
 
 def body(x: Any, spec: NetSpec, options: BuildOptions, kit: LayerKit = KERAS3) -> Any:
     """All stages; block b of stage s is named s{s}_b{b}."""
-    return apply(walk.body(spec, walk.INPUT), {walk.INPUT: x}, options, kit)
+    return apply(layer_records.body(spec, layer_records.INPUT), {layer_records.INPUT: x}, options, kit)
 
 
 def classifier(x: Any, classes: int, activation: Any, dtype: str | None = None,
@@ -136,8 +136,8 @@ def classifier(x: Any, classes: int, activation: Any, dtype: str | None = None,
 
     `dtype` (e.g. "float32" under a mixed policy) is the dense layer's dtype policy; None = global.
     """
-    pool, dense = walk.head(walk.INPUT, x.shape[-1], classes)
-    x = apply([pool], {walk.INPUT: x}, BuildOptions(), kit)
+    pool, dense = layer_records.head(layer_records.INPUT, x.shape[-1], classes)
+    x = apply([pool], {layer_records.INPUT: x}, BuildOptions(), kit)
     return kit.layers.Dense(
         dense.channels_out, activation=activation, name=dense.name, dtype=dtype,
         kernel_initializer=kit.initializers.RandomNormal(0.0, 0.01), bias_initializer="zeros",

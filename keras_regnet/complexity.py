@@ -2,7 +2,7 @@
 
 Counted as the reference (pycls) counts them: convs and linears contribute flops, weights (+ bias)
 and output elements; BN contributes 2 params per channel; pooling and elementwise ops are free.
-`layer_table` costs the records of `keras_regnet.walk`, the walk the Keras builders follow, so its
+`layer_table` costs the records of `keras_regnet.layer_records`, the walk the Keras builders follow, so its
 rows carry the built layers' names and tests can hold the built model to the table layer by layer.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
 
-from keras_regnet import walk
+from keras_regnet import layer_records
 from keras_regnet.spec import NetSpec
-from keras_regnet.walk import LayerRecord, se_width  # noqa: F401  (se_width: re-exported)
+from keras_regnet.layer_records import LayerRecord, se_width  # noqa: F401  (se_width: re-exported)
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,16 @@ def _costs(records: Iterable[LayerRecord], sizes: dict[str, tuple[int, int]]
 
 
 def _input_sizes(input_size: InputSize) -> dict[str, tuple[int, int]]:
-    """{walk.INPUT: (height, width)} for an int or (height, width) input size."""
+    """{layer_records.INPUT: (height, width)} for an int or (height, width) input size."""
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
-    return {walk.INPUT: (int(h), int(w))}
+    return {layer_records.INPUT: (int(h), int(w))}
 
 
 def layer_table(spec: NetSpec, input_size: InputSize = 224, include_top: bool = True,
                 classes: int = 1000) -> list[LayerCost]:
     """Every conv, BN and dense layer of the network in build order, with Keras layer names."""
     return [LayerCost(r.name, r.kind, r.channels_in, r.channels_out, *cost)
-            for r, *cost in _costs(walk.network(spec, include_top, classes), _input_sizes(input_size))]
+            for r, *cost in _costs(layer_records.network(spec, include_top, classes), _input_sizes(input_size))]
 
 
 def complexity(spec: NetSpec | str, input_size: InputSize = 224, include_top: bool = True,
@@ -108,11 +108,11 @@ def complexity(spec: NetSpec | str, input_size: InputSize = 224, include_top: bo
             totals[2] += acts * times
         return records[-1].name
 
-    source = add(walk.stem(spec))
-    for site in walk.block_sites(spec):
+    source = add(layer_records.stem(spec))
+    for site in layer_records.block_sites(spec):
         if site.index <= 2:
-            source = add(walk.block(spec, site.stage, site.prefix, source, site.c_in, site.stride),
+            source = add(layer_records.block(spec, site.stage, site.prefix, source, site.c_in, site.stride),
                          site.stage.depth - 1 if site.index == 2 else 1)
     if include_top:
-        add(walk.head(source, spec.stages[-1].width, classes))
+        add(layer_records.head(source, spec.stages[-1].width, classes))
     return Complexity(*totals)

@@ -1,95 +1,76 @@
-"""The reference-checkpoint converter and its CLI: a reference checkpoint -> a Keras file.
-
-    python -m keras_regnet.convert --model regnety_600mf --checkpoint model.safetensors
-        --output regnety_600mf.weights.h5   (one command line; flags: --helpfull)
-    python -m keras_regnet.convert --model regnety_006.pycls_in1k --checkpoint imagenet
-        --to_preset regnety_600mf_preset    (a keras-hub preset; needs the [hub] extra)
-
-The conversion itself (layer map, layouts, BGR stem flip) is keras_regnet.state_dict, re-exported
-here; this module adds what needs a built model: writing `.weights.h5` / `.keras` files.
-`--model` goes through keras_regnet.resolve, the resolver every CLI uses.
-"""
+"""Flags and app of `python -m keras_regnet.convert` (kept apart so importing the converter
+library never defines absl flags that could clash with another app's)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
-from typing import Any
+from typing import Sequence
 
-from keras_regnet.checkpoints import read_state_dict
-from keras_regnet.errors import WeightsError
-from keras_regnet.resolve import resolve_spec
-from keras_regnet.spec import NetSpec
-from keras_regnet.state_dict import (  # noqa: F401  (the converter's public names)
-    LayerMap,
-    assign,
-    convert_state_dict,
-    layer_map,
-    load_checkpoint,
-    load_state_dict,
-)
+from absl import app, flags
+
+from keras_regnet import cli_help
+from keras_regnet.torch_state_dict import CHECKPOINT_SUFFIXES, NAMINGS
+from keras_regnet.errors import cli_boundary
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", None, "Zoo model name in any spelling (regnety_600mf, RegNetY-600MF, "
+                    "RegNetY006), a built-in, a NetSpec JSON file (any case of .json) or inline JSON.")
+flags.DEFINE_string("checkpoint", None, "Reference checkpoint: .safetensors or .npz; .pth/.pyth "
+                    "need torch (loaded with weights_only=True); or imagenet for a zoo model's "
+                    "reference ImageNet weights (downloaded and cached as weights='imagenet').")
+flags.DEFINE_string("output", None, "Output file: .weights.h5 (weights) or .keras (whole model). "
+                    "Written atomically.")
+flags.DEFINE_string("to_preset", None, "Also (or instead of --output) write a keras-hub preset directory that "
+                    "keras_hub.models.ImageClassifier.from_preset loads (needs the [hub] extra).")
+flags.DEFINE_enum("naming", "auto", ("auto",) + NAMINGS,
+                  "State-dict naming of the checkpoint; auto detects it from the keys.")
+flags.DEFINE_enum("bgr_to_rgb", "auto", ("auto", "true", "false"),
+                  "Reverse the stem kernel's input channels. auto: yes for pycls naming (original "
+                  "pycls checkpoints were trained on BGR), no for timm (already RGB).")
+flags.mark_flags_as_required(["model", "checkpoint"])
+flags.register_multi_flags_validator(["output", "to_preset"], lambda f: bool(f["output"] or f["to_preset"]),
+                                     "pass --output (a .weights.h5 / .keras file), --to_preset (a directory) or both")
 
 
-def save_weights_atomic(model: Any, path: str | os.PathLike) -> str:
-    """Write `model`'s weights (.weights.h5) or whole model (.keras) to `path` via temp + rename."""
-    path = os.fspath(path)
-    suffix = ".weights.h5" if path.endswith(".weights.h5") else ".keras" if path.endswith(".keras") else None
-    if suffix is None:
-        raise WeightsError(f"output {path!r} must end in .weights.h5 or .keras")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
+def _named_weights(path: str | None) -> bool:
+    """imagenet, or timm's tag / tagged name of zoo weights (regnety_006.pycls_in1k)."""
+    from keras_regnet.weight_tags import TAGS, split_tagged
+
+    return path in (None, "imagenet") or path in TAGS or (not os.path.exists(path) and split_tagged(path) is not None)
+
+
+flags.register_validator("checkpoint", lambda p: _named_weights(p) or p.lower().endswith(CHECKPOINT_SUFFIXES),
+                         f"--checkpoint must be imagenet, a tagged name (regnety_006.pycls_in1k) or end in one of "
+                         f"{', '.join(CHECKPOINT_SUFFIXES)}")
+flags.register_validator("checkpoint", lambda p: _named_weights(p) or os.path.isfile(p),
+                         "--checkpoint must be an existing file (or imagenet)")
+flags.register_validator("output", lambda p: p is None or p.endswith((".weights.h5", ".keras")),
+                         "--output must end in .weights.h5 or .keras")
+
+
+def run(argv: Sequence[str]) -> None:
+    """Convert --checkpoint for --model into --output and print a one-line summary."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from keras_regnet.checkpoint_converter import converted_model, save_weights_atomic
+
+    naming = None if FLAGS.naming == "auto" else FLAGS.naming
+    flip = {"auto": None, "true": True, "false": False}[FLAGS.bgr_to_rgb]
     try:
-        if suffix == ".keras":
-            model.save(tmp, overwrite=True)
-        else:
-            model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+        model, spec = converted_model(FLAGS.model, FLAGS.checkpoint, naming=naming, bgr_to_rgb=flip)
+    except ValueError as err:
+        raise type(err)(f"cannot convert --checkpoint={FLAGS.checkpoint} for --model={FLAGS.model}: {err}") from err
+    if FLAGS.output:
+        out = save_weights_atomic(model, FLAGS.output)
+        print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from {FLAGS.checkpoint}")
+    if FLAGS.to_preset:
+        from keras_regnet.hub import save_preset
+        from keras_regnet.weight_tags import eval_settings
+
+        save_preset(model, FLAGS.to_preset, spec=spec, settings=eval_settings(FLAGS.model, FLAGS.checkpoint))
+        print(f"wrote keras-hub preset {FLAGS.to_preset} from {FLAGS.checkpoint}")
 
 
-def convert_checkpoint(model: str | NetSpec, checkpoint: str | os.PathLike, output: str | os.PathLike,
-                       *, naming: str | None = None, bgr_to_rgb: bool | None = None) -> str:
-    """Convert a reference checkpoint (or "imagenet") for `model` (any model argument) into a Keras file.
-
-    The classifier size is taken from the checkpoint's head.fc; the file holds the full model
-    (include_top=True, no preprocessing layer). Returns the output path.
-    """
-    keras_model, _ = converted_model(model, checkpoint, naming=naming, bgr_to_rgb=bgr_to_rgb)
-    return save_weights_atomic(keras_model, output)
-
-
-def converted_model(model: str | NetSpec, checkpoint: str | os.PathLike, *, naming: str | None = None,
-                    bgr_to_rgb: bool | None = None, include_preprocessing: bool = False) -> tuple[Any, NetSpec]:
-    """(Keras model with the checkpoint's weights and its softmax classifier, its NetSpec).
-
-    `checkpoint` is a reference checkpoint file, "imagenet" or timm's tagged name of the weights.
-    """
-    from keras_regnet.model import build
-
-    spec = resolve_spec(model)
-    path = os.fspath(checkpoint)
-    if not os.path.exists(path):  # "imagenet" or a tag: the cached reference weights of a zoo model
-        keras_model = build(spec, include_top=True, weights=path, classifier_activation="softmax",
-                            include_preprocessing=include_preprocessing)
-        return keras_model, spec
-    state = read_state_dict(path)
-    head = state.get("head.fc.weight")
-    classes = int(head.shape[0]) if head is not None and head.ndim == 2 else 1000
-    keras_model = build(spec, include_top=True, weights=None, classes=classes,
-                        classifier_activation="softmax", include_preprocessing=include_preprocessing)
-    load_state_dict(keras_model, state, spec, naming=naming, bgr_to_rgb=bgr_to_rgb, source=path)
-    return keras_model, spec
-
-
-if __name__ == "__main__":
-    from absl import flags
-
-    from keras_regnet import convert_cli
-
-    flags.adopt_module_key_flags(convert_cli)  # list the converter's flags under --help
-    convert_cli.launch()
+def launch() -> None:
+    cli_help.run(cli_boundary(run))

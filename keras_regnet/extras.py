@@ -3,7 +3,7 @@ when one is missing (`pip install "keras-regnet[onnx]"`), so no CLI ends in an I
 
 from __future__ import annotations
 
-# Top-level module -> the setup.py extra that installs it (tests/test_extras.py checks setup.py agrees).
+# Top-level module -> the setup.py extra that installs it (tests/keras_regnet/test_extras.py checks setup.py agrees).
 EXTRA_OF_MODULE: dict[str, str] = {
     "ai_edge_litert": "tflite",
     "tf_keras": "qat",

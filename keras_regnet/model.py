@@ -214,7 +214,7 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_s
     """Check (height, width, channels) with sides None or >= the total stride; returns Python ints.
 
     Any channel count is accepted: with include_preprocessing the normalization follows the
-    channels, and pretrained RGB weights get their stem adapted (keras_regnet.assign).
+    channels, and pretrained RGB weights get their stem adapted (keras_regnet.assign_weights).
     `label` names the argument in the messages (`input_shape`, or a given `input_tensor`'s shape).
     """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:

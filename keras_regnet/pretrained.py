@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_regnet import download as dl
-from keras_regnet.checkpoints import read_state_dict
+from keras_regnet.torch_state_dict import read_state_dict
 from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
-from keras_regnet.state_dict import convert_state_dict
+from keras_regnet.state_dict_to_keras import convert_state_dict
 from keras_regnet.weight_tags import DEFAULT_TAG, tagged_name
 from keras_regnet.zoo import ZOO, ZooEntry, get_entry
 

@@ -6,10 +6,10 @@
 - `.weights.h5`: a Keras weights file of the same architecture (`model.load_weights`).
 - `.safetensors` / `.npz` reference state dicts (pycls or timm naming), and torch `.pth` / `.pyth`
   / `.pt` / `.bin` when torch is installed (loaded with weights_only=True): converted on the fly
-  (keras_regnet.state_dict); original pycls checkpoints get their BGR stem flipped to RGB.
+  (keras_regnet.state_dict_to_keras); original pycls checkpoints get their BGR stem flipped to RGB.
 
 Name-keyed sources also fit a model with another input channel count: the RGB stem kernel is
-adapted by timm's `adapt_input_conv` rule (keras_regnet.assign.adapt_input_kernel).
+adapted by timm's `adapt_input_conv` rule (keras_regnet.assign_weights.adapt_input_kernel).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from keras_regnet.assign import (  # noqa: F401  (re-exported: tflite and training use them)
+from keras_regnet.assign_weights import (  # noqa: F401  (re-exported: tflite and training use them)
     assign_by_name,
     assign_layer_weights,
     copy_weights_by_name,
     layer_arrays,
 )
-from keras_regnet.checkpoints import (
+from keras_regnet.torch_state_dict import (
     CHECKPOINT_SUFFIXES,
     is_checkpoint_path,
     read_state_dict,
@@ -141,7 +141,7 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
     if weights.endswith(".weights.h5"):
         return _weights_file_arrays(model, weights), weights
     if is_checkpoint_path(weights):
-        from keras_regnet.state_dict import convert_state_dict
+        from keras_regnet.state_dict_to_keras import convert_state_dict
 
         state = read_state_dict(weights)
         include_top = HEAD in _layer_names(model) and "head.fc.weight" in state

@@ -3,7 +3,7 @@
     python tests/mutations.py                  # every mutation, 2 at a time; exit 1 if one survives
     python tests/mutations.py --list           # names, files and covering tests
     python tests/mutations.py --only=crop_centred,fold_drops_conv_bias
-    python tests/mutations.py --only=crop_centred --tests=tests/test_data_crop.py   # other tests
+    python tests/mutations.py --only=crop_centred --tests=tests/training/test_data_crop.py   # other tests
 
 Each mutation is an exact text replacement in one file of the repository. Its pattern must occur
 exactly once in today's code (checked for all of them before anything runs), so a refactor that
@@ -47,24 +47,24 @@ class Mutation:
 
 
 CROP = "training/data/crop.py"
-CROP_TESTS = ("tests/test_data_crop.py",)
+CROP_TESTS = ("tests/training/test_data_crop.py",)
 RECIPE = "training/recipe.py"
-RECIPE_TESTS = ("tests/test_training_recipe.py",)
+RECIPE_TESTS = ("tests/training/test_recipe.py",)
 PRECISE = "training/precise_bn.py"
 PRECISE_MIRRORED = (
-    "tests/test_precise_bn.py::test_two_mirrored_replicas_average_the_replicas_and_ghost_groups_moments",)
-JAX_EQUIVALENCE = ("tests/test_jax_equivalence.py::"
+    "tests/training/test_precise_bn.py::test_two_mirrored_replicas_average_the_replicas_and_ghost_groups_moments",)
+JAX_EQUIVALENCE = ("tests/training/test_jax_equivalence.py::"
                    "test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine",)
 LAYERS = "keras_regnet/layers.py"
 GROUPED = "keras_regnet/grouped_gradient.py"
 MODEL = "keras_regnet/model.py"
 FOLD = "tflite/fold_bn.py"
-FOLD_TESTS = ("tests/test_fold_bn.py",)
+FOLD_TESTS = ("tests/tflite/test_fold_bn.py",)
 SPACES = "keras_regnet/design_space/spaces.py"
-SPACES_TESTS = ("tests/test_design_space_laws.py",)
-FEATURES_TESTS = ("tests/test_features.py::test_levels_are_log2_of_the_stride",)
-EVAL_CROP_TESTS = ("tests/test_data_reference.py::test_eval_crop_is_the_reference_window_and_pixels",)
-CONVERT_TESTS = ("tests/test_convert.py::test_grouped_kernel_layout_and_stem_flip",)
+SPACES_TESTS = ("tests/keras_regnet/test_design_space_laws.py",)
+FEATURES_TESTS = ("tests/keras_regnet/test_features.py::test_levels_are_log2_of_the_stride",)
+EVAL_CROP_TESTS = ("tests/training/test_data_reference.py::test_eval_crop_is_the_reference_window_and_pixels",)
+CONVERT_TESTS = ("tests/keras_regnet/test_convert.py::test_grouped_kernel_layout_and_stem_flip",)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # Random-resized crop (pycls random_sized_crop): placement, sizes, fallback.
@@ -90,7 +90,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "keras.ops.cos(2.0 * math.pi * step / self.total_steps)", RECIPE_TESTS),
     # Distribution: the decay added once per replica, the loss-scale skip decided by one replica.
     Mutation("decay_per_replica", "training/steps.py", "weight_decay * scale / replicas", "weight_decay * scale",
-             ("tests/test_training_distributed.py::test_two_mirrored_replicas_match_single_device",), slow=True),
+             ("tests/training/test_distributed.py::test_two_mirrored_replicas_match_single_device",), slow=True),
     # The JAX engine: the TF engine's update (decay, momentum, schedule) and per-device BN groups.
     Mutation("jax_decay_doubled", "training/jax_step.py",
              "grads = coupled_l2(grads, state.trainable, weight_decay)",
@@ -100,12 +100,12 @@ MUTATIONS: tuple[Mutation, ...] = (
              "return metrics.loss_sum / metrics.valid / 2, (metrics, non_trainable)", JAX_EQUIVALENCE, slow=True),
     Mutation("jax_precise_bn_ignores_groups", "training/jax_step.py",
              'group = getattr(layer, "ghost_batch_size", None)', "group = None",
-             ("tests/test_jax_equivalence.py::test_precise_bn_on_two_devices_averages_the_devices_moments",)),
-    Mutation("jax_bn_over_whole_batch", "training/jax_parts.py", "return cfg.batch_size // devices",
-             "return None", ("tests/test_jax_engine.py::test_the_step_model_normalises_each_devices_share",)),
+             ("tests/training/test_jax_equivalence.py::test_precise_bn_on_two_devices_averages_the_devices_moments",)),
+    Mutation("jax_bn_over_whole_batch", "training/jax_assembly.py", "return cfg.batch_size // devices",
+             "return None", ("tests/training/test_jax_engine.py::test_the_step_model_normalises_each_devices_share",)),
     Mutation("loss_scale_not_all_reduced", "training/loss_scale.py",
              "return tf.equal(context.all_reduce(tf.distribute.ReduceOp.SUM, bad), 0.0)", "return finite",
-             ("tests/test_training_loss_scale.py::test_one_replica_overflow_skips_the_step_on_every_replica",),
+             ("tests/training/test_loss_scale.py::test_one_replica_overflow_skips_the_step_on_every_replica",),
              slow=True),
     # Precise BN: replica average, ghost groups, average over batches.
     Mutation("precise_bn_replica_sum", PRECISE, "strategy.reduce(tf.distribute.ReduceOp.MEAN, s, axis=None)",
@@ -114,24 +114,24 @@ MUTATIONS: tuple[Mutation, ...] = (
              "if False and isinstance(layer, GhostBatchNormalization):", PRECISE_MIRRORED),
     Mutation("precise_bn_last_batch_only", PRECISE, "np.mean(values, axis=0) for values in zip(*batches)",
              "values[-1] for values in zip(*batches)",
-             ("tests/test_precise_bn.py::test_moving_statistics_become_the_average_of_the_batch_statistics",)),
+             ("tests/training/test_precise_bn.py::test_moving_statistics_become_the_average_of_the_batch_statistics",)),
     # Ghost BN and the fused BN kernel.
     Mutation("ghost_groups_transposed", LAYERS, "ops.reshape(x, (-1, self.ghost_batch_size, *shape[1:]))",
-             "ops.reshape(x, (self.ghost_batch_size, -1, *shape[1:]))", ("tests/test_ghost_bn.py",)),
+             "ops.reshape(x, (self.ghost_batch_size, -1, *shape[1:]))", ("tests/keras_regnet/test_ghost_bn.py",)),
     Mutation("fused_bn_default_epsilon", LAYERS, "variance=empty, epsilon=self.epsilon,",
-             "variance=empty, epsilon=1e-3,", ("tests/test_fused_batch_norm.py",)),
+             "variance=empty, epsilon=1e-3,", ("tests/keras_regnet/test_fused_batch_norm.py",)),
     Mutation("fused_bn_unbiased_variance", LAYERS, "variance = variance * (count - 1.0) / tf.maximum(count, 1.0)",
-             "variance = variance", ("tests/test_fused_batch_norm.py",)),
+             "variance = variance", ("tests/keras_regnet/test_fused_batch_norm.py",)),
     # Grouped convs without oneDNN and dtype policies (float64, JAX x64).
     Mutation("grouped_fallback_groups_reversed", GROUPED, "for x, w in pairs], axis=-1)",
              "for x, w in pairs][::-1], axis=-1)",
-             ("tests/test_grouped_gradient.py::test_per_group_gradient_equals_the_stock_layer",)),
+             ("tests/keras_regnet/test_grouped_gradient.py::test_per_group_gradient_equals_the_stock_layer",)),
     Mutation("grouped_float64_native", GROUPED, 'frozenset({"float32", "bfloat16"})',
-             'frozenset({"float32", "bfloat16", "float64"})', ("tests/test_dtype_policies.py::test_float64_fit_trains",)),
+             'frozenset({"float32", "bfloat16", "float64"})', ("tests/keras_regnet/test_dtype_policies.py::test_float64_fit_trains",)),
     Mutation("fused_bn_float64_in_kernel", LAYERS, "and keras.backend.standardize_dtype(inputs.dtype) in self.KERNEL_DTYPES",
-             "and True", ("tests/test_dtype_policies.py::test_fused_batch_norm_computes_float64_in_float64",)),
+             "and True", ("tests/keras_regnet/test_dtype_policies.py::test_fused_batch_norm_computes_float64_in_float64",)),
     Mutation("jax_float64_without_x64", MODEL, 'if "float64" not in wanted or keras.backend.backend() != "jax":',
-             "if True:", ("tests/test_dtype_policies.py::test_jax_float64_fit_needs_x64_and_says_how_to_turn_it_on",)),
+             "if True:", ("tests/keras_regnet/test_dtype_policies.py::test_jax_float64_fit_needs_x64_and_says_how_to_turn_it_on",)),
     # BN folding for export.
     Mutation("fold_drops_conv_bias", FOLD, "bias = layer.bias.numpy() if layer.use_bias else None", "bias = None",
              FOLD_TESTS),
@@ -160,9 +160,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("eval_crop_antialiased", "keras_regnet/eval_crop.py", "antialias=False", "antialias=True",
              EVAL_CROP_TESTS),
     # Weight conversion (PyTorch layouts, BGR stem).
-    Mutation("stem_not_flipped_to_rgb", "keras_regnet/state_dict.py", "kernel = kernel[:, :, ::-1, :]",
+    Mutation("stem_not_flipped_to_rgb", "keras_regnet/state_dict_to_keras.py", "kernel = kernel[:, :, ::-1, :]",
              "kernel = kernel", CONVERT_TESTS),
-    Mutation("conv_kernel_hw_swapped", "keras_regnet/state_dict.py", "np.transpose(kernel, (2, 3, 1, 0))",
+    Mutation("conv_kernel_hw_swapped", "keras_regnet/state_dict_to_keras.py", "np.transpose(kernel, (2, 3, 1, 0))",
              "np.transpose(kernel, (3, 2, 1, 0))", CONVERT_TESTS),
 )
 

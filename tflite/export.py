@@ -23,7 +23,7 @@ from absl import logging as absl_logging  # noqa: E402
 
 from keras_regnet import cli_help, dataclass_flags  # noqa: E402
 from keras_regnet.errors import cli_boundary  # noqa: E402
-from tflite.pipeline import ExportConfig  # noqa: E402
+from tflite.export_run import ExportConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
     absl_logging.set_verbosity(absl_logging.WARNING)  # TensorFlow's INFO chatter off
     logging.getLogger("tflite").setLevel(logging.INFO)  # our progress lines on
-    from tflite.pipeline import run_export
+    from tflite.export_run import run_export
 
     result = run_export(config_from_flags())
     print(result["table"])

@@ -70,7 +70,7 @@ def run_pruning(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, 
         import tensorflow_model_optimization as tfmot
         import tf_keras
 
-        from tflite.twin import build_twin, copy_weights
+        from tflite.tf_keras_twin import build_twin, copy_weights
 
         twin = build_twin(spec, image_size, classes, classifier_activation="softmax")
         copy_weights(model, twin)

@@ -2,7 +2,7 @@
 
 TFMOT works only with tf_keras and sets TF_USE_LEGACY_KERAS=1 when imported, so everything here
 is imported lazily inside `run_qat`, and the environment variable is restored afterwards. The
-Keras 3 model's weights go into a tf_keras twin (tflite/twin.py) built from the same NetSpec.
+Keras 3 model's weights go into a tf_keras twin (tflite/tf_keras_twin.py) built from the same NetSpec.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def convert_qat(qat_model: Any, image_size: int, io_type: str) -> bytes:
     """Full-integer TFLite from the QAT model at a static 1 x H x W x 3 input, builtin ops only."""
     import tensorflow as tf
 
-    from tflite.convert import convert_function
+    from tflite.to_tflite import convert_function
 
     @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="images")])
     def serve(images: Any) -> Any:
@@ -234,7 +234,7 @@ def run_qat(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, labe
     check_mobile_regime(spec)
     classes = int(model.get_layer("predictions").units)
     with _legacy_keras_env():
-        from tflite.twin import build_twin, copy_weights
+        from tflite.tf_keras_twin import build_twin, copy_weights
 
         twin = build_twin(spec, image_size, classes, classifier_activation="softmax")
         copied = copy_weights(model, twin)
@@ -256,7 +256,7 @@ def fine_tune_float_twin(model: Any, spec: NetSpec, image_size: int, images: np.
     """
     classes = int(model.get_layer("predictions").units)
     with _legacy_keras_env():
-        from tflite.twin import build_twin, copy_weights
+        from tflite.tf_keras_twin import build_twin, copy_weights
 
         twin = build_twin(spec, image_size, classes, classifier_activation="softmax")
         copy_weights(model, twin)

@@ -124,10 +124,10 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     """
     from training import steps
     from training.data import make_source
-    from training.feed import Feed
+    from training.input_feed import Feed
     from training.metrics import accumulate
     from training.models import build_model, check_image_size, resolve_model
-    from training.parts import variables_scope
+    from training.tf_assembly import variables_scope
     from training.strategy import make_runtime
 
     spec, _ = resolve_model(model_name)

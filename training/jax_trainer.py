@@ -3,7 +3,7 @@ jitted step on a replicated TrainState.
 
 `JaxTrainer` inherits the loop from training.loop.Trainer and replaces only what touches the state:
 the step, checkpoints, the EMA swap, precise BN and the export. `start_jax` builds its parts from a
-resolved config (the JAX counterpart of training.parts.build_parts).
+resolved config (the JAX counterpart of training.tf_assembly.build_parts).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The custom training loop over the parts it is handed: resume, train, evaluate, checkpoint, export.
 
-The Trainer builds no model, optimizer, schedule, data or checkpoint (training.parts does, from the
+The Trainer builds no model, optimizer, schedule, data or checkpoint (training.tf_assembly does, from the
 config); it builds only its compiled steps from them. The checkpoint holds the model, the optimizer
 (momentum, iteration count), the global step (the LR schedule's position) and the EMA; epoch and
 position in the epoch follow from the step, and the Feed is a pure function of (seed, epoch,
@@ -21,12 +21,12 @@ from training import precise_bn, reporting, steps
 from training.classifier_file import save_classifier
 from training.config import TrainConfig
 from training.data.pipeline import data_errors
-from training.errors import Diverged
+from training.divergence import Diverged
 from training.metrics import StepMetrics, Totals, accumulate
 from training.strategy import Runtime
 
 if TYPE_CHECKING:
-    from training.parts import Parts
+    from training.tf_assembly import Parts
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).

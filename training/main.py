@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)
     from keras_regnet.errors import one_line, print_missing_dependency
     from training.config import validate
-    from training.errors import Diverged
+    from training.divergence import Diverged
     from training.run import prepare
 
     cfg = config_from_flags()

@@ -68,7 +68,7 @@ def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any,
     trainer's cfg holds the batch fitted to the data (training.batch_fit)."""
     from training.data import make_source
     from training.loop import Trainer
-    from training.parts import build_parts
+    from training.tf_assembly import build_parts
     from training.strategy import make_runtime
 
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
@@ -98,7 +98,7 @@ def _replicas(runtime: Any) -> int:
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict.
 
-    The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.jax_parts); both write
+    The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.jax_assembly); both write
     the same run directory.
     """
     lr_follows_batch = cfg.lr is None
@@ -109,7 +109,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
     make_model_dir(cfg.model_dir)
     t0 = time.perf_counter()
     if engine_of(cfg) == "jax":
-        from training.jax_parts import start_jax
+        from training.jax_assembly import start_jax
 
         trainer, source = start_jax(cfg, spec, weights, lr_follows_batch)
     else:

@@ -18,7 +18,7 @@ import tensorflow as tf
 from training.objective import StepMetrics, batch_metrics
 from training.recipe import coupled_l2
 
-_masked_metrics = batch_metrics  # the objective's earlier name here (tests/test_training_mix.py reads it)
+_masked_metrics = batch_metrics  # the objective's earlier name here (tests/training/test_mix.py reads it)
 
 
 def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_classes: int,

@@ -1,7 +1,7 @@
 """The embedded digits split: scikit-learn's 8x8 handwritten digits, with a fixed held-out fifth.
 
 1797 real scanned digits (UCI optdigits test set) ship inside scikit-learn, so the default
-training run and the export's calibration need no download. Training (training.data.digits)
+training run and the export's calibration need no download. Training (training.data.digits_stream)
 and the export's readers (tflite.calibration) take the split from here, so a model trained by
 `python -m training.main` is scored by the export on exactly the images it never saw.
 """

@@ -34,9 +34,9 @@ def load_timm_preset(preset: str, cls: Any, load_weights: bool = True) -> Any:
     "hf://timm/regnety_006.pycls_in1k"."""
     from keras_hub.src.utils.preset_utils import get_file, load_json
 
-    from keras_regnet.assign import assign_by_name
-    from keras_regnet.checkpoints import read_state_dict
-    from keras_regnet.state_dict import convert_state_dict
+    from keras_regnet.assign_weights import assign_by_name
+    from keras_regnet.torch_state_dict import read_state_dict
+    from keras_regnet.state_dict_to_keras import convert_state_dict
     from keras_regnet.zoo import get_entry
 
     config = load_json(preset, "config.json")

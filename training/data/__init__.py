@@ -30,9 +30,9 @@ def make_source(cfg: Any) -> Any:
 def _reader(cfg: Any) -> Any:
     """The reader of cfg.dataset."""
     if cfg.dataset == "digits":
-        from training.data import digits
+        from training.data import digits_stream
 
-        return digits.make_source()
+        return digits_stream.make_source()
     if cfg.dataset == "imagenet2012":
         from training.data import imagenet
 

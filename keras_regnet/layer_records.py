@@ -1,0 +1,189 @@
+"""The one walk over a NetSpec: every layer of the network as a plain record, in build order.
+
+A block type is defined here and nowhere else. The Keras 3 builder and the tf_keras (QAT) twin
+(`keras_regnet.blocks`) make one layer per record, `keras_regnet.complexity` costs the conv, BN and
+dense records, and the reference-checkpoint converter (`keras_regnet.state_dict_to_keras`) maps the weighted
+records to the reference modules they name. Pure Python: no TensorFlow, no Keras.
+
+Records name their inputs, so branches (projection shortcut, squeeze-excitation) are explicit; the
+last record of a block is its output. Layer names are stable (`s2_b3_conv_b`, `s2_b3_se_reduce`):
+weight conversion and QAT address layers by them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple
+
+from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width
+
+INPUT = "input"  # the source name of the stem's input (the image, or the preprocessing output)
+KINDS = ("conv", "bn", "relu", "add", "scale", "pool", "dense")
+WEIGHTED_KINDS = ("conv", "bn", "dense")
+
+
+class LayerRecord(NamedTuple):
+    """One layer: what it computes, what feeds it, and the reference modules holding its weights.
+
+    `pool` is a global average pool (to a 1x1 map if `keepdims`, else flattened); `scale`
+    multiplies its two inputs; `add` sums them. `pycls` / `timm` name the reference module of a
+    weighted layer under each checkpoint naming (None: that naming has no such layer). A named
+    tuple rather than a dataclass: `complexity` makes a hundred of them per call.
+    """
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    channels_in: int
+    channels_out: int
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    bias: bool = False
+    activation: str | None = None  # a conv's own activation (SE: "relu", "sigmoid")
+    keepdims: bool = False  # pool: keep a 1x1 map (SE) instead of flattening (head)
+    final_bn: bool = False  # a residual branch's last BN (gamma may start at zero)
+    pycls: str | None = None
+    timm: str | None = None
+
+
+def _conv(name: str, source: str, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1,
+          *, refs: tuple[str | None, str | None], bias: bool = False,
+          activation: str | None = None) -> LayerRecord:
+    """A bias-free (unless `bias`) kxk conv record with reference modules `refs` = (pycls, timm)."""
+    return LayerRecord(name, "conv", (source,), c_in, c_out, kernel, stride, groups, bias, activation,
+                       pycls=refs[0], timm=refs[1])
+
+
+def _bn(name: str, source: str, channels: int, refs: tuple[str | None, str | None],
+        final: bool = False) -> LayerRecord:
+    """A batch normalization record."""
+    return LayerRecord(name, "bn", (source,), channels, channels, final_bn=final, pycls=refs[0], timm=refs[1])
+
+
+def _relu(name: str, source: str, channels: int) -> LayerRecord:
+    """A ReLU record."""
+    return LayerRecord(name, "relu", (source,), channels, channels)
+
+
+def stem(spec: NetSpec, source: str = INPUT, channels: int = 3) -> Iterator[LayerRecord]:
+    """3x3 conv (stride spec.stem_stride) + BN + ReLU, output `stem_relu`."""
+    w = spec.stem_width
+    yield _conv("stem_conv", source, channels, w, 3, spec.stem_stride, refs=("stem.conv", "stem.conv"))
+    yield _bn("stem_bn", "stem_conv", w, ("stem.bn", "stem.bn"))
+    yield _relu("stem_relu", "stem_bn", w)
+
+
+def block(spec: NetSpec, stage: StageSpec, prefix: str, source: str, c_in: int,
+          stride: int) -> Iterator[LayerRecord]:
+    """The layers of one block of type spec.block named `{prefix}_...`; the last one is its output."""
+    c_out = stage.width
+    module = prefix.replace("_", ".")  # s1_b2 -> s1.b2, the reference's block module
+
+    def refs(pycls: str, timm: str | None = None) -> tuple[str, str | None]:
+        return f"{module}.{pycls}", f"{module}.{timm}" if timm else None
+
+    def name(suffix: str) -> str:
+        return f"{prefix}_{suffix}"
+
+    if spec.block == "v":  # vanilla: two 3x3 conv-BN-ReLU, no shortcut
+        yield _conv(name("conv_a"), source, c_in, c_out, 3, stride, refs=refs("a"))
+        yield _bn(name("bn_a"), name("conv_a"), c_out, refs("a_bn"))
+        yield _relu(name("relu_a"), name("bn_a"), c_out)
+        yield _conv(name("conv_b"), name("relu_a"), c_out, c_out, 3, refs=refs("b"))
+        yield _bn(name("bn_b"), name("conv_b"), c_out, refs("b_bn"))
+        yield _relu(name("relu"), name("bn_b"), c_out)
+        return
+    shortcut = source
+    if c_in != c_out or stride != 1:  # projection shortcut, walked first at the block input
+        yield _conv(name("proj_conv"), source, c_in, c_out, 1, stride, refs=refs("proj", "downsample.conv"))
+        yield _bn(name("proj_bn"), name("proj_conv"), c_out, refs("bn", "downsample.bn"))
+        shortcut = name("proj_bn")
+    if spec.block == "r":  # residual basic: two 3x3 convs (timm has no such block)
+        yield _conv(name("conv_a"), source, c_in, c_out, 3, stride, refs=refs("f.a"))
+        yield _bn(name("bn_a"), name("conv_a"), c_out, refs("f.a_bn"))
+        yield _relu(name("relu_a"), name("bn_a"), c_out)
+        yield _conv(name("conv_b"), name("relu_a"), c_out, c_out, 3, refs=refs("f.b"))
+        yield _bn(name("bn_b"), name("conv_b"), c_out, refs("f.b_bn"), final=True)
+        branch = name("bn_b")
+    else:  # X (and Y): 1x1, grouped 3x3 (strided), [SE], 1x1
+        w_b = bottleneck_width(c_out, stage.bottleneck_ratio)
+        yield _conv(name("conv_a"), source, c_in, w_b, 1, refs=refs("f.a", "conv1.conv"))
+        yield _bn(name("bn_a"), name("conv_a"), w_b, refs("f.a_bn", "conv1.bn"))
+        yield _relu(name("relu_a"), name("bn_a"), w_b)
+        yield _conv(name("conv_b"), name("relu_a"), w_b, w_b, 3, stride, w_b // stage.group_width,
+                    refs=refs("f.b", "conv2.conv"))
+        yield _bn(name("bn_b"), name("conv_b"), w_b, refs("f.b_bn", "conv2.bn"))
+        yield _relu(name("relu_b"), name("bn_b"), w_b)
+        inner = name("relu_b")
+        if spec.block == "y":
+            yield from _squeeze_excite(name, inner, w_b, se_width(c_in, spec.se_ratio), refs)
+            inner = name("se_scale")
+        yield _conv(name("conv_c"), inner, w_b, c_out, 1, refs=refs("f.c", "conv3.conv"))
+        yield _bn(name("bn_c"), name("conv_c"), c_out, refs("f.c_bn", "conv3.bn"), final=True)
+        branch = name("bn_c")
+    yield LayerRecord(name("add"), "add", (shortcut, branch), c_out, c_out)
+    yield _relu(name("relu"), name("add"), c_out)
+
+
+def _squeeze_excite(name: Callable[[str], str], source: str, w_in: int, w_se: int,
+                    refs: Callable[..., tuple[str, str | None]]) -> Iterator[LayerRecord]:
+    """SE: global pool, 1x1 reduce (ReLU), 1x1 expand (sigmoid), channel-wise scale of `source`."""
+    yield LayerRecord(name("se_pool"), "pool", (source,), w_in, w_in, keepdims=True)
+    yield _conv(name("se_reduce"), name("se_pool"), w_in, w_se, 1, bias=True, activation="relu",
+                refs=refs("f.se.f_ex.0", "se.fc1"))
+    yield _conv(name("se_expand"), name("se_reduce"), w_se, w_in, 1, bias=True, activation="sigmoid",
+                refs=refs("f.se.f_ex.2", "se.fc2"))
+    yield LayerRecord(name("se_scale"), "scale", (source, name("se_expand")), w_in, w_in)
+
+
+def se_width(block_input_width: int, se_ratio: float) -> int:
+    """Squeeze-excitation width: round(se_ratio * block *input* width), as the reference."""
+    return max(1, int(round(block_input_width * se_ratio)))
+
+
+@dataclass(frozen=True)
+class BlockSite:
+    """Where a block sits: its name prefix, stage, input width, stride and index in the stage."""
+
+    prefix: str
+    stage: StageSpec
+    c_in: int
+    stride: int
+    index: int  # 1-based; blocks after the first of a stage are identical
+
+
+def block_sites(spec: NetSpec) -> Iterator[BlockSite]:
+    """Every block in order; block b of stage s is named s{s}_b{b}, only b1 strides or projects."""
+    c_in = spec.stem_width
+    for s, stage in enumerate(spec.stages, start=1):
+        for b in range(1, stage.depth + 1):
+            yield BlockSite(f"s{s}_b{b}", stage, c_in, stage.stride if b == 1 else 1, b)
+            c_in = stage.width
+
+
+def body(spec: NetSpec, source: str = "stem_relu") -> Iterator[LayerRecord]:
+    """All blocks, each fed by the previous block's output (the first by `source`)."""
+    for site in block_sites(spec):
+        record = None
+        for record in block(spec, site.stage, site.prefix, source, site.c_in, site.stride):
+            yield record
+        source = record.name
+
+
+def head(source: str, channels: int, classes: int) -> Iterator[LayerRecord]:
+    """Classifier: global average pool + dense (`avg_pool`, `predictions`)."""
+    yield LayerRecord("avg_pool", "pool", (source,), channels, channels)
+    yield LayerRecord("predictions", "dense", ("avg_pool",), channels, classes, bias=True,
+                      pycls="head.fc", timm="head.fc")
+
+
+def network(spec: NetSpec, include_top: bool = True, classes: int = 1000,
+            channels: int = 3) -> Iterator[LayerRecord]:
+    """Stem, body and (if include_top) head of `spec`, from INPUT."""
+    yield from stem(spec, INPUT, channels)
+    last = None
+    for last in body(spec, "stem_relu"):
+        yield last
+    if include_top:
+        yield from head(last.name, spec.stages[-1].width, classes)

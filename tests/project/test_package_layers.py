@@ -1,0 +1,51 @@
+"""The packages stack one way: keras_regnet imports neither training nor tflite, and tflite (the
+export) does not import training (function-level imports and tests of it included), so an export
+machine needs only the library; both read their shared data through keras_regnet.data."""
+
+import ast
+import pathlib
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _imported_packages(package: str) -> dict[str, set[str]]:
+    """file -> top-level packages it imports anywhere (module level, functions, __main__ guards)."""
+    out = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+        out[str(path.relative_to(ROOT))] = found
+    return out
+
+
+def test_the_walk_finds_function_level_imports():
+    # design_lab.latency_bench imports tflite.to_tflite inside a function: the walk must see it.
+    assert "tflite" in _imported_packages("training")["design_lab/latency_bench.py"]
+
+
+def test_tflite_does_not_import_training():
+    offenders = {f: sorted(p & {"training"}) for f, p in _imported_packages("tflite").items() if "training" in p}
+    assert offenders == {}
+
+
+def test_keras_regnet_imports_neither_training_nor_tflite():
+    offenders = {f: sorted(p & {"training", "tflite"}) for f, p in _imported_packages("keras_regnet").items()
+                 if p & {"training", "tflite"}}
+    assert offenders == {}
+
+
+def test_export_and_training_share_one_digits_split():
+    from tflite.calibration import digits_rgb
+    from training.data.digits_stream import make_source
+
+    source = make_source()
+    _, test_labels = digits_rgb(8, "test")
+    eval_labels = np.concatenate([y.numpy() for _, y in source.eval_records(None).batch(512)])
+    assert len(test_labels) == source.num_eval == len(eval_labels)
+    np.testing.assert_array_equal(test_labels, eval_labels)
