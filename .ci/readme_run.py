@@ -148,8 +148,7 @@ def copy_checkout(dest: str) -> None:
 
 def make_inputs(home: str, checkout: str) -> None:
     """What a reader brings: photo folders, a spec file, a reference checkpoint, cached ImageNet weights."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from standin import place_imagenet_standin, write_reference_checkpoint
+    from tests.helpers.standin import place_imagenet_standin, write_reference_checkpoint
 
     for folder, seed in (("photos", 0), ("my_images", 1)):
         write_photos(os.path.join(home, folder), seed)

@@ -9,8 +9,9 @@ import pytest
 from tests.test_sweep import TINY, fake_train
 from design_lab.sweep_report import analyze, load_sweep
 from design_lab.sweep_runner import SweepConfig, run
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from keras_regnet.design_space import sample
 from keras_regnet.design_space.latency_model import (
     LatencyModel, best_predictor, correlation, cross_validated_error, fit_latency_model, load_model, save_models,
 )
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 def _data(n=40, seed=0, noise=0.05):
@@ -132,8 +133,7 @@ def test_latency_file_is_append_only_resumable_and_refuses_other_settings(tmp_pa
 
 def test_kill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     d = str(tmp_path / "lat")
-    code = (f"import sys; sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})\n"
-            "from test_latency import fake_measure, SETTING, _population\n"
+    code = ("from tests.design_lab.test_latency import fake_measure, SETTING, _population\n"
             "from design_lab.latency import run\n"
             f"run({d!r}, _population(), SETTING, (0, 1), report=lambda m: print(m, flush=True), measure=fake_measure)\n")
     env = {**os.environ, "FAKE_MEASURE_SECONDS": "0.4"}

@@ -13,8 +13,9 @@ import pytest
 
 from design_lab.sweep_results import ResultsFile
 from design_lab.sweep_runner import SweepConfig, load_train_fn, parse_shard, prepare, run
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 TINY = dict(flops_range=(0.5e6, 3e6), image_size=16, stem_stride=1, stem_width=16, classes=10)
 
 

@@ -1,7 +1,7 @@
 """Keras side of the golden equivalence proof: rebuild each case's weights from its seed, convert
 them with keras_regnet.checkpoint_converter, run our model and compare with the reference logits.
 
-    python tests/golden/equivalence.py     # prints max |keras - pycls| per model and input size
+    python -m tests.golden.equivalence     # prints max |keras - pycls| per model and input size
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from typing import Any
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from tests.golden.synthetic import synthetic_images, synthetic_state
 
-from synthetic import synthetic_images, synthetic_state  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 CASES = ("regnetx_200mf", "regnety_200mf", "regnety_600mf", "regnetx_8.0gf", "tiny_regnety")
 TOLERANCE = 1e-4  # max abs logit difference allowed, float32
@@ -110,7 +108,6 @@ def max_diffs(name: str) -> dict[str, float]:
 
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
     for name in CASES:
         for key, diff in max_diffs(name).items():
             print(f"{name:15s} {key:24s} max|keras - pycls| = {diff:.2e}", flush=True)

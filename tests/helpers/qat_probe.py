@@ -1,4 +1,4 @@
-"""Run in its own process by test_qat.py (TFMOT flips TF_USE_LEGACY_KERAS): QAT model checks as JSON.
+"""Run in its own process by tests/tflite/test_qat.py as `python -m tests.helpers.qat_probe` (TFMOT flips TF_USE_LEGACY_KERAS): QAT model checks as JSON.
 
 Builds a tiny RegNetY with non-trivial BN statistics, its tf_keras twin and the TFMOT QAT model,
 calibrates the ranges on digits, fine-tunes one short epoch, and prints what the test asserts on.
@@ -6,10 +6,8 @@ calibrates the ranges on digits, fine-tunes one short epoch, and prints what the
 
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
 
 import numpy as np
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
-sys.path.insert(0, str(GOLDEN))
-
-import equivalence as eq  # noqa: E402
+from tests.golden import equivalence as eq
 
 MODEL = "regnetx_200mf"
 

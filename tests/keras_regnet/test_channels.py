@@ -10,7 +10,7 @@ import pytest
 import keras_regnet
 from keras_regnet.assign_weights import adapt_input_kernel
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
-from standin import place_imagenet_standin
+from tests.helpers.standin import place_imagenet_standin
 
 TINY = keras_regnet.make_spec([1, 1], [16, 32], group_widths=8, block="y", se_ratio=0.25,
                               stem_width=8, name="tiny_y")

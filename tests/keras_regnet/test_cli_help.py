@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from keras_regnet.cli_help import wants_help
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 CLIS = {  # module -> flags its --help must list
     "training.main": ("--model", "--batch_size", "--dataset", "--data_dir", "--weights", "--model_dir"),
     "training.evaluate": ("--model", "--weights", "--dataset", "--data_dir"),

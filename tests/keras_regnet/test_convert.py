@@ -1,19 +1,16 @@
 """The converter on checkpoint files the tests write themselves: formats, naming, layouts, errors."""
 
 import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
-sys.path.insert(0, str(GOLDEN))
+from tests.golden import equivalence as eq
+from tests.helpers.paths import REPO_ROOT
 
-import equivalence as eq  # noqa: E402
-
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from absl import flags
 from keras_regnet import dataclass_flags
 from keras_regnet.dataclass_flags import flag_field
 from keras_regnet.errors import ConfigError
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 CLI_MODULES = ("training.main", "training.evaluate", "design_lab.sweep", "design_lab.latency", "tflite.export")
 
 

@@ -2,7 +2,6 @@
 float32 and mixed_bfloat16 whole-model gradients are held to a float64 twin with the same weights."""
 
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -15,8 +14,9 @@ tf = pytest.importorskip("tensorflow")
 import keras_regnet  # noqa: E402
 from keras_regnet.layers import FusedBatchNormalization  # noqa: E402
 from keras_regnet.resolve import resolve_spec  # noqa: E402
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def _under(policy, make):

@@ -3,17 +3,12 @@ tests/golden/make_golden.py) are matched within 1e-4 in float32, at a square and
 size, for RegNetX-200MF, RegNetY-200MF, RegNetY-600MF, RegNetX-8.0GF and a tiny non-zoo RegNetY."""
 
 import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
-sys.path.insert(0, str(GOLDEN))
-
-import equivalence as eq  # noqa: E402
-from synthetic import synthetic_images, synthetic_state  # noqa: E402
+from tests.golden import equivalence as eq
+from tests.golden.synthetic import synthetic_images, synthetic_state
 
 
 @pytest.mark.parametrize("case", eq.CASES)

@@ -2,15 +2,15 @@
 every CLI prints one line whose prefix names the kind, and no library code drops a cause."""
 
 import ast
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from keras_regnet.errors import ConfigError, DataError, ExportError, RegNetError, WeightsError, cli_boundary, one_line
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.mark.parametrize("kind,prefix", [(ConfigError, "config error"), (WeightsError, "weights error"),

@@ -15,8 +15,9 @@ import setuptools
 
 from keras_regnet.errors import DataError, ExportError, cli_boundary
 from keras_regnet.extras import EXTRA_OF_MODULE, install_command, missing_dependency_line
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 def _setup_kwargs(monkeypatch) -> dict:

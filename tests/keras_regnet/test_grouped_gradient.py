@@ -3,7 +3,6 @@ grouped Conv2D, the oneDNN float32 path keeps TensorFlow's own gradient, and a g
 in a process with TF_ENABLE_ONEDNN_OPTS=0."""
 
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -15,8 +14,9 @@ tf = pytest.importorskip("tensorflow")
 
 from keras_regnet import grouped_gradient  # noqa: E402
 from keras_regnet.layers import GroupedConv2D  # noqa: E402
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def _forward_and_gradients(layer, x):

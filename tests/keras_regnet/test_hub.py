@@ -82,7 +82,7 @@ def _timm_standin(directory, tag="pycls_in1k", **cfg):
     """config.json + model.safetensors as on hf://timm/regnetx_002.<tag>: the golden case's weights."""
     from safetensors.numpy import save_file
 
-    from standin import eq
+    from tests.helpers.standin import eq
 
     meta, arrays = eq.load_case("regnetx_200mf")
     state = eq.to_timm(eq.reference_state(meta, arrays))

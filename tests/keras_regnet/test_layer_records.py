@@ -15,8 +15,9 @@ from keras_regnet import layer_records
 from keras_regnet.complexity import layer_table
 from keras_regnet.spec import BLOCK_TYPES
 from keras_regnet.state_dict_to_keras import layer_map
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 # Suffixes of block layer names and reference module names: facts that belong to the walk alone.
 BLOCK_FACTS = ("conv_a", "bn_a", "conv_b", "conv_c", "proj_conv", "proj_bn", "se_reduce", "se_expand",
                "se_scale", "f.a_bn", "f.se.f_ex", "conv2.bn", "conv3.conv", "downsample.conv", "se.fc1")

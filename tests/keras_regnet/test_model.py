@@ -12,6 +12,7 @@ keras = pytest.importorskip("keras")
 import keras_regnet  # noqa: E402
 from keras_regnet.complexity import complexity, layer_table  # noqa: E402
 from keras_regnet.zoo import ZOO  # noqa: E402
+from tests.helpers.paths import REPO_ROOT
 
 
 def tiny_regnet_y(**kwargs):
@@ -199,7 +200,7 @@ def test_saved_model_loads_after_import_keras_regnet_without_custom_objects(tmp_
     model.save(paths[0])
     np.save(paths[1], x)
     np.save(paths[2], model.predict(x, verbose=0))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO_ROOT)
     env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS.format(imports=imports), *paths],
                          env=env, capture_output=True, text=True, timeout=300)

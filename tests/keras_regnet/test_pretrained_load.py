@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from standin import MODEL, eq, place_imagenet_standin
+from tests.helpers.standin import MODEL, eq, place_imagenet_standin
 
 
 @pytest.fixture

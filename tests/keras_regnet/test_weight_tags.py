@@ -75,7 +75,7 @@ def test_weights_accept_timm_tags_and_refuse_another_models_tag():
 def test_builders_load_the_tagged_weights_as_imagenet(tmp_path, monkeypatch):
     from keras_regnet import RegNetX200MF
     from keras_regnet.weights import resolve_weights
-    from standin import place_imagenet_standin
+    from tests.helpers.standin import place_imagenet_standin
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # any download attempt fails
     place_imagenet_standin(tmp_path / "keras_home")

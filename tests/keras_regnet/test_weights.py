@@ -6,19 +6,14 @@ import dataclasses
 import functools
 import http.server
 import os
-import pathlib
 import re
 import socket
-import sys
 import threading
 
 import numpy as np
 import pytest
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
-sys.path.insert(0, str(GOLDEN))
-
-import equivalence as eq  # noqa: E402
+from tests.golden import equivalence as eq
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -5,8 +5,9 @@ import ast
 import pathlib
 import subprocess
 import sys
+from tests.helpers.paths import REPO_ROOT
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "keras_regnet"
+PACKAGE = REPO_ROOT / "keras_regnet"
 LOADER = ["keras_regnet.weights", "keras_regnet.pretrained", "keras_regnet.state_dict_to_keras",
           "keras_regnet.assign_weights", "keras_regnet.torch_state_dict", "keras_regnet.download"]
 BUILDERS = {"keras_regnet.model", "keras_regnet.applications", "keras_regnet.convert"}

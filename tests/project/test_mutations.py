@@ -9,7 +9,7 @@ import re
 import pytest
 
 import mutations
-from mutations import MUTATIONS, Mutation, MutationError, apply, check_patterns, parse_args, select
+from tests.mutations import MUTATIONS, Mutation, MutationError, apply, check_patterns, parse_args, select
 
 
 def test_every_pattern_occurs_exactly_once_in_todays_code():

@@ -3,11 +3,11 @@ export) does not import training (function-level imports and tests of it include
 machine needs only the library; both read their shared data through keras_regnet.data."""
 
 import ast
-import pathlib
 
 import numpy as np
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def _imported_packages(package: str) -> dict[str, set[str]]:

@@ -4,10 +4,11 @@ README.md, how it joins them, what it skips and why; and that every skip still n
 from __future__ import annotations
 
 import importlib.util
-import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.helpers.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 _spec = importlib.util.spec_from_file_location("readme_run", ROOT / ".ci" / "readme_run.py")
 rr = importlib.util.module_from_spec(_spec)
 sys.modules["readme_run"] = rr  # dataclasses look their module up

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from benchmarks import zoo_summary
+from tests.helpers.paths import REPO_ROOT
 
-import zoo_summary  # noqa: E402
+REPO = str(REPO_ROOT)
 
 CSV = """# Test CPU, 2 cores, TensorFlow 0.0; 224x224; 1 min for 3 models
 model,tf_b1_ms,timm_b1_ms,train_step_s,timm_train_step_s,onnxruntime_b1_ms,seconds,failed

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_regnet import build, make_spec
-from litert_doubles import refuse_xnnpack
+from tests.helpers.litert_doubles import refuse_xnnpack
 from tflite import report
 from tflite import to_tflite
 

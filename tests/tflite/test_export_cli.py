@@ -9,6 +9,7 @@ import pytest
 
 from keras_regnet import make_spec
 from tflite.export_run import DEFAULT_FORMATS, ExportConfig, run_export
+from tests.helpers.paths import REPO_ROOT
 
 SIZE = 16
 # Bars at the measured value minus a stated margin, top-1 agreement with the float model on the 364
@@ -18,7 +19,7 @@ INT8_AGREEMENT = 0.97  # measured 0.986 / 0.989 (PTQ int8); margin 1.6 points (6
 ONNX_INT8_AGREEMENT = 0.98  # measured 0.9945 / 0.9945 (ONNX Runtime static QDQ); margin 1.5 points
 QAT_AGREEMENT = 0.85  # measured 0.89-0.995: 1 QAT epoch is not deterministic across thread schedules
 PRUNED_AGREEMENT = 0.78  # measured 0.83-0.885 (30% sparsity, 2 epochs); margin 5 points
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(REPO_ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def test_imagenet_and_reference_checkpoints_export_with_class_names(tmp_path, mo
     """--weights=imagenet (a local stand-in here) gives 1000 classes named as ImageNet's."""
     from keras_regnet import get_spec
     from keras_regnet.pretrained import SOURCES, cached_paths
-    from standin import place_imagenet_standin
+    from tests.helpers.standin import place_imagenet_standin
     from tflite.model_args import class_names
     from tflite.export_run import top_k_examples
 

@@ -7,8 +7,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def _fake_foreign_distribution(site: pathlib.Path) -> None:

@@ -19,7 +19,7 @@ def exported(tmp_path_factory):
     """(Keras logits model with non-trivial BN, ONNX path, real digit images)."""
     from tflite.calibration import load_images
 
-    from test_fold_bn import _randomize_bn
+    from tests.tflite.test_fold_bn import _randomize_bn
 
     spec = make_spec([1, 1], [16, 32], group_widths=8, block="y", se_ratio=0.25, stem_width=8, stem_stride=1,
                      name="tiny_y")

@@ -7,13 +7,16 @@ import sys
 
 import pytest
 
-PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qat_probe.py")
+from tests.helpers.paths import REPO_ROOT
+
+PROBE = "tests.helpers.qat_probe"
 
 
 @pytest.fixture(scope="module")
 def probe():
     """The probe's JSON; it runs in its own process because importing TFMOT flips tf.keras."""
-    result = subprocess.run([sys.executable, PROBE], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", PROBE], capture_output=True, text=True, timeout=600,
+                            cwd=str(REPO_ROOT))
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("QAT_PROBE "))
     return json.loads(line.partition(" ")[2])

@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 from keras_regnet.spec import make_spec
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 def test_train_a_spec_briefly_returns_the_published_keys(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 from keras_regnet.errors import ConfigError
 from training import config as C
 from training.batch_fit import fit_batch, fit_to_data
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 @pytest.mark.parametrize("batch, num_train, replicas, expected", [
@@ -54,7 +55,7 @@ def test_the_fine_tuning_lr_does_not_follow_the_batch():
 
 def test_the_cli_trains_a_folder_smaller_than_the_default_batch(tmp_path):
     """48 photos, 20% held out, the default batch of 64: trains with batch 38, recorded in metrics.json."""
-    from standin import make_image_folder
+    from tests.helpers.standin import make_image_folder
 
     photos = make_image_folder(tmp_path / "photos", classes=3, per_class=16)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 def _main(*args: str, module: str = "training.main", timeout: int = 120) -> subprocess.CompletedProcess:

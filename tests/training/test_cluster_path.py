@@ -18,9 +18,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from run_dir import committed_step
+from tests.helpers.run_dir import committed_step
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 TIMEOUT = 600
 LAUNCH = ("import sys, tensorflow as tf\n"
           "cpu = tf.config.list_physical_devices('CPU')[0]\n"

@@ -18,8 +18,9 @@ from training.data import imagenet
 from training.data.pipeline import INVALID_LABEL, epoch_seed_of
 from training.data.service import DataService
 from training.data.service_address import check_reachable, parse_address
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 SERVICE = tf.data.experimental.service
 
 

@@ -15,8 +15,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 TIMEOUT = 480
 
 # Trains regnetx_digits at 16x16 for 3 steps and writes per-step losses and weights.

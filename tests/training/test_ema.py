@@ -11,8 +11,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 DECAY = 0.6
 STEPS = 3
 

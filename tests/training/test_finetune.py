@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from standin import make_image_folder
+from tests.helpers.standin import make_image_folder
 from training import config as C
 from training.finetune import FINETUNE_EPOCHS, finetune_lr, frozen_layers, parse_freeze
+from tests.helpers.paths import REPO_ROOT
 
 FAST = dict(strategy="one_device", xla="off", mixed_precision="off", verbose=0)
 
@@ -141,7 +142,7 @@ def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(tmp_path):
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO_ROOT)
     env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
     out = subprocess.run([sys.executable, "-c", MIRRORED_RESUME, str(tmp_path / "source.keras"),

@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 import pytest
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 TIMEOUT = 600
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (.[jax])")
 # 1433 digits / batch 64 = 22 steps per epoch.

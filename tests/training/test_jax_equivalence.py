@@ -19,7 +19,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_jax_engine import ROOT, SMALL, TIMEOUT, jax_env, pytestmark, read_json  # noqa: F401 (skips without jax)
+from tests.training.test_jax_engine import ROOT, SMALL, TIMEOUT, jax_env, pytestmark, read_json  # noqa: F401 (skips without jax)
 
 BATCH, SIZE, CLASSES, LR, DECAY, SMOOTHING = 32, 16, 10, 0.4, 0.01, 0.1
 

@@ -14,8 +14,9 @@ import sys
 import textwrap
 
 import pytest
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 SCRIPT = textwrap.dedent('''
     import json, sys

@@ -13,8 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from training import precise_bn
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 def _model() -> keras.Model:

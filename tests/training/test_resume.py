@@ -13,9 +13,10 @@ import time
 
 import numpy as np
 
-from run_dir import committed_step
+from tests.helpers.run_dir import committed_step
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 TIMEOUT = 480
 # 1433 digits / batch 64 = 22 steps per epoch; 2 epochs = 44 steps; checkpoint every 4 steps.
 ARGS = ["--model", "regnetx_digits", "--image_size", "16", "--epochs", "2", "--batch_size", "64",

@@ -78,7 +78,7 @@ def test_trainer_trains_the_parts_it_is_handed_and_builds_none(tmp_path, monkeyp
     runtime = make_runtime("one_device", "off", "off")
     handed = tf_assembly.build_parts(cfg, runtime, make_source(cfg), spec)
     before = [np.array(w) for w in handed.model.trainable_weights]
-    for module in (models, parts):
+    for module in (models, tf_assembly):
         monkeypatch.setattr(module, "build_model", _refuse("a model"))
     monkeypatch.setattr(keras.optimizers, "SGD", _refuse("an optimizer"))
     monkeypatch.setattr(recipe.WarmupCosine, "__init__", _refuse("an LR schedule"))

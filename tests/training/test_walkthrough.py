@@ -7,15 +7,15 @@ images, one epoch, a handful of calibration and timing runs.
 
 import json
 import os
-import pathlib
 import re
 import shlex
 import subprocess
 import sys
 
-from standin import make_image_folder, place_imagenet_standin
+from tests.helpers.standin import make_image_folder, place_imagenet_standin
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 SECTION = "## Fine-tune on your own photos and ship to a phone"
 FAST = {
     "training.main": ["--image_size=64", "--epochs=1", "--verbose=2"],  # the batch of 64 fits itself to the folder
