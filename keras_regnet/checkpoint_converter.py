@@ -1,4 +1,4 @@
-"""The reference-checkpoint converter and its CLI: a reference checkpoint -> a Keras file.
+"""The reference-checkpoint converter (library; its CLI is `python -m keras_regnet.convert`): a reference checkpoint -> a Keras file.
 
     python -m keras_regnet.convert --model regnety_600mf --checkpoint model.safetensors
         --output regnety_600mf.weights.h5   (one command line; flags: --helpfull)
@@ -85,11 +85,3 @@ def converted_model(model: str | NetSpec, checkpoint: str | os.PathLike, *, nami
     load_state_dict(keras_model, state, spec, naming=naming, bgr_to_rgb=bgr_to_rgb, source=path)
     return keras_model, spec
 
-
-if __name__ == "__main__":
-    from absl import flags
-
-    from keras_regnet import convert
-
-    flags.adopt_module_key_flags(convert_cli)  # list the converter's flags under --help
-    convert.launch()

@@ -1,5 +1,7 @@
-"""Flags and app of `python -m keras_regnet.convert` (kept apart so importing the converter
-library never defines absl flags that could clash with another app's)."""
+"""`python -m keras_regnet.convert`: a reference checkpoint -> a Keras weights file or keras-hub preset.
+
+Flags and app only; the converter library is `keras_regnet.checkpoint_converter`, which defines no
+absl flags, so importing it never clashes with another app's."""
 
 from __future__ import annotations
 
@@ -74,3 +76,7 @@ def run(argv: Sequence[str]) -> None:
 
 def launch() -> None:
     cli_help.run(cli_boundary(run))
+
+
+if __name__ == "__main__":
+    launch()

@@ -24,7 +24,7 @@ from training.jax_precision import dtype_policy
 from training.jax_step import ema_slots
 from training.jax_trainer import JaxParts, JaxRuntime, JaxTrainer
 from training.models import build_model
-from training.tf_assembly import bn_images
+from training.trainer_parts import bn_images
 from training.recipe import WarmupCosine, make_optimizer
 
 

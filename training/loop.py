@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tensorflow as tf
 
@@ -24,9 +24,7 @@ from training.data.pipeline import data_errors
 from training.divergence import Diverged
 from training.metrics import StepMetrics, Totals, accumulate
 from training.strategy import Runtime
-
-if TYPE_CHECKING:
-    from training.tf_assembly import Parts
+from training.trainer_parts import Parts
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).

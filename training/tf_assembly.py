@@ -9,8 +9,6 @@ the run's dtype policy.
 from __future__ import annotations
 
 import contextlib
-import math
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import keras
@@ -27,21 +25,7 @@ from training.loop import Trainer
 from training.models import build_model
 from training.recipe import WarmupCosine, make_optimizer
 from training.strategy import Runtime
-
-
-@dataclass
-class Parts:
-    """What one training run is made of; the Trainer is handed these and builds none of them."""
-
-    model: keras.Model
-    schedule: WarmupCosine
-    optimizer: keras.optimizers.Optimizer
-    step: tf.Variable  # the global step: the schedule's position, the checkpoint number
-    epoch: tf.Variable  # checkpointed beside the step (informational)
-    ema: WeightEMA | None
-    feed: Feed
-    checkpoint: RunCheckpoint
-    bn_images: int  # images per BatchNorm normalization in training (reported)
+from training.trainer_parts import Parts, bn_images
 
 
 @contextlib.contextmanager
@@ -54,24 +38,6 @@ def variables_scope(runtime: Runtime) -> Iterator[None]:
             yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def bn_images(cfg: TrainConfig, replicas: int) -> int:
-    """Images per BatchNorm normalization in training; ConfigError if --bn_batch does not divide.
-
-    The global batch with --sync_bn, --bn_batch when given (ghost BN), else each replica's batch:
-    the paper's 8 GPUs x 128 normalize over 128, one GPU with the same batch over 1024.
-    """
-    per_replica = cfg.batch_size // replicas
-    if cfg.sync_bn:
-        return cfg.batch_size
-    if cfg.bn_batch is None:
-        return per_replica
-    if per_replica % cfg.bn_batch:
-        raise ConfigError(f"--bn_batch={cfg.bn_batch} does not divide the per-replica batch of {per_replica} "
-                          f"(--batch_size={cfg.batch_size} over {replicas} replicas); use a divisor of "
-                          f"{per_replica}, e.g. {math.gcd(per_replica, cfg.bn_batch)}")
-    return cfg.bn_batch
 
 
 def train_feed(cfg: TrainConfig, runtime: Runtime, source: Source) -> Feed:

@@ -1,5 +1,6 @@
-"""keras_regnet's modules import each other without a circle, function-level imports included, and
-the weights loader never reaches the model builder (loaders are handed the model)."""
+"""The project's modules (keras_regnet, training, tflite, design_lab) import each other without a
+circle, function-level imports included, and the weights loader never reaches the model builder
+(loaders are handed the model)."""
 
 import ast
 import pathlib
@@ -7,16 +8,17 @@ import subprocess
 import sys
 from tests.helpers.paths import REPO_ROOT
 
-PACKAGE = REPO_ROOT / "keras_regnet"
+PACKAGES = ("keras_regnet", "training", "tflite", "design_lab")
 LOADER = ["keras_regnet.weights", "keras_regnet.pretrained", "keras_regnet.state_dict_to_keras",
           "keras_regnet.assign_weights", "keras_regnet.torch_state_dict", "keras_regnet.download"]
-BUILDERS = {"keras_regnet.model", "keras_regnet.applications", "keras_regnet.convert"}
+BUILDERS = {"keras_regnet.model", "keras_regnet.applications", "keras_regnet.checkpoint_converter",
+            "keras_regnet.convert"}
 
 
 def _modules() -> dict[str, pathlib.Path]:
     out = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    for path in (p for package in PACKAGES for p in (REPO_ROOT / package).rglob("*.py")):
+        parts = path.relative_to(REPO_ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         out[name] = path
     return out
@@ -58,7 +60,7 @@ def _from_target(base: str, name: str, modules: dict, lazy: dict[str, str]) -> s
 
 
 def import_graph() -> dict[str, set[str]]:
-    """module -> the keras_regnet modules it imports (module-level and function-level)."""
+    """module -> the project modules it imports (module-level and function-level)."""
     modules, lazy = _modules(), _lazy_map()
     graph = {}
     for name, path in modules.items():
@@ -118,11 +120,12 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_walk_sees_function_level_imports():
     graph = import_graph()
     assert "keras_regnet.pretrained" in graph["keras_regnet.weights"]  # imported inside a function
-    assert "keras_regnet.model" in graph["keras_regnet.convert"]  # idem
+    assert "keras_regnet.model" in graph["keras_regnet.checkpoint_converter"]  # idem
+    assert "tflite.to_tflite" in graph["design_lab.latency_bench"]  # idem, across packages
     assert "keras_regnet.features" in graph["keras_regnet.model"]
 
 
-def test_no_import_circle_among_keras_regnet_modules():
+def test_no_import_circle_among_the_project_modules():
     assert _cycle(import_graph()) == []
 
 
@@ -136,8 +139,8 @@ def test_every_module_imports_in_a_fresh_process():
     import importlib.util
 
     hub_extra = importlib.util.find_spec("keras_hub") is not None  # keras_regnet.hub needs the [hub] extra
-    names = [n for n in sorted(_modules()) if not n.endswith("__main__")
+    names = [n for n in sorted(_modules()) if n.startswith("keras_regnet") and not n.endswith("__main__")
              and (hub_extra or not n.startswith("keras_regnet.hub"))]
     code = "import importlib\n" + "".join(f"importlib.import_module({n!r})\n" for n in names)
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                   cwd=str(PACKAGE.parent))
+                   cwd=str(REPO_ROOT))

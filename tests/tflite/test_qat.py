@@ -1,7 +1,6 @@
 """QAT model set-up: calibrated ranges and the frozen input normalization (tests/helpers/qat_probe.py)."""
 
 import json
-import os
 import subprocess
 import sys
 
