@@ -45,7 +45,7 @@ class SweepConfig:
     train: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the train function
     sampler_version: int = SAMPLER_VERSION  # a sweep sampled under older laws is not resumed
     latency_range: Optional[tuple[float, float]] = None  # ms, predicted by latency_model
-    latency_model: Optional[dict[str, Any]] = None  # a design_space.latency.LatencyModel as a dict
+    latency_model: Optional[dict[str, Any]] = None  # a design_space.latency_model.LatencyModel as a dict
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -121,7 +121,7 @@ def sample(
     """Draw `num_samples` networks whose flops / params / acts lie in the given inclusive ranges.
 
     `space` is a space object or name (see `spaces.SPACES`). `latency=(lo, hi)` milliseconds keeps
-    networks whose latency predicted by `latency_model` (a `design_space.latency.LatencyModel`
+    networks whose latency predicted by `latency_model` (a `design_space.latency_model.LatencyModel`
     fitted at this input size) is in range. Raises ValueError when the constraints accept nothing
     within `max_candidates` draws (default 100k per requested sample + 1M).
     """
