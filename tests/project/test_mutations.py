@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-import mutations
+from tests import mutations
 from tests.mutations import MUTATIONS, Mutation, MutationError, apply, check_patterns, parse_args, select
 
 
