@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.test_sweep import TINY, fake_train
+from tests.design_lab.test_sweep import TINY, fake_train
 from design_lab.sweep_report import analyze, load_sweep
 from design_lab.sweep_runner import SweepConfig, run
 from tests.helpers.paths import REPO_ROOT

@@ -198,7 +198,7 @@ def test_bad_shard_and_train_fn_are_value_errors():
 def _cli(sweep_dir, *extra, env=None):
     return [sys.executable, "-m", "design_lab.sweep", f"--sweep_dir={sweep_dir}", "--space=anynetx_c",
             "--num_models=6", "--image_size=16", "--stem_width=16", "--flops_range=0.5M,3M",
-            "--train_fn=tests.test_sweep:fake_train", "--notensorboard", *extra]
+            "--train_fn=tests.design_lab.test_sweep:fake_train", "--notensorboard", *extra]
 
 
 def test_kill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
