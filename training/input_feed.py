@@ -16,11 +16,11 @@ import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
 from training.data.mix import MixConfig
-from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.data.pipeline import EpochSteps, Source, eval_dataset, train_dataset
 
 
 @dataclass(frozen=True)
-class Feed:
+class Feed(EpochSteps):
     """Distributed iterators over `source` in global batches of `global_batch` images."""
 
     strategy: tf.distribute.Strategy
@@ -36,16 +36,6 @@ class Feed:
         if self.global_batch % replicas:
             raise ConfigError(f"--batch_size={self.global_batch} is not divisible by the {replicas} "
                               f"replicas; use a multiple of {replicas}")
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Whole global batches in one pass over the training split."""
-        return self.source.num_train // self.global_batch
-
-    @property
-    def eval_steps(self) -> int:
-        """Global batches covering the eval split once (the last padded)."""
-        return eval_batches(self.source.num_eval, self.global_batch)
 
     def train(self, epoch: int, start: int, count: int) -> Any:
         """Iterator over `count` global batches of epoch `epoch`, from batch `start` on."""

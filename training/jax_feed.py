@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
 from training.data.mix import MixConfig
-from training.data.pipeline import Source, eval_batches, eval_dataset, train_dataset
+from training.data.pipeline import EpochSteps, Source, eval_dataset, train_dataset
 from training.jax_devices import DeviceLayout, prefetch_to_devices
 
 
@@ -31,7 +31,7 @@ def hide_accelerators_from_tensorflow() -> None:
 
 
 @dataclass(frozen=True)
-class JaxFeed:
+class JaxFeed(EpochSteps):
     """Global batches of `source` as arrays split over the layout's devices."""
 
     layout: DeviceLayout
@@ -46,16 +46,6 @@ class JaxFeed:
         if self.global_batch % self.layout.devices:
             raise ConfigError(f"--batch_size={self.global_batch} is not divisible by the {self.layout.devices} "
                               f"devices; use a multiple of {self.layout.devices}")
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Whole global batches in one pass over the training split."""
-        return self.source.num_train // self.global_batch
-
-    @property
-    def eval_steps(self) -> int:
-        """Global batches covering the eval split once (the last padded)."""
-        return eval_batches(self.source.num_eval, self.global_batch)
 
     def _context(self) -> tf.distribute.InputContext:
         count = self.layout.process_count

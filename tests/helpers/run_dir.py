@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import time
+from typing import Callable
 
 
 def committed_step(model_dir: str) -> int:
@@ -13,3 +17,23 @@ def committed_step(model_dir: str) -> int:
             return int(re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', f.read(), re.M).group(1))
     except (OSError, AttributeError):
         return 0
+
+
+def sigkill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float, poll: float = 0.05) -> None:
+    """SIGKILL a training subprocess as soon as `ready()` holds (e.g. a mid-epoch checkpoint exists).
+
+    Fails with the process's stderr tail if it exits first, or if `ready()` never holds in `timeout` s.
+    """
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no mid-epoch checkpoint appeared"
+            time.sleep(poll)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL

@@ -9,15 +9,14 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.run_dir import sigkill_when
 
 ROOT = str(REPO_ROOT)
 TIMEOUT = 600
@@ -134,18 +133,7 @@ def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_jax_run(tmp_
     killed, whole = str(tmp_path / "killed"), str(tmp_path / "whole")
     cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, *args, "--model_dir", killed]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=jax_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not any(4 <= s < 22 for s in _checkpoints(killed)):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no mid-epoch checkpoint appeared"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, lambda: any(4 <= s < 22 for s in _checkpoints(killed)), TIMEOUT)
     assert not os.path.exists(os.path.join(killed, "model.keras"))  # it really died mid-run
     resumed_at = max(_checkpoints(killed))
     out = train_jax(killed, *args)

@@ -6,14 +6,12 @@ import glob
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-from tests.helpers.run_dir import committed_step
+from tests.helpers.run_dir import committed_step, sigkill_when
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
@@ -50,19 +48,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
     whole = subprocess.Popen(cmd[:-1] + [whole_dir], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not 4 <= committed_step(model_dir) < 22:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no mid-epoch checkpoint appeared"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, lambda: 4 <= committed_step(model_dir) < 22, TIMEOUT, poll=0.1)
     killed_at = committed_step(model_dir)
     assert 4 <= killed_at < 44 and not os.path.exists(os.path.join(model_dir, "metrics.json"))
 

@@ -174,6 +174,23 @@ def eval_batches(num_eval: int, global_batch: int) -> int:
     return max(1, math.ceil(num_eval / global_batch))
 
 
+class EpochSteps:
+    """Steps per epoch and eval steps of a feed over `source` in batches of `global_batch` (both engines' feeds)."""
+
+    source: Source
+    global_batch: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Whole global batches in one pass over the training split."""
+        return self.source.num_train // self.global_batch
+
+    @property
+    def eval_steps(self) -> int:
+        """Global batches covering the eval split once (the last padded)."""
+        return eval_batches(self.source.num_eval, self.global_batch)
+
+
 def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
                  num_batches: int, image_size: int) -> tf.data.Dataset:
     """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches.
