@@ -72,39 +72,37 @@ def uint8_between_stages(source, batch: int, num_batches: int, size: int,
     return batched_lighting(source, batch, num_batches, size, deterministic, to_uint8=True)
 
 
-def one_graph_per_batch(source, batch: int, num_batches: int, size: int, deterministic: bool = False,
-                        pixel_only: bool = False, stage: Callable | None = None) -> tf.data.Dataset:
+def one_graph_per_batch(source, batch: int, num_batches: int, size: int,
+                        deterministic: bool = False) -> tf.data.Dataset:
     """The transform over a batch of records in one graph (`tf.map_fn`): no per-image tf.data
-    overhead, but one undecodable image would fail its whole batch. `stage` replaces the transform."""
-    out = tf.TensorSpec([3] if pixel_only else [size, size, 3], tf.float32)
-
-    def one(position, payload):
-        seed = element_seed(position)
-        image = stage(payload, seed, size) if stage else augment.train_image(payload, seed, size)
-        return tf.cast(image[0, 0], tf.float32) if pixel_only else image
+    overhead, but one undecodable image would fail its whole batch."""
+    out = tf.TensorSpec([size, size, 3], tf.float32)
 
     def whole(positions, records):
-        images = tf.map_fn(lambda a: one(*a), (positions, records[0]), fn_output_signature=out,
-                           parallel_iterations=1)
+        images = tf.map_fn(lambda a: augment.train_image(a[1], element_seed(a[0]), size),
+                           (positions, records[0]), fn_output_signature=out, parallel_iterations=1)
         return images, tf.cast(records[1], tf.int64)
 
     ds = positioned_records(source, batch * num_batches).batch(batch, drop_remainder=True)
     return ds.map(whole, num_parallel_calls=AUTOTUNE, deterministic=deterministic).prefetch(AUTOTUNE)
 
 
+def decode_crop(payload: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
+    """The trainer's crop of the image at `seed`, decoded (uint8, crop-sized)."""
+    return augment.decode_and_random_crop(payload, tf.random.experimental.stateless_split(seed, 3)[0])
+
+
 def decode_and_resize(payload: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
     """The least a CPU transform must do per image: decode the crop and resize it (no flip, lighting)."""
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    return augment.resize(augment.decode_and_random_crop(payload, seeds[0]), size)
+    return augment.resize(decode_crop(payload, seed, size), size)
 
 
-def decode_stage_alone(source, batch: int, num_batches: int, size: int,
-                       deterministic: bool = False) -> tf.data.Dataset:
-    """Ceiling 1: decode + crop per image in tf.data as the trainer's map runs it, one pixel kept."""
+def stage_alone(source, batch: int, num_batches: int, size: int, deterministic: bool = False,
+                stage: Callable = decode_crop) -> tf.data.Dataset:
+    """`stage` per image in tf.data as the trainer's map runs it, one pixel kept (so batching is free)."""
 
     def per_image(position, record):
-        seeds = tf.random.experimental.stateless_split(element_seed(position), 3)
-        pixel = augment.decode_and_random_crop(record[0], seeds[0])[0, 0]
+        pixel = stage(record[0], element_seed(position), size)[0, 0]
         return tf.cast(pixel, tf.float32), tf.cast(record[1], tf.int64)
 
     ds = positioned_records(source, batch * num_batches)
@@ -114,9 +112,8 @@ def decode_stage_alone(source, batch: int, num_batches: int, size: int,
 
 def decode_resize_alone(source, batch: int, num_batches: int, size: int,
                         deterministic: bool = False) -> tf.data.Dataset:
-    """Ceiling 2: decode + crop + resize, one graph per batch (no per-image overhead), one pixel kept."""
-    return one_graph_per_batch(source, batch, num_batches, size, deterministic, pixel_only=True,
-                               stage=decode_and_resize)
+    """Ceiling 2: decode + crop + resize per image in tf.data, one pixel kept."""
+    return stage_alone(source, batch, num_batches, size, deterministic, stage=decode_and_resize)
 
 
 def private_threads(source, batch: int, num_batches: int, size: int, deterministic: bool = False) -> tf.data.Dataset:
@@ -137,6 +134,6 @@ LEVERS: dict[str, Builder] = {
     "c. private thread pool of 2, autotune off": private_threads,
 }
 CEILINGS: dict[str, Builder] = {
-    "decode + crop alone (per image in tf.data)": decode_stage_alone,
-    "decode + crop + resize alone (one graph per batch)": decode_resize_alone,
+    "decode + crop alone (per image in tf.data)": stage_alone,
+    "decode + crop + resize alone (per image in tf.data)": decode_resize_alone,
 }

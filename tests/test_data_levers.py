@@ -75,12 +75,13 @@ def test_lighting_per_batch_adds_each_images_own_offset_per_channel():
     np.testing.assert_array_equal(out, images.numpy() + offsets.numpy()[:, None, None, :])
 
 
-def test_decode_ceiling_decodes_the_trainers_crop():
+def test_decode_ceilings_keep_the_trainers_crop_and_resize():
     source = _source()
-    pixels = np.concatenate([x.numpy() for x, _ in input_levers.decode_stage_alone(source, BATCH, BATCHES,
-                                                                                    SIZE, True)])
     payloads = [p for p, _ in source.train_records(None, 0).take(BATCH * BATCHES)]
-    for position, payload in enumerate(payloads):
-        seeds = tf.random.experimental.stateless_split(input_levers.element_seed(tf.constant(position, tf.int64)), 3)
-        crop = augment.decode_and_random_crop(payload, seeds[0])
-        np.testing.assert_array_equal(pixels[position], tf.cast(crop[0, 0], tf.float32).numpy())
+    for build, stage in ((input_levers.stage_alone, lambda crop: crop),
+                         (input_levers.decode_resize_alone, lambda crop: augment.resize(crop, SIZE))):
+        pixels = np.concatenate([x.numpy() for x, _ in build(source, BATCH, BATCHES, SIZE, True)])
+        for position, payload in enumerate(payloads):
+            seed = input_levers.element_seed(tf.constant(position, tf.int64))
+            crop = augment.decode_and_random_crop(payload, tf.random.experimental.stateless_split(seed, 3)[0])
+            np.testing.assert_array_equal(pixels[position], tf.cast(stage(crop)[0, 0], tf.float32).numpy())
