@@ -14,13 +14,13 @@ from typing import Callable
 import tensorflow as tf
 
 from training.data import augment
-from training.data.pipeline import AUTOTUNE, epoch_seed_of
+from training.data.pipeline import AUTOTUNE, Source, epoch_seed_of
 
 # name -> (source, batch, num_batches, size, deterministic) -> batched (images, labels) dataset
 Builder = Callable[..., tf.data.Dataset]
 
 
-def positioned_records(source, count: int) -> tf.data.Dataset:
+def positioned_records(source: Source, count: int) -> tf.data.Dataset:
     """(position, (payload, label)) of the first `count` train records of epoch 0, as the trainer reads them."""
     records = source.train_records(None, epoch_seed_of(0, 0, None)).repeat().take(count)
     return tf.data.Dataset.zip((tf.data.Dataset.range(count), records))
@@ -47,7 +47,7 @@ def add_lighting_batch(images: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
     return tf.reshape(rows + tf.tile(offsets, [1, shape[2]])[:, None, :], shape)
 
 
-def batched_lighting(source, batch: int, num_batches: int, size: int, deterministic: bool = False,
+def batched_lighting(source: Source, batch: int, num_batches: int, size: int, deterministic: bool = False,
                      to_uint8: bool = False) -> tf.data.Dataset:
     """Lever a (and b with `to_uint8`): crop, flip and resize per image; lighting per batch."""
 
@@ -66,13 +66,13 @@ def batched_lighting(source, batch: int, num_batches: int, size: int, determinis
     return ds.prefetch(AUTOTUNE)
 
 
-def uint8_between_stages(source, batch: int, num_batches: int, size: int,
+def uint8_between_stages(source: Source, batch: int, num_batches: int, size: int,
                          deterministic: bool = False) -> tf.data.Dataset:
     """Lever a + b: as `batched_lighting`, the resized image rounded to uint8 before batching."""
     return batched_lighting(source, batch, num_batches, size, deterministic, to_uint8=True)
 
 
-def one_graph_per_batch(source, batch: int, num_batches: int, size: int,
+def one_graph_per_batch(source: Source, batch: int, num_batches: int, size: int,
                         deterministic: bool = False) -> tf.data.Dataset:
     """The transform over a batch of records in one graph (`tf.map_fn`): no per-image tf.data
     overhead, but one undecodable image would fail its whole batch."""
@@ -97,7 +97,7 @@ def decode_and_resize(payload: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tens
     return augment.resize(decode_crop(payload, seed, size), size)
 
 
-def stage_alone(source, batch: int, num_batches: int, size: int, deterministic: bool = False,
+def stage_alone(source: Source, batch: int, num_batches: int, size: int, deterministic: bool = False,
                 stage: Callable = decode_crop) -> tf.data.Dataset:
     """`stage` per image in tf.data as the trainer's map runs it, one pixel kept (so batching is free)."""
 
@@ -110,13 +110,14 @@ def stage_alone(source, batch: int, num_batches: int, size: int, deterministic: 
     return ds.batch(batch, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def decode_resize_alone(source, batch: int, num_batches: int, size: int,
+def decode_resize_alone(source: Source, batch: int, num_batches: int, size: int,
                         deterministic: bool = False) -> tf.data.Dataset:
     """Ceiling 2: decode + crop + resize per image in tf.data, one pixel kept."""
     return stage_alone(source, batch, num_batches, size, deterministic, stage=decode_and_resize)
 
 
-def private_threads(source, batch: int, num_batches: int, size: int, deterministic: bool = False) -> tf.data.Dataset:
+def private_threads(source: Source, batch: int, num_batches: int, size: int,
+                    deterministic: bool = False) -> tf.data.Dataset:
     """Lever c: the trainer's stream with a private pool of 2 threads and autotuning off."""
     from training.data.pipeline import train_dataset
 
