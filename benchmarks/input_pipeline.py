@@ -15,8 +15,12 @@ datasets per record, which main used for training until #22) on the same JPEGs a
 mean PSNR of `--psnr_images` augmented images against today's says whether pixels changed, and
 the share of crops that a reduced DCT scale could decode (crop >= 2x the output on both sides) is
 printed for these 500x375 images. Also printed, as before: decode_and_crop_jpeg against a full
-decode then crop (one thread, transform alone), and the decode + crop stage alone. Variants
-alternate over rounds so a busy machine slows all of them alike; the best round of each is kept.
+decode then crop (one thread, transform alone), and the decode + crop stage alone. Streams are
+charged their marginal CPU time (a full stream minus a two-batch one). The candidate levers and
+the decode ceilings of `benchmarks/input_levers.py` run in the same rounds, each printed as
+today's CPU per image over its own (what it would give; a ceiling bounds any lever that keeps
+its work). Variants alternate over rounds so a busy machine slows all of them alike; the best
+round of each is kept.
 
     python benchmarks/input_pipeline.py [--images 512] [--rounds 5]
 """
@@ -134,22 +138,32 @@ def our_stream(source, batch: int, num_batches: int, size: int, deterministic: b
     return train_dataset(source, None, batch, 0, 0, num_batches, size, 0, deterministic=deterministic)
 
 
-def stream_cost(ds) -> tuple[float, float]:
-    """(wall images/s, process CPU ms per image) of a batched stream after one warm-up batch."""
-    it = iter(ds)
-    next(it)
+def _consume(ds) -> tuple[float, float, int]:
+    """(wall seconds, process CPU seconds, images) to iterate a batched stream to its end."""
     t0, c0, n = time.perf_counter(), time.process_time(), 0
-    for images, _ in it:
+    for images, _ in ds:
         n += int(images.shape[0])
-    return n / (time.perf_counter() - t0), 1e3 * (time.process_time() - c0) / n
+    return time.perf_counter() - t0, time.process_time() - c0, n
 
 
-def mean_psnr(source, count: int, size: int, batch: int = 50) -> tuple[float, float]:
-    """(mean PSNR in dB, max abs difference) of `count` images of ours against today's, same seeds."""
-    ours = our_stream(source, batch, count // batch, size, deterministic=True)
-    today = today_images(source, count, size, deterministic=True).batch(batch)
+def stream_cost(build, num_batches: int) -> tuple[float, float]:
+    """(wall images/s, process CPU ms per image) of `build(num_batches)` beyond `build(2)`.
+
+    The marginal cost of the extra batches: start-up cancels, and so does the work a pipeline
+    buffers ahead (timing after a warm-up batch leaves that work unpaid, which flatters streams
+    that run far ahead: a parallel interleave measured below its own decode stage alone). A first,
+    untimed short stream pays the one-time costs (kernels, thread pools) so neither run does.
+    """
+    _consume(build(2))
+    _, short_cpu, short_n = _consume(build(2))
+    wall, cpu, n = _consume(build(num_batches))
+    return n / wall, 1e3 * (cpu - short_cpu) / (n - short_n)
+
+
+def mean_psnr(ours, today, batch: int = 50) -> tuple[float, float]:
+    """(mean PSNR in dB, max abs difference) of the batched stream `ours` against `today`'s images."""
     psnrs, worst = [], 0.0
-    for (a, _), (b, _) in zip(ours, today):
+    for (a, _), (b, _) in zip(ours, today.batch(batch)):
         mse = np.mean((a.numpy().astype(np.float64) - b.numpy()) ** 2, axis=(1, 2, 3))
         psnrs.extend(10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)))
         worst = max(worst, float(np.abs(a.numpy() - b.numpy()).max()))
@@ -232,6 +246,7 @@ def reference_images_per_second(jpegs: list[bytes], count: int, size: int) -> tu
 
 
 def main(argv: list[str]) -> None:
+    from benchmarks import input_levers
     from training.data import augment
 
     jpegs = make_jpegs(64)
@@ -239,24 +254,43 @@ def main(argv: list[str]) -> None:
     size, batch = FLAGS.image_size, FLAGS.batch_size
     num_batches = FLAGS.images // batch + 1
     fast, slow, stage_fast, stage_slow, reference, today, ours = [], [], [], [], [], [], []
+    variants = {**input_levers.LEVERS, **input_levers.CEILINGS}
+    variant_costs = {name: [] for name in variants}
     args = (FLAGS.images, size, batch)
     for _ in range(FLAGS.rounds):
         reference.append(reference_images_per_second(jpegs, FLAGS.images, size))
-        today.append(stream_cost(today_stream(source, batch, num_batches, size)))
-        ours.append(stream_cost(our_stream(source, batch, num_batches, size)))
+        today.append(stream_cost(lambda n: today_stream(source, batch, n, size), num_batches))
+        ours.append(stream_cost(lambda n: our_stream(source, batch, n, size), num_batches))
+        for name, build in variants.items():
+            variant_costs[name].append(stream_cost(lambda n, b=build: b(source, batch, n, size), num_batches))
         fast.append(images_per_second(jpegs, augment.decode_and_random_crop, *args))
         slow.append(images_per_second(jpegs, augment.decode_then_random_crop, *args))
         stage_fast.append(images_per_second(jpegs, augment.decode_and_random_crop, *args, stage_only=True))
         stage_slow.append(images_per_second(jpegs, augment.decode_then_random_crop, *args, stage_only=True))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     _print_stream_lines(today, ours, reference)
-    psnr, worst = mean_psnr(source, FLAGS.psnr_images, size)
-    verdict = "identical pixels" if worst == 0 else f"{psnr:.1f} dB"
-    print(f"pixels: mean PSNR of {FLAGS.psnr_images} augmented images against today's pipeline, same seeds: "
-          f"{verdict} (max abs difference {worst:.4f}; bar >= 35 dB)")
+    _print_variant_lines(today, variant_costs, input_levers.CEILINGS)
+    count = FLAGS.psnr_images
+    reference_images = today_images(source, count, size, deterministic=True)
+    for name, build in (("now", lambda: our_stream(source, 50, count // 50, size, deterministic=True)),
+                        ("a+b uint8", lambda: input_levers.uint8_between_stages(source, 50, count // 50, size, True))):
+        psnr, worst = mean_psnr(build(), reference_images)
+        verdict = "identical pixels" if worst == 0 else f"{psnr:.1f} dB"
+        print(f"pixels ({name}): mean PSNR of {count} augmented images against today's pipeline, same seeds: "
+              f"{verdict} (max abs difference {worst:.4f}; bar >= 35 dB)")
     print(f"reduced DCT scale (crop >= {2 * size}px on both sides): {100 * reduced_dct_share(375, 500, size):.1f}% "
           f"of crops of a 500x375 image, {100 * reduced_dct_share(750, 1000, size):.1f}% of a 1000x750 one")
     _print_decode_lines(fast, slow, stage_fast, stage_slow)
+
+
+def _print_variant_lines(today: list, costs: dict, ceilings: dict) -> None:
+    """Each lever's and ceiling's CPU ms per image, and today's / its (what it would give)."""
+    tc = min(r[1] for r in today)
+    for name, runs in costs.items():
+        cpu = min(r[1] for r in runs)
+        kind = "ceiling" if name in ceilings else "lever"
+        print(f"{kind} {name}: {cpu:.3f} CPU ms/image, today's / this = {tc / cpu:.2f}x  (rounds: "
+              f"{', '.join(f'{c:.2f}ms' for _, c in runs)})")
 
 
 def _print_stream_lines(today: list, ours: list, reference: list) -> None:
