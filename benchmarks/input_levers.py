@@ -4,7 +4,7 @@ Each lever is the trainer's train transform (`augment.train_image`) on the same 
 per-element seeds as `pipeline.train_dataset` (epoch 0, seed 0), restructured one way; each
 ceiling keeps only the work any CPU transform must do (decode the crop; decode it and resize it)
 and one pixel per image. `benchmarks/input_pipeline.py` measures them side by side with today's
-stream; `tests/test_data_levers.py` holds them to the same pixels as the per-element transform.
+stream; `tests/benchmarks/test_input_levers.py` holds them to the same pixels as the per-element transform.
 """
 
 from __future__ import annotations
