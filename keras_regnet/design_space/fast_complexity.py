@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_regnet import walk
 from keras_regnet.complexity import InputSize, input_sizes, record_costs
+from keras_regnet.regnet import block_type
 from keras_regnet.spec import NetSpec, StageSpec
 
 PAPER_STRIDE = 2  # the design spaces' stride in the first block of every stage
@@ -87,7 +88,7 @@ def _select(mask: np.ndarray, a: tuple, b: tuple) -> tuple:
 
 def _net(block: Optional[str], se_ratio: float, stem_width: int, stem_stride: int) -> NetSpec:
     """The batch's shared NetSpec fields, validated as NetSpec validates them (block type, SE, stem)."""
-    block = block if block is not None else ("y" if se_ratio > 0 else "x")
+    block = block if block is not None else block_type(se_ratio)
     probe = NetSpec((StageSpec(1, 8),), block, float(se_ratio), stem_width, stem_stride, "batch")
     return probe.validate()
 
