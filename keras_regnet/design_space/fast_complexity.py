@@ -86,6 +86,23 @@ def _select(mask: np.ndarray, a: tuple, b: tuple) -> tuple:
             tuple(np.where(mask, x, y) for x, y in zip(a[3], b[3])))
 
 
+def _stage_costs(net: NetSpec, stages: StageArrays, k: int, c_in: np.ndarray, size: tuple) -> tuple:
+    """Stage k's (flops, params, acts) per network (0 where absent), its output size and width."""
+    n = len(c_in)
+    depth = np.asarray(stages.depths[:, k], dtype=np.int64)
+    present = depth > 0  # absent stages get harmless placeholder widths, then cost nothing
+    stage = StageSpec(0, _compact(np.where(present, stages.widths[:, k], 1).astype(np.int64)), 1,
+                      _compact(np.where(present, stages.bottleneck_ratios[:, k], 1.0)),
+                      _compact(np.where(present, stages.group_widths[:, k], 1).astype(np.int64)))
+    stride = _compact(np.where(present, stages.stride_array()[:, k], 1))
+    first = _block_costs(net, stage, _compact(c_in), stride, size, n)
+    rest = _block_costs(net, stage, stage.width, 1, first[3], n)  # counted depth - 1 times
+    times = np.maximum(depth - 1, 0)
+    costs = [np.where(present, first[i] + times * rest[i], 0) for i in range(3)]
+    size = tuple(np.where(present, np.broadcast_to(x, (n,)), y) for x, y in zip(first[3], size))
+    return costs, size, np.where(present, stage.width, c_in)
+
+
 def _net(block: Optional[str], se_ratio: float, stem_width: int, stem_stride: int) -> NetSpec:
     """The batch's shared NetSpec fields, validated as NetSpec validates them (block type, SE, stem)."""
     block = block if block is not None else block_type(se_ratio)
@@ -120,20 +137,11 @@ def batch_complexity(
     c_in = np.full(n, stem_width, dtype=np.int64)
     if n == 0:
         return tuple(totals)
-    strides = stages.stride_array()
-    for k in range(s_count):
-        present = depths[:, k] > 0
-        stage = StageSpec(0, _compact(np.where(present, stages.widths[:, k], 1).astype(np.int64)), 1,
-                          _compact(np.where(present, stages.bottleneck_ratios[:, k], 1.0)),
-                          _compact(np.where(present, stages.group_widths[:, k], 1).astype(np.int64)))
-        first = _block_costs(net, stage, _compact(c_in), _compact(np.where(present, strides[:, k], 1)),
-                             size, n)
-        rest = _block_costs(net, stage, stage.width, 1, first[3], n)
-        times = np.maximum(depths[:, k] - 1, 0)
-        for i in range(3):
-            totals[i] += np.where(present, first[i] + times * rest[i], 0)
-        size = tuple(np.where(present, np.broadcast_to(x, (n,)), y) for x, y in zip(first[3], size))
-        c_in = np.where(present, stage.width, c_in)
+    with np.errstate(divide="ignore"):  # rows whose group width does not divide: rejected, cost unused
+        for k in range(s_count):
+            costs, size, c_in = _stage_costs(net, stages, k, c_in, size)
+            for i in range(3):
+                totals[i] += costs[i]
     if include_top:
         head = _walk_costs(walk.head("in", c_in, classes), {"in": size})
         for i in range(3):
