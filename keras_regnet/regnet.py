@@ -45,19 +45,20 @@ def stage_widths(w0: Any, wm: Any, stage: Any, q: int = QUANTUM) -> Any:
     return np.round(w0 * np.power(wm, stage) / q) * q
 
 
-def stage_ends(w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, num_stages: int, depth: np.ndarray
+def stage_ends(w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, stages: Sequence[int], depth: np.ndarray
                ) -> np.ndarray:
-    """(N, num_stages) blocks in stages <= k under the rule, for N networks: `block_stages` inverted.
+    """(N, len(stages)) blocks in stages <= k, k in `stages`, of N networks: `block_stages` inverted.
 
-    Block j is in a stage <= k iff j < w0 (wm^(k + 1/2) - 1) / wa, capped at the depth; S values per
-    network instead of one logarithm per block, for samplers (which check accepted rows by the rule).
+    Block j is in a stage <= k iff j < w0 (wm^(k + 1/2) - 1) / wa, capped at the depth; one value per
+    stage instead of one logarithm per block, for samplers (which check accepted rows by the rule).
     """
     scale, root, power = w0 / wa, np.sqrt(wm), np.ones_like(wm)
-    ends = []
-    for _ in range(num_stages):
-        ends.append(np.minimum(np.ceil(scale * (root * power - 1.0)), depth))
+    ends = {}
+    for k in range(max(stages) + 1):
+        if k in stages:
+            ends[k] = np.minimum(np.ceil(scale * (root * power - 1.0)), depth)
         power = power * wm  # wm^k by multiplication: cheaper than np.power
-    return np.stack(ends, axis=-1)
+    return np.stack([ends[k] for k in stages], axis=-1)
 
 
 def _math_log(x: Any) -> Any:

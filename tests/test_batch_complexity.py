@@ -94,7 +94,7 @@ def test_stage_ends_invert_the_rules_stage_of_each_block():
     w0 = rng.integers(1, 32, n) * 8.0
     wa = np.round(rng.uniform(8, 256, n), 1)
     wm = np.round(rng.uniform(1.5, 3.0, n), 3)
-    ends = stage_ends(w0, wa, wm, 6, d)
+    ends = stage_ends(w0, wa, wm, range(6), d)
     j = np.arange(63)[None, :]
     stages = block_stages(w0[:, None], wa[:, None], wm[:, None], j)
     in_net = j < d[:, None]

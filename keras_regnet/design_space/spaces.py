@@ -220,12 +220,13 @@ class RegNetSpace:
         """
         d, w0, wa, wm = self.draw_rule(rng, n)
         lo, hi = self.num_stages
-        ends = stage_ends(w0, wa, wm, hi, d)  # blocks in stages <= k, by the rule's inverse
-        ok = ends[:, hi - 1] >= d
+        ends = stage_ends(w0, wa, wm, (hi - 1, max(lo - 2, 0)), d)  # blocks in stages <= k (rule inverted)
+        ok = ends[:, 0] >= d
         if lo >= 2:
-            ok &= ends[:, lo - 2] < d
+            ok &= ends[:, 1] < d
         keep = np.flatnonzero(ok)
-        depths = np.diff(ends[keep].astype(np.int64), axis=1, prepend=0)
+        ends = stage_ends(w0[keep], wa[keep], wm[keep], range(hi), d[keep])
+        depths = np.diff(ends.astype(np.int64), axis=1, prepend=0)
         stage_w = stage_widths(w0[keep, None], wm[keep, None], np.arange(hi), self.quantum)
         used = depths > 0
         valid = np.all(used[:, :-1] | ~used[:, 1:], axis=1)  # no skipped stage: used is a prefix
