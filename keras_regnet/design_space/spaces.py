@@ -220,7 +220,8 @@ class RegNetSpace:
         """
         d, w0, wa, wm = self.draw_rule(rng, n)
         lo, hi = self.num_stages
-        ends = stage_ends(w0, wa, wm, (hi - 1, max(lo - 2, 0)), d)  # blocks in stages <= k (rule inverted)
+        # Blocks in stages <= k by the rule's inverse: all d within hi stages, not all within lo - 1.
+        ends = stage_ends(w0, wa, wm, (hi - 1, lo - 2) if lo >= 2 else (hi - 1,), d)
         ok = ends[:, 0] >= d
         if lo >= 2:
             ok &= ends[:, 1] < d
@@ -296,9 +297,9 @@ class RegNetSpace:
 
 def _stage_tuples(st: StageArrays, rows: np.ndarray) -> list[tuple[StageSpec, ...]]:
     """StageSpecs of the given rows (depth-0 stages dropped); compatible by construction."""
-    cols = [st.depths[rows].tolist(), st.widths[rows].tolist(), st.bottleneck_ratios[rows].tolist(),
-            st.group_widths[rows].tolist()]
-    return [tuple(StageSpec(d, w, 2, float(b), g) for d, w, b, g in zip(*row) if d > 0) for row in zip(*cols)]
+    cols = [st.depths[rows].tolist(), st.widths[rows].tolist(), st.stride_array()[rows].tolist(),
+            st.bottleneck_ratios[rows].tolist(), st.group_widths[rows].tolist()]
+    return [tuple(StageSpec(d, w, s, float(b), g) for d, w, s, b, g in zip(*row) if d > 0) for row in zip(*cols)]
 
 
 def _anynet(letter: str, **kw: Any) -> AnyNetSpace:
