@@ -10,7 +10,7 @@ and stem option of the walk is costed by the code `complexity()` uses, and a tes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -56,13 +56,12 @@ def _compact(values: np.ndarray) -> Any:
     return int(values[0]) if values.size and np.all(values == values[0]) else values
 
 
-def _walk_costs(records: Iterable[walk.LayerRecord], sizes: dict) -> tuple[Any, Any, Any, tuple]:
+def _walk_costs(records: list[walk.LayerRecord], sizes: dict) -> tuple[Any, Any, Any, tuple]:
     """Summed (flops, params, acts) of the records and the output (height, width) of the last one."""
     flops = params = acts = 0
-    last = None
-    for last, _, _, f, p, a in record_costs(records, sizes):
+    for _, _, _, f, p, a in record_costs(records, sizes):
         flops, params, acts = flops + f, params + p, acts + a
-    return flops, params, acts, sizes[last.name if last else next(iter(sizes))]
+    return flops, params, acts, sizes[records[-1].name]
 
 
 def _block_costs(net: NetSpec, stage: StageSpec, c_in: Any, stride: Any, size: tuple, n: int) -> tuple:
@@ -70,13 +69,10 @@ def _block_costs(net: NetSpec, stage: StageSpec, c_in: Any, stride: Any, size: t
     project = np.broadcast_to(walk.needs_projection(c_in, stage.width, stride), (n,))
     out = None
     for choice in (True, False):
-        rows = project if choice else ~project
-        if not rows.any():
-            continue
-        records = list(walk.block(net, stage, "b", "in", c_in, stride, project=choice))
-        sizes = {"in": size}
-        costs = _walk_costs(records, sizes)[:3] + (sizes[records[-1].name],)
-        out = costs if out is None else _select(project, out, costs)
+        if (project if choice else ~project).any():
+            records = list(walk.block(net, stage, "b", "in", c_in, stride, project=choice))
+            costs = _walk_costs(records, {"in": size})
+            out = costs if out is None else _select(project, out, costs)
     return out
 
 
@@ -125,16 +121,18 @@ def batch_complexity(
 
     Equal to `complexity()` of each network: the same walk, costed stage by stage for the batch
     (the first block of a stage, then its second counted depth - 1 times). ConfigError for a block
-    type, SE ratio or stem that NetSpec does not allow.
+    type, SE ratio or stem that NetSpec does not allow; rows whose group width does not divide the
+    bottleneck width (candidates a space rejects) get meaningless costs.
     """
     net = _net(block, se_ratio, stem_width, stem_stride)
     depths = np.asarray(stages.depths, dtype=np.int64)
     n, s_count = depths.shape
-    flops, params, acts, (h, w) = _walk_costs(walk.stem(net, walk.INPUT, channels), input_sizes(input_size))
+    stem = list(walk.stem(net, walk.INPUT, channels))
+    flops, params, acts, (h, w) = _walk_costs(stem, input_sizes(input_size))
     totals = [np.full(n, flops, dtype=np.int64), np.full(n, params, dtype=np.int64),
               np.full(n, acts, dtype=np.int64)]
     size = (np.full(n, h, dtype=np.int64), np.full(n, w, dtype=np.int64))
-    c_in = np.full(n, stem_width, dtype=np.int64)
+    c_in = np.full(n, stem[-1].channels_out, dtype=np.int64)
     if n == 0:
         return tuple(totals)
     with np.errstate(divide="ignore"):  # rows whose group width does not divide: rejected, cost unused
@@ -143,7 +141,7 @@ def batch_complexity(
             for i in range(3):
                 totals[i] += costs[i]
     if include_top:
-        head = _walk_costs(walk.head("in", c_in, classes), {"in": size})
+        head = _walk_costs(list(walk.head("in", c_in, classes)), {"in": size})
         for i in range(3):
             totals[i] += head[i]
     return tuple(totals)
