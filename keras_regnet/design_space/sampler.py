@@ -169,7 +169,7 @@ def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen
             num_samples: int, in_latency: Optional[Callable[..., np.ndarray]] = None) -> None:
     """Turn candidate rows into Samples (exactly costed, de-duplicated) until num_samples are in."""
     for i, item in zip(rows.tolist(), space.stage_specs(cands, rows, stem_width, stem_stride)):
-        if isinstance(item, NetSpec):  # the rule disagreed with the closed form: cost it exactly
+        if isinstance(item, NetSpec):  # the rule disagreed with the draw's stage split: cost it exactly
             stages, exact = item.stages, complexity(item, input_size, classes=classes)
             if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
                 continue

@@ -3,7 +3,8 @@
 Each space turns a seeded numpy Generator into a `Candidates` batch: the raw sampled parameters,
 the per-stage arrays of the network they describe (after the group/bottleneck compatibility rule)
 and a mask of candidates that are valid before any complexity constraint. `sampler.py` filters
-those on complexity and turns the survivors into NetSpecs.
+those on complexity and turns the survivors into NetSpecs. The RegNet rule, its inverse and the
+compatibility rule are `keras_regnet.regnet`'s, the same functions `RegNetParams.to_spec` uses.
 """
 
 from __future__ import annotations
@@ -253,9 +254,10 @@ class RegNetSpace:
                     ) -> list[Any]:
         """Per row: the StageSpec tuple of the costed arrays, or a NetSpec when they differ from the rule.
 
-        The per-block widths are recomputed with the rule's own arithmetic for these few rows; where
-        the closed form agrees (always, up to float ties) the costed stage arrays are the network;
-        otherwise the row's NetSpec comes from `RegNetParams.to_spec` and must be costed again.
+        The per-block stages and widths are recomputed by the rule (`block_stages`, `stage_widths`)
+        for these few rows; where the draw's split by `stage_ends` agrees (always, up to float ties)
+        the costed stage arrays are the network; otherwise the row's NetSpec comes from
+        `RegNetParams.to_spec` and must be costed again.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
