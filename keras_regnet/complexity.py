@@ -9,7 +9,7 @@ rows carry the built layers' names and tests can hold the built model to the tab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Union
+from typing import Any, Iterable, Iterator, Union
 
 from keras_regnet import layer_records
 from keras_regnet.spec import NetSpec
@@ -46,11 +46,12 @@ class Complexity:
 InputSize = Union[int, tuple[int, int]]
 
 
-def _costs(records: Iterable[LayerRecord], sizes: dict[str, tuple[int, int]]
-           ) -> Iterator[tuple[LayerRecord, int, int, int, int, int]]:
+def record_costs(records: Iterable[LayerRecord], sizes: dict[str, tuple[Any, Any]]
+                 ) -> Iterator[tuple[LayerRecord, Any, Any, Any, Any, Any]]:
     """(record, height, width, flops, params, acts) of every conv, BN and dense record.
 
     `sizes` maps record names to their output (height, width) and grows as records are walked.
+    Sizes, strides and channels may be numpy arrays: then the costs are arrays over the batch.
     """
     for r in records:
         h, w = sizes[r.inputs[0]]
@@ -72,22 +73,23 @@ def _costs(records: Iterable[LayerRecord], sizes: dict[str, tuple[int, int]]
         sizes[r.name] = (h, w)
 
 
-def _input_sizes(input_size: InputSize) -> dict[str, tuple[int, int]]:
+def input_sizes(input_size: InputSize) -> dict[str, tuple[int, int]]:
     """{layer_records.INPUT: (height, width)} for an int or (height, width) input size."""
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     return {layer_records.INPUT: (int(h), int(w))}
 
 
 def layer_table(spec: NetSpec, input_size: InputSize = 224, include_top: bool = True,
-                classes: int = 1000) -> list[LayerCost]:
+                classes: int = 1000, channels: int = 3) -> list[LayerCost]:
     """Every conv, BN and dense layer of the network in build order, with Keras layer names."""
+    records = layer_records.network(spec, include_top, classes, channels)
     return [LayerCost(r.name, r.kind, r.channels_in, r.channels_out, *cost)
-            for r, *cost in _costs(layer_records.network(spec, include_top, classes), _input_sizes(input_size))]
+            for r, *cost in record_costs(records, input_sizes(input_size))]
 
 
 def complexity(spec: NetSpec | str, input_size: InputSize = 224, include_top: bool = True,
-               classes: int = 1000) -> Complexity:
-    """The reference's flops / params / acts for a spec (or zoo model name) and input size.
+               classes: int = 1000, channels: int = 3) -> Complexity:
+    """The reference's flops / params / acts for a spec (or zoo model name), input size and channels.
 
     Sums the same walk as `layer_table`, but walks only the first two blocks of each stage: blocks
     after the first are identical, so the second is counted depth - 1 times.
@@ -96,19 +98,19 @@ def complexity(spec: NetSpec | str, input_size: InputSize = 224, include_top: bo
         from keras_regnet.zoo import get_spec
 
         spec = get_spec(spec)
-    sizes = _input_sizes(input_size)
+    sizes = input_sizes(input_size)
     totals = [0, 0, 0]
 
     def add(records: Iterable[LayerRecord], times: int = 1) -> str:
         """Add the records' costs `times` over; return the name of the last record (the output)."""
         records = list(records)
-        for _, _, _, flops, params, acts in _costs(records, sizes):
+        for _, _, _, flops, params, acts in record_costs(records, sizes):
             totals[0] += flops * times
             totals[1] += params * times
             totals[2] += acts * times
         return records[-1].name
 
-    source = add(layer_records.stem(spec))
+    source = add(layer_records.stem(spec, layer_records.INPUT, channels))
     for site in layer_records.block_sites(spec):
         if site.index <= 2:
             source = add(layer_records.block(spec, site.stage, site.prefix, source, site.c_in, site.stride),

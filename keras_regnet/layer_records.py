@@ -6,16 +6,20 @@ dense records, and the reference-checkpoint converter (`keras_regnet.state_dict_
 records to the reference modules they name. Pure Python: no TensorFlow, no Keras.
 
 Records name their inputs, so branches (projection shortcut, squeeze-excitation) are explicit; the
-last record of a block is its output. Layer names are stable (`s2_b3_conv_b`, `s2_b3_se_reduce`):
+last record of a block is its output. Widths may also be numpy arrays (one entry per network of a
+batch): `design_space.fast_complexity` walks a whole batch at once, choosing the one data-dependent
+branch (the projection shortcut) itself. Layer names are stable (`s2_b3_conv_b`, `s2_b3_se_reduce`):
 weight conversion and QAT address layers by them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
-from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width
+import numpy as np
+
+from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width, round_int
 
 INPUT = "input"  # the source name of the stem's input (the image, or the preprocessing output)
 KINDS = ("conv", "bn", "relu", "add", "scale", "pool", "dense")
@@ -74,9 +78,17 @@ def stem(spec: NetSpec, source: str = INPUT, channels: int = 3) -> Iterator[Laye
     yield _relu("stem_relu", "stem_bn", w)
 
 
+def needs_projection(c_in: Any, c_out: Any, stride: Any) -> Any:
+    """Whether a residual block's shortcut is a projection (1x1 conv + BN): its shape changes."""
+    return (c_in != c_out) | (stride != 1)
+
+
 def block(spec: NetSpec, stage: StageSpec, prefix: str, source: str, c_in: int,
-          stride: int) -> Iterator[LayerRecord]:
-    """The layers of one block of type spec.block named `{prefix}_...`; the last one is its output."""
+          stride: int, project: bool | None = None) -> Iterator[LayerRecord]:
+    """The layers of one block of type spec.block named `{prefix}_...`; the last one is its output.
+
+    `project` forces the shortcut choice (None: `needs_projection`), for callers walking a batch.
+    """
     c_out = stage.width
     module = prefix.replace("_", ".")  # s1_b2 -> s1.b2, the reference's block module
 
@@ -95,7 +107,7 @@ def block(spec: NetSpec, stage: StageSpec, prefix: str, source: str, c_in: int,
         yield _relu(name("relu"), name("bn_b"), c_out)
         return
     shortcut = source
-    if c_in != c_out or stride != 1:  # projection shortcut, walked first at the block input
+    if needs_projection(c_in, c_out, stride) if project is None else project:  # walked first, at the input
         yield _conv(name("proj_conv"), source, c_in, c_out, 1, stride, refs=refs("proj", "downsample.conv"))
         yield _bn(name("proj_bn"), name("proj_conv"), c_out, refs("bn", "downsample.bn"))
         shortcut = name("proj_bn")
@@ -137,9 +149,10 @@ def _squeeze_excite(name: Callable[[str], str], source: str, w_in: int, w_se: in
     yield LayerRecord(name("se_scale"), "scale", (source, name("se_expand")), w_in, w_in)
 
 
-def se_width(block_input_width: int, se_ratio: float) -> int:
-    """Squeeze-excitation width: round(se_ratio * block *input* width), as the reference."""
-    return max(1, int(round(block_input_width * se_ratio)))
+def se_width(block_input_width: Any, se_ratio: float) -> Any:
+    """Squeeze-excitation width: round(se_ratio * block *input* width), at least 1, as the reference."""
+    width = round_int(block_input_width * se_ratio)
+    return np.maximum(width, 1) if isinstance(width, np.ndarray) else max(1, width)
 
 
 @dataclass(frozen=True)

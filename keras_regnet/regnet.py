@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -27,10 +27,45 @@ def quantized_block_widths(depth: int, w0: int, wa: float, wm: float, q: int = Q
     reference.
     """
     _validate_rule(depth, w0, wa, wm, q)
-    u = w0 + wa * np.arange(depth)
-    s = np.round(np.log(u / w0) / math.log(wm))
-    w = np.round(w0 * np.power(wm, s) / q) * q
-    return [int(x) for x in w]
+    return [int(x) for x in stage_widths(w0, wm, block_stages(w0, wa, wm, np.arange(depth)), q)]
+
+
+def block_stages(w0: Any, wa: Any, wm: Any, j: Any) -> Any:
+    """The rule's stage of block j: s_j = round(log(u_j / w0) / log(wm)), u_j = w0 + wa * j.
+
+    Numbers or numpy arrays broadcast together (one row per network of a batch); log(wm) is taken
+    with `math.log`, one value at a time, so a batch computes what one network does.
+    """
+    u = w0 + wa * j
+    return np.round(np.log(u / w0) / _math_log(wm))
+
+
+def stage_widths(w0: Any, wm: Any, stage: Any, q: int = QUANTUM) -> Any:
+    """The rule's width of stage s: q * round(w0 * wm**s / q) (numbers or broadcasting numpy arrays)."""
+    return np.round(w0 * np.power(wm, stage) / q) * q
+
+
+def stage_ends(w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, stages: Sequence[int], depth: np.ndarray
+               ) -> np.ndarray:
+    """(N, len(stages)) blocks in stages <= k, k in `stages`, of N networks: `block_stages` inverted.
+
+    Block j is in a stage <= k iff j < w0 (wm^(k + 1/2) - 1) / wa, capped at the depth; one value per
+    stage instead of one logarithm per block, for samplers (which check accepted rows by the rule).
+    """
+    scale, root, power = w0 / wa, np.sqrt(wm), np.ones_like(wm)
+    ends = {}
+    for k in range(max(stages) + 1):
+        if k in stages:
+            ends[k] = np.minimum(np.ceil(scale * (root * power - 1.0)), depth)
+        power = power * wm  # wm^k by multiplication: cheaper than np.power
+    return np.stack([ends[k] for k in stages], axis=-1)
+
+
+def _math_log(x: Any) -> Any:
+    """math.log of a number, or of each entry of an array."""
+    if isinstance(x, np.ndarray):
+        return np.array([math.log(v) for v in x.ravel().tolist()]).reshape(x.shape)
+    return math.log(x)
 
 
 def stages_from_block_widths(block_widths: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -62,15 +97,25 @@ def adjust_block_compatibility(
             f"widths, bottleneck_ratios and group_widths must have equal lengths, got "
             f"{len(widths)}, {len(bottleneck_ratios)}, {len(group_widths)}"
         )
-    out_w, out_g = [], []
-    for w, b, g in zip(widths, bottleneck_ratios, group_widths):
-        v = int(max(1, w * b))
-        g = int(min(g, v))
-        m = math.lcm(g, int(b)) if b > 1 else g
-        v = max(m, int(round(v / m) * m))
-        out_w.append(int(v / b))
-        out_g.append(g)
-    return out_w, out_g
+    out_w, out_g = adjust_compatibility(np.asarray(widths, dtype=np.float64),
+                                        np.asarray(bottleneck_ratios, dtype=np.float64),
+                                        np.asarray(group_widths, dtype=np.int64))
+    return out_w.tolist(), out_g.tolist()
+
+
+def adjust_compatibility(widths: np.ndarray, ratios: np.ndarray, groups: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """`adjust_block_compatibility` elementwise on numpy arrays (int64 widths and group widths).
+
+    v = max(1, floor(w * r)); g = min(g, v); m = lcm(g, floor(r)) if r > 1 else g;
+    v = max(m, round(v / m) * m); w = floor(v / r). `ratios` are bottleneck multipliers.
+    """
+    v = np.maximum(1, np.floor(widths * ratios)).astype(np.int64)
+    g = np.minimum(groups, v).astype(np.int64)
+    b_int = np.floor(ratios).astype(np.int64)
+    m = np.where(ratios > 1, np.lcm(g, np.maximum(b_int, 1)), g)
+    v = np.maximum(m, (np.round(v / m) * m).astype(np.int64))
+    return np.floor(v / ratios).astype(np.int64), g
 
 
 @dataclass(frozen=True)
@@ -122,10 +167,14 @@ class RegNetParams:
             StageSpec(int(d), int(w), 2, float(self.bottleneck_ratio), int(g))
             for d, w, g in zip(depths, widths, groups)
         )
-        block = "y" if self.se_ratio > 0 else "x"
         return NetSpec(
-            stages, block, float(self.se_ratio), self.stem_width, self.stem_stride, name
+            stages, block_type(self.se_ratio), float(self.se_ratio), self.stem_width, self.stem_stride, name
         ).validate()
+
+
+def block_type(se_ratio: float) -> str:
+    """The block of a RegNet: Y (X + squeeze-excitation) when se_ratio > 0, else X."""
+    return "y" if se_ratio > 0 else "x"
 
 
 def _validate_rule(depth: int, w0: int, wa: float, wm: float, q: int) -> None:
@@ -187,8 +236,7 @@ def fit_quantized_linear(
         nonlocal best
         for wm in wms:
             was = _candidate_was(w0, float(wm), observed.size, wa_hi)
-            s = np.round(np.log1p(np.outer(was, j) / w0) / math.log(wm))
-            pred = np.maximum(np.round(w0 * np.power(wm, s) / q) * q, q)
+            pred = np.maximum(stage_widths(w0, wm, block_stages(w0, was[:, None], wm, j), q), q)
             err = np.mean(np.abs(np.log(pred) - log_obs), axis=1)
             i = int(np.argmin(err))
             if err[i] < best[0]:

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 from keras_regnet.errors import ConfigError
 
 BLOCK_TYPES = ("v", "r", "x", "y")
@@ -22,13 +24,24 @@ BLOCK_NAMES = {
 }
 
 
-def bottleneck_width(width: int, bottleneck_ratio: float) -> int:
+def round_int(x: Any) -> Any:
+    """Round half to even to an integer: an int for a number, an int64 array for a batch of them.
+
+    The walk's width arithmetic goes through this so it can cost one network or a numpy batch.
+    """
+    if isinstance(x, np.ndarray):
+        return np.round(x).astype(np.int64)
+    return int(round(x))
+
+
+def bottleneck_width(width: Any, bottleneck_ratio: Any) -> Any:
     """Inner width of a bottleneck block: round(width * bottleneck_ratio), as the reference computes it.
 
     `bottleneck_ratio` is a multiplier (pycls's BOT_MUL, timm's bottle_ratio), the inverse of the
     paper's bottleneck ratio b (inner width w / b): the paper's b = 2 is bottleneck_ratio = 0.5.
+    Widths and ratios may be numpy arrays (a batch of networks).
     """
-    return int(round(width * bottleneck_ratio))
+    return round_int(width * bottleneck_ratio)
 
 
 def paper_bottleneck(bottleneck_ratio: float) -> float:

@@ -62,6 +62,8 @@ FOLD = "tflite/fold_bn.py"
 FOLD_TESTS = ("tests/tflite/test_fold_bn.py",)
 SPACES = "keras_regnet/design_space/spaces.py"
 SPACES_TESTS = ("tests/keras_regnet/test_design_space_laws.py",)
+BATCH_COST = "keras_regnet/design_space/fast_complexity.py"
+BATCH_COST_TESTS = ("tests/keras_regnet/test_batch_complexity.py",)
 FEATURES_TESTS = ("tests/keras_regnet/test_features.py::test_levels_are_log2_of_the_stride",)
 EVAL_CROP_TESTS = ("tests/training/test_data_reference.py::test_eval_crop_is_the_reference_window_and_pixels",)
 CONVERT_TESTS = ("tests/keras_regnet/test_convert.py::test_grouped_kernel_layout_and_stem_flip",)
@@ -145,6 +147,14 @@ MUTATIONS: tuple[Mutation, ...] = (
              "rng.uniform(lo - min(q, lo / 2), hi, size=shape)", SPACES_TESTS),
     Mutation("log_uniform_rounds_to_nearest", SPACES, "np.clip(np.ceil(x / q) * q, lo, hi)",
              "np.clip(np.round(x / q) * q, lo, hi)", SPACES_TESTS),
+    Mutation("stage_ends_floor", "keras_regnet/regnet.py", "np.ceil(scale * (root * power - 1.0))",
+             "np.floor(scale * (root * power - 1.0))", BATCH_COST_TESTS),
+    # Batch costing follows the walk (every block type, per-stage stride, shortcut choice).
+    Mutation("batch_cost_always_projects", BATCH_COST, "stride, project=choice)", "stride, project=True)",
+             BATCH_COST_TESTS),
+    Mutation("batch_cost_paper_strides", BATCH_COST,
+             "stride = _compact(np.where(present, stages.stride_array()[:, k], 1))", "stride = PAPER_STRIDE",
+             BATCH_COST_TESTS),
     # Pyramid levels (keras-hub's pyramid_outputs).
     Mutation("pyramid_level_off_by_one", "keras_regnet/features.py", "level = math.log2(stride)",
              "level = math.log2(2 * stride)", FEATURES_TESTS),

@@ -148,7 +148,8 @@ def sample(
         cands = space.draw(rng, batch_size)
         drawn += batch_size
         ok = cands.valid.copy()
-        cx = batch_complexity(cands.stages, input_size, stem_width, stem_stride, space.se_ratio, classes)
+        cx = batch_complexity(cands.stages, input_size, stem_width, stem_stride, space.se_ratio, classes,
+                              block=space.block)
         for value, lim in zip(cx, limits.values()):
             if lim is not None:
                 ok &= (value >= lim[0]) & (value <= lim[1])
@@ -167,9 +168,8 @@ def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen
             unique: bool, input_size: InputSize, stem_width: int, stem_stride: int, classes: int,
             num_samples: int, in_latency: Optional[Callable[..., np.ndarray]] = None) -> None:
     """Turn candidate rows into Samples (exactly costed, de-duplicated) until num_samples are in."""
-    block = "y" if space.se_ratio > 0 else "x"
     for i, item in zip(rows.tolist(), space.stage_specs(cands, rows, stem_width, stem_stride)):
-        if isinstance(item, NetSpec):  # the rule disagreed with the closed form: cost it exactly
+        if isinstance(item, NetSpec):  # the rule disagreed with the draw's stage split: cost it exactly
             stages, exact = item.stages, complexity(item, input_size, classes=classes)
             if not all(lim is None or lim[0] <= getattr(exact, k) <= lim[1] for k, lim in limits.items()):
                 continue
@@ -180,7 +180,7 @@ def _accept(space: Any, cands: Any, rows: np.ndarray, cx: tuple, out: list, seen
         if unique and stages in seen:
             continue
         seen.add(stages)
-        spec = NetSpec(stages, block, float(space.se_ratio), stem_width, stem_stride,
+        spec = NetSpec(stages, space.block, float(space.se_ratio), stem_width, stem_stride,
                        f"{space.name}_{len(out):05d}")
         out.append(Sample(len(out), space.name, spec, space.record(cands, i), exact))
         if len(out) == num_samples:

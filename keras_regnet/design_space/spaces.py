@@ -3,7 +3,8 @@
 Each space turns a seeded numpy Generator into a `Candidates` batch: the raw sampled parameters,
 the per-stage arrays of the network they describe (after the group/bottleneck compatibility rule)
 and a mask of candidates that are valid before any complexity constraint. `sampler.py` filters
-those on complexity and turns the survivors into NetSpecs.
+those on complexity and turns the survivors into NetSpecs. The RegNet rule, its inverse and the
+compatibility rule are `keras_regnet.regnet`'s, the same functions `RegNetParams.to_spec` uses.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from keras_regnet.design_space.fast_complexity import StageArrays
 from keras_regnet.errors import ConfigError
-from keras_regnet.regnet import QUANTUM, RegNetParams
+from keras_regnet.regnet import (QUANTUM, RegNetParams, adjust_compatibility, block_stages, block_type, stage_ends,
+                                 stage_widths)
 from keras_regnet.spec import StageSpec
 
 PAPER_BOTTLENECKS = (1, 2, 4)  # the paper's b: an X block's inner width is w / b
@@ -52,20 +54,6 @@ def log_uniform(rng: np.random.Generator, lo: float, hi: float, q: float, shape:
 def choice(rng: np.random.Generator, values: tuple, shape: Any) -> np.ndarray:
     """Uniform draws from a value set (log-uniform over a set of powers of two, pycls power2_uniform)."""
     return np.asarray(values)[rng.integers(0, len(values), size=shape)]
-
-
-def adjust_compatibility(widths: np.ndarray, ratios: np.ndarray, groups: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorized `keras_regnet.regnet.adjust_block_compatibility` (same arithmetic, elementwise).
-
-    `ratios` are bottleneck multipliers (StageSpec.bottleneck_ratio, inner width = width * ratio).
-    """
-    v = np.maximum(1, np.floor(widths * ratios)).astype(np.int64)
-    g = np.minimum(groups, v).astype(np.int64)
-    b_int = np.floor(ratios).astype(np.int64)
-    m = np.where(ratios > 1, np.lcm(g, np.maximum(b_int, 1)), g)
-    v = np.maximum(m, (np.round(v / m) * m).astype(np.int64))
-    return np.floor(v / ratios).astype(np.int64), g
 
 
 def _check_range(label: str, rng: tuple[float, float], lo_min: float) -> None:
@@ -121,6 +109,11 @@ class AnyNetSpace:
             raise ConfigError(f"compatibility must be one of {COMPATIBILITY}, got {self.compatibility!r}")
         if self.num_stages < 1:
             raise ConfigError(f"num_stages must be >= 1, got {self.num_stages!r}")
+
+    @property
+    def block(self) -> str:
+        """The block type of the space's networks (X, or Y when se_ratio > 0)."""
+        return block_type(self.se_ratio)
 
     def draw(self, rng: np.random.Generator, n: int) -> Candidates:
         """Draw n candidate networks; `valid` marks those meeting the space's constraints."""
@@ -207,6 +200,11 @@ class RegNetSpace:
         _check_values(f"{self.name} bottleneck_ratios", self.bottleneck_ratios)
         _check_values(f"{self.name} group_widths", self.group_widths)
 
+    @property
+    def block(self) -> str:
+        """The block type of the space's networks (X, or Y when se_ratio > 0)."""
+        return block_type(self.se_ratio)
+
     def draw_rule(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
         """n raw (d, w0, wa, wm) draws, before any rejection: d uniform, the rest log-uniform."""
         d = rng.integers(self.depth_range[0], self.depth_range[1] + 1, size=n)
@@ -222,25 +220,16 @@ class RegNetSpace:
         distribution unchanged while skipping work on the ~85% that are rejected.
         """
         d, w0, wa, wm = self.draw_rule(rng, n)
-        powers = [np.ones(n), wm]  # wm^k by multiplication: cheaper than np.power, checked later
-        for _ in range(2, self.num_stages[1]):
-            powers.append(powers[-1] * wm)
-        scale, root = w0 / wa, np.sqrt(wm)
-        # Blocks in stages <= k are those with j < w0 (wm^(k + 1/2) - 1) / wa.
         lo, hi = self.num_stages
-
-        def count(k: int, sc: np.ndarray, rt: np.ndarray, pw: list, dd: np.ndarray) -> np.ndarray:
-            return np.minimum(np.ceil(sc * (rt * pw[k] - 1.0)), dd)
-
-        ok = count(hi - 1, scale, root, powers, d) >= d
+        # Blocks in stages <= k by the rule's inverse: all d within hi stages, not all within lo - 1.
+        ends = stage_ends(w0, wa, wm, (hi - 1, lo - 2) if lo >= 2 else (hi - 1,), d)
+        ok = ends[:, 0] >= d
         if lo >= 2:
-            ok &= count(lo - 2, scale, root, powers, d) < d
+            ok &= ends[:, 1] < d
         keep = np.flatnonzero(ok)
-        sub = (scale[keep], root[keep], [p[keep] for p in powers], d[keep])
-        counts = np.stack([count(k, *sub) for k in range(hi)], axis=1).astype(np.int64)
-        depths = np.diff(counts, axis=1, prepend=0)
-        w0k = w0[keep]  # same operation order as the rule: round(w0 * wm^k / q) * q
-        stage_w = np.stack([np.round(w0k * p / self.quantum) * self.quantum for p in sub[2]], axis=1)
+        ends = stage_ends(w0[keep], wa[keep], wm[keep], range(hi), d[keep])
+        depths = np.diff(ends.astype(np.int64), axis=1, prepend=0)
+        stage_w = stage_widths(w0[keep, None], wm[keep, None], np.arange(hi), self.quantum)
         used = depths > 0
         valid = np.all(used[:, :-1] | ~used[:, 1:], axis=1)  # no skipped stage: used is a prefix
         valid &= np.all(~used[:, 1:] | (np.diff(stage_w, axis=1) > 0), axis=1)  # distinct widths
@@ -265,9 +254,10 @@ class RegNetSpace:
                     ) -> list[Any]:
         """Per row: the StageSpec tuple of the costed arrays, or a NetSpec when they differ from the rule.
 
-        The per-block widths are recomputed with the rule's own arithmetic for these few rows; where
-        the closed form agrees (always, up to float ties) the costed stage arrays are the network;
-        otherwise the row's NetSpec comes from `RegNetParams.to_spec` and must be costed again.
+        The per-block stages and widths are recomputed by the rule (`block_stages`, `stage_widths`)
+        for these few rows; where the draw's split by `stage_ends` agrees (always, up to float ties)
+        the costed stage arrays are the network; otherwise the row's NetSpec comes from
+        `RegNetParams.to_spec` and must be costed again.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
@@ -275,14 +265,12 @@ class RegNetSpace:
         p = c.params
         w0, wa, wm, d = p["w0"][rows], p["wa"][rows], p["wm"][rows], p["d"][rows]
         j = np.arange(int(d.max()), dtype=np.float64)
-        u = w0[:, None] + wa[:, None] * j[None, :]
-        log_wm = np.array([math.log(float(x)) for x in wm])
-        k = np.round(np.log(u / w0[:, None]) / log_wm[:, None])
+        k = block_stages(w0[:, None], wa[:, None], wm[:, None], j[None, :])
         in_net = j[None, :] < d[:, None]
         depths = c.stages.depths[rows]
         ok = np.all([np.sum(in_net & (k == s), axis=1) == depths[:, s] for s in range(depths.shape[1])],
                     axis=0)
-        block_w = np.round(w0[:, None] * np.power(wm[:, None], k) / self.quantum) * self.quantum
+        block_w = stage_widths(w0[:, None], wm[:, None], k, self.quantum)
         k_idx = np.clip(k, 0, depths.shape[1] - 1).astype(np.int64)
         stage_w = np.take_along_axis(p["_stage_widths"][rows], k_idx, axis=1)
         ok &= np.all(~in_net | (block_w == stage_w), axis=1)
@@ -311,9 +299,9 @@ class RegNetSpace:
 
 def _stage_tuples(st: StageArrays, rows: np.ndarray) -> list[tuple[StageSpec, ...]]:
     """StageSpecs of the given rows (depth-0 stages dropped); compatible by construction."""
-    cols = [st.depths[rows].tolist(), st.widths[rows].tolist(), st.bottleneck_ratios[rows].tolist(),
-            st.group_widths[rows].tolist()]
-    return [tuple(StageSpec(d, w, 2, float(b), g) for d, w, b, g in zip(*row) if d > 0) for row in zip(*cols)]
+    cols = [st.depths[rows].tolist(), st.widths[rows].tolist(), st.stride_array()[rows].tolist(),
+            st.bottleneck_ratios[rows].tolist(), st.group_widths[rows].tolist()]
+    return [tuple(StageSpec(d, w, s, float(b), g) for d, w, s, b, g in zip(*row) if d > 0) for row in zip(*cols)]
 
 
 def _anynet(letter: str, **kw: Any) -> AnyNetSpace:
