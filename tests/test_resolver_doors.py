@@ -127,3 +127,13 @@ def test_a_bad_name_is_the_same_one_line_config_error_from_every_door(door, valu
         call(value)
     assert str(got.value) == str(expected.value)
     assert "\n" not in str(got.value) and str(got.value).startswith(label)
+
+
+@pytest.mark.parametrize("name", ["RegNetX002", "regnety_digits"])
+def test_the_keras_hub_backbone_takes_a_name(name):
+    pytest.importorskip("keras_hub")
+    from keras_regnet.hub import RegNetBackbone
+
+    assert RegNetBackbone(name, image_shape=(32, 32, 3)).spec == NAMES[name]
+    with pytest.raises(ConfigError, match="^spec='regnetz_600mf' is unknown; use a zoo name"):
+        RegNetBackbone("regnetz_600mf")
