@@ -137,3 +137,19 @@ def test_the_keras_hub_backbone_takes_a_name(name):
     assert RegNetBackbone(name, image_shape=(32, 32, 3)).spec == NAMES[name]
     with pytest.raises(ConfigError, match="^spec='regnetz_600mf' is unknown; use a zoo name"):
         RegNetBackbone("regnetz_600mf")
+
+
+def test_the_converter_cli_says_the_resolvers_line_for_a_bad_model(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run([sys.executable, "-m", "keras_regnet.convert", "--model=regnetz_600mf",
+                          "--checkpoint=imagenet", f"--output={tmp_path / 'o.weights.h5'}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    with pytest.raises(ConfigError) as expected:
+        keras_regnet.resolve_model("regnetz_600mf", label="--model")
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 2 and last.startswith(f"FATAL config error: {expected.value} (cause: "), last
