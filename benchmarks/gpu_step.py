@@ -59,13 +59,14 @@ def measure_ours(model_name: str, a: argparse.Namespace) -> dict[str, Any]:
     from training.config import TrainConfig
     from training.jax_devices import make_layout, replicate
     from training.jax_precision import dtype_policy, resolve_policy
-    from training.models import build_model, resolve_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
     from training.recipe import WarmupCosine, make_optimizer, recipe_lr
 
     cfg = TrainConfig()
     layout = make_layout("auto")
     policy = resolve_policy({"off": "off", "bfloat16": "bfloat16"}.get(a.precision, "auto"), layout)
-    spec, _ = resolve_model(model_name)
+    spec = resolve_spec(model_name, label="--models")
     with dtype_policy(policy):
         keras.utils.set_random_seed(0)
         model = build_model(spec, a.image_size, a.classes)

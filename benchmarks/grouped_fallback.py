@@ -44,7 +44,7 @@ def measure(args: argparse.Namespace) -> dict:
     steps = {}
     for kernel in ("native", "per-group") if original("float32") else ("per-group",):
         keras.utils.set_random_seed(0)
-        model = keras_regnet.build(keras_regnet.get_spec(args.model), input_shape=(args.size, args.size, 3))
+        model = keras_regnet.build(keras_regnet.resolve_spec(args.model, label="--model"), input_shape=(args.size, args.size, 3))
         train, _ = keras3_step_fns(model, x, y)
         if kernel == "per-group":  # the kernel is chosen while tracing: force it there
             grouped_gradient.has_native_gradient = lambda dtype: False

@@ -42,13 +42,13 @@ def convert_once(mode: str, name: str, out_dir: str) -> dict[str, float]:
     import keras
     import tf2onnx
 
-    from keras_regnet import build, get_spec
+    from keras_regnet import build, resolve_spec
     from tflite import onnx_export
     from tflite.fold_bn import fold_batch_norm
     from tflite.tf2onnx_memory import bounded_memory
 
     keras.utils.set_random_seed(0)  # both modes convert the same weights, so their logits can be compared
-    model = fold_batch_norm(build(get_spec(name), input_shape=(None, None, 3), classes=1000,
+    model = fold_batch_norm(build(resolve_spec(name, label="--models"), input_shape=(None, None, 3), classes=1000,
                                   classifier_activation=None))
     fn = onnx_export.serving_function(model, FLAGS.image_size)
     t0 = time.perf_counter()

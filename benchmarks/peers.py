@@ -83,12 +83,13 @@ def omp_wait_policy() -> str:
     return f"OMP_WAIT_POLICY={policy}" if policy else "OpenMP's default wait (spin, then sleep)"
 
 
-def timm_name(zoo_name: str) -> str:
-    """timm's name of a zoo RegNet: regnety_600mf -> regnety_006 (the Keras 2 suffix), regnetx_32gf -> regnetx_320."""
-    from keras_regnet.zoo import get_entry
+def timm_name(zoo_name: str) -> str | None:
+    """timm's name of a zoo RegNet (regnety_600mf -> regnety_006), None for a model outside the zoo."""
+    from keras_regnet import resolve_model
+    from keras_regnet.weight_tags import timm_arch
 
-    entry = get_entry(zoo_name)
-    return f"regnet{entry.display_name[6].lower()}_{entry.keras2_name[-3:]}"
+    _, entry = resolve_model(zoo_name, label="--model")
+    return None if entry is None else timm_arch(entry)
 
 
 def timm_model(zoo_name: str, threads: int = 2) -> tuple[Any, Any] | str:
@@ -96,6 +97,9 @@ def timm_model(zoo_name: str, threads: int = 2) -> tuple[Any, Any] | str:
     found = import_timm()
     if isinstance(found, str):
         return found
+    name = timm_name(zoo_name)
+    if name is None:
+        return f"{zoo_name} is not a zoo model: timm has no peer for it"
     torch, timm = found
     torch.set_num_threads(threads)
-    return torch, timm.create_model(timm_name(zoo_name), pretrained=False).eval()
+    return torch, timm.create_model(name, pretrained=False).eval()

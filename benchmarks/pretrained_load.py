@@ -50,11 +50,11 @@ def measure(model_name: str) -> dict:
     os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras_home_")
     os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a download attempt would fail loudly
     import keras_regnet
-    from keras_regnet import blocks, get_spec
+    from keras_regnet import blocks, resolve_spec
     from keras_regnet.model import build
     from keras_regnet.pretrained import SOURCES, cached_paths
 
-    spec = get_spec(model_name)
+    spec = resolve_spec(model_name, label="--model")
     _standin(spec, cached_paths(SOURCES[spec.name])[0])
     built: list[str] = []
     stem = blocks.stem

@@ -138,10 +138,10 @@ def main(argv: list[str]) -> None:
     del argv
     import tensorflow as tf
 
-    from keras_regnet import build, get_spec
+    from keras_regnet import build, resolve_spec
 
     size = FLAGS.image_size
-    model = build(get_spec(FLAGS.model), input_shape=(None, None, 3), classes=1000, classifier_activation=None)
+    model = build(resolve_spec(FLAGS.model, label="--model"), input_shape=(None, None, 3), classes=1000, classifier_activation=None)
     rng = np.random.default_rng(0)
     for layer in model.layers:  # non-trivial BN statistics, so folding has something to fold
         if hasattr(layer, "moving_variance"):

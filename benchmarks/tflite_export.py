@@ -87,7 +87,7 @@ def accuracy_drops(name: str) -> dict:
     """Short float training on digits, then PTQ int8 and QAT int8 accuracy on digits:test."""
     import tempfile
 
-    from keras_regnet import get_spec
+    from keras_regnet import resolve_spec
     from tflite import qat, report
     from tflite import model_args
     from tflite import to_tflite
@@ -95,7 +95,7 @@ def accuracy_drops(name: str) -> dict:
     from training.api import train as train_model
 
     size = FLAGS.train_image_size
-    spec = get_spec(name)
+    spec = resolve_spec(name, label="--models")
     train, test = load_images("digits:train", size), load_images("digits:test", size)
     start = time.time()
     with tempfile.TemporaryDirectory() as model_dir:  # the real training pipeline, as users train
@@ -139,14 +139,14 @@ def mobilenet_v2(size: int):
 def main(argv: list[str]) -> None:
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)
-    from keras_regnet import build, get_spec
+    from keras_regnet import build, resolve_spec
     from tflite.calibration import load_images
 
     size = FLAGS.image_size
     calib = load_images("digits:train", size, FLAGS.calibration_steps).images
     results: dict = {"image_size": size, "latency": {}, "accuracy": {}}
     print(f"latency at {size}x{size} (LiteRT + XNNPACK, batch 1, {FLAGS.latency_runs} interleaved runs)")
-    models = {name: build(get_spec(name), input_shape=(None, None, 3), classifier_activation=None)
+    models = {name: build(resolve_spec(name, label="--models"), input_shape=(None, None, 3), classifier_activation=None)
               for name in FLAGS.models}
     if FLAGS.mobilenet:
         models["mobilenetv2_1.0"] = mobilenet_v2(size)

@@ -31,10 +31,11 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from training import steps as train_steps
-    from training.models import build_model, resolve_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
     from training.recipe import WarmupCosine, make_optimizer
 
-    spec, _ = resolve_model(FLAGS.model)
+    spec = resolve_spec(FLAGS.model, label="--model")
     size, batch, n = FLAGS.image_size, FLAGS.batch_size, FLAGS.steps
     images = tf.random.uniform([batch, size, size, 3], 0, 255, seed=0)
     labels = tf.random.uniform([batch], 0, 1000, dtype=tf.int64, seed=1)

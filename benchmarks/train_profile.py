@@ -77,11 +77,11 @@ def profile(policy: str) -> tuple[float, dict[str, float], dict[str, float]]:
     import keras
     import tensorflow as tf
 
-    from keras_regnet import build, get_spec
+    from keras_regnet import build, resolve_spec
     from train_step import keras3_step_fns
 
     keras.config.set_dtype_policy(policy)
-    model = build(get_spec(FLAGS.model), input_shape=(FLAGS.image_size, FLAGS.image_size, 3), classes=1000)
+    model = build(resolve_spec(FLAGS.model, label="--model"), input_shape=(FLAGS.image_size, FLAGS.image_size, 3), classes=1000)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (FLAGS.batch, FLAGS.image_size, FLAGS.image_size, 3)).astype(np.float32)
     train, _ = keras3_step_fns(model, x, rng.integers(0, 1000, FLAGS.batch))
@@ -126,7 +126,7 @@ def step_candidates(policy: str) -> dict[str, object]:
     """name -> callable running one train step, for one dtype policy."""
     import keras
 
-    from keras_regnet import build, get_spec
+    from keras_regnet import build, resolve_spec
     from train_step import keras3_step_fns
 
     rng = np.random.default_rng(0)
@@ -135,7 +135,7 @@ def step_candidates(policy: str) -> dict[str, object]:
     y = rng.integers(0, 1000, batch)
     keras.config.set_dtype_policy(policy)
     try:
-        model = build(get_spec(FLAGS.model), input_shape=(size, size, 3), classes=1000)
+        model = build(resolve_spec(FLAGS.model, label="--model"), input_shape=(size, size, 3), classes=1000)
         found = {f"keras_regnet {policy}": keras3_step_fns(model, x, y)[0],
                  f"keras_bn {policy}": keras3_step_fns(keras_bn_clone(model), x, y)[0]}
     finally:

@@ -92,7 +92,7 @@ def main() -> None:
     x = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32")
     y = rng.integers(0, 1000, args.batch).astype("int32")
 
-    ours = keras_regnet.build(keras_regnet.get_spec(args.model), input_shape=(args.size, args.size, 3))
+    ours = keras_regnet.build(keras_regnet.resolve_spec(args.model, label="--model"), input_shape=(args.size, args.size, 3))
     runs = {"keras_regnet": keras3_step_fns(ours, x, y), "stock_keras": keras3_step_fns(stock_clone(ours), x, y)}
     if args.model == "regnety_600mf":
         k2 = tf_keras_step_fns(x, y)

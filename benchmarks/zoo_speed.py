@@ -198,12 +198,22 @@ def timm_figures(name: str, size: int, batch: int, runs: int) -> dict[str, float
     return {"timm_b1_ms": b1, "timm_train_step_s": median_ms(step, max(2, runs // 4), warmup=1) / 1e3}
 
 
+def zoo_model(name: str) -> tuple[Any, Any]:
+    """(NetSpec, zoo entry) of a --models name (keras_regnet's resolver); the table holds zoo models only."""
+    from keras_regnet import resolve_model
+
+    spec, entry = resolve_model(name, label="--models")
+    if entry is None:
+        raise app.UsageError(f"--models={name!r} is not a zoo model; the table compares the zoo's 24 "
+                             f"(keras_regnet.list_models())")
+    return spec, entry
+
+
 def measure(name: str, size: int, runs: int, calib: np.ndarray, stage: str) -> dict[str, Any]:
     """One stage's columns of a row (plus the analytic ones)."""
-    from keras_regnet import build, complexity, get_spec
-    from keras_regnet.zoo import get_entry
+    from keras_regnet import build, complexity
 
-    spec, entry = get_spec(name), get_entry(name)
+    spec, entry = zoo_model(name)
     cx = complexity(spec)
     row: dict[str, Any] = {"model": entry.display_name, "flops_m": cx.flops / 1e6, "params_m": cx.params / 1e6,
                            "acts_m": cx.acts / 1e6, "top1": 100 - entry.top1_err}
@@ -379,7 +389,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.row_json:
         measure_one_and_write(FLAGS.row_json)
         return
-    names = [get_entry(n).name for n in (FLAGS.models or list_models())]
+    names = [zoo_model(n)[1].name for n in (FLAGS.models or list_models())]
     stages = [stage for stage in STAGES if stage in FLAGS.stages]
     partial = len(stages) < len(STAGES)
     peer = f", timm with {omp_wait_policy()}" if FLAGS.timm and "timm" in stages else ""

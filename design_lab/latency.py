@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from absl import app, flags
 
-from keras_regnet import cli_help, dataclass_flags
+from keras_regnet import cli_help, dataclass_flags, resolve_spec
 from keras_regnet.complexity import complexity
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.latency_model import LatencyModel
@@ -30,7 +30,7 @@ from keras_regnet.design_space.sampler import Sample
 from keras_regnet.design_space.spaces import SPACES
 from keras_regnet.errors import ConfigError, cli_boundary
 from keras_regnet.fileio import write_text_atomic
-from keras_regnet.zoo import get_spec, list_models
+from keras_regnet.zoo import list_models
 from design_lab.latency_bench import LATENCY_FORMATS, TimingPolicy
 from design_lab.latency_report import LATENCY, ZOO_SPACE
 from design_lab.budget_flags import latency_budget, parse_range
@@ -118,7 +118,7 @@ def zoo_population(names: list[str], image_size: int, classes: int) -> list[Samp
     names = list_models() if [n.lower() for n in names] == ["all"] else list(names)
     out = []
     for i, name in enumerate(names):
-        spec = get_spec(name)
+        spec = resolve_spec(name, label="--zoo")
         cx = complexity(spec, image_size, classes=classes)
         out.append(Sample(i, ZOO_SPACE, spec, {"model": spec.name}, cx))
     return out

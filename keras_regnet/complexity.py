@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Union
 
 from keras_regnet import layer_records
+from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import LayerRecord, se_width  # noqa: F401  (se_width: re-exported)
 
@@ -87,17 +88,15 @@ def layer_table(spec: NetSpec, input_size: InputSize = 224, include_top: bool = 
             for r, *cost in record_costs(records, input_sizes(input_size))]
 
 
-def complexity(spec: NetSpec | str, input_size: InputSize = 224, include_top: bool = True,
+def complexity(spec: NetSpec | str | dict, input_size: InputSize = 224, include_top: bool = True,
                classes: int = 1000, channels: int = 3) -> Complexity:
-    """The reference's flops / params / acts for a spec (or zoo model name), input size and channels.
+    """The reference's flops / params / acts for a spec (or any model name `resolve_model` takes), input size and channels.
 
     Sums the same walk as `layer_table`, but walks only the first two blocks of each stage: blocks
     after the first are identical, so the second is counted depth - 1 times.
     """
-    if isinstance(spec, str):
-        from keras_regnet.zoo import get_spec
-
-        spec = get_spec(spec)
+    if not isinstance(spec, NetSpec):
+        spec = resolve_spec(spec, label="spec")
     sizes = input_sizes(input_size)
     totals = [0, 0, 0]
 

@@ -56,11 +56,13 @@ def run(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from keras_regnet.checkpoint_converter import converted_model, save_weights_atomic
+    from keras_regnet.resolve import resolve_spec
 
     naming = None if FLAGS.naming == "auto" else FLAGS.naming
     flip = {"auto": None, "true": True, "false": False}[FLAGS.bgr_to_rgb]
+    spec = resolve_spec(FLAGS.model, label="--model")  # a bad name: the resolver's one line, as in every CLI
     try:
-        model, spec = converted_model(FLAGS.model, FLAGS.checkpoint, naming=naming, bgr_to_rgb=flip)
+        model, spec = converted_model(spec, FLAGS.checkpoint, naming=naming, bgr_to_rgb=flip)
     except ValueError as err:
         raise type(err)(f"cannot convert --checkpoint={FLAGS.checkpoint} for --model={FLAGS.model}: {err}") from err
     if FLAGS.output:

@@ -22,6 +22,7 @@ import numpy as np
 from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width, round_int
 
 INPUT = "input"  # the source name of the stem's input (the image, or the preprocessing output)
+CLASSIFIER = "predictions"  # the classifier (dense) layer, named as keras.applications names it
 KINDS = ("conv", "bn", "relu", "add", "scale", "pool", "dense")
 WEIGHTED_KINDS = ("conv", "bn", "dense")
 
@@ -187,7 +188,7 @@ def body(spec: NetSpec, source: str = "stem_relu") -> Iterator[LayerRecord]:
 def head(source: str, channels: int, classes: int) -> Iterator[LayerRecord]:
     """Classifier: global average pool + dense (`avg_pool`, `predictions`)."""
     yield LayerRecord("avg_pool", "pool", (source,), channels, channels)
-    yield LayerRecord("predictions", "dense", ("avg_pool",), channels, classes, bias=True,
+    yield LayerRecord(CLASSIFIER, "dense", ("avg_pool",), channels, classes, bias=True,
                       pycls="head.fc", timm="head.fc")
 
 

@@ -15,6 +15,7 @@ from keras_regnet.errors import ConfigError
 from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
+from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
 from keras_regnet.weight_tags import canonical_weights
 
@@ -56,7 +57,7 @@ RETURNS_DOC = """\
 
 
 def build(
-    spec: NetSpec,
+    spec: NetSpec | str | dict,
     include_top: bool = True,
     weights: str | None = None,
     input_tensor: Any = None,
@@ -73,7 +74,7 @@ def build(
     bn_batch: int | None = None,
 ) -> keras.Model:
     # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
-    spec.validate()
+    spec = resolve_spec(spec, label="spec")  # a NetSpec is validated, a name resolved
     weights = canonical_weights(weights, spec)  # timm's tags ("regnety_006.pycls_in1k") -> "imagenet"
     classes = _validate_arguments(
         spec, include_top, weights, input_shape, pooling, classes, classifier_activation
@@ -110,8 +111,9 @@ build.__doc__ = f"""Build the Keras model of a NetSpec, with keras.applications'
 Every model of the package (the zoo, `RegNet`, `AnyNet`) is a NetSpec passed to this function.
 
 Args:
-    spec: the network, a `keras_regnet.NetSpec` (from `make_spec`, `get_spec`,
-        `RegNetParams.to_spec` or `NetSpec.from_json`).
+    spec: the network, a `keras_regnet.NetSpec` (from `make_spec`, `resolve_spec`,
+        `RegNetParams.to_spec` or `NetSpec.from_json`), or any model name `resolve_model` takes
+        (a zoo name in any spelling, timm's tagged name, a built-in, a NetSpec JSON file or inline JSON).
 {APPLICATION_ARGS_DOC}
 Returns:
 {RETURNS_DOC}

@@ -1,7 +1,9 @@
 """One resolver for every way of naming a model: zoo names in any spelling, Keras 2 aliases, timm's
 tagged names (`regnety_006.pycls_in1k`, also as `hf://timm/...`), the built-in small models, NetSpec JSON files (any case of `.json`, local or gs://-style URLs) and
-inline NetSpec JSON. Every CLI (training, evaluation, conversion, export) goes through
-`resolve_model`, so a model that trains can also be converted and exported.
+inline NetSpec JSON. Every door that takes a model name goes through `resolve_model`: `complexity`,
+`build`, the CLIs (training, evaluation, conversion, export, latency --zoo) and the benchmarks, so a
+model that trains can also be measured, converted and exported, and a bad name is one error everywhere.
+`zoo.get_entry` is the zoo table's own lookup, used here.
 
 Pure Python: no TensorFlow unless a URL-style spec path has to be read through tf.io.gfile.
 """

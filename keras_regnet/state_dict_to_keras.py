@@ -150,7 +150,7 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray], spec: NetSpec, 
                     naming: str | None = None, bgr_to_rgb: bool | None = None,
                     source: str = "checkpoint") -> None:
     """Convert a reference state dict and set it into `model` (with or without its classifier)."""
-    include_top = any(layer.name == "predictions" for layer in model.layers)
+    include_top = any(layer.name == layer_records.CLASSIFIER for layer in model.layers)
     weights = convert_state_dict(state, spec, naming=naming, include_top=include_top,
                                  bgr_to_rgb=bgr_to_rgb, source=source)
     assign(model, weights, source=source)

@@ -34,10 +34,10 @@ from keras_regnet.torch_state_dict import (
 )
 from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
 CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras
-HEAD = "predictions"
 
 
 def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top: bool = True, *,
@@ -144,7 +144,7 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
         from keras_regnet.state_dict_to_keras import convert_state_dict
 
         state = read_state_dict(weights)
-        include_top = HEAD in _layer_names(model) and "head.fc.weight" in state
+        include_top = CLASSIFIER in _layer_names(model) and "head.fc.weight" in state
         return convert_state_dict(state, spec, include_top=include_top, source=weights), weights
     raise WeightsError(
         f"Unsupported weights file {weights!r}: expected 'imagenet' or a path ending in "
@@ -157,13 +157,13 @@ def _layer_names(model: Any) -> set[str]:
 
 
 def _mismatched_head(model: Any, arrays: dict[str, list[np.ndarray]]) -> list[str]:
-    """[HEAD] when the model's classifier cannot take the source's (absent, or another shape)."""
-    if HEAD not in _layer_names(model):
+    """[CLASSIFIER] when the model's classifier cannot take the source's (absent, or another shape)."""
+    if CLASSIFIER not in _layer_names(model):
         return []
-    theirs = arrays.get(HEAD)
-    ours = [tuple(w.shape) for w in model.get_layer(HEAD).weights]
+    theirs = arrays.get(CLASSIFIER)
+    ours = [tuple(w.shape) for w in model.get_layer(CLASSIFIER).weights]
     if theirs is None or [tuple(np.shape(v)) for v in theirs] != ours:
-        return [HEAD]
+        return [CLASSIFIER]
     return []
 
 
@@ -189,7 +189,7 @@ def _head_resizer(classes: int | None) -> Any:
     """clone_model hook: the classifier gets `classes` units; other layers are cloned as they are."""
     def clone(layer: Any) -> Any:
         config = layer.get_config()
-        if layer.name == HEAD and classes is not None:
+        if layer.name == CLASSIFIER and classes is not None:
             config["units"] = classes
         return layer.__class__.from_config(config)
 

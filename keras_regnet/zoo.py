@@ -134,5 +134,6 @@ def get_entry(name: str) -> ZooEntry:
 
 
 def get_spec(name: str) -> NetSpec:
-    """The NetSpec of a zoo model, e.g. get_spec('regnety_600mf')."""
+    """The NetSpec of a zoo model, e.g. get_spec('regnety_600mf'): the zoo table only; a name a user
+    typed goes through `keras_regnet.resolve_model`, which also takes built-ins, timm tags and JSON."""
     return get_entry(name).spec()

@@ -27,6 +27,8 @@ import numpy as np
 
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.errors import ConfigError, DataError
+from keras_regnet import resolve_spec
+from keras_regnet.spec import NetSpec
 from tflite import metadata as tflite_metadata
 from tflite import name_clash
 
@@ -105,16 +107,22 @@ class ExportConfig:
         return self
 
 
+def export_spec(config: ExportConfig) -> NetSpec:
+    """The NetSpec --model names (keras_regnet's one resolver), refused when --image_size is below its stride."""
+    spec = resolve_spec(config.model, label="--model")
+    if config.image_size < spec.total_stride:
+        raise ConfigError(f"--image_size={config.image_size} is below the network's total stride {spec.total_stride}")
+    return spec
+
+
 def run_export(config: ExportConfig) -> dict[str, Any]:
     """Produce, check and score every requested format; return the report dict."""
     from tflite import calibration, report
     from tflite import model_args
 
     config.validate()
-    spec = model_args.resolve_spec(config.model)
+    spec = export_spec(config)
     size = config.image_size
-    if size < spec.total_stride:
-        raise ConfigError(f"--image_size={size} is below the network's total stride {spec.total_stride}")
     # Data first: empty or unreadable sources fail before any conversion starts.
     calib = calibration.load_images(config.calibration_data, size, config.calibration_steps)
     evals = calibration.load_images(config.eval_data, size, config.eval_images, "--eval_data") if config.eval_data else None

@@ -1,4 +1,4 @@
-"""--model and --weights resolution: the spec, the checkpoint file, and the float Keras model.
+"""--weights resolution for a resolved --model spec: the checkpoint file, its classes, and the float Keras model.
 
 `--weights` takes what every weights= argument takes (keras_regnet.weights.resolve_weights):
   * `imagenet`: the reference's ImageNet weights of a zoo model (1000 classes), also written as
@@ -21,13 +21,8 @@ from typing import Any
 
 from keras_regnet.torch_state_dict import is_checkpoint_path, read_state_dict
 from keras_regnet.errors import WeightsError
-from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
-
-
-def resolve_spec(model: str) -> NetSpec:
-    """A NetSpec from any model argument (keras_regnet.resolve: the resolver every CLI uses)."""
-    return resolve_model(model, label="--model")[0]
+from keras_regnet.layer_records import CLASSIFIER
 
 
 def resolve_weights(path: str, spec: NetSpec | None = None) -> str:
@@ -46,7 +41,7 @@ def class_names(path: str | None, classes: int) -> list[str] | None:
 
 
 def checkpoint_classes(path: str) -> int:
-    """Number of classes of the `predictions` layer stored in a checkpoint file."""
+    """Number of classes of the classifier layer (`predictions`) stored in a checkpoint file."""
     if path == "imagenet":
         return 1000
     if is_checkpoint_path(path):
@@ -61,9 +56,9 @@ def checkpoint_classes(path: str) -> int:
 
         try:
             saved = keras.saving.load_model(path, compile=False)
-            return int(saved.get_layer("predictions").units)
+            return int(saved.get_layer(CLASSIFIER).units)
         except ValueError as err:
-            raise WeightsError(f"checkpoint {path!r} has no usable 'predictions' layer: {err}") from err
+            raise WeightsError(f"checkpoint {path!r} has no usable {CLASSIFIER!r} layer: {err}") from err
     import h5py
 
     # Keras 3 weight files name layers by class ("layers/dense/vars/0"); a RegNet has one Dense.
@@ -71,9 +66,9 @@ def checkpoint_classes(path: str) -> int:
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: shapes.append(obj.shape)
                      if isinstance(obj, h5py.Dataset) and len(obj.shape) == 2
-                     and ("predictions" in name or "/dense/" in f"/{name}") else None)
+                     and (CLASSIFIER in name or "/dense/" in f"/{name}") else None)
     if not shapes:
-        raise WeightsError(f"checkpoint {path!r} has no 'predictions' kernel; was it saved with include_top=True?")
+        raise WeightsError(f"checkpoint {path!r} has no {CLASSIFIER!r} kernel; was it saved with include_top=True?")
     return int(shapes[0][1])
 
 

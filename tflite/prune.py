@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def run_pruning(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, 
     check_sparsity(sparsity)
     if labels is None or len(labels) != len(images) or not len(images):
         raise ConfigError("pruning needs labelled images; the data gave none (use a labelled folder or digits)")
-    classes = int(model.get_layer("predictions").units)
+    classes = int(model.get_layer(CLASSIFIER).units)
     with _legacy_keras_env():
         import tensorflow_model_optimization as tfmot
         import tf_keras

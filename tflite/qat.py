@@ -18,6 +18,7 @@ import numpy as np
 from keras_regnet.complexity import complexity
 from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
 
 LOG = logging.getLogger("tflite")
 
@@ -232,7 +233,7 @@ def run_qat(model: Any, spec: NetSpec, image_size: int, images: np.ndarray, labe
     if labels is None or len(labels) != len(images) or not len(images):
         raise ConfigError("QAT needs labelled images; the QAT data gave none (use a labelled folder or digits)")
     check_mobile_regime(spec)
-    classes = int(model.get_layer("predictions").units)
+    classes = int(model.get_layer(CLASSIFIER).units)
     with _legacy_keras_env():
         from tflite.tf_keras_twin import build_twin, copy_weights
 
@@ -254,7 +255,7 @@ def fine_tune_float_twin(model: Any, spec: NetSpec, image_size: int, images: np.
     QAT also trains; on a briefly trained float model that extra training alone raises accuracy, so
     the quantization cost is QAT's accuracy against this control, not against the starting model.
     """
-    classes = int(model.get_layer("predictions").units)
+    classes = int(model.get_layer(CLASSIFIER).units)
     with _legacy_keras_env():
         from tflite.tf_keras_twin import build_twin, copy_weights
 

@@ -13,15 +13,14 @@ from typing import Any
 import keras
 
 from keras_regnet import fileio
-
-HEAD = "predictions"
+from keras_regnet.layer_records import CLASSIFIER
 
 
 def save_classifier(model: keras.Model, model_dir: str) -> str:
     """Save `model` (a logits network) to model_dir/model.keras with a softmax head; return the path."""
     path = fileio.join(model_dir, "model.keras")
     tmp = fileio.join(model_dir, ".tmp-model.keras")
-    head = model.get_layer(HEAD) if any(layer.name == HEAD for layer in model.layers) else None
+    head = model.get_layer(CLASSIFIER) if any(layer.name == CLASSIFIER for layer in model.layers) else None
     linear: Any = head.activation if head is not None else None
     if head is not None:
         head.activation = keras.activations.softmax

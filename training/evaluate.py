@@ -126,11 +126,12 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     from training.data import make_source
     from training.input_feed import Feed
     from training.metrics import accumulate
-    from training.models import build_model, check_image_size, resolve_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model, check_image_size
     from training.tf_assembly import variables_scope
     from training.strategy import make_runtime
 
-    spec, _ = resolve_model(model_name)
+    spec = resolve_spec(model_name, label="--model")
     check_image_size(spec, cfg.image_size)
     source = make_source(cfg)
     if weights == "imagenet" and source.num_classes != 1000:

@@ -19,8 +19,8 @@ import re
 from typing import Any, Callable
 
 from keras_regnet.errors import ConfigError
+from keras_regnet.layer_records import CLASSIFIER
 
-HEAD = "predictions"
 FINETUNE_LR = 0.003
 FINETUNE_EPOCHS = 10
 FINETUNE_WARMUP_FRACTION = 0.1
@@ -60,7 +60,7 @@ def frozen_layers(model: Any, freeze: str, num_stages: int | None = None) -> lis
     prefixes = parse_freeze(freeze, num_stages)
     names = [layer.name for layer in model.layers if layer.weights]
     if prefixes == ("backbone",):
-        return [n for n in names if n != HEAD]
+        return [n for n in names if n != CLASSIFIER]
     return [n for n in names if any(n.startswith(p) for p in prefixes)]
 
 
@@ -80,9 +80,9 @@ def load_pretrained(model: Any, spec: Any, weights: str, log: Callable[[str], No
     path = resolve_weights(weights, label="--weights", spec=spec)
     skipped = load_into(model, path, spec, new_head=True)
     if skipped:
-        units = model.get_layer(HEAD).weights[0].shape[-1]
+        units = model.get_layer(CLASSIFIER).weights[0].shape[-1]
         log(f"Loaded --weights={weights} ({path}) into the backbone; re-initialised the classifier "
-            f"'{HEAD}' for {units} classes (the source's head does not fit)")
+            f"'{CLASSIFIER}' for {units} classes (the source's head does not fit)")
     else:
         log(f"Loaded --weights={weights} ({path}) into every layer, the classifier included")
     return skipped

@@ -1,21 +1,13 @@
-"""--model resolution (keras_regnet.resolve, the one resolver every CLI uses) and model building."""
+"""The training model: built from a resolved NetSpec (keras_regnet.resolve_model), checked against --image_size."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from keras_regnet.errors import ConfigError
-from keras_regnet.resolve import BUILTIN
-from keras_regnet.resolve import resolve_model as _resolve
 from keras_regnet.spec import NetSpec
-from keras_regnet.zoo import ZooEntry
 
-__all__ = ["BUILTIN", "build_model", "check_image_size", "resolve_model"]
-
-
-def resolve_model(model: Any) -> tuple[NetSpec, ZooEntry | None]:
-    """A NetSpec (+ its zoo entry for the recipe) via keras_regnet's one resolver, errors naming --model."""
-    return _resolve(model, label="--model")
+__all__ = ["build_model", "check_image_size"]
 
 
 def check_image_size(spec: NetSpec, image_size: int) -> None:

@@ -14,9 +14,10 @@ from training.config import TrainConfig, resolve
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
     """(resolved config, NetSpec, zoo entry) without touching TensorFlow."""
-    from training.models import check_image_size, resolve_model
+    from keras_regnet import resolve_model
+    from training.models import check_image_size
 
-    spec_, entry = resolve_model(cfg.model if spec is None else spec)
+    spec_, entry = resolve_model(cfg.model if spec is None else spec, label="--model")
     zoo_batch = entry.batch_size if entry is not None and cfg.dataset in ("imagenet2012", "tfrecord") else None
     resolved = resolve(cfg, zoo_batch)
     check_image_size(spec_, resolved.image_size)

@@ -8,19 +8,20 @@ import keras
 from keras_hub.models import Backbone
 
 from keras_regnet.model import build
+from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
 class RegNetBackbone(Backbone):
-    """The RegNet/AnyNet body of `spec` (a NetSpec or its dict), keras-hub style: it takes images
+    """The RegNet/AnyNet body of `spec` (a NetSpec, its dict or any name `resolve_model` takes), keras-hub style: it takes images
     normalised by the image converter (`include_preprocessing=False`, the keras-hub convention) and
     returns the last stage's feature map; the spec's parameters are its config."""
 
-    def __init__(self, spec: NetSpec | dict, image_shape: tuple = (None, None, 3),
+    def __init__(self, spec: NetSpec | dict | str, image_shape: tuple = (None, None, 3),
                  include_preprocessing: bool = False, bn_epsilon: float = 1e-5, bn_momentum: float = 0.9,
                  dtype: Any = None, **kwargs: Any) -> None:
-        spec = spec if isinstance(spec, NetSpec) else NetSpec.from_dict(dict(spec))
+        spec = resolve_spec(spec, label="spec")
         body = build(spec, include_top=False, input_shape=tuple(image_shape),
                      include_preprocessing=include_preprocessing, name=spec.name.replace(".", "_"),
                      bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)

@@ -7,8 +7,8 @@ from typing import Any
 
 from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
-from keras_regnet.hub.timm_loader import HEAD
 from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
 from keras_regnet.weight_tags import EvalSettings, eval_settings
 
 
@@ -30,12 +30,12 @@ def save_preset(model: Any, directory: str, spec: Any = None, settings: EvalSett
     copy_weights_by_name(model, backbone, source=f"model {model.name!r}")
     preprocessor = RegNetImageClassifierPreprocessor(RegNetImageConverter.for_settings(settings, image_size))
     names = {layer.name for layer in model.layers}
-    if HEAD not in names:
+    if CLASSIFIER not in names:
         backbone.save_to_preset(directory)
         preprocessor.save_to_preset(directory)
         return backbone
-    head = model.get_layer(HEAD)
+    head = model.get_layer(CLASSIFIER)
     task = RegNetImageClassifier(backbone=backbone, num_classes=int(head.units), preprocessor=preprocessor)
-    task.get_layer(HEAD).set_weights(head.get_weights())
+    task.get_layer(CLASSIFIER).set_weights(head.get_weights())
     task.save_to_preset(directory)
     return task

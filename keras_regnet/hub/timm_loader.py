@@ -12,9 +12,11 @@ import os
 from typing import Any
 
 from keras_regnet.errors import ConfigError, WeightsError
+from keras_regnet.resolve import resolve_model
+from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
 from keras_regnet.weight_tags import DEFAULT, EVAL_SETTINGS, INTERPOLATIONS, EvalSettings
 
-HEAD = "predictions"
 TIMM_FILE = "model.safetensors"
 
 
@@ -37,15 +39,10 @@ def load_timm_preset(preset: str, cls: Any, load_weights: bool = True) -> Any:
     from keras_regnet.assign_weights import assign_by_name
     from keras_regnet.torch_state_dict import read_state_dict
     from keras_regnet.state_dict_to_keras import convert_state_dict
-    from keras_regnet.zoo import get_entry
 
     config = load_json(preset, "config.json")
     architecture = str(config.get("architecture", ""))
-    try:
-        spec = get_entry(architecture).spec()
-    except ValueError as err:
-        raise ConfigError(f"preset {preset!r}: timm architecture {architecture!r} is not a zoo RegNet "
-                          "(regnetx_002 ... regnety_320)") from err
+    spec = zoo_spec(preset, architecture)
     settings = timm_settings(architecture, config.get("pretrained_cfg") or {})
     backbone_cls = getattr(cls, "backbone_cls", None) or cls
     backbone = backbone_cls(spec)
@@ -64,8 +61,21 @@ def load_timm_preset(preset: str, cls: Any, load_weights: bool = True) -> Any:
     task = cls(backbone=backbone, num_classes=int(config.get("num_classes", 1000)),
                                  preprocessor=preprocessor)
     if arrays is not None:
-        task.get_layer(HEAD).set_weights(arrays[HEAD])
+        task.get_layer(CLASSIFIER).set_weights(arrays[CLASSIFIER])
     return task
+
+
+def zoo_spec(preset: str, architecture: str) -> NetSpec:
+    """The NetSpec of timm's `architecture` through keras_regnet's resolver; only zoo RegNets have timm checkpoints."""
+    message = (f"preset {preset!r}: timm architecture {architecture!r} is not a zoo RegNet "
+               "(regnetx_002 ... regnety_320)")
+    try:
+        spec, entry = resolve_model(architecture, label="architecture")
+    except ConfigError as err:
+        raise ConfigError(message) from err
+    if entry is None:
+        raise ConfigError(message)
+    return spec
 
 
 def timm_settings(architecture: str, pretrained_cfg: dict) -> EvalSettings:

@@ -40,19 +40,6 @@ def test_errors_name_the_argument_and_the_value(value, message):
         resolve_model(value, label="--model")
 
 
-def test_every_cli_resolves_the_same_way(tmp_path, monkeypatch):
-    """A spec file named *.JSON trains, converts and exports (it used to only train)."""
-    from tflite.model_args import resolve_spec as export_spec
-    from training.models import resolve_model as training_model
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "Net.JSON").write_text(SPEC.to_json())
-    for argument in ("Net.JSON", SPEC.to_json(), "RegNetY006", "regnetx_digits"):
-        expected = resolve_spec(argument)
-        assert training_model(argument)[0] == expected
-        assert export_spec(argument) == expected
-
-
 def test_the_converter_takes_a_json_file_in_any_case(tmp_path, monkeypatch):
     from safetensors.numpy import save_file
 

@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from keras_regnet import build, make_spec
-from tflite.model_args import checkpoint_classes, class_names, load_float_model, resolve_spec, resolve_weights
+from tflite.model_args import checkpoint_classes, class_names, load_float_model, resolve_weights
+from tflite.export_run import ExportConfig, export_spec
 
 SPEC = make_spec([1], [16], group_widths=8, block="x", stem_width=8, name="tiny_x")
+
+
+def resolve_spec(model: str):
+    """The export's --model door (tflite.export_run.export_spec)."""
+    return export_spec(ExportConfig(model=model, image_size=32))
 
 
 def test_resolve_spec_accepts_zoo_names_inline_json_and_files(tmp_path):
@@ -17,6 +23,11 @@ def test_resolve_spec_accepts_zoo_names_inline_json_and_files(tmp_path):
     assert resolve_spec(SPEC.to_json()) == SPEC
     (tmp_path / "s.json").write_text(SPEC.to_json())
     assert resolve_spec(str(tmp_path / "s.json")) == SPEC
+
+
+def test_an_image_size_below_the_network_stride_is_refused():
+    with pytest.raises(ValueError, match="--image_size=16 is below the network's total stride 32"):
+        export_spec(ExportConfig(model="regnetx_200mf", image_size=16))
 
 
 @pytest.mark.parametrize("value, message", [

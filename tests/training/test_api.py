@@ -51,10 +51,11 @@ def test_evaluate_refuses_a_saved_model_of_a_different_network(tmp_path):
 
     from training import config as C
     from training.evaluate import evaluate
-    from training.models import BUILTIN, build_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
 
     path = str(tmp_path / "y.keras")
-    build_model(BUILTIN["regnety_digits"].to_spec(name="regnety_digits"), 16, 10).save(path)
+    build_model(resolve_spec("regnety_digits"), 16, 10).save(path)
     cfg = C.TrainConfig(model="regnetx_digits", dataset="digits", batch_size=64, image_size=16, verbose=0,
                         strategy="one_device", xla="off", mixed_precision="off")
     with pytest.raises(ValueError, match=r"--weights='.*y\.keras' holds a different network than "

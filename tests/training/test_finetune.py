@@ -61,10 +61,11 @@ def _arrays(model):
 def test_frozen_backbone_and_bn_statistics_stay_bit_identical_and_the_head_learns(tmp_path, capsys):
     """Keras' transfer-learning rule: frozen BN runs in inference mode (statistics not updated); EMA on."""
     from training.api import train
-    from training.models import BUILTIN, build_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
 
     data = make_image_folder(tmp_path / "photos")
-    source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 3)
+    source = build_model(resolve_spec("regnetx_digits"), 32, 3)
     for layer in source.layers:  # non-trivial BN statistics, so "unchanged" means something
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.25, "float32"))
@@ -89,12 +90,13 @@ def test_frozen_backbone_and_bn_statistics_stay_bit_identical_and_the_head_learn
 def test_finetuning_from_a_run_directory_reinitialises_a_mismatched_head(tmp_path, capsys):
     """The CLI path: --weights=<earlier --model_dir> (10 digit classes) onto 3 folder classes."""
     from training.api import train
-    from training.models import BUILTIN, build_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
 
     data = make_image_folder(tmp_path / "photos")
     earlier = tmp_path / "earlier"
     earlier.mkdir()
-    source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 10)
+    source = build_model(resolve_spec("regnetx_digits"), 32, 10)
     source.save(earlier / "model.keras")
     train("regnetx_digits", dataset="folder", data_dir=str(data), weights=str(earlier), freeze="stem,s1",
           epochs=1, batch_size=8, model_dir=str(tmp_path / "run"), verbose=1)
@@ -116,10 +118,11 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from training.config import TrainConfig
-from training.models import BUILTIN, build_model
+from keras_regnet import resolve_spec
+from training.models import build_model
 from training.run import run
 source_path, model_dir = sys.argv[1], sys.argv[2]
-source = build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 16, 10)
+source = build_model(resolve_spec("regnetx_digits"), 16, 10)
 source.save(source_path)
 cfg = TrainConfig(model="regnetx_digits", weights=source_path, freeze="backbone", strategy="mirrored",
                   xla="off", mixed_precision="off", image_size=16, batch_size=32, epochs=1, max_steps=2,
@@ -157,9 +160,10 @@ def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(tmp_path):
 def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
     """A .weights.h5 of a 10-class model into a 3-class one: backbone loaded, head left as built."""
     from keras_regnet.weights import load_into
-    from training.models import BUILTIN, build_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
 
-    spec = BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits")
+    spec = resolve_spec("regnetx_digits")
     source = build_model(spec, 16, 10)
     source.save_weights(tmp_path / "ten.weights.h5")
     target = build_model(spec, 16, 3)
@@ -175,12 +179,13 @@ def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
 
 def test_evaluation_refuses_folder_classes_that_differ_from_the_models_class_names(tmp_path):
     from training.evaluate import evaluate
-    from training.models import BUILTIN, build_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
 
     data = make_image_folder(tmp_path / "photos")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    build_model(BUILTIN["regnetx_digits"].to_spec(name="regnetx_digits"), 32, 3).save(run_dir / "model.keras")
+    build_model(resolve_spec("regnetx_digits"), 32, 3).save(run_dir / "model.keras")
     (run_dir / "class_names.json").write_text('["class_1", "class_0", "class_2"]')
     cfg = C.TrainConfig(model="regnetx_digits", dataset="folder", data_dir=str(data), batch_size=8, image_size=32,
                         **FAST)

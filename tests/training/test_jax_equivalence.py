@@ -40,10 +40,11 @@ def test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine(tm
     import tensorflow as tf
 
     from training import steps
-    from training.models import build_model, resolve_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
     from training.recipe import WarmupCosine, make_optimizer
 
-    spec, _ = resolve_model("regnetx_digits")  # grouped convs, BN, the classifier
+    spec = resolve_spec("regnetx_digits")  # grouped convs, BN, the classifier
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(0)
     model = build_model(spec, SIZE, CLASSES)
@@ -70,9 +71,10 @@ def test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine(tm
     _run_jax_script(f"""
         import jax, numpy as np, keras
         from training import jax_step
-        from training.models import build_model, resolve_model
+        from keras_regnet import resolve_spec
+        from training.models import build_model
         from training.recipe import WarmupCosine, make_optimizer
-        spec, _ = resolve_model("regnetx_digits")
+        spec = resolve_spec("regnetx_digits")
         model = build_model(spec, {SIZE}, {CLASSES})
         model.load_weights({str(tmp_path / "w0.weights.h5")!r})
         optimizer = make_optimizer(WarmupCosine({LR}, 100, 10), 0.9, True)
@@ -103,10 +105,11 @@ TWO_DEVICE_STEPS = """
     import numpy as np, keras, jax
     from training import jax_step
     from training.jax_devices import make_layout, replicate, shard_batch, to_host
-    from training.models import build_model, resolve_model
+    from keras_regnet import resolve_spec
+    from training.models import build_model
     from training.recipe import WarmupCosine, make_optimizer
     assert jax.device_count() == 2
-    spec, _ = resolve_model("regnetx_digits")
+    spec = resolve_spec("regnetx_digits")
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (4, 32, 16, 16, 3)).astype("float32")
     labels = rng.integers(0, 10, (4, 32))
@@ -161,8 +164,9 @@ PRECISE_BN_ON_TWO_DEVICES = """
     import numpy as np, keras, jax
     from training import jax_step
     from training.jax_devices import make_layout, replicate, shard_batch, to_host
-    from training.models import build_model, resolve_model
-    model = build_model(resolve_model("regnetx_digits")[0], 16, 10, bn_batch=16)  # one BN group per device
+    from keras_regnet import resolve_spec
+    from training.models import build_model
+    model = build_model(resolve_spec("regnetx_digits"), 16, 10, bn_batch=16)  # one BN group per device
     images = np.random.default_rng(0).uniform(0, 255, (32, 16, 16, 3)).astype("float32")
     images[:16] *= 0.2  # a dark half and a bright half: per-device moments differ from whole-batch ones
     layout = make_layout("auto")

@@ -97,7 +97,7 @@ def test_resume_with_an_edited_json_spec_is_refused_naming_the_model_flag(tmp_pa
     import pytest
 
     from training.config import TrainConfig
-    from training.models import BUILTIN
+    from keras_regnet.resolve import BUILTIN
     from training.run import run
 
     spec = BUILTIN["regnetx_digits"].to_spec(name="tiny").to_dict()
