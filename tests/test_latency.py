@@ -261,6 +261,18 @@ def test_a_population_too_big_for_memory_is_refused_before_any_model_is_built(tm
             available_memory=int(np.floor(max(need))) - 1)
 
 
+def test_available_memory_falls_back_to_proc_meminfo(monkeypatch):
+    psutil = pytest.importorskip("psutil")
+    from training.latency_memory import available_memory_bytes
+
+    with_psutil = psutil.virtual_memory().available
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil now raises ImportError
+    fallback = available_memory_bytes()
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    assert 0 < fallback < total and abs(fallback - with_psutil) < 0.05 * total
+
+
 def test_the_cli_refuses_an_oversized_tf_batch_in_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "training.latency", "--zoo=regnetx_200mf,regnety_32gf",
                           "--tf_batch_size=1000000", f"--sweep_dir={tmp_path / 'z'}"], cwd=ROOT,

@@ -31,13 +31,12 @@ def available_memory_bytes() -> int:
     try:
         import psutil
     except ImportError:
-        psutil = None
-    if psutil is not None:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    else:
         return int(psutil.virtual_memory().available)
-    with open("/proc/meminfo", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
     raise OSError("/proc/meminfo has no MemAvailable line")
 
 
