@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Optional, Sequence
 
 from absl import flags
 
 from keras_regnet.design_space.latency_model import load_model
+from keras_regnet.design_space.sampler import scaled_flops_range
 
 _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -27,6 +28,16 @@ def parse_range(text: str, flag: str) -> Optional[tuple[float, float]]:
         raise flags.ValidationError(f"--{flag} must be low,high with 0 <= low <= high (suffixes K/M/G "
                                     f"allowed) or 'none', got {text!r}")
     return values[0], values[1]
+
+
+def flops_budget(text: str, image_size: int, stem_stride: int, base: Sequence[float]
+                 ) -> Optional[tuple[float, float]]:
+    """--flops_range: 'auto' -> `base` (flops at 224px, stride-2 stem) rescaled to this input and stem
+    stride by `scaled_flops_range`; an explicit 'low,high' is taken as given; 'none' -> None."""
+    if str(text).strip().lower() == "auto":
+        low, high = scaled_flops_range(image_size, stem_stride, base)
+        return round(low), round(high)
+    return parse_range(text, "flops_range")
 
 
 def latency_budget(range_text: str, model_ref: str, image_size: int

@@ -3,11 +3,13 @@ r"""Measure a design-space population's inference time on this CPU: python -m de
 Samples a population (or reuses a training sweep's, so the two join by sample index), builds each
 network with random weights at --image_size, exports float32 and int8 TFLite in memory (int8
 calibrated on a few real images), times LiteRT batch-1 inference with XNNPACK at each of
---threads, and TensorFlow batch-64 inference (the paper's protocol, here on CPU). Each measured
+--threads, and TensorFlow batch-64 inference (the paper's protocol, here on CPU). The default flops
+budget is the paper's 200MF-1.6GF at 224 rescaled to --image_size; a population whose largest
+network's TF batch would not fit in the available memory is refused before anything is built. Each measured
 network appends one JSON line to SWEEP_DIR/latency.jsonl; reruns skip measured networks and
 --shard=i/n splits the work, as in design_lab.sweep. The paper's 200MF-1.6GF range at 224:
 
-  python -m design_lab.latency --space=regnetx --num_models=30 --flops_range=200M,1.6G \
+  python -m design_lab.latency --space=regnetx --num_models=30 \
       --sweep_dir=sweeps/latency_regnetx
   python -m design_lab.analyze sweeps/latency_regnetx     # latency panels, fitted latency models
 """
@@ -32,12 +34,14 @@ from keras_regnet.errors import ConfigError, cli_boundary
 from keras_regnet.fileio import write_text_atomic
 from keras_regnet.zoo import list_models
 from design_lab.latency_bench import LATENCY_FORMATS, TimingPolicy
+from design_lab.latency_memory import check_tf_batch_fits
 from design_lab.latency_report import LATENCY, ZOO_SPACE
-from design_lab.budget_flags import latency_budget, parse_range
+from design_lab.budget_flags import flops_budget, latency_budget, parse_range
 from design_lab.sweep_results import ResultsFile
 from design_lab.sweep_runner import CONFIG, SweepConfig, load_samples, parse_shard, prepare
 
 LATENCY_CONFIG = "latency_config.json"
+LATENCY_FLOPS = (200e6, 1.6e9)  # the paper's Fig. 12 range, at 224x224 with a stride-2 stem
 
 FLAGS = flags.FLAGS
 
@@ -50,8 +54,9 @@ class LatencyCliConfig:
                    "population is measured).", choices=sorted(SPACES))
     num_models: int = F(30, "Networks to sample.", lower_bound=1)
     seed: int = F(0, "Sampling seed.")
-    flops_range: str = F("200M,1.6G", "low,high flops (K/M/G suffixes) or 'none'; default: the paper's "
-                         "200MF-1.6GF range (Fig. 12).")
+    flops_range: str = F("auto", "low,high flops (K/M/G suffixes), taken as given, or 'none'; 'auto' = the "
+                         "paper's 200MF-1.6GF range (Fig. 12, at 224 with a stride-2 stem) rescaled by the feature "
+                         "area after the stem ((image_size/stem_stride)^2 / 112^2), as design_lab.sweep does.")
     params_range: str = F("none", "low,high parameter count or 'none'.")
     acts_range: str = F("none", "low,high activation count or 'none'.")
     latency_range: str = F("none", "low,high predicted milliseconds (with --latency_model) or 'none'.")
@@ -131,7 +136,8 @@ def population(sweep_dir: str, opts: LatencyCliConfig) -> list[Any]:
     if os.path.exists(os.path.join(sweep_dir, CONFIG)):
         return load_samples(sweep_dir)
     latency_range, latency_model = latency_budget(opts.latency_range, opts.latency_model, opts.image_size)
-    config = SweepConfig(opts.space, opts.num_models, opts.seed, parse_range(opts.flops_range, "flops_range"),
+    flops = flops_budget(opts.flops_range, opts.image_size, opts.stem_stride, LATENCY_FLOPS)
+    config = SweepConfig(opts.space, opts.num_models, opts.seed, flops,
                          parse_range(opts.params_range, "params_range"), parse_range(opts.acts_range, "acts_range"),
                          opts.image_size, opts.stem_stride, opts.stem_width, opts.num_classes, {},
                          latency_range=latency_range, latency_model=latency_model)
@@ -154,12 +160,15 @@ def measurer(setting: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
 
 
 def run(sweep_dir: str, population_: list[Any], setting: dict[str, Any], shard: tuple[int, int],
-        report: Any = print, measure: Optional[Callable[[Any], dict[str, Any]]] = None) -> ResultsFile:
-    """Measure this shard's unmeasured networks, one latency.jsonl line each."""
+        report: Any = print, measure: Optional[Callable[[Any], dict[str, Any]]] = None,
+        available_memory: Optional[int] = None) -> ResultsFile:
+    """Measure this shard's unmeasured networks, one latency.jsonl line each; first refuse a shard whose
+    largest network's TF batch would not fit in `available_memory` (default: what the OS reports)."""
     check_settings(sweep_dir, setting)
     results = ResultsFile(os.path.join(sweep_dir, LATENCY))
     i, n = shard
     mine = [s for s in population_ if s.index % n == i and s.index not in results.done()]
+    check_tf_batch_fits(mine, setting["image_size"], setting["classes"], setting["tf_batch_size"], available_memory)
     if mine and measure is None:
         measure = measurer(setting)
     host = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count()}

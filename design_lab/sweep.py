@@ -24,11 +24,11 @@ from absl import app, flags, logging
 
 from keras_regnet import cli_help, dataclass_flags
 from keras_regnet.dataclass_flags import flag_field as F
-from keras_regnet.design_space.sampler import scaled_flops_range
+from keras_regnet.design_space.sampler import PAPER_FLOPS
 from keras_regnet.design_space.spaces import SPACES
 from keras_regnet.errors import ConfigError, cli_boundary
 from training.config import TrainConfig
-from design_lab.budget_flags import latency_budget, parse_range
+from design_lab.budget_flags import flops_budget, latency_budget, parse_range
 from design_lab.sweep_runner import SweepConfig, load_train_fn, parse_shard, run
 
 FLAGS = flags.FLAGS
@@ -87,10 +87,7 @@ def build_config(opts: SweepCliConfig | None = None) -> SweepConfig:
     """The SweepConfig described by `opts` (default: the parsed flags); errors name the flag."""
     opts = opts if opts is not None else dataclass_flags.from_flags(SweepCliConfig)
     stem_stride = opts.stem_stride or (1 if opts.image_size < 128 else 2)
-    if opts.flops_range.strip().lower() == "auto":
-        flops = tuple(round(x) for x in scaled_flops_range(opts.image_size, stem_stride))
-    else:
-        flops = parse_range(opts.flops_range, "flops_range")
+    flops = flops_budget(opts.flops_range, opts.image_size, stem_stride, PAPER_FLOPS)
     try:
         parse_shard(opts.shard)
     except ValueError as e:

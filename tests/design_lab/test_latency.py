@@ -212,3 +212,103 @@ def test_timing_stops_at_the_target_relative_standard_error():
     assert 4 <= out["runs"] <= 50 and len(calls) == out["runs"] + 2 and out["cpu_ms"] >= 0
     with pytest.raises(ValueError, match="min_runs"):
         TimingPolicy(min_runs=1)
+
+
+def test_default_flops_budget_scales_with_the_input_as_the_sweeps_does(tmp_path):
+    from keras_regnet.design_space.sampler import PAPER_FLOPS
+    from design_lab.latency import LATENCY_FLOPS, LatencyCliConfig, population
+    from design_lab.sweep import SweepCliConfig, build_config
+    from design_lab.sweep_runner import SweepConfig
+
+    def stored_flops(sweep_dir):
+        with open(os.path.join(sweep_dir, "config.json")) as f:
+            return tuple(SweepConfig.from_dict(json.load(f)).flops_range)
+
+    area = (64 / 2) ** 2 / (224 / 2) ** 2  # feature area after a stride-2 stem, 64px vs 224px
+    opts = LatencyCliConfig(image_size=64, stem_stride=2, num_models=2, num_classes=10)
+    population(str(tmp_path / "auto"), opts)
+    latency = stored_flops(str(tmp_path / "auto"))
+    sweep = tuple(build_config(SweepCliConfig(image_size=64, stem_stride=2)).flops_range)
+    assert latency == (round(200e6 * area), round(1.6e9 * area)) == (16326531, 130612245)
+    assert [x / b for x, b in zip(latency, LATENCY_FLOPS)] == pytest.approx([x / b for x, b in zip(sweep, PAPER_FLOPS)],
+                                                                              rel=1e-6)
+    population(str(tmp_path / "given"), LatencyCliConfig(image_size=64, stem_stride=2, num_models=1, num_classes=10,
+                                                         flops_range="10M,20M"))
+    assert stored_flops(str(tmp_path / "given")) == (10e6, 20e6)  # an explicit range is taken as given
+
+
+def test_a_population_too_big_for_memory_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
+    from keras_regnet.complexity import complexity
+    from keras_regnet.errors import ConfigError
+    from design_lab import latency_bench
+    from design_lab.latency import run
+
+    monkeypatch.setattr(latency_bench, "build_random", lambda *a, **k: pytest.fail("a model was built"))
+    pop = _population(6)
+    setting = {**SETTING, "tf_batch_size": 64}
+    costs = [complexity(s.spec, 32, classes=10) for s in pop]
+    need = [1.25 * 4 * (2 * c.params + 64 * c.acts) for c in costs]  # the documented estimate
+    biggest = int(np.argmax(need))
+    with pytest.raises(ConfigError, match=rf"model {pop[biggest].index} .* needs about .* for the TF batch of 64, "
+                                          r"but only 1 MiB is available; lower --tf_batch_size"):
+        run(str(tmp_path / "small"), pop, setting, (0, 1), available_memory=2**20)
+    assert not os.path.exists(tmp_path / "small" / "latency.jsonl")
+    fits = run(str(tmp_path / "fits"), pop, setting, (0, 1), report=lambda m: None, measure=fake_measure,
+               available_memory=int(np.ceil(max(need))))
+    assert len(fits.load()) == 6
+    with pytest.raises(ConfigError, match=f"model {pop[biggest].index} "):
+        run(str(tmp_path / "fits2"), pop, setting, (0, 1), measure=fake_measure,
+            available_memory=int(np.floor(max(need))) - 1)
+
+
+def test_available_memory_falls_back_to_proc_meminfo(monkeypatch):
+    psutil = pytest.importorskip("psutil")
+    from design_lab.latency_memory import available_memory_bytes
+
+    with_psutil = psutil.virtual_memory().available
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil now raises ImportError
+    fallback = available_memory_bytes()
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    assert 0 < fallback < total and abs(fallback - with_psutil) < 0.05 * total
+
+
+def test_the_cli_refuses_an_oversized_tf_batch_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "design_lab.latency", "--zoo=regnetx_200mf,regnety_32gf",
+                          "--tf_batch_size=1000000", f"--sweep_dir={tmp_path / 'z'}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and not os.path.exists(tmp_path / "z" / "latency.jsonl")
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "config error" in lines[0] and "model 1 (regnety_32gf" in lines[0]
+    assert "for the TF batch of 1000000" in lines[0] and "is available" in lines[0]
+
+
+PEAK_PROBE = """
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
+import tensorflow as tf
+from keras_regnet.zoo import get_spec
+from design_lab import latency_bench as bench
+tf.zeros(1) + 1  # TensorFlow's runtime is up before the baseline
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets the peak resident size (VmHWM), so import-time peaks do not count
+before = status("VmRSS")
+model = bench.build_random(get_spec("regnetx_200mf"), 64, 10)
+bench.tf_batch_latency(model, 64, 64, bench.TimingPolicy(warmup=1, min_runs=3, max_runs=3))
+print(status("VmHWM") - before)
+"""
+
+
+@pytest.mark.slow
+def test_memory_estimate_is_within_two_of_a_measured_tf_batch_peak():
+    """Resident-memory growth from before the model is built to the peak of a timed batch of 64."""
+    from keras_regnet.complexity import complexity
+    from keras_regnet.zoo import get_spec
+    from design_lab.latency_memory import tf_batch_peak_bytes
+
+    out = subprocess.run([sys.executable, "-c", PEAK_PROBE], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    measured = int(out.stdout.strip().splitlines()[-1])
+    estimate = tf_batch_peak_bytes(complexity(get_spec("regnetx_200mf"), 64, classes=10), 64)
+    assert 0.5 <= estimate / measured <= 2.0, (estimate, measured)
