@@ -16,7 +16,7 @@ from keras_regnet.complexity import Complexity, complexity
 from keras_regnet.regnet import RegNetParams, adjust_block_compatibility, fit_quantized_linear
 from keras_regnet.resolve import resolve_model, resolve_spec
 from keras_regnet.spec import NetSpec, StageSpec, make_spec
-from keras_regnet.zoo import ZOO, get_entry, get_spec, list_models
+from keras_regnet.zoo import ZOO, get_entry, list_models
 
 __version__ = "0.1.0"
 
@@ -37,7 +37,7 @@ _LAZY = {
 
 __all__ = [
     "Complexity", "NetSpec", "RegNetParams", "StageSpec", "ZOO", "adjust_block_compatibility",
-    "complexity", "fit_quantized_linear", "get_entry", "get_spec", "list_models", "make_spec",
+    "complexity", "fit_quantized_linear", "get_entry", "list_models", "make_spec",
     "resolve_model", "resolve_spec",
     *_LAZY,
 ]

@@ -132,8 +132,3 @@ def get_entry(name: str) -> ZooEntry:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return ZOO[canonical]
 
-
-def get_spec(name: str) -> NetSpec:
-    """The NetSpec of a zoo model, e.g. get_spec('regnety_600mf'): the zoo table only; a name a user
-    typed goes through `keras_regnet.resolve_model`, which also takes built-ins, timm tags and JSON."""
-    return get_entry(name).spec()

@@ -288,13 +288,13 @@ def status(key):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
 import tensorflow as tf
-from keras_regnet.zoo import get_spec
+from keras_regnet.zoo import get_entry
 from design_lab import latency_bench as bench
 tf.zeros(1) + 1  # TensorFlow's runtime is up before the baseline
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the peak resident size (VmHWM), so import-time peaks do not count
 before = status("VmRSS")
-model = bench.build_random(get_spec("regnetx_200mf"), 64, 10)
+model = bench.build_random(get_entry("regnetx_200mf").spec(), 64, 10)
 bench.tf_batch_latency(model, 64, 64, bench.TimingPolicy(warmup=1, min_runs=3, max_runs=3))
 print(status("VmHWM") - before)
 """
@@ -304,11 +304,11 @@ print(status("VmHWM") - before)
 def test_memory_estimate_is_within_two_of_a_measured_tf_batch_peak():
     """Resident-memory growth from before the model is built to the peak of a timed batch of 64."""
     from keras_regnet.complexity import complexity
-    from keras_regnet.zoo import get_spec
+    from keras_regnet.zoo import get_entry
     from design_lab.latency_memory import tf_batch_peak_bytes
 
     out = subprocess.run([sys.executable, "-c", PEAK_PROBE], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": ROOT})
     measured = int(out.stdout.strip().splitlines()[-1])
-    estimate = tf_batch_peak_bytes(complexity(get_spec("regnetx_200mf"), 64, classes=10), 64)
+    estimate = tf_batch_peak_bytes(complexity(get_entry("regnetx_200mf").spec(), 64, classes=10), 64)
     assert 0.5 <= estimate / measured <= 2.0, (estimate, measured)

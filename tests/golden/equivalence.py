@@ -32,10 +32,10 @@ def load_case(name: str) -> tuple[dict, dict[str, np.ndarray]]:
 
 def case_spec(meta: dict) -> Any:
     """Our NetSpec for the case: the zoo model, or the RegNet rule applied to the pycls cfg values."""
-    from keras_regnet import RegNetParams, get_spec
+    from keras_regnet import RegNetParams, get_entry
 
     if meta["zoo_model"]:
-        return get_spec(meta["zoo_model"])
+        return get_entry(meta["zoo_model"]).spec()
     c = meta["pycls_regnet_cfg"]
     return RegNetParams(c["DEPTH"], c["W0"], c["WA"], c["WM"], c["GROUP_W"],
                         se_ratio=0.25 if c["SE_ON"] else 0.0, stem_width=c["STEM_W"]).to_spec(meta["case"])

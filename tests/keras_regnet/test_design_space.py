@@ -197,9 +197,9 @@ def test_regnet_rows_are_checked_against_the_rule_and_fall_back_to_it():
 
 
 def test_batch_complexity_reproduces_the_zoo():
-    from keras_regnet.zoo import get_spec, list_models
+    from keras_regnet.zoo import get_entry, list_models
 
     for se in (0.0, 0.25):
-        specs = [s for s in (get_spec(m) for m in list_models()) if s.se_ratio == se]
+        specs = [s for s in (get_entry(m).spec() for m in list_models()) if s.se_ratio == se]
         f, p, a = batch_complexity(StageArrays.from_specs(specs), 224, se_ratio=se)
         assert [(c.flops, c.params, c.acts) for c in map(complexity, specs)] == list(zip(f, p, a))

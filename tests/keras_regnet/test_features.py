@@ -22,7 +22,7 @@ def _check_shapes(name):
     model = getattr(keras_regnet, keras_regnet.get_entry(name).function_name)(
         include_top=False, input_shape=(*SIZE, 3))
     got = {k: tuple(v.shape) for k, v in model.pyramid_outputs.items()}
-    assert got == _expected_shapes(keras_regnet.get_spec(name), *SIZE), name
+    assert got == _expected_shapes(keras_regnet.get_entry(name).spec(), *SIZE), name
     assert model.pyramid_outputs["P5"] is model.output  # P5 is include_top=False's output
 
 

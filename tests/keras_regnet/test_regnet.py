@@ -10,7 +10,7 @@ from keras_regnet.regnet import (
     quantized_block_widths,
     stages_from_block_widths,
 )
-from keras_regnet.zoo import ZOO, get_entry, get_spec, list_models
+from keras_regnet.zoo import ZOO, get_entry, list_models
 
 
 def test_zoo_has_the_24_published_models():
@@ -31,7 +31,7 @@ def test_zoo_stage_widths_depths_and_groups_match_the_reference(name, reference_
 
 
 def test_regnetx_8gf_first_stage_has_one_group():
-    first = get_spec("RegNetX-8.0GF").stages[0]
+    first = get_entry("RegNetX-8.0GF").spec().stages[0]
     assert (first.width, first.group_width, first.groups) == (80, 80, 1)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from keras_regnet import get_spec, make_spec, resolve_model, resolve_spec
+from keras_regnet import get_entry, make_spec, resolve_model, resolve_spec
 from keras_regnet.resolve import BUILTIN
 
 SPEC = make_spec([1, 2], [16, 32], group_widths=8, block="y", se_ratio=0.25, stem_width=8, name="mine")
@@ -12,7 +12,7 @@ SPEC = make_spec([1, 2], [16, 32], group_widths=8, block="y", se_ratio=0.25, ste
                                   "RegNetY016", "regnety_016", " regnety_1.6gf "])
 def test_zoo_names_in_every_spelling_and_keras2_aliases(name):
     spec, entry = resolve_model(name)
-    assert spec == get_spec("regnety_1.6gf") and entry.name == "regnety_1.6gf"
+    assert spec == get_entry("regnety_1.6gf").spec() and entry.name == "regnety_1.6gf"
 
 
 def test_builtins_files_in_any_case_inline_json_dicts_and_specs(tmp_path, monkeypatch):

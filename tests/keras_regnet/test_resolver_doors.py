@@ -7,13 +7,12 @@ give the same NetSpec and the same bad names the same one-line ConfigError, whic
 import numpy as np
 import pytest
 
-from tests.helpers.paths import REPO_ROOT
-
 import keras_regnet
 from keras_regnet import make_spec
 from keras_regnet.errors import ConfigError
 from keras_regnet.resolve import BUILTIN
 from keras_regnet.zoo import ZOO
+from tests.helpers.paths import REPO_ROOT
 
 SPEC = make_spec([1, 2], [16, 32], group_widths=8, block="y", se_ratio=0.25, stem_width=8, name="mine")
 X200 = ZOO["regnetx_200mf"].spec()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_regnet import get_entry, get_spec, list_models, resolve_model
+from keras_regnet import get_entry, list_models, resolve_model
 from keras_regnet.weight_tags import DEFAULT, EVAL_SETTINGS, EvalSettings, canonical_weights, eval_settings
 
 
@@ -15,7 +15,7 @@ from keras_regnet.weight_tags import DEFAULT, EVAL_SETTINGS, EvalSettings, canon
 ])
 def test_timm_tagged_names_resolve_to_the_zoo_model(name, zoo):
     spec, entry = resolve_model(name, label="--model")
-    assert entry.name == zoo and spec == get_spec(zoo)
+    assert entry.name == zoo and spec == get_entry(zoo).spec()
 
 
 @pytest.mark.parametrize("name, message", [
@@ -62,7 +62,7 @@ def test_the_eval_crop_follows_the_settings():
 
 
 def test_weights_accept_timm_tags_and_refuse_another_models_tag():
-    spec = get_spec("regnety_600mf")
+    spec = get_entry("regnety_600mf").spec()
     for weights in ("pycls_in1k", "regnety_006.pycls_in1k", "hf://timm/regnety_006.pycls_in1k"):
         assert canonical_weights(weights, spec) == "imagenet"
     with pytest.raises(ValueError, match="weights='regnetx_002.pycls_in1k' are RegNetX-200MF's, but the model"):

@@ -182,10 +182,10 @@ def test_imagenet_for_a_non_zoo_network_is_an_error():
 
 
 def test_zoo_architecture_under_another_name_is_recognised():
-    from keras_regnet import get_spec
+    from keras_regnet import get_entry
     from keras_regnet.pretrained import zoo_entry_for
 
-    assert zoo_entry_for(get_spec("RegNetY-600MF").replace(name="my_net")).name == "regnety_600mf"
+    assert zoo_entry_for(get_entry("RegNetY-600MF").spec().replace(name="my_net")).name == "regnety_600mf"
 
 
 def test_truncated_download_is_an_error(tmp_path):

@@ -20,7 +20,7 @@ SIZE, CLASSES, BATCH = 64, 5, 4
 
 def _by_flops() -> list[str]:
     """The zoo's names, smallest flops at 224 first."""
-    return sorted(keras_regnet.list_models(), key=lambda n: keras_regnet.complexity(keras_regnet.get_spec(n), 224).flops)
+    return sorted(keras_regnet.list_models(), key=lambda n: keras_regnet.complexity(keras_regnet.get_entry(n).spec(), 224).flops)
 
 
 SMALLEST = _by_flops()[:6]
@@ -81,7 +81,7 @@ def test_one_training_step_moves_every_weight_and_lowers_the_loss(zoo_model):
 
 def test_pyramid_outputs_follow_the_stride_law(zoo_model):
     name, model = zoo_model
-    spec = keras_regnet.get_spec(name)
+    spec = keras_regnet.get_entry(name).spec()
     widths = [spec.stem_width, *spec.widths]  # P1 is the stem, P2..P5 the four stages
     features = keras_regnet.feature_extractor(model)(_images())
     assert sorted(features) == ["P1", "P2", "P3", "P4", "P5"]
@@ -105,7 +105,7 @@ def test_tf_keras_twin_equals_the_model(zoo_model):
     from tflite.tf_keras_twin import build_twin, copy_weights
 
     name, model = zoo_model
-    twin = build_twin(keras_regnet.get_spec(name), SIZE, CLASSES, classifier_activation=None)
+    twin = build_twin(keras_regnet.get_entry(name).spec(), SIZE, CLASSES, classifier_activation=None)
     rng = np.random.default_rng(4)
     with _weights_restored(model):
         for layer in model.layers:  # non-trivial BN statistics, so copying them is checked too

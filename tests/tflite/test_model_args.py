@@ -84,7 +84,7 @@ def test_mismatched_weights_file_names_file_and_model(tmp_path):
 
 def test_imagenet_and_reference_checkpoints_export_with_class_names(tmp_path, monkeypatch):
     """--weights=imagenet (a local stand-in here) gives 1000 classes named as ImageNet's."""
-    from keras_regnet import get_spec
+    from keras_regnet import get_entry
     from keras_regnet.pretrained import SOURCES, cached_paths
     from tests.helpers.standin import place_imagenet_standin
     from tflite.model_args import class_names
@@ -93,7 +93,7 @@ def test_imagenet_and_reference_checkpoints_export_with_class_names(tmp_path, mo
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     raw = place_imagenet_standin(tmp_path / "keras_home")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    spec = get_spec("regnetx_200mf")
+    spec = get_entry("regnetx_200mf").spec()
     model, path = load_float_model(spec, "imagenet")
     assert path == "imagenet" and model.output_shape == (None, 1000)
     names = class_names(path, 1000)

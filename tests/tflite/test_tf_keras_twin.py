@@ -41,12 +41,12 @@ def test_copy_weights_names_a_missing_layer():
 
 
 def test_qat_warns_above_the_mobile_regime(caplog):
-    from keras_regnet import get_spec
+    from keras_regnet import get_entry
     from tflite.qat import check_mobile_regime
 
-    assert check_mobile_regime(get_spec("regnetx_800mf"))
+    assert check_mobile_regime(get_entry("regnetx_800mf").spec())
     with caplog.at_level("WARNING", logger="tflite"):
-        assert not check_mobile_regime(get_spec("regnety_1.6gf"))
+        assert not check_mobile_regime(get_entry("regnety_1.6gf").spec())
     assert "mobile regime" in caplog.text and "Proceeding anyway" in caplog.text
 
 

@@ -62,9 +62,9 @@ def test_reader_flags_given_to_a_dataset_that_ignores_them_are_refused(tmp_path,
 
 
 def test_model_json_file_is_recognised_whatever_the_case_of_its_extension(tmp_path, monkeypatch):
-    from keras_regnet import get_spec, resolve_model
+    from keras_regnet import get_entry, resolve_model
 
-    spec = get_spec("regnetx_200mf")
+    spec = get_entry("regnetx_200mf").spec()
     (tmp_path / "Net.JSON").write_text(spec.to_json())
     monkeypatch.chdir(tmp_path)
     resolved, entry = resolve_model("Net.JSON", label="--model")  # a bare file name: no path separator to go by

@@ -40,10 +40,10 @@ def test_bad_finetuning_flags_name_the_flag(changes, message):
 
 
 def test_freeze_selects_layers_by_stage():
-    from keras_regnet import get_spec
+    from keras_regnet import get_entry
     from training.models import build_model
 
-    spec = get_spec("regnetx_200mf").replace(name="x")
+    spec = get_entry("regnetx_200mf").spec().replace(name="x")
     model = build_model(spec, 32, 3)
     assert parse_freeze("none") == () and parse_freeze(" Stem, S2 ,3") == ("stem", "s2_", "s3_")
     every = [layer.name for layer in model.layers if layer.weights]
