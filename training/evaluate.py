@@ -139,7 +139,7 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
                           f"{source.num_classes}; pass a weights file trained on it")
     names = check_class_names(weights, source, cfg.data_dir)
     runtime = make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision)
-    feed = Feed(runtime.strategy, source, cfg.batch_size, cfg.image_size)
+    feed = Feed(source, cfg.batch_size, cfg.image_size, strategy=runtime.strategy)
     with variables_scope(runtime):
         model = build_model(spec, cfg.image_size, source.num_classes, weights=weights,
                             zero_init_final_gamma=cfg.zero_init_final_gamma)

@@ -9,27 +9,20 @@ semantics of `training.data.service`; eval always runs here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
-from training.data.mix import MixConfig
-from training.data.pipeline import EpochSteps, Source, eval_dataset, train_dataset
+from training.data.pipeline import FeedSettings, eval_dataset, train_dataset
 
 
 @dataclass(frozen=True)
-class Feed(EpochSteps):
+class Feed(FeedSettings):
     """Distributed iterators over `source` in global batches of `global_batch` images."""
 
-    strategy: tf.distribute.Strategy
-    source: Source
-    global_batch: int
-    image_size: int
-    seed: int = 0
-    deterministic: bool = False
-    mix: MixConfig | None = None
+    strategy: tf.distribute.Strategy = field(kw_only=True)
 
     def __post_init__(self) -> None:
         replicas = self.strategy.num_replicas_in_sync

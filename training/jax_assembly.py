@@ -44,7 +44,7 @@ def build_jax_parts(cfg: TrainConfig, runtime: JaxRuntime, source: Source, spec:
     layout = runtime.layout
     check_batch(cfg.batch_size, layout)
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = JaxFeed(layout, source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix)
+    feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, layout=layout)
     if feed.steps_per_epoch < 1:
         raise ConfigError(f"--batch_size={cfg.batch_size} exceeds the {source.num_train} "
                           f"training examples of --dataset={cfg.dataset}")

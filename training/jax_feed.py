@@ -10,14 +10,13 @@ accelerators (`hide_accelerators_from_tensorflow`), so their memory stays with J
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
-from training.data.mix import MixConfig
-from training.data.pipeline import EpochSteps, Source, eval_dataset, train_dataset
+from training.data.pipeline import FeedSettings, eval_dataset, train_dataset
 from training.jax_devices import DeviceLayout, prefetch_to_devices
 
 
@@ -31,16 +30,10 @@ def hide_accelerators_from_tensorflow() -> None:
 
 
 @dataclass(frozen=True)
-class JaxFeed(EpochSteps):
+class JaxFeed(FeedSettings):
     """Global batches of `source` as arrays split over the layout's devices."""
 
-    layout: DeviceLayout
-    source: Source
-    global_batch: int
-    image_size: int
-    seed: int = 0
-    deterministic: bool = False
-    mix: MixConfig | None = None
+    layout: DeviceLayout = field(kw_only=True)
 
     def __post_init__(self) -> None:
         if self.global_batch % self.layout.devices:

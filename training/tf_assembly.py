@@ -43,7 +43,7 @@ def variables_scope(runtime: Runtime) -> Iterator[None]:
 def train_feed(cfg: TrainConfig, runtime: Runtime, source: Source) -> Feed:
     """The run's Feed; ConfigError when the batch does not split over replicas or exceeds the data."""
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = Feed(runtime.strategy, source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix)
+    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, strategy=runtime.strategy)
     if feed.steps_per_epoch < 1:
         raise ConfigError(f"--batch_size={cfg.batch_size} exceeds the {source.num_train} "
                           f"training examples of --dataset={cfg.dataset}")

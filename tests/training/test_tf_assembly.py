@@ -105,5 +105,5 @@ def test_a_batch_that_does_not_split_over_replicas_is_a_config_error_naming_the_
 
     source = make_source(TrainConfig(**SMALL))
     with pytest.raises(ConfigError, match=r"^--batch_size=33 is not divisible by the 2 replicas"):
-        Feed(TwoReplicas(), source, 33, 16)
-    assert Feed(tf.distribute.get_strategy(), source, 64, 16).steps_per_epoch == source.num_train // 64
+        Feed(source, 33, 16, strategy=TwoReplicas())
+    assert Feed(source, 64, 16, strategy=tf.distribute.get_strategy()).steps_per_epoch == source.num_train // 64

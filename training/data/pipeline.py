@@ -174,11 +174,17 @@ def eval_batches(num_eval: int, global_batch: int) -> int:
     return max(1, math.ceil(num_eval / global_batch))
 
 
-class EpochSteps:
-    """Steps per epoch and eval steps of a feed over `source` in batches of `global_batch` (both engines' feeds)."""
+@dataclass(frozen=True)
+class FeedSettings:
+    """What both engines' feeds read: the source, global batch, crop size, seed and mixing of a run;
+    with the epoch's step counts that follow from them."""
 
     source: Source
     global_batch: int
+    image_size: int
+    seed: int = 0
+    deterministic: bool = False
+    mix: MixConfig | None = None
 
     @property
     def steps_per_epoch(self) -> int:
