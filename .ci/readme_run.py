@@ -148,6 +148,8 @@ def copy_checkout(dest: str) -> None:
 
 def make_inputs(home: str, checkout: str) -> None:
     """What a reader brings: photo folders, a spec file, a reference checkpoint, cached ImageNet weights."""
+    # This checkout's tests package, ahead of any top-level `tests` a dependency installs in site-packages.
+    sys.path.insert(0, ROOT)
     from tests.helpers.standin import place_imagenet_standin, write_reference_checkpoint
 
     for folder, seed in (("photos", 0), ("my_images", 1)):
