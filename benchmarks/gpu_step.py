@@ -3,8 +3,8 @@
     KERAS_BACKEND=jax python benchmarks/gpu_step.py [--models regnety_600mf,regnety_4.0gf] [--batch 256]
         [--image_size 224] [--steps 30] [--warmup 5] [--precision auto] [--peer timm|none]
 
-Ours is the engine's own update (training.jax_step.make_train_step: the recipe of TrainConfig's
-defaults, jitted with donated state on training.jax_devices' mesh), fed device-resident random
+Ours is the engine's own update (training.engines.jax.step.make_train_step: the recipe of TrainConfig's
+defaults, jitted with donated state on training.engines.jax.devices' mesh), fed device-resident random
 batches. The peer is timm's model of the same name (eager and torch.compile, bf16 autocast on GPUs,
 channels_last, Nesterov SGD), run by this script in a subprocess of its own. Printed per model:
 img/s, ms/step, compile seconds, peak device memory, the bytes the step moves (XLA's cost analysis)
@@ -55,13 +55,13 @@ def measure_ours(model_name: str, a: argparse.Namespace) -> dict[str, Any]:
     import keras
     import numpy as np
 
-    from training import jax_step
-    from training.config import TrainConfig
-    from training.jax_devices import make_layout, replicate
-    from training.jax_precision import dtype_policy, resolve_policy
+    from training.engines.jax import step as jax_step
+    from training.core.config import TrainConfig
+    from training.engines.jax.devices import make_layout, replicate
+    from training.engines.jax.precision import dtype_policy, resolve_policy
     from keras_regnet import resolve_spec
-    from training.models import build_model
-    from training.recipe import WarmupCosine, make_optimizer, recipe_lr
+    from training.core.models import build_model
+    from training.core.recipe import WarmupCosine, make_optimizer, recipe_lr
 
     cfg = TrainConfig()
     layout = make_layout("auto")

@@ -3,7 +3,7 @@
 Both train the same model (same spec, init, data and recipe: SGD Nesterov 0.9, warmup-cosine LR,
 coupled L2 5e-5 for ours; SGD Nesterov for fit) on the same in-memory batches, alternating rounds
 side by side so a busy machine slows both alike; the best round of each is kept. Ours is the
-training.loop step with the pipeline's defaults (one device, XLA auto = off on CPU, float32).
+training.engines.tensorflow.trainer step with the pipeline's defaults (one device, XLA auto = off on CPU, float32).
 The last line prints the ratio (bar: >= 1.0x).
 
     python benchmarks/train_loop.py [--image_size 224] [--batch_size 16] [--steps 5]
@@ -30,10 +30,10 @@ def main(argv: list[str]) -> None:
     import keras
     import tensorflow as tf
 
-    from training import steps as train_steps
+    from training.engines.tensorflow import step as train_steps
     from keras_regnet import resolve_spec
-    from training.models import build_model
-    from training.recipe import WarmupCosine, make_optimizer
+    from training.core.models import build_model
+    from training.core.recipe import WarmupCosine, make_optimizer
 
     spec = resolve_spec(FLAGS.model, label="--model")
     size, batch, n = FLAGS.image_size, FLAGS.batch_size, FLAGS.steps

@@ -27,7 +27,7 @@ from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.sampler import PAPER_FLOPS
 from keras_regnet.design_space.spaces import SPACES
 from keras_regnet.errors import ConfigError, cli_boundary
-from training.config import TrainConfig
+from training.core.config import TrainConfig
 from design_lab.budget_flags import flops_budget, latency_budget, parse_range
 from design_lab.sweep_runner import SweepConfig, load_train_fn, parse_shard, run
 

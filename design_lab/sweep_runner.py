@@ -20,7 +20,7 @@ from keras_regnet.design_space.sampler import SAMPLER_VERSION, Sample, sample
 from keras_regnet.design_space.spaces import get_space
 from keras_regnet.errors import ConfigError
 from keras_regnet.fileio import write_text_atomic
-from training.divergence import Diverged
+from training.core.divergence import Diverged
 from design_lab.sweep_results import ResultsFile
 
 CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.jsonl"

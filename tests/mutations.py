@@ -48,9 +48,9 @@ class Mutation:
 
 CROP = "training/data/crop.py"
 CROP_TESTS = ("tests/training/test_data_crop.py",)
-RECIPE = "training/recipe.py"
+RECIPE = "training/core/recipe.py"
 RECIPE_TESTS = ("tests/training/test_recipe.py",)
-PRECISE = "training/precise_bn.py"
+PRECISE = "training/engines/tensorflow/precise_bn.py"
 PRECISE_MIRRORED = (
     "tests/training/test_precise_bn.py::test_two_mirrored_replicas_average_the_replicas_and_ghost_groups_moments",)
 JAX_EQUIVALENCE = ("tests/training/test_jax_equivalence.py::"
@@ -91,21 +91,21 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("cosine_full_period", RECIPE, "keras.ops.cos(math.pi * step / self.total_steps)",
              "keras.ops.cos(2.0 * math.pi * step / self.total_steps)", RECIPE_TESTS),
     # Distribution: the decay added once per replica, the loss-scale skip decided by one replica.
-    Mutation("decay_per_replica", "training/steps.py", "weight_decay * scale / replicas", "weight_decay * scale",
+    Mutation("decay_per_replica", "training/engines/tensorflow/step.py", "weight_decay * scale / replicas", "weight_decay * scale",
              ("tests/training/test_distributed.py::test_two_mirrored_replicas_match_single_device",), slow=True),
     # The JAX engine: the TF engine's update (decay, momentum, schedule) and per-device BN groups.
-    Mutation("jax_decay_doubled", "training/jax_step.py",
+    Mutation("jax_decay_doubled", "training/engines/jax/step.py",
              "grads = coupled_l2(grads, state.trainable, weight_decay)",
              "grads = coupled_l2(grads, state.trainable, 2 * weight_decay)", JAX_EQUIVALENCE, slow=True),
-    Mutation("jax_loss_not_over_global_batch", "training/jax_step.py",
+    Mutation("jax_loss_not_over_global_batch", "training/engines/jax/step.py",
              "return metrics.loss_sum / global_batch, (metrics, non_trainable)",
              "return metrics.loss_sum / metrics.valid / 2, (metrics, non_trainable)", JAX_EQUIVALENCE, slow=True),
-    Mutation("jax_precise_bn_ignores_groups", "training/jax_step.py",
+    Mutation("jax_precise_bn_ignores_groups", "training/engines/jax/step.py",
              'group = getattr(layer, "ghost_batch_size", None)', "group = None",
              ("tests/training/test_jax_equivalence.py::test_precise_bn_on_two_devices_averages_the_devices_moments",)),
-    Mutation("jax_bn_over_whole_batch", "training/jax_assembly.py", "return cfg.batch_size // devices",
+    Mutation("jax_bn_over_whole_batch", "training/engines/jax/assembly.py", "return cfg.batch_size // devices",
              "return None", ("tests/training/test_jax_engine.py::test_the_step_model_normalises_each_devices_share",)),
-    Mutation("loss_scale_not_all_reduced", "training/loss_scale.py",
+    Mutation("loss_scale_not_all_reduced", "training/engines/tensorflow/loss_scale.py",
              "return tf.equal(context.all_reduce(tf.distribute.ReduceOp.SUM, bad), 0.0)", "return finite",
              ("tests/training/test_loss_scale.py::test_one_replica_overflow_skips_the_step_on_every_replica",),
              slow=True),

@@ -16,7 +16,7 @@ import tempfile
 from typing import Any
 
 from keras_regnet.errors import ConfigError
-from training.config import TrainConfig
+from training.core.config import TrainConfig
 
 # Where the library's defaults differ from the CLI's (TrainConfig's): one short, quiet epoch on one
 # device at the digits' resolution, so a sweep or a notebook gets a number quickly. Every other

@@ -5,7 +5,7 @@ from __future__ import annotations
 from absl import flags
 
 from keras_regnet import dataclass_flags
-from training import config as C
+from training.core import config as C
 
 FLAGS = flags.FLAGS
 

@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from training.engine import select_backend  # noqa: E402
+from training.core.engine_choice import select_backend  # noqa: E402
 
 # --engine picks Keras' backend, which Keras reads once, on import: set it before anything imports Keras.
 _ENGINE_ERROR = select_backend(sys.argv[1:])
@@ -38,8 +38,8 @@ def main(argv: list[str]) -> int:
 
     logging.set_verbosity(logging.WARNING)
     from keras_regnet.errors import one_line, print_missing_dependency
-    from training.config import validate
-    from training.divergence import Diverged
+    from training.core.config import validate
+    from training.core.divergence import Diverged
     from training.run import prepare
 
     cfg = config_from_flags()
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         if not print_missing_dependency(e):
             raise
         return 2
-    except Diverged as e:  # training.loop.NonFiniteLoss (its base imports without TensorFlow): last good checkpoint kept
+    except Diverged as e:  # training.engines.tensorflow.trainer.NonFiniteLoss (its base imports without TensorFlow): last good checkpoint kept
         print(f"FATAL {e}", file=sys.stderr)
         return 3
     if result.get("model_path"):  # the chief's summary (other workers export nothing)

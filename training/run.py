@@ -8,14 +8,14 @@ from typing import Any
 
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
-from training.batch_fit import fit_to_data
-from training.config import TrainConfig, resolve
+from training.core.batch_fit import fit_to_data
+from training.core.config import TrainConfig, resolve
 
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
     """(resolved config, NetSpec, zoo entry) without touching TensorFlow."""
     from keras_regnet import resolve_model
-    from training.models import check_image_size
+    from training.core.models import check_image_size
 
     spec_, entry = resolve_model(cfg.model if spec is None else spec, label="--model")
     zoo_batch = entry.batch_size if entry is not None and cfg.dataset in ("imagenet2012", "tfrecord") else None
@@ -66,11 +66,11 @@ def write_data_records(model_dir: str, source: Any) -> None:
 def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any,
                       lr_follows_batch: bool) -> tuple[Any, Any]:
     """The TensorFlow engine's trainer (tf.distribute runtime, Feed, parts) and its data source; the
-    trainer's cfg holds the batch fitted to the data (training.batch_fit)."""
+    trainer's cfg holds the batch fitted to the data (training.core.batch_fit)."""
     from training.data import make_source
-    from training.loop import Trainer
-    from training.tf_assembly import build_parts
-    from training.strategy import make_runtime
+    from training.engines.tensorflow.trainer import Trainer
+    from training.engines.tensorflow.assembly import build_parts
+    from training.engines.tensorflow.devices import make_runtime
 
     xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
     runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
@@ -99,18 +99,18 @@ def _replicas(runtime: Any) -> int:
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict.
 
-    The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.jax_assembly); both write
+    The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.engines.jax.assembly); both write
     the same run directory.
     """
     lr_follows_batch = cfg.lr is None
     cfg, spec, _ = prepare(cfg, spec)
     from keras_regnet.complexity import complexity
-    from training.engine import engine_of
+    from training.core.engine_choice import engine_of
 
     make_model_dir(cfg.model_dir)
     t0 = time.perf_counter()
     if engine_of(cfg) == "jax":
-        from training.jax_assembly import start_jax
+        from training.engines.jax.assembly import start_jax
 
         trainer, source = start_jax(cfg, spec, weights, lr_follows_batch)
     else:

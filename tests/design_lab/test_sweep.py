@@ -134,7 +134,7 @@ def test_an_image_size_below_the_total_stride_is_refused_before_anything_is_writ
 
 def diverging_train(spec, *, seed=0, **kwargs):
     """fake_train, except that every model with an odd index diverges (deterministically)."""
-    from training.divergence import Diverged
+    from training.core.divergence import Diverged
 
     if int(spec.name.rsplit("_", 1)[1]) % 2:
         raise Diverged(f"training loss became nan at step 3; stopped ({spec.name})")
@@ -171,8 +171,8 @@ def test_other_trainer_errors_still_stop_the_sweep(tmp_path):
 
 def test_non_finite_loss_is_a_divergence():
     pytest.importorskip("tensorflow")
-    from training.divergence import Diverged
-    from training.loop import NonFiniteLoss
+    from training.core.divergence import Diverged
+    from training.engines.tensorflow.trainer import NonFiniteLoss
 
     assert issubclass(NonFiniteLoss, Diverged)
 

@@ -29,7 +29,7 @@ def _configs() -> dict[str, tuple[type, object]]:
     from design_lab import latency
     from design_lab import sweep
     from training import flags as train_flags
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
 
     return {"training.main": (TrainConfig, train_flags.define_flags),
             "training.evaluate": (evaluate.EvalConfig, evaluate.define_flags),
@@ -62,7 +62,7 @@ def test_every_field_is_a_flag_with_its_default_and_help(cli):
 
 
 def test_train_config_fields_keep_the_cli_flags_choices_and_defaults():
-    from training import config as C
+    from training.core import config as C
 
     _, fv = _defined("training.main")
     assert fv["weight_decay"].default == 5e-5 and fv["resume"].default is True
@@ -73,7 +73,7 @@ def test_train_config_fields_keep_the_cli_flags_choices_and_defaults():
 
 
 def test_changing_a_dataclass_default_changes_the_flag(monkeypatch):
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
 
     field = TrainConfig.__dataclass_fields__["weight_decay"]
     monkeypatch.setattr(field, "default", 1e-4)
@@ -82,7 +82,7 @@ def test_changing_a_dataclass_default_changes_the_flag(monkeypatch):
 
 
 def test_flags_round_trip_to_the_dataclass():
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
 
     _, fv = _defined("training.main")
     fv(["prog", "--weight_decay=1e-4", "--dataset=folder", "--data_dir=/d", "--noresume", "--epochs=3",
@@ -217,7 +217,7 @@ def test_helpfull_documents_every_field(cli):
 def test_train_api_defaults_come_from_train_config(monkeypatch):
     import training.run
     from training.api import API_DEFAULTS, train
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
 
     seen = {}
     monkeypatch.setattr(training.run, "run", lambda cfg, spec=None: seen.setdefault("cfg", cfg) and {})

@@ -1,4 +1,4 @@
-"""Every dtype policy trains: float64 (fit, training.steps, ghost and precise BN, JAX with x64), and the
+"""Every dtype policy trains: float64 (fit, training.engines.tensorflow.step, ghost and precise BN, JAX with x64), and the
 float32 and mixed_bfloat16 whole-model gradients are held to a float64 twin with the same weights."""
 
 import os
@@ -56,7 +56,8 @@ def test_mixed_float16_fit_trains_where_tensorflow_has_no_float16_grouped_gradie
 
 
 def test_float64_train_step_with_ghost_and_precise_batch_norm():
-    from training import precise_bn, steps
+    from training.engines.tensorflow import precise_bn
+    from training.engines.tensorflow import step as steps
 
     keras.utils.set_random_seed(0)
     model = _digits_model("regnety_digits", "float64", bn_batch=2)

@@ -44,7 +44,7 @@ def test_inference_and_unfusable_cases_use_keras_code():
     reference, fused = _pair()
     x = np.random.default_rng(2).normal(size=(2, 5, 7, 6)).astype("float32")
     np.testing.assert_allclose(fused(x, training=False).numpy(), reference(x, training=False).numpy(), atol=1e-6)
-    fused.synchronized = True  # training/models.py's --sync_bn: the Keras path does the all-reduce
+    fused.synchronized = True  # training/core/models.py's --sync_bn: the Keras path does the all-reduce
     assert not fused._fusable(tf.constant(x), None)
     assert not fused._fusable(tf.constant(x[:, 0]), None)  # 3-D input
 

@@ -79,8 +79,8 @@ def test_model_built_with_bn_batch_uses_ghost_bn_with_the_same_weights():
 
 
 def test_bn_images_states_the_normalization_batch():
-    from training.config import TrainConfig
-    from training.trainer_parts import bn_images
+    from training.core.config import TrainConfig
+    from training.core.parts import bn_images
 
     assert bn_images(TrainConfig(batch_size=1024), replicas=8) == 128  # the paper's 8 GPUs
     assert bn_images(TrainConfig(batch_size=1024), replicas=1) == 1024  # one GPU, same batch

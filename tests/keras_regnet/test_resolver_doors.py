@@ -42,7 +42,7 @@ def argument(tmp_path, monkeypatch):
 
 
 def _training(name):
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.run import prepare
 
     return prepare(TrainConfig(model=name, image_size=32))[1]
@@ -61,7 +61,7 @@ def _latency(name):
 
 
 def _evaluate(name):
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.evaluate import evaluate
 
     return evaluate(name, None, TrainConfig(image_size=32))

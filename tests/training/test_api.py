@@ -49,10 +49,10 @@ def test_evaluate_refuses_a_saved_model_of_a_different_network(tmp_path):
     """A RegNetY .keras scored as --model regnetx_digits used to load silently (SE layers ignored)."""
     import pytest
 
-    from training import config as C
+    from training.core import config as C
     from training.evaluate import evaluate
     from keras_regnet import resolve_spec
-    from training.models import build_model
+    from training.core.models import build_model
 
     path = str(tmp_path / "y.keras")
     build_model(resolve_spec("regnety_digits"), 16, 10).save(path)

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from keras_regnet.errors import ConfigError
-from training import config as C
-from training.batch_fit import fit_batch, fit_to_data
+from training.core import config as C
+from training.core.batch_fit import fit_batch, fit_to_data
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)

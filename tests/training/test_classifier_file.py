@@ -7,7 +7,7 @@ import numpy as np
 
 import keras_regnet
 from keras_regnet.imagenet_utils import decode_predictions
-from training.classifier_file import save_classifier
+from training.core.classifier_file import save_classifier
 
 
 def test_the_saved_model_returns_the_softmax_of_the_training_logits(tmp_path):

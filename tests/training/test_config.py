@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import TrainConfig, validate
+from training.core.config import TrainConfig, validate
 from training.run import prepare
 
 
@@ -45,7 +45,7 @@ def test_image_size_equal_to_the_total_stride_is_accepted():
 
 
 def test_warmup_longer_than_the_default_epochs_is_refused():
-    from training.config import resolve
+    from training.core.config import resolve
 
     with pytest.raises(ValueError, match=r"--warmup_epochs=30.0 exceeds --epochs=20 \(the --dataset=digits default\)"):
         resolve(TrainConfig(warmup_epochs=30.0))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.config import TrainConfig
+from training.core.config import TrainConfig
 from training.data import folder
 from training.data.capacity import InputRate, measure, plan, report
 from training.data.pipeline import INVALID_LABEL, robust_map, skip_failures

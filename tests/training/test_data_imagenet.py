@@ -49,7 +49,7 @@ def test_tfrecord_labels_are_shifted_and_corrupt_records_counted(tmp_path):
 
 def test_eval_split_shorter_than_eval_examples_is_not_reported_as_skipped(tmp_path):
     """6 validation records (one truncated) against --eval_examples=40: 1 skipped, 5 evaluated."""
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.run import run
 
     _write_shards(str(tmp_path), corrupt=True)
@@ -124,7 +124,7 @@ def test_labels_outside_the_classes_stop_with_an_error_naming_label_offset(tmp_p
 
 def test_zero_based_shards_with_the_default_offset_fail_the_run_instead_of_skipping(tmp_path):
     """Before: class 0 became label -1 and was reported as 'undecodable'; the run finished."""
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.run import run
 
     _write_labelled_shards(str(tmp_path), [0, 1, 2, 3] * 2)

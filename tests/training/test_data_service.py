@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError, DataError
-from training.config import TrainConfig, validate
+from training.core.config import TrainConfig, validate
 from training.data import imagenet
 from training.data.pipeline import INVALID_LABEL, epoch_seed_of
 from training.data.service import DataService

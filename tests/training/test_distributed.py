@@ -35,11 +35,11 @@ WORKER = textwrap.dedent('''
     # Every run normalizes with Keras' BN ops (as the synchronised replicas must), not the fused
     # kernel, whose different rounding would otherwise be compared with the replica logic.
     FusedBatchNormalization._fusable = lambda self, inputs, mask: False
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.data import make_source
-    from training.tf_assembly import make_trainer
+    from training.engines.tensorflow.assembly import make_trainer
     from training.run import prepare
-    from training.strategy import make_runtime
+    from training.engines.tensorflow.devices import make_runtime
     runtime = make_runtime(mode, xla, "off")
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32,
                                        epochs=1, model_dir=model_dir, verbose=0,

@@ -32,11 +32,11 @@ def closed_form(history: list[np.ndarray], decay: float) -> np.ndarray:
 RECORDING_RUN = textwrap.dedent('''
     def recording_run(mode, model_dir, decay, steps, fit=True):
         import keras
-        from training.config import TrainConfig
+        from training.core.config import TrainConfig
         from training.data import make_source
-        from training.tf_assembly import make_trainer
+        from training.engines.tensorflow.assembly import make_trainer
         from training.run import prepare
-        from training.strategy import make_runtime
+        from training.engines.tensorflow.devices import make_runtime
 
         cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32,
                                            epochs=1, max_steps=steps, model_dir=model_dir,
@@ -87,11 +87,11 @@ def test_ema_after_k_steps_equals_the_closed_form_and_is_evaluated_and_exported(
 
 
 def test_resume_restores_the_ema_state_and_continues_it_exactly(tmp_path):
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.data import make_source
-    from training.tf_assembly import make_trainer
+    from training.engines.tensorflow.assembly import make_trainer
     from training.run import prepare
-    from training.strategy import make_runtime
+    from training.engines.tensorflow.devices import make_runtime
 
     import tensorflow as tf
 
@@ -159,7 +159,7 @@ def test_two_mirrored_replicas_keep_identical_ema_equal_to_the_closed_form(tmp_p
 
 @pytest.mark.parametrize("value", [1.0, -0.1, 1.5, float("nan")])
 def test_ema_decay_outside_0_1_is_a_one_line_error_naming_the_flag(value):
-    from training.config import TrainConfig, validate
+    from training.core.config import TrainConfig, validate
 
     with pytest.raises(ValueError, match=r"^--ema_decay must be in \[0, 1\)") as info:
         validate(TrainConfig(ema_decay=value))

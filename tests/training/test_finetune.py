@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.helpers.standin import make_image_folder
-from training import config as C
-from training.finetune import FINETUNE_EPOCHS, finetune_lr, frozen_layers, parse_freeze
+from training.core import config as C
+from training.core.finetune import FINETUNE_EPOCHS, finetune_lr, frozen_layers, parse_freeze
 from tests.helpers.paths import REPO_ROOT
 
 FAST = dict(strategy="one_device", xla="off", mixed_precision="off", verbose=0)
@@ -41,7 +41,7 @@ def test_bad_finetuning_flags_name_the_flag(changes, message):
 
 def test_freeze_selects_layers_by_stage():
     from keras_regnet import get_entry
-    from training.models import build_model
+    from training.core.models import build_model
 
     spec = get_entry("regnetx_200mf").spec().replace(name="x")
     model = build_model(spec, 32, 3)
@@ -62,7 +62,7 @@ def test_frozen_backbone_and_bn_statistics_stay_bit_identical_and_the_head_learn
     """Keras' transfer-learning rule: frozen BN runs in inference mode (statistics not updated); EMA on."""
     from training.api import train
     from keras_regnet import resolve_spec
-    from training.models import build_model
+    from training.core.models import build_model
 
     data = make_image_folder(tmp_path / "photos")
     source = build_model(resolve_spec("regnetx_digits"), 32, 3)
@@ -91,7 +91,7 @@ def test_finetuning_from_a_run_directory_reinitialises_a_mismatched_head(tmp_pat
     """The CLI path: --weights=<earlier --model_dir> (10 digit classes) onto 3 folder classes."""
     from training.api import train
     from keras_regnet import resolve_spec
-    from training.models import build_model
+    from training.core.models import build_model
 
     data = make_image_folder(tmp_path / "photos")
     earlier = tmp_path / "earlier"
@@ -117,9 +117,9 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from training.config import TrainConfig
+from training.core.config import TrainConfig
 from keras_regnet import resolve_spec
-from training.models import build_model
+from training.core.models import build_model
 from training.run import run
 source_path, model_dir = sys.argv[1], sys.argv[2]
 source = build_model(resolve_spec("regnetx_digits"), 16, 10)
@@ -161,7 +161,7 @@ def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
     """A .weights.h5 of a 10-class model into a 3-class one: backbone loaded, head left as built."""
     from keras_regnet.weights import load_into
     from keras_regnet import resolve_spec
-    from training.models import build_model
+    from training.core.models import build_model
 
     spec = resolve_spec("regnetx_digits")
     source = build_model(spec, 16, 10)
@@ -180,7 +180,7 @@ def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
 def test_evaluation_refuses_folder_classes_that_differ_from_the_models_class_names(tmp_path):
     from training.evaluate import evaluate
     from keras_regnet import resolve_spec
-    from training.models import build_model
+    from training.core.models import build_model
 
     data = make_image_folder(tmp_path / "photos")
     run_dir = tmp_path / "run"

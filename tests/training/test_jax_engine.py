@@ -27,8 +27,8 @@ SMALL = ["--model", "regnetx_digits", "--image_size", "16", "--batch_size", "64"
 
 def test_the_step_model_normalises_each_devices_share():
     """Per-device BN (the paper's per-GPU BN): one ghost group per device unless --sync_bn or --bn_batch."""
-    from training.config import TrainConfig
-    from training.jax_assembly import step_bn_batch
+    from training.core.config import TrainConfig
+    from training.engines.jax.assembly import step_bn_batch
 
     assert step_bn_batch(TrainConfig(batch_size=64), devices=4) == 16
     assert step_bn_batch(TrainConfig(batch_size=64), devices=1) is None  # one group: plain BN

@@ -39,10 +39,10 @@ def test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine(tm
     import keras
     import tensorflow as tf
 
-    from training import steps
+    from training.engines.tensorflow import step as steps
     from keras_regnet import resolve_spec
-    from training.models import build_model
-    from training.recipe import WarmupCosine, make_optimizer
+    from training.core.models import build_model
+    from training.core.recipe import WarmupCosine, make_optimizer
 
     spec = resolve_spec("regnetx_digits")  # grouped convs, BN, the classifier
     keras.utils.set_random_seed(1)
@@ -70,10 +70,10 @@ def test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine(tm
 
     _run_jax_script(f"""
         import jax, numpy as np, keras
-        from training import jax_step
+        from training.engines.jax import step as jax_step
         from keras_regnet import resolve_spec
-        from training.models import build_model
-        from training.recipe import WarmupCosine, make_optimizer
+        from training.core.models import build_model
+        from training.core.recipe import WarmupCosine, make_optimizer
         spec = resolve_spec("regnetx_digits")
         model = build_model(spec, {SIZE}, {CLASSES})
         model.load_weights({str(tmp_path / "w0.weights.h5")!r})
@@ -103,11 +103,11 @@ def test_two_steps_of_the_jax_engine_equal_two_steps_of_the_tensorflow_engine(tm
 
 TWO_DEVICE_STEPS = """
     import numpy as np, keras, jax
-    from training import jax_step
-    from training.jax_devices import make_layout, replicate, shard_batch, to_host
+    from training.engines.jax import step as jax_step
+    from training.engines.jax.devices import make_layout, replicate, shard_batch, to_host
     from keras_regnet import resolve_spec
-    from training.models import build_model
-    from training.recipe import WarmupCosine, make_optimizer
+    from training.core.models import build_model
+    from training.core.recipe import WarmupCosine, make_optimizer
     assert jax.device_count() == 2
     spec = resolve_spec("regnetx_digits")
     rng = np.random.default_rng(0)
@@ -162,10 +162,10 @@ def test_two_devices_equal_one_device_and_the_decay_is_added_once(tmp_path):
 
 PRECISE_BN_ON_TWO_DEVICES = """
     import numpy as np, keras, jax
-    from training import jax_step
-    from training.jax_devices import make_layout, replicate, shard_batch, to_host
+    from training.engines.jax import step as jax_step
+    from training.engines.jax.devices import make_layout, replicate, shard_batch, to_host
     from keras_regnet import resolve_spec
-    from training.models import build_model
+    from training.core.models import build_model
     model = build_model(resolve_spec("regnetx_digits"), 16, 10, bn_batch=16)  # one BN group per device
     images = np.random.default_rng(0).uniform(0, 255, (32, 16, 16, 3)).astype("float32")
     images[:16] *= 0.2  # a dark half and a bright half: per-device moments differ from whole-batch ones
@@ -252,7 +252,7 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow():
     img_s = float(row.split()[-6])
     assert img_s > 0 and "keras_regnet (JAX engine)" in row
     assert "'tensorflow'" not in proc.stderr
-    imports = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + "import training.jax_step, training.jax_devices"],
+    imports = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + "import training.engines.jax.step, training.engines.jax.devices"],
                              cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert imports.returncode == 0, imports.stderr[-2000:]
 
@@ -264,8 +264,8 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow():
 ])
 def test_tensorflow_engine_options_given_to_the_jax_engine_are_config_errors(changes, message):
     from keras_regnet.errors import ConfigError
-    from training.config import TrainConfig
-    from training.engine import check_jax_flags
+    from training.core.config import TrainConfig
+    from training.core.engine_choice import check_jax_flags
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_jax_flags(TrainConfig(**changes))
@@ -273,8 +273,8 @@ def test_tensorflow_engine_options_given_to_the_jax_engine_are_config_errors(cha
 
 def test_float16_and_a_coordinator_without_processes_are_config_errors(monkeypatch):
     from keras_regnet.errors import ConfigError
-    from training.jax_devices import initialize_processes, make_layout
-    from training.jax_precision import resolve_policy
+    from training.engines.jax.devices import initialize_processes, make_layout
+    from training.engines.jax.precision import resolve_policy
 
     with pytest.raises(ConfigError, match="--mixed_precision=float16 needs dynamic loss scaling"):
         resolve_policy("float16", make_layout("one_device"))

@@ -26,8 +26,8 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from keras_regnet.layers import GroupedConv2D
-    from training import steps
-    from training.recipe import WarmupCosine, make_optimizer
+    from training.engines.tensorflow import step as steps
+    from training.core.recipe import WarmupCosine, make_optimizer
     keras.config.set_dtype_policy("mixed_float16")
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -103,7 +103,7 @@ def test_one_replica_overflow_skips_the_step_on_every_replica(tmp_path):
     ("CPU", None, "float32"),
 ])
 def test_auto_precision_prefers_bfloat16_and_float16_only_on_volta_turing(monkeypatch, device, capability, policy):
-    from training import strategy
+    from training.engines.tensorflow import devices as strategy
 
     monkeypatch.setattr(strategy, "_min_compute_capability", lambda: capability or (0, 0))
     assert strategy.resolve_policy("auto", device) == policy

@@ -122,7 +122,7 @@ def test_a_corrupt_image_keeps_zero_label_mass():
 
 
 def test_soft_label_loss_matches_the_hard_label_loss_and_keras_smoothing():
-    from training.steps import _masked_metrics
+    from training.engines.tensorflow.step import _masked_metrics
 
     rng = np.random.default_rng(0)
     logits = tf.constant(rng.normal(size=(B, C)), tf.float32)
@@ -177,7 +177,7 @@ def test_training_with_mixup_and_cutmix_runs_and_reports_dominant_label_accuracy
     ("mixup_switch_prob", 1.5, "--mixup_switch_prob must be in [0, 1]"),
 ])
 def test_bad_mix_flags_are_errors_naming_the_flag(field, value, message):
-    from training.config import TrainConfig, validate
+    from training.core.config import TrainConfig, validate
 
     with pytest.raises(ValueError) as info:
         validate(TrainConfig(**{field: value}))

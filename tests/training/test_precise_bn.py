@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training import precise_bn
+from training.engines.tensorflow import precise_bn
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
@@ -70,7 +70,7 @@ MIRRORED = textwrap.dedent('''
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from keras_regnet.layers import GhostBatchNormalization
-    from training import precise_bn
+    from training.engines.tensorflow import precise_bn
 
     EPS, PER_REPLICA, GHOST, BATCHES = 1e-5, 6, 3, 2
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

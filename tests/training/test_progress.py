@@ -7,11 +7,11 @@ import re
 
 def test_progress_line_shows_the_epoch_mean_loss_not_the_last_batch(tmp_path, capsys):
     """verbose=2 prints one line per epoch: its loss must be the epoch's mean, as Keras' fit shows."""
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.data import make_source
-    from training.tf_assembly import make_trainer
+    from training.engines.tensorflow.assembly import make_trainer
     from training.run import prepare
-    from training.strategy import make_runtime
+    from training.engines.tensorflow.devices import make_runtime
 
     cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=8, epochs=1, batch_size=128,
                                        model_dir=str(tmp_path / "run"), verbose=2))  # 11 steps

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from keras_regnet.zoo import ZOO
-from training.config import TrainConfig, resolve
-from training.recipe import lr_at, recipe_lr
+from training.core.config import TrainConfig, resolve
+from training.core.recipe import lr_at, recipe_lr
 
 
 def test_lr_rule_reproduces_every_zoo_recipe():
@@ -32,7 +32,7 @@ def test_cosine_is_half_at_midpoint_and_zero_at_end():
 
 
 def test_schedule_per_step_matches_the_formula():
-    from training.recipe import WarmupCosine
+    from training.core.recipe import WarmupCosine
 
     steps_per_epoch, epochs, warmup = 10, 20, 5
     schedule = WarmupCosine(0.4, steps_per_epoch * epochs, steps_per_epoch * warmup)
@@ -57,7 +57,7 @@ def test_coupled_l2_is_the_gradient_of_the_l2_term():
     import keras
     import tensorflow as tf
 
-    from training.recipe import coupled_l2, make_optimizer
+    from training.core.recipe import coupled_l2, make_optimizer
 
     wd, lr = 0.01, 0.5
     w0 = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
@@ -105,7 +105,7 @@ def test_per_step_lr_equals_pycls_get_epoch_lr_at_the_fractional_epoch():
     """RegNetY-600MF's ImageNet run: 1251 steps/epoch, 100 epochs, 5 warmup; every 97th step."""
     import tensorflow as tf
 
-    from training.recipe import WarmupCosine
+    from training.core.recipe import WarmupCosine
 
     steps_per_epoch, epochs, warmup, base = 1_281_167 // 1024, 100, 5, 0.8
     schedule = WarmupCosine(base, steps_per_epoch * epochs, round(warmup * steps_per_epoch))

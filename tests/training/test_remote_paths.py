@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_regnet import fileio
-from training.config import TrainConfig, validate
+from training.core.config import TrainConfig, validate
 
 
 def _ram_dir() -> str:

@@ -96,7 +96,7 @@ def test_resume_with_an_edited_json_spec_is_refused_naming_the_model_flag(tmp_pa
     """Same --model path, different network inside: a one-line --model error, not a restore error."""
     import pytest
 
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from keras_regnet.resolve import BUILTIN
     from training.run import run
 
@@ -116,8 +116,8 @@ def test_resume_check_compares_networks_not_spellings_and_counts_classes():
     import pytest
 
     from keras_regnet.zoo import get_entry
-    from training.config import TrainConfig
-    from training.run_checkpoints import check_same_run
+    from training.core.config import TrainConfig
+    from training.engines.tensorflow.checkpoint import check_same_run
 
     def config(name: str, classes: int = 10) -> dict:
         return {"model": name, "spec": get_entry(name).spec().to_dict(), "num_classes": classes,
@@ -136,7 +136,7 @@ def test_resume_check_compares_networks_not_spellings_and_counts_classes():
 
 def test_resumed_run_keeps_the_history_and_time_of_epochs_finished_before(tmp_path):
     """Stop after epoch 1 (as a preemption at the epoch end would), resume: metrics cover both epochs."""
-    from training.config import TrainConfig
+    from training.core.config import TrainConfig
     from training.run import run
 
     cfg = TrainConfig(model="regnetx_digits", image_size=8, epochs=2, batch_size=128,

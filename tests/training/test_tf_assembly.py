@@ -21,8 +21,8 @@ def test_evaluation_builds_no_optimizer_schedule_checkpoint_or_scratch_dir(monke
     import keras
     import tensorflow as tf
 
-    from training import config as C
-    from training import recipe
+    from training.core import config as C
+    from training.core import recipe
     from training.evaluate import evaluate
 
     monkeypatch.setattr(keras.optimizers, "SGD", _refuse("an optimizer"))
@@ -40,9 +40,9 @@ def test_steps_return_named_sums_padding_and_undecodable_images_apart():
     import keras
     import tensorflow as tf
 
-    from training import steps
+    from training.engines.tensorflow import step as steps
     from training.data.pipeline import INVALID_LABEL, PADDING_LABEL
-    from training.metrics import StepMetrics, Totals
+    from training.core.metrics import StepMetrics, Totals
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
@@ -64,14 +64,15 @@ def test_trainer_trains_the_parts_it_is_handed_and_builds_none(tmp_path, monkeyp
     import keras
     import tensorflow as tf
 
-    from training import models, recipe
+    from training.core import models
+    from training.core import recipe
 
-    from training import tf_assembly
-    from training.config import TrainConfig
+    from training.engines.tensorflow import assembly as tf_assembly
+    from training.core.config import TrainConfig
     from training.data import make_source
-    from training.loop import Trainer
+    from training.engines.tensorflow.trainer import Trainer
     from training.run import prepare
-    from training.strategy import make_runtime
+    from training.engines.tensorflow.devices import make_runtime
 
     cfg, spec, _ = prepare(TrainConfig(**SMALL, epochs=1, max_steps=2, model_dir=str(tmp_path / "run"),
                                        ema_decay=0.5))
@@ -97,8 +98,8 @@ def test_a_batch_that_does_not_split_over_replicas_is_a_config_error_naming_the_
 
     from keras_regnet.errors import ConfigError
     from training.data import make_source
-    from training.config import TrainConfig
-    from training.input_feed import Feed
+    from training.core.config import TrainConfig
+    from training.engines.tensorflow.feed import Feed
 
     class TwoReplicas:
         num_replicas_in_sync = 2

@@ -3,8 +3,8 @@ jitted function over a donated state.
 
 Imports Keras and JAX only (no TensorFlow), so the step can be built and timed on a machine that has
 no TensorFlow (benchmarks/gpu_step.py). The recipe's maths is the TensorFlow engine's: the objective
-(training.objective), the coupled L2 and the optimizer with its warm-up + cosine schedule
-(training.recipe) are the same functions; here they run on the model's `stateless_call`.
+(training.core.objective), the coupled L2 and the optimizer with its warm-up + cosine schedule
+(training.core.recipe) are the same functions; here they run on the model's `stateless_call`.
 Gradients are those of the mean loss over the *global* batch (the arrays span every device), so the
 decay is added once per step whatever the device count.
 """
@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from training.objective import StepMetrics, batch_metrics
-from training.recipe import coupled_l2
+from training.core.objective import StepMetrics, batch_metrics
+from training.core.recipe import coupled_l2
 
 
 class TrainState(NamedTuple):

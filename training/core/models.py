@@ -23,11 +23,11 @@ def build_model(spec: NetSpec, image_size: int, num_classes: int, *, weights: An
     """The Keras model used for training: RGB 0-255 in (preprocessing inside), logits out.
 
     new_head=True (fine-tuning): `weights` fill the backbone and the classifier is re-initialised
-    when the class count differs (logged through `log`); `freeze` as --freeze (training.finetune).
+    when the class count differs (logged through `log`); `freeze` as --freeze (training.core.finetune).
     `bn_batch` builds ghost batch normalization over sub-batches of that many images.
     """
     from keras_regnet.model import build
-    from training import finetune
+    from training.core import finetune
 
     model = build(spec, weights=None if new_head else weights, input_shape=(image_size, image_size, 3),
                   classes=num_classes, classifier_activation=None, include_preprocessing=True,

@@ -160,7 +160,7 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
         raise ConfigError(f"--warmup_epochs={cfg.warmup_epochs} exceeds --epochs={epochs} (the "
                          f"--dataset={cfg.dataset} default); use --warmup_epochs <= --epochs or pass --epochs")
     if cfg.lr is None:
-        from training.batch_fit import default_lr
+        from training.core.batch_fit import default_lr
 
         changes["lr"] = default_lr(batch, finetuning=cfg.weights is not None)
     if cfg.weights is not None:
@@ -169,8 +169,8 @@ def resolve(cfg: TrainConfig, zoo_batch: int | None = None) -> TrainConfig:
 
 
 def _finetune_defaults(cfg: TrainConfig) -> dict[str, Any]:
-    """With --weights: the fine-tuning recipe (training.finetune) for the fields left unset."""
-    from training import finetune
+    """With --weights: the fine-tuning recipe (training.core.finetune) for the fields left unset."""
+    from training.core import finetune
 
     epochs = cfg.epochs or finetune.FINETUNE_EPOCHS
     if cfg.warmup_epochs is not None and cfg.warmup_epochs > epochs:
@@ -190,7 +190,7 @@ def default_model_dir(model: str, dataset: str, suffix: str = "") -> str:
 
 def _engine_suffix(cfg: TrainConfig) -> str:
     """'-jax' for the JAX engine, whose checkpoints the TensorFlow engine cannot resume (and back)."""
-    from training.engine import engine_of
+    from training.core.engine_choice import engine_of
 
     return "-jax" if engine_of(cfg) == "jax" else ""
 
@@ -246,7 +246,7 @@ def validate(cfg: TrainConfig) -> None:
     _check_dataset_only_flags(cfg)
     if cfg.tpu and cfg.strategy not in ("tpu", "auto"):
         raise ConfigError(f"--tpu is only used with --strategy=tpu, got --strategy={cfg.strategy}")
-    from training.engine import check_engine, engine_of
+    from training.core.engine_choice import check_engine, engine_of
 
     check_engine(cfg)
     if cfg.sync_bn and cfg.xla == "on" and engine_of(cfg) == "tensorflow":
@@ -280,7 +280,7 @@ def _check_input_flags(cfg: TrainConfig) -> None:
 
 def _check_finetune(cfg: TrainConfig) -> None:
     """--weights names something loadable; --freeze parses and has weights to hold; --val_fraction."""
-    from training import finetune
+    from training.core import finetune
 
     if cfg.weights is not None:
         if not isinstance(cfg.weights, str) or not cfg.weights:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import keras
 
 from keras_regnet.errors import ConfigError
-from training.jax_devices import DeviceLayout
+from training.engines.jax.devices import DeviceLayout
 
 
 def resolve_policy(flag: str, layout: DeviceLayout) -> str:

@@ -1,6 +1,6 @@
 """The custom training loop over the parts it is handed: resume, train, evaluate, checkpoint, export.
 
-The Trainer builds no model, optimizer, schedule, data or checkpoint (training.tf_assembly does, from the
+The Trainer builds no model, optimizer, schedule, data or checkpoint (training.engines.tensorflow.assembly does, from the
 config); it builds only its compiled steps from them. The checkpoint holds the model, the optimizer
 (momentum, iteration count), the global step (the LR schedule's position) and the EMA; epoch and
 position in the epoch follow from the step, and the Feed is a pure function of (seed, epoch,
@@ -17,14 +17,16 @@ from typing import Any
 import tensorflow as tf
 
 from keras_regnet import fileio
-from training import precise_bn, reporting, steps
-from training.classifier_file import save_classifier
-from training.config import TrainConfig
+from training.engines.tensorflow import precise_bn
+from training.core import reporting
+from training.engines.tensorflow import step as steps
+from training.core.classifier_file import save_classifier
+from training.core.config import TrainConfig
 from training.data.pipeline import data_errors
-from training.divergence import Diverged
-from training.metrics import StepMetrics, Totals, accumulate
-from training.strategy import Runtime
-from training.trainer_parts import Parts
+from training.core.divergence import Diverged
+from training.core.metrics import StepMetrics, Totals, accumulate
+from training.engines.tensorflow.devices import Runtime
+from training.core.parts import Parts
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
@@ -232,7 +234,7 @@ class Trainer:
     # Export -------------------------------------------------------------------------------
     def export(self) -> str | None:
         """Save the trained model (its EMA weights when --ema_decay > 0) as model_dir/model.keras, a
-        classifier with a softmax head (training.classifier_file)."""
+        classifier with a softmax head (training.core.classifier_file)."""
         if not self.runtime.is_chief:
             return None
         with self.ema_weights():

@@ -1,6 +1,6 @@
 """Assembly for the JAX engine: a resolved TrainConfig -> devices, feed, models, optimizer, checkpoint.
 
-The counterpart of training.tf_assembly.build_parts; the same recipe objects (WarmupCosine, the Nesterov
+The counterpart of training.engines.tensorflow.assembly.build_parts; the same recipe objects (WarmupCosine, the Nesterov
 SGD of make_optimizer, the model builder) are made here and handed to JaxTrainer. BatchNorm
 statistics are per device by default, as the TensorFlow engine's per-replica BN: the step's model
 then normalises each device's share of the batch on its own (ghost BN with one group per device),
@@ -12,20 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from keras_regnet.errors import ConfigError
-from training.batch_fit import fit_to_data
-from training.run_checkpoints import run_identity
-from training.config import TrainConfig
+from training.core.batch_fit import fit_to_data
+from training.engines.tensorflow.checkpoint import run_identity
+from training.core.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source
-from training.jax_checkpoint import StateCheckpoint
-from training.jax_devices import DeviceLayout, check_batch
-from training.jax_feed import JaxFeed
-from training.jax_precision import dtype_policy
-from training.jax_step import ema_slots
-from training.jax_trainer import JaxParts, JaxRuntime, JaxTrainer
-from training.models import build_model
-from training.trainer_parts import bn_images
-from training.recipe import WarmupCosine, make_optimizer
+from training.engines.jax.checkpoint import StateCheckpoint
+from training.engines.jax.devices import DeviceLayout, check_batch
+from training.engines.jax.feed import JaxFeed
+from training.engines.jax.precision import dtype_policy
+from training.engines.jax.step import ema_slots
+from training.engines.jax.trainer import JaxParts, JaxRuntime, JaxTrainer
+from training.core.models import build_model
+from training.core.parts import bn_images
+from training.core.recipe import WarmupCosine, make_optimizer
 
 
 def step_bn_batch(cfg: TrainConfig, devices: int) -> int | None:
@@ -77,13 +77,13 @@ def build_jax_parts(cfg: TrainConfig, runtime: JaxRuntime, source: Source, spec:
 def start_jax(cfg: TrainConfig, spec: Any, weights: Any = None,
               lr_follows_batch: bool = False) -> tuple[JaxTrainer, Source]:
     """Processes, devices, input and parts of a JAX run; the trainer (its cfg holding the batch fitted to
-    the data, training.batch_fit) and its data source."""
-    from training.jax_feed import hide_accelerators_from_tensorflow
+    the data, training.core.batch_fit) and its data source."""
+    from training.engines.jax.feed import hide_accelerators_from_tensorflow
 
     hide_accelerators_from_tensorflow()
     from training.data import make_source
-    from training.jax_devices import initialize_processes, make_layout
-    from training.jax_precision import resolve_policy
+    from training.engines.jax.devices import initialize_processes, make_layout
+    from training.engines.jax.precision import resolve_policy
 
     initialize_processes(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
     layout: DeviceLayout = make_layout(cfg.strategy)

@@ -15,17 +15,17 @@ import keras
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
-from training.run_checkpoints import RunCheckpoint, run_identity
-from training.config import TrainConfig
+from training.engines.tensorflow.checkpoint import RunCheckpoint, run_identity
+from training.core.config import TrainConfig
 from training.data.mix import MixConfig
 from training.data.pipeline import Source
-from training.ema import WeightEMA, averaged_weights
-from training.input_feed import Feed
-from training.loop import Trainer
-from training.models import build_model
-from training.recipe import WarmupCosine, make_optimizer
-from training.strategy import Runtime
-from training.trainer_parts import Parts, bn_images
+from training.engines.tensorflow.ema import WeightEMA, averaged_weights
+from training.engines.tensorflow.feed import Feed
+from training.engines.tensorflow.trainer import Trainer
+from training.core.models import build_model
+from training.core.recipe import WarmupCosine, make_optimizer
+from training.engines.tensorflow.devices import Runtime
+from training.core.parts import Parts, bn_images
 
 
 @contextlib.contextmanager

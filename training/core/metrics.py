@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 from training.data.pipeline import data_errors
-from training.objective import StepMetrics
+from training.core.objective import StepMetrics
 
 
 @dataclass

@@ -74,7 +74,7 @@ def make_optimizer(schedule: Any, momentum: float = 0.9, nesterov: bool = True,
     learning_rate = schedule if step is None else (lambda: schedule(step))
     opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov)
     if loss_scale:
-        from training.loss_scale import ReplicaAgreedLossScaleOptimizer
+        from training.engines.tensorflow.loss_scale import ReplicaAgreedLossScaleOptimizer
 
         opt = ReplicaAgreedLossScaleOptimizer(opt)
     return opt

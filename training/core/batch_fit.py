@@ -24,10 +24,10 @@ def fit_batch(batch: int, num_train: int, replicas: int) -> int:
 def default_lr(batch: int, finetuning: bool) -> float:
     """The LR a run gets when --lr is unset: the fine-tuning recipe's, else the paper's 0.1 x batch / 128."""
     if finetuning:
-        from training.finetune import finetune_lr
+        from training.core.finetune import finetune_lr
 
         return finetune_lr(batch)
-    from training.recipe import recipe_lr
+    from training.core.recipe import recipe_lr
 
     return recipe_lr(batch)
 

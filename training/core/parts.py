@@ -1,6 +1,6 @@
 """The parts a Trainer is handed (model, schedule, optimizer, EMA, data, checkpoint) and the BN group size.
 
-Kept apart from the assembly (training.tf_assembly) so the loop can name its parts without
+Kept apart from the assembly (training.engines.tensorflow.assembly) so the loop can name its parts without
 importing the code that builds them.
 """
 
@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from training.config import TrainConfig
-    from training.ema import WeightEMA
-    from training.input_feed import Feed
-    from training.recipe import WarmupCosine
-    from training.run_checkpoints import RunCheckpoint
+    from training.core.config import TrainConfig
+    from training.engines.tensorflow.ema import WeightEMA
+    from training.engines.tensorflow.feed import Feed
+    from training.core.recipe import WarmupCosine
+    from training.engines.tensorflow.checkpoint import RunCheckpoint
 
 
 @dataclass

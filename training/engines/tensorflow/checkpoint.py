@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
-from training.config import TrainConfig
+from training.core.config import TrainConfig
 
 # Fields that must not change between a run and its resumption (the schedule, the objective or the
 # data stream depend on them).

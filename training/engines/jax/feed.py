@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
 from training.data.pipeline import FeedSettings, eval_dataset, train_dataset
-from training.jax_devices import DeviceLayout, prefetch_to_devices
+from training.engines.jax.devices import DeviceLayout, prefetch_to_devices
 
 
 def hide_accelerators_from_tensorflow() -> None:

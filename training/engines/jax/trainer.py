@@ -1,9 +1,9 @@
 """The JAX engine's Trainer: the TensorFlow engine's loop (epochs, eval, progress, resume, export) over a
 jitted step on a replicated TrainState.
 
-`JaxTrainer` inherits the loop from training.loop.Trainer and replaces only what touches the state:
+`JaxTrainer` inherits the loop from training.engines.tensorflow.trainer.Trainer and replaces only what touches the state:
 the step, checkpoints, the EMA swap, precise BN and the export. `start_jax` builds its parts from a
-resolved config (the JAX counterpart of training.tf_assembly.build_parts).
+resolved config (the JAX counterpart of training.engines.tensorflow.assembly.build_parts).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import jax
 import keras
 import numpy as np
 
-from training import jax_step
-from training.classifier_file import save_classifier
-from training.config import TrainConfig
+from training.engines.jax import step as jax_step
+from training.core.classifier_file import save_classifier
+from training.core.config import TrainConfig
 from training.data.pipeline import data_errors
-from training.jax_checkpoint import StateCheckpoint
-from training.jax_devices import DeviceLayout, replicate, to_host
-from training.jax_feed import JaxFeed
-from training.loop import Trainer
-from training.objective import StepMetrics
-from training.recipe import WarmupCosine
+from training.engines.jax.checkpoint import StateCheckpoint
+from training.engines.jax.devices import DeviceLayout, replicate, to_host
+from training.engines.jax.feed import JaxFeed
+from training.engines.tensorflow.trainer import Trainer
+from training.core.objective import StepMetrics
+from training.core.recipe import WarmupCosine
 
 
 @dataclass(frozen=True)

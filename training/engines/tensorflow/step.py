@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from training.objective import StepMetrics, batch_metrics
-from training.recipe import coupled_l2
+from training.core.objective import StepMetrics, batch_metrics
+from training.core.recipe import coupled_l2
 
 _masked_metrics = batch_metrics  # the objective's earlier name here (tests/training/test_mix.py reads it)
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
-from training.config import TrainConfig
-from training.jax_step import TrainState
+from training.core.config import TrainConfig
+from training.engines.jax.step import TrainState
 
 _NAME = re.compile(r"^ckpt-(\d+)\.npz$")
 
@@ -47,7 +47,7 @@ class StateCheckpoint:
 
     def restore_or_start(self, template: TrainState) -> tuple[TrainState, int] | None:
         """(state, step) of the latest checkpoint if the run may resume it, else None (config.json written)."""
-        from training.run_checkpoints import admit_resume
+        from training.engines.tensorflow.checkpoint import admit_resume
 
         latest = self.latest
         if latest is None and fileio.exists(fileio.join(self.directory, "checkpoint")):
