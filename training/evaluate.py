@@ -124,6 +124,7 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     """
     from training.engines.tensorflow import step as steps
     from training.data import make_source
+    from training.data.pipeline import data_errors
     from training.engines.tensorflow.feed import Feed
     from training.core.metrics import accumulate
     from keras_regnet import resolve_spec
@@ -147,7 +148,8 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
         check_same_network(weights, model, str(model_name))
     eval_step = steps.distributed(runtime.strategy, steps.make_eval_step(model, source.num_classes, runtime.xla))
     t0 = time.perf_counter()
-    totals = accumulate(eval_step, feed.eval(), feed.eval_steps)
+    with data_errors():
+        totals = accumulate(eval_step, feed.eval(), feed.eval_steps)
     result: dict[str, Any] = totals.summary()
     result["eval_time_s"] = time.perf_counter() - t0
     result["images_per_s"] = result["examples"] / max(result["eval_time_s"], 1e-9)

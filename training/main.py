@@ -40,7 +40,6 @@ def main(argv: list[str]) -> int:
     from keras_regnet.errors import one_line, print_missing_dependency
     from training.core.config import validate
     from training.core.divergence import Diverged
-    from training.run import prepare
 
     cfg = config_from_flags()
     try:
@@ -50,7 +49,6 @@ def main(argv: list[str]) -> int:
 
             print("\n".join(report(cfg)))
             return 0
-        prepare(cfg)
         from training.run import run
 
         result = run(cfg)
@@ -61,7 +59,7 @@ def main(argv: list[str]) -> int:
         if not print_missing_dependency(e):
             raise
         return 2
-    except Diverged as e:  # training.engines.tensorflow.trainer.NonFiniteLoss (its base imports without TensorFlow): last good checkpoint kept
+    except Diverged as e:  # training.core.divergence.NonFiniteLoss: the last good checkpoint is kept
         print(f"FATAL {e}", file=sys.stderr)
         return 3
     if result.get("model_path"):  # the chief's summary (other workers export nothing)

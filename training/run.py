@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from typing import Any
 
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
-from training.core.batch_fit import fit_to_data
 from training.core.config import TrainConfig, resolve
 
 
@@ -63,44 +63,12 @@ def write_data_records(model_dir: str, source: Any) -> None:
         fileio.write_json_atomic(fileio.join(model_dir, SPLIT_FILE), source.split)
 
 
-def _start_tensorflow(cfg: TrainConfig, spec: Any, runtime: Any, weights: Any,
-                      lr_follows_batch: bool) -> tuple[Any, Any]:
-    """The TensorFlow engine's trainer (tf.distribute runtime, Feed, parts) and its data source; the
-    trainer's cfg holds the batch fitted to the data (training.core.batch_fit)."""
-    from training.data import make_source
-    from training.engines.tensorflow.trainer import Trainer
-    from training.engines.tensorflow.assembly import build_parts
-    from training.engines.tensorflow.devices import make_runtime
-
-    xla = "off" if cfg.sync_bn else cfg.xla  # validated: sync_bn excludes --xla=on
-    runtime = runtime or make_runtime(cfg.strategy, xla, cfg.mixed_precision, cfg.tpu)
-    source = make_source(cfg)
-    cfg, fitted = fit_to_data(cfg, source.num_train, runtime.strategy.num_replicas_in_sync, lr_follows_batch)
-    if fitted and cfg.verbose and runtime.is_chief:
-        print(fitted, flush=True)
-    import keras
-
-    keras.utils.set_random_seed(cfg.seed)  # initialisation; the data seeds derive from cfg.seed too
-    if cfg.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()  # a resumed run ends bit-identical
-    finetuning = weights is None and cfg.weights is not None
-    parts = build_parts(cfg, runtime, source, spec, weights=cfg.weights if finetuning else weights,
-                        new_head=finetuning)
-    return Trainer(cfg, runtime, parts), source
-
-
-def _replicas(runtime: Any) -> int:
-    strategy = getattr(runtime, "strategy", None)
-    return strategy.num_replicas_in_sync if strategy is not None else runtime.replicas
-
-
 def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict.
 
-    The engine is engine_of(cfg): TensorFlow (tf.distribute) or JAX (training.engines.jax.assembly); both write
-    the same run directory.
+    The engine is engine_of(cfg): training.engines.tensorflow (tf.distribute) or training.engines.jax; its
+    `start` builds the trainer, the core loop (training.core.loop) trains, and both write the same run
+    directory. `runtime` is the engine's own (a custom launcher's devices), `weights` in-memory weights.
     """
     lr_follows_batch = cfg.lr is None
     cfg, spec, _ = prepare(cfg, spec)
@@ -109,19 +77,16 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
 
     make_model_dir(cfg.model_dir)
     t0 = time.perf_counter()
-    if engine_of(cfg) == "jax":
-        from training.engines.jax.assembly import start_jax
-
-        trainer, source = start_jax(cfg, spec, weights, lr_follows_batch)
-    else:
-        trainer, source = _start_tensorflow(cfg, spec, runtime, weights, lr_follows_batch)
+    engine = engine_of(cfg)
+    start = importlib.import_module(f"training.engines.{engine}.start").start
+    trainer, source = start(cfg, spec, weights=weights, lr_follows_batch=lr_follows_batch, runtime=runtime)
     cfg, runtime = trainer.cfg, trainer.runtime  # the batch (and LR) fitted to the data
     if cfg.verbose and runtime.is_chief:
         cost = complexity(spec, cfg.image_size, classes=source.num_classes)
         print(f"Training {spec.name} ({cost}) on {source.name}: {source.num_train} train / "
               f"{source.num_eval} eval images, {cfg.epochs} epochs x {trainer.steps_per_epoch} steps, "
               f"batch {cfg.batch_size}, lr {cfg.lr:g}, strategy {runtime.kind} "
-              f"({_replicas(runtime)} replicas), xla {'on' if runtime.xla else 'off'}, "
+              f"({runtime.replicas} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
               f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
     result = trainer.fit()
@@ -133,7 +98,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
                   image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
                   checkpoint=trainer.checkpoint.latest, model_path=model_path,
-                  strategy=runtime.kind, replicas=_replicas(runtime), engine=engine_of(cfg),
+                  strategy=runtime.kind, replicas=runtime.replicas, engine=engine,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")
     metrics_path = fileio.join(cfg.model_dir, "metrics.json")

@@ -172,7 +172,7 @@ def test_other_trainer_errors_still_stop_the_sweep(tmp_path):
 def test_non_finite_loss_is_a_divergence():
     pytest.importorskip("tensorflow")
     from training.core.divergence import Diverged
-    from training.engines.tensorflow.trainer import NonFiniteLoss
+    from training.core.divergence import NonFiniteLoss
 
     assert issubclass(NonFiniteLoss, Diverged)
 

@@ -56,10 +56,9 @@ RECORDING_RUN = textwrap.dedent('''
         if fit:  # the whole loop: train, checkpoint, evaluate (EMA and raw)
             return trainer, history, trainer.fit()
         trainer.restore_or_start()  # a fresh run: writes config.json, step 0
-        iterator = trainer._train_iterator(0, 0, steps)  # just the distributed steps, no eval
+        iterator = trainer.feed.train(0, 0, steps)  # just the distributed steps, no eval
         for _ in range(steps):
             trainer.train_step(iterator)
-            trainer.step.assign_add(1)
         return trainer, history, None
 ''')
 exec(RECORDING_RUN)  # defines recording_run for the in-process tests
@@ -110,10 +109,9 @@ def test_resume_restores_the_ema_state_and_continues_it_exactly(tmp_path):
     for restored, value in zip(again.ema.shadows, saved):
         np.testing.assert_array_equal(restored.numpy(), value)
     # Steps 3-4 after the resume give the same average as 4 steps without interruption.
-    iterator = again._train_iterator(0, 2, 2)
-    for _ in range(2):  # as the loop does: a step, then the step counter (the LR reads it)
+    iterator = again.feed.train(0, 2, 2)
+    for _ in range(2):  # as the loop does: each step advances the step counter (the LR reads it)
         again.train_step(iterator)
-        again.step.assign_add(1)
     straight, _, _ = recording_run("one_device", str(tmp_path / "straight"), DECAY, 4, fit=False)  # noqa: F821
     for resumed, continuous in zip(again.ema.shadows, straight.ema.shadows):
         np.testing.assert_allclose(resumed.numpy(), continuous.numpy(), rtol=1e-5, atol=1e-6)

@@ -117,7 +117,7 @@ def test_resume_check_compares_networks_not_spellings_and_counts_classes():
 
     from keras_regnet.zoo import get_entry
     from training.core.config import TrainConfig
-    from training.engines.tensorflow.checkpoint import check_same_run
+    from training.core.run_identity import check_same_run
 
     def config(name: str, classes: int = 10) -> dict:
         return {"model": name, "spec": get_entry(name).spec().to_dict(), "num_classes": classes,

@@ -70,20 +70,22 @@ def test_trainer_trains_the_parts_it_is_handed_and_builds_none(tmp_path, monkeyp
     from training.engines.tensorflow import assembly as tf_assembly
     from training.core.config import TrainConfig
     from training.data import make_source
-    from training.engines.tensorflow.trainer import Trainer
+    from training.engines.tensorflow.trainer import TensorFlowTrainer
     from training.run import prepare
     from training.engines.tensorflow.devices import make_runtime
 
     cfg, spec, _ = prepare(TrainConfig(**SMALL, epochs=1, max_steps=2, model_dir=str(tmp_path / "run"),
                                        ema_decay=0.5))
     runtime = make_runtime("one_device", "off", "off")
-    handed = tf_assembly.build_parts(cfg, runtime, make_source(cfg), spec)
+    from training.engines.tensorflow.feed import make_feed
+
+    handed = tf_assembly.build_parts(cfg, runtime, make_feed(cfg, runtime, make_source(cfg)), spec)
     before = [np.array(w) for w in handed.model.trainable_weights]
     for module in (models, tf_assembly):
         monkeypatch.setattr(module, "build_model", _refuse("a model"))
     monkeypatch.setattr(keras.optimizers, "SGD", _refuse("an optimizer"))
     monkeypatch.setattr(recipe.WarmupCosine, "__init__", _refuse("an LR schedule"))
-    trainer = Trainer(cfg, runtime, handed)
+    trainer = TensorFlowTrainer(cfg, runtime, handed)
     result = trainer.fit()
     assert trainer.model is handed.model and trainer.optimizer is handed.optimizer
     assert result["steps"] == 2 and int(handed.step.numpy()) == 2

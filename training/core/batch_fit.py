@@ -43,3 +43,10 @@ def fit_to_data(cfg: Any, num_train: int, replicas: int, lr_follows_batch: bool)
     message = (f"--batch_size={cfg.batch_size} exceeds the {num_train} training examples of "
                f"--dataset={cfg.dataset}: training with batch {batch} (one step per epoch){lr_note}")
     return cfg.replace(batch_size=batch, lr=lr), message
+
+
+def check_steps_per_epoch(cfg: Any, feed: Any, num_train: int) -> None:
+    """ConfigError naming --batch_size when a Feed of `cfg` has no whole training step per epoch."""
+    if feed.steps_per_epoch < 1:
+        raise ConfigError(f"--batch_size={cfg.batch_size} exceeds the {num_train} "
+                          f"training examples of --dataset={cfg.dataset}")

@@ -1,7 +1,7 @@
 """Named per-step metrics (what the train and eval steps return) and their running totals on the host.
 
 A step returns `StepMetrics` of *sums* over its batch (summed again over replicas by
-`steps.distributed`), never means: sums add up across replicas, steps and workers whatever the
+each engine's step), never means: sums add up across replicas, steps and workers whatever the
 replica count, and a mean is taken only once, on the host, from the totals.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
-from training.data.pipeline import data_errors
 from training.core.objective import StepMetrics
 
 
@@ -56,9 +55,8 @@ class Totals:
 
 
 def accumulate(step: Callable[[Any], StepMetrics], iterator: Any, count: int) -> Totals:
-    """Run `count` steps on `iterator` and total their metrics (data problems as one-line errors)."""
+    """Run `count` steps on `iterator` and total their metrics."""
     totals = Totals()
-    with data_errors():
-        for _ in range(count):
-            totals.add(step(iterator))
+    for _ in range(count):
+        totals.add(step(iterator))
     return totals

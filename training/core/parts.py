@@ -1,40 +1,34 @@
-"""The parts a Trainer is handed (model, schedule, optimizer, EMA, data, checkpoint) and the BN group size.
+"""The parts a Trainer is handed (model, optimizer, schedule, data, checkpoint, EMA) and the BN group size.
 
-Kept apart from the assembly (training.engines.tensorflow.assembly) so the loop can name its parts without
-importing the code that builds them.
+Each engine's assembly (training.engines.<engine>.assembly) builds them and extends `Parts` with what
+only it has; the loop (training.core.loop) names them without importing the code that builds them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keras_regnet.errors import ConfigError
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
     from training.core.config import TrainConfig
-    from training.engines.tensorflow.ema import WeightEMA
-    from training.engines.tensorflow.feed import Feed
     from training.core.recipe import WarmupCosine
-    from training.engines.tensorflow.checkpoint import RunCheckpoint
 
 
 @dataclass
 class Parts:
-    """What one training run is made of; the Trainer is handed these and builds none of them."""
+    """What one training run is made of, whatever the engine; the Trainer is handed these and builds none."""
 
-    model: keras.Model
-    schedule: WarmupCosine
+    model: keras.Model  # what the train step runs
     optimizer: keras.optimizers.Optimizer
-    step: tf.Variable  # the global step: the schedule's position, the checkpoint number
-    epoch: tf.Variable  # checkpointed beside the step (informational)
-    ema: WeightEMA | None
-    feed: Feed
-    checkpoint: RunCheckpoint
+    schedule: WarmupCosine
+    feed: Any  # the engine's Feed: train(epoch, start, count), eval(), global_batch, steps_per_epoch, eval_steps
+    checkpoint: Any  # the engine's checkpoint: latest, restore_or_start, save
+    ema: Any  # the engine's EMA state, or None without --ema_decay
     bn_images: int  # images per BatchNorm normalization in training (reported)
 
 

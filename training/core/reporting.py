@@ -1,11 +1,13 @@
-"""What users look at: progress bar with images/s and TensorBoard scalars."""
+"""What users look at: progress bar with images/s and TensorBoard scalars.
+
+TensorFlow writes the TensorBoard event files; it is imported only when a writer is made (the chief of a
+run), so the core loop imports without it.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
-
-import tensorflow as tf
 
 from keras_regnet import fileio
 
@@ -18,15 +20,15 @@ def _scalar_metadata() -> Any:
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
-_SCALAR_METADATA = _scalar_metadata()
-
-
 class Scalars:
     """TensorBoard writers for the train and eval scalars (no-ops on non-chief workers)."""
 
     def __init__(self, log_dir: str | None) -> None:
         self._writers = {}
         if log_dir:
+            import tensorflow as tf
+
+            self._metadata = _scalar_metadata()
             for name in ("train", "eval"):
                 self._writers[name] = tf.summary.create_file_writer(fileio.join(log_dir, name))
 
@@ -34,10 +36,11 @@ class Scalars:
         writer = self._writers.get(split)
         if writer is None:
             return
+        import tensorflow as tf
+
         with writer.as_default():
             for key, value in values.items():
-                tf.summary.write(key, tf.constant(float(value), tf.float32), step=step,
-                                 metadata=_SCALAR_METADATA)
+                tf.summary.write(key, tf.constant(float(value), tf.float32), step=step, metadata=self._metadata)
         writer.flush()
 
 

@@ -47,7 +47,7 @@ class StateCheckpoint:
 
     def restore_or_start(self, template: TrainState) -> tuple[TrainState, int] | None:
         """(state, step) of the latest checkpoint if the run may resume it, else None (config.json written)."""
-        from training.engines.tensorflow.checkpoint import admit_resume
+        from training.core.run_identity import admit_resume
 
         latest = self.latest
         if latest is None and fileio.exists(fileio.join(self.directory, "checkpoint")):

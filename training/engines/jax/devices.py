@@ -100,6 +100,24 @@ class DeviceLayout:
         return NamedSharding(self.mesh, PartitionSpec())
 
 
+@dataclass(frozen=True)
+class JaxRuntime:
+    """What the loop and the run summary read of the JAX engine's setup (TensorFlowRuntime's counterpart)."""
+
+    layout: DeviceLayout
+    policy: str  # Keras dtype policy: float32 | mixed_bfloat16
+    kind: str = "jax_data_parallel"
+    xla: bool = True
+
+    @property
+    def is_chief(self) -> bool:
+        return self.layout.is_chief
+
+    @property
+    def replicas(self) -> int:
+        return self.layout.devices
+
+
 def make_layout(strategy: str = "auto") -> DeviceLayout:
     """All devices of all processes (auto, mirrored), or the first local device only (one_device)."""
     devices = jax.devices()

@@ -3,7 +3,8 @@
 Each JAX process is one input pipeline (tf.distribute's InputContext with the process index), reading
 its share of every global batch exactly as a tf.distribute worker does, so the stream stays a pure
 function of (seed, epoch, position) and a resumed run reads the batches it stopped at. Batches are
-put on the devices ahead of the step. TensorFlow is used for input only and must not see the
+put on the devices ahead of the step; an undecodable-data error from tf.data surfaces as the
+one-line DataError, so the trainer that reads the batches needs no TensorFlow. TensorFlow is used for input only and must not see the
 accelerators (`hide_accelerators_from_tensorflow`), so their memory stays with JAX.
 """
 
@@ -16,8 +17,11 @@ from typing import Any
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
-from training.data.pipeline import FeedSettings, eval_dataset, train_dataset
-from training.engines.jax.devices import DeviceLayout, prefetch_to_devices
+from training.core.batch_fit import check_steps_per_epoch
+from training.core.config import TrainConfig
+from training.data.mix import MixConfig
+from training.data.pipeline import FeedSettings, Source, data_errors, eval_dataset, train_dataset
+from training.engines.jax.devices import DeviceLayout, JaxRuntime, check_batch, prefetch_to_devices
 
 
 def hide_accelerators_from_tensorflow() -> None:
@@ -59,9 +63,25 @@ class JaxFeed(FeedSettings):
         else:
             ds = train_dataset(self.source, self._context(), self.local_batch, epoch, start, count, self.image_size,
                                self.seed, self.deterministic, self.mix)
-        return prefetch_to_devices(ds.as_numpy_iterator(), self.layout)
+        return _translating_errors(prefetch_to_devices(ds.as_numpy_iterator(), self.layout))
 
     def eval(self) -> Iterator[Any]:
         """The whole eval split in `eval_steps` global batches (padding labelled apart), on the devices."""
         ds = eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size)
-        return prefetch_to_devices(ds.as_numpy_iterator(), self.layout)
+        return _translating_errors(prefetch_to_devices(ds.as_numpy_iterator(), self.layout))
+
+
+def _translating_errors(batches: Iterator[Any]) -> Iterator[Any]:
+    """`batches`, with tf.data's data errors re-raised as one-line DataErrors (training.data.pipeline)."""
+    with data_errors():
+        yield from batches
+
+
+def make_feed(cfg: TrainConfig, runtime: JaxRuntime, source: Source) -> JaxFeed:
+    """The run's JaxFeed over the runtime's devices; ConfigError when the batch does not split over the
+    devices or exceeds the training examples."""
+    check_batch(cfg.batch_size, runtime.layout)
+    mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
+    feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, layout=runtime.layout)
+    check_steps_per_epoch(cfg, feed, source.num_train)
+    return feed

@@ -20,7 +20,7 @@ from keras_regnet.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class Runtime:
+class TensorFlowRuntime:
     """What the run executes on: the strategy and the resolved XLA / precision settings."""
 
     strategy: tf.distribute.Strategy
@@ -30,6 +30,11 @@ class Runtime:
     policy: str  # Keras dtype policy: float32 | mixed_float16 | mixed_bfloat16
     is_chief: bool
     worker_index: int
+
+    @property
+    def replicas(self) -> int:
+        """Replicas in sync over all workers (the JaxRuntime's devices)."""
+        return self.strategy.num_replicas_in_sync
 
 
 def tf_config_workers() -> tuple[int, str, int]:
@@ -125,11 +130,11 @@ def _min_compute_capability() -> tuple[int, int]:
     return min(caps) if caps else (0, 0)
 
 
-def make_runtime(strategy_flag: str, xla_flag: str, precision_flag: str, tpu: str | None = None) -> Runtime:
+def make_runtime(strategy_flag: str, xla_flag: str, precision_flag: str, tpu: str | None = None) -> TensorFlowRuntime:
     """Strategy + XLA + precision from the three flags, and whether this process is the chief."""
     strategy, kind = make_strategy(strategy_flag, tpu)
     device = device_type(kind)
     _, task_type, index = tf_config_workers()
     is_chief = kind != "multi_worker_mirrored" or task_type == "chief" or (task_type == "worker" and index == 0)
-    return Runtime(strategy, kind, device, resolve_xla(xla_flag, device),
+    return TensorFlowRuntime(strategy, kind, device, resolve_xla(xla_flag, device),
                    resolve_policy(precision_flag, device), is_chief, index)

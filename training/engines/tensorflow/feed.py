@@ -15,7 +15,10 @@ from typing import Any
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
-from training.data.pipeline import FeedSettings, eval_dataset, train_dataset
+from training.core.batch_fit import check_steps_per_epoch
+from training.core.config import TrainConfig
+from training.data.mix import MixConfig
+from training.data.pipeline import FeedSettings, Source, eval_dataset, train_dataset
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,12 @@ class Feed(FeedSettings):
             return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size)
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+
+def make_feed(cfg: TrainConfig, runtime: Any, source: Source) -> Feed:
+    """The run's Feed over the runtime's strategy; ConfigError when the batch does not split over the
+    replicas or exceeds the training examples."""
+    mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
+    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, strategy=runtime.strategy)
+    check_steps_per_epoch(cfg, feed, source.num_train)
+    return feed

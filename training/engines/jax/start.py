@@ -1,0 +1,35 @@
+"""Start a run on the JAX engine: processes, device mesh, precision, data source, parts, trainer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.core.config import TrainConfig
+from training.core.prelude import begin_run
+from training.engines.jax.devices import JaxRuntime
+from training.engines.jax.trainer import JaxTrainer
+
+
+def start(cfg: TrainConfig, spec: Any, weights: Any = None, lr_follows_batch: bool = False,
+          runtime: JaxRuntime | None = None) -> tuple[JaxTrainer, Any]:
+    """The trainer of a resolved config (its cfg holding the batch fitted to the data) and its data source.
+
+    `runtime` may be made by the caller (devices and precision chosen by a custom launcher).
+    """
+    from training.engines.jax.feed import hide_accelerators_from_tensorflow, make_feed
+
+    hide_accelerators_from_tensorflow()  # before TensorFlow runs an op: the accelerators stay JAX's
+    from training.data import make_source
+    from training.engines.jax.assembly import build_parts
+    from training.engines.jax.devices import initialize_processes, make_layout
+    from training.engines.jax.precision import resolve_policy
+
+    if runtime is None:
+        initialize_processes(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
+        layout = make_layout(cfg.strategy)
+        runtime = JaxRuntime(layout, resolve_policy(cfg.mixed_precision, layout))
+    source = make_source(cfg)
+    begun = begin_run(cfg, source.num_train, runtime.layout.devices, runtime.is_chief, weights, lr_follows_batch)
+    feed = make_feed(begun.cfg, runtime, source)
+    parts = build_parts(begun.cfg, runtime, feed, spec, weights=begun.weights, new_head=begun.new_head, log=begun.log)
+    return JaxTrainer(begun.cfg, runtime, parts), source
