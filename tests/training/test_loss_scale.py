@@ -28,6 +28,8 @@ SCRIPT = textwrap.dedent('''
     from keras_regnet.layers import GroupedConv2D
     from training.engines.tensorflow import step as steps
     from training.core.recipe import WarmupCosine, make_optimizer
+    from training.engines.tensorflow.loss_scale import ReplicaAgreedLossScaleOptimizer
+
     keras.config.set_dtype_policy("mixed_float16")
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -39,7 +41,7 @@ SCRIPT = textwrap.dedent('''
                                   keras.layers.Dense(3, dtype="float32")])
         step = tf.Variable(0, dtype=tf.int64, trainable=False)
         schedule = WarmupCosine(0.1, total_steps=20, warmup_steps=5)
-        optimizer = make_optimizer(schedule, 0.9, True, loss_scale=True, step=step)
+        optimizer = ReplicaAgreedLossScaleOptimizer(make_optimizer(schedule, 0.9, True, step=step))
         optimizer.build(model.trainable_variables)
     train = steps.make_train_step(model, optimizer, 8, 3, 0.5, 0.0, xla=False)
     run = steps.distributed(strategy, train, average=model.non_trainable_variables)

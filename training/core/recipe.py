@@ -62,22 +62,17 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(schedule: Any, momentum: float = 0.9, nesterov: bool = True,
-                   loss_scale: bool = False, step: Any = None) -> keras.optimizers.Optimizer:
+                   step: Any = None) -> keras.optimizers.Optimizer:
     """SGD with Nesterov momentum and no decoupled decay (L2 is added to the gradients instead).
 
     With `step` (the loop's global step variable) the schedule is read at that step rather than at
     the optimizer's own iteration count, which a float16 step skipped for overflow does not
     advance: the LR then stays on the run's step axis (a skipped step uses up its LR, as a
     per-iteration scheduler beside torch's GradScaler does) and the logged LR is the applied one.
-    With `loss_scale`, the dynamic loss scale's skip decision is agreed across replicas.
+    (float16 loss scaling wraps it in the TensorFlow engine: training.engines.tensorflow.loss_scale.)
     """
     learning_rate = schedule if step is None else (lambda: schedule(step))
-    opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov)
-    if loss_scale:
-        from training.engines.tensorflow.loss_scale import ReplicaAgreedLossScaleOptimizer
-
-        opt = ReplicaAgreedLossScaleOptimizer(opt)
-    return opt
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov)
 
 
 def coupled_l2(grads: Sequence[Any], variables: Sequence[Any], weight_decay: float) -> list[Any]:

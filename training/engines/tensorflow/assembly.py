@@ -21,6 +21,7 @@ from training.core.config import TrainConfig
 from training.data.pipeline import Source
 from training.engines.tensorflow.ema import WeightEMA, averaged_weights
 from training.engines.tensorflow.feed import Feed, make_feed
+from training.engines.tensorflow.loss_scale import ReplicaAgreedLossScaleOptimizer
 from training.engines.tensorflow.trainer import TensorFlowParts, TensorFlowTrainer
 from training.core.models import build_model
 from training.core.recipe import WarmupCosine, make_optimizer
@@ -55,8 +56,9 @@ def build_parts(cfg: TrainConfig, runtime: TensorFlowRuntime, feed: Feed, spec: 
         warmup = int(round(cfg.warmup_epochs * feed.steps_per_epoch))
         schedule = WarmupCosine(cfg.lr, feed.steps_per_epoch * cfg.epochs, warmup, cfg.warmup_factor)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        optimizer = make_optimizer(schedule, cfg.momentum, True,
-                                   loss_scale=runtime.policy == "mixed_float16", step=step)
+        optimizer = make_optimizer(schedule, cfg.momentum, True, step=step)
+        if runtime.policy == "mixed_float16":  # dynamic loss scaling, its skip decision agreed by all replicas
+            optimizer = ReplicaAgreedLossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         ema = WeightEMA(averaged_weights(model), cfg.ema_decay) if cfg.ema_decay else None
