@@ -42,6 +42,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
     packages=find_packages(include=["keras_regnet*", "training*", "tflite*", "design_lab*"]),
     package_data={"keras_regnet": ["data/*.json"]},
     python_requires=">=3.10",

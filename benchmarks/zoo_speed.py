@@ -1,4 +1,4 @@
-"""The zoo speed/accuracy table: docs/benchmarks.csv and docs/zoo_speed.md for the RegNet zoo at 224.
+"""The zoo speed/accuracy table: docs/results/benchmarks.csv and docs/results/zoo_speed.md for the RegNet zoo at 224.
 
     PYTHONPATH=. python benchmarks/zoo_speed.py                                # all 24 models
     PYTHONPATH=. python benchmarks/zoo_speed.py --models=regnetx_200mf,regnety_600mf --runs=10
@@ -27,7 +27,7 @@ Per model (random weights, 2 threads everywhere, one process, one model at a tim
   failed                        stages that could not be measured (their columns stay empty)
 Latencies are medians of --runs calls; a shared machine makes single figures move by 10-30%, so
 compare rows measured in one run. The machine (CPU model, cores, TF version, load average) goes into
-the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/speed.md.
+the CSV's comment line and the markdown. Time for the whole table on 2 cores: see docs/results/speed.md.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ flags.DEFINE_integer("image_size", 224, "Input size.")
 flags.DEFINE_integer("runs", 20, "Timed calls per batch-1 figure (batch 32 and train steps: a quarter, >= 2).")
 flags.DEFINE_integer("train_batch", 16, "Batch size of the train step.")
 flags.DEFINE_bool("timm", True, "Measure timm on PyTorch side by side when installed.")
-flags.DEFINE_string("csv", os.path.join(REPO, "docs", "benchmarks.csv"), "Output CSV.")
+flags.DEFINE_string("csv", os.path.join(REPO, "docs", "results", "benchmarks.csv"), "Output CSV.")
 flags.DEFINE_string("row_json", None, "Internal: measure the one model of --models in this process and write "
                     "its row here (the parent runs every model in a fresh process so memory cannot pile up).")
 flags.DEFINE_enum("stage", "tf", list(STAGES), "Internal, with --row_json: "
@@ -71,7 +71,7 @@ flags.register_multi_flags_validator(
     ["stages", "resume"], lambda f: not (f["resume"] and set(f["stages"]) != set(STAGES)),
     "--resume skips models already in --csv; with a --stages subset the rows are re-measured in place, so drop "
     "--resume")
-flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "zoo_speed.md"), "Output markdown table.")
+flags.DEFINE_string("markdown", os.path.join(REPO, "docs", "results", "zoo_speed.md"), "Output markdown table.")
 flags.DEFINE_string("readme", os.path.join(REPO, "README.md"), "README whose compact table (between the "
                     "zoo-speed markers) is rewritten; '' to leave it alone.")
 

@@ -1,12 +1,12 @@
 """What the zoo table says in a few lines: keras_regnet against timm, ONNX Runtime and LiteRT, as ratios.
 
-    python benchmarks/zoo_summary.py                       # docs/benchmarks.csv
+    python benchmarks/zoo_summary.py                       # docs/results/benchmarks.csv
     python benchmarks/zoo_summary.py --csv=/tmp/my_run.csv
 
 Reads the CSV that benchmarks/zoo_speed.py writes (no TensorFlow import) and prints, over the rows
 that have both figures, the min / median / max of each ratio and the models on the losing side. A ratio
 below 1 means the first figure is the faster; every ratio compares two columns of one row, measured
-minutes apart in one run, which is what the shared machine allows (see docs/speed.md).
+minutes apart in one run, which is what the shared machine allows (see docs/results/speed.md).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def summary(comment: str, rows: list[dict[str, str]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", default=os.path.join(REPO, "docs", "benchmarks.csv"), help="zoo_speed.py's CSV")
+    parser.add_argument("--csv", default=os.path.join(REPO, "docs", "results", "benchmarks.csv"), help="zoo_speed.py's CSV")
     args = parser.parse_args()
     try:
         comment, rows = read_table(args.csv)

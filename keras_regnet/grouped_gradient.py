@@ -8,7 +8,7 @@ per process; where neither does (float64 anywhere, any dtype without oneDNN) the
 into one ordinary convolution per group, whose gradients every kernel has. Measured on RegNetY-600MF's
 grouped convs without oneDNN, that was the fastest correct way, forward and backward (TensorFlow's
 Eigen grouped forward op is itself slower than the split), ahead of a block-diagonal dense kernel and
-a depthwise expansion (benchmarks/grouped_candidates.py, docs/speed.md).
+a depthwise expansion (benchmarks/grouped_candidates.py, docs/results/grouped_conv.md).
 """
 
 from __future__ import annotations
