@@ -7,6 +7,8 @@ the help text, choices and bounds live in its metadata (`flag_field` writes both
 
 Metadata keys: `help` (required), `choices` (an enum flag; for int fields an integer flag with a
 validator), `lower_bound` / `upper_bound` (numeric flags), `required` (the flag must be given).
+A dataclass built from group dataclasses whose class attribute `flag_group` names the group (TrainConfig's
+data/recipe/runtime/output) has its flags listed under that group in --helpfull ("training recipe:").
 Field types: str, int, float, bool, `X | None`, and `tuple[str, ...]` / `list[str]` (comma-separated
 list flags). Flag name = field name. A CLI calls `define_flags(Config)` when it runs (not at import),
 so two CLIs whose flags share a name but not a default can be imported into one process.
@@ -86,8 +88,17 @@ def define_flags(cls: type, flag_values: flags.FlagValues = flags.FLAGS) -> list
             _check_same(flag_values[f.name], f.name, default, help_)
     for f, default, help_ in plan:
         if f.name not in flag_values:
-            _define(f, types_[f.name], default, help_, flag_values)
+            _define(f, types_[f.name], default, help_, flag_values, flag_group_label(cls, f.name))
     return [f.name for f, _, _ in plan]
+
+
+def flag_group_label(cls: type, name: str) -> str | None:
+    """'<package> <group>' for a field declared on a class with a `flag_group` (the --helpfull heading), else None."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__.get("__annotations__", {}):
+            group = klass.__dict__.get("flag_group")
+            return f"{klass.__module__.split('.')[0]} {group}" if group else None
+    return None
 
 
 def _check_same(flag: flags.Flag, name: str, default: Any, help_: str) -> None:
@@ -99,11 +110,13 @@ def _check_same(flag: flags.Flag, name: str, default: Any, help_: str) -> None:
 
 
 def _define(f: dataclasses.Field, kind: tuple[type, type | None], default: Any, help_: str,
-            flag_values: flags.FlagValues) -> None:
-    """One DEFINE_* call for field `f`."""
+            flag_values: flags.FlagValues, group: str | None = None) -> None:
+    """One DEFINE_* call for field `f` (listed under `group` in --helpfull when given)."""
     tp, container = kind
     meta = f.metadata
     common = {"flag_values": flag_values, "required": bool(meta.get("required", False))}
+    if group:
+        common["module_name"] = group
     choices = meta.get("choices")
     bounds = {k: meta[k] for k in ("lower_bound", "upper_bound") if k in meta}
     if container is not None:

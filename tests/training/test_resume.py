@@ -151,3 +151,26 @@ def test_resumed_run_keeps_the_history_and_time_of_epochs_finished_before(tmp_pa
     with open(os.path.join(cfg.model_dir, "metrics.json")) as f:
         assert [h["epoch"] for h in json.load(f)["history"]] == [1, 2]
 
+
+
+def test_a_config_json_written_before_the_config_groups_still_admits_its_run(tmp_path):
+    """tests/data/config_2026_12_07.json is what the flat TrainConfig of 2026-12-07 (commit 50b99f1) wrote
+    for this run: the grouped TrainConfig reads it, resumes the same run and refuses a changed flag."""
+    import shutil
+
+    import pytest
+
+    from training.core.config import TrainConfig
+    from training.core.run_identity import admit_resume, run_identity
+    from training.run import prepare
+
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "data" / "config_2026_12_07.json", model_dir / "config.json")
+    cfg, spec, _ = prepare(TrainConfig(model="regnetx_digits", image_size=16, batch_size=32, epochs=2,
+                                       ema_decay=0.5, model_dir=str(model_dir)))
+    latest = str(model_dir / "checkpoints" / "ckpt-4")
+    assert admit_resume(cfg, run_identity(cfg, spec, 10), latest, is_chief=True)
+    changed, _, _ = prepare(cfg.replace(ema_decay=0.25))
+    with pytest.raises(ValueError, match=r"--ema_decay=0.25 differs from the run being resumed .*\(0.5\)"):
+        admit_resume(changed, run_identity(changed, spec, 10), latest, is_chief=True)

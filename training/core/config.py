@@ -1,4 +1,5 @@
-"""TrainConfig: every knob of a run in one frozen dataclass, with dataset presets and validation.
+"""TrainConfig: every knob of a run, declared in four groups (data, recipe, runtime, output), with
+dataset presets and validation.
 
 Shared by the absl CLI (training.main), the library entry point (training.api) and the tests, so
 all three validate the same way; errors name the CLI flag (`--batch_size`) and what is allowed.
@@ -10,7 +11,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from keras_regnet import fileio
 from keras_regnet.dataclass_flags import flag_field as F
@@ -37,24 +38,55 @@ _PRESETS = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run. None means "the recipe/preset default" and is filled by `resolve`.
+class DataConfig:
+    """What the run reads: the dataset, its resolution and augmentation crop, and the input service."""
 
-    Each field is a flag of `python -m training.main` (training.flags generates them): its default
-    and help text are declared here only.
-    """
+    flag_group: ClassVar[str] = "data"
 
-    model: str = F(DEFAULT_MODEL, "Zoo name (e.g. regnety_600mf or RegNetY-600MF), a built-in small model "
-                   "(regnety_digits, regnetx_digits) or a NetSpec JSON file.")
     dataset: str = F("digits", "digits: scikit-learn's handwritten digits (embedded, no download); "
                      "imagenet2012: TFDS; tfrecord: ImageNet TFRecord shards; folder: one sub-folder per class.",
                      choices=DATASETS)
     data_dir: str | None = F(None, "Dataset directory (TFDS data_dir, TFRecord shards or image folder).")
+    image_size: int | None = F(None, "Training/eval resolution (default: 32 for digits, 224 otherwise).")
+    crop: str = F("pycls", "Random-resized-crop sampler of the train augmentation: pycls (the reference's: "
+                  "area uniform in 8-100%, aspect 3/4-4/3, up to 10 tries, else a centre crop) or tf_inception "
+                  "(tf.image's sampled distorted bounding box: smaller crops on average).", choices=CROPS)
+    val_fraction: float | None = F(None, "--dataset=folder without train/ and val/ sub-folders: hold out this "
+                                   "fraction of each class (seeded by --seed; the split is written to "
+                                   "model_dir/split.json). Unset: every 10th file.")
+    train_examples: int | None = F(None, "Training set size when it cannot be read from the data (default: "
+                                   "1281167 for ImageNet TFRecords).")
+    eval_examples: int | None = F(None, "Eval set size (default: 50000 for ImageNet TFRecords).")
+    label_offset: int | None = F(None, "Subtracted from TFRecord labels (default 1: 1..1000 -> 0..999).")
+    data_service: str | None = F(None, "Run the train transform on tf.data service workers: the dispatcher's "
+                                 "grpc://HOST:PORT (start it and the workers with python -m training.data_service). "
+                                 "Dynamic sharding: each record at most once per epoch pass, other order than local; "
+                                 "eval stays local (docs/training.md).")
+    input_only: bool = F(False, "Measure this host's input pipeline for the configured dataset and transform "
+                         "(images/s and CPU ms per image over --max_steps batches, default 20) instead of training, "
+                         "and print the cores or service workers needed for --target_images_per_s.")
+    target_images_per_s: float | None = F(None, "With --input_only: the accelerator's train rate to plan for "
+                                          "(e.g. 13900 for RegNetY-600MF on one H200).")
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """What is trained and how: the network, its starting weights, schedule, regularisers, BN and seed."""
+
+    flag_group: ClassVar[str] = "recipe"
+
+    model: str = F(DEFAULT_MODEL, "Zoo name (e.g. regnety_600mf or RegNetY-600MF), a built-in small model "
+                   "(regnety_digits, regnetx_digits) or a NetSpec JSON file.")
+    weights: str | None = F(None, "Start from pretrained weights (fine-tuning): imagenet, a .keras / "
+                            ".weights.h5 / reference checkpoint (.safetensors, .npz, .pth) file, or an earlier "
+                            "--model_dir. The classifier is re-initialised when the class count differs. Switches "
+                            "the unset --epochs/--lr/--warmup_epochs to the fine-tuning recipe (docs/training.md).")
+    freeze: str = F("none", "With --weights: none, backbone (all but the classifier) or a comma-separated list "
+                    "of stem and stages (e.g. stem,s1,s2). Frozen layers, BatchNorm included, run in inference mode.")
     epochs: int | None = F(None, "Training epochs (default: 20 for digits, 30 for folder, 100 for ImageNet).")
     batch_size: int | None = F(None, "Global batch size over all replicas (default: 64 for digits/folder; the "
                                "zoo recipe's batch for ImageNet, e.g. 1024 for RegNetY-600MF).")
     lr: float | None = F(None, "Base learning rate (default: the recipe's 0.1 x batch_size / 128).")
-    image_size: int | None = F(None, "Training/eval resolution (default: 32 for digits, 224 otherwise).")
     warmup_epochs: float | None = F(None, "Linear LR warmup length in epochs (default: the recipe's 5, or half "
                                     "the run when --epochs < 10).")
     warmup_factor: float = F(0.1, "Warmup starts at this fraction of the base LR.")
@@ -71,13 +103,30 @@ class TrainConfig:
     mixup_switch_prob: float = F(0.5, "With both --mixup_alpha and --cutmix_alpha > 0: the probability that "
                                  "a batch uses CutMix instead of mixup.")
     zero_init_final_gamma: bool = F(False, "Zero-init the last BN gamma of every residual block.")
+    bn_batch: int | None = F(None, "Images per BatchNorm normalization (ghost batch norm over sub-batches of "
+                             "this size on each replica; must divide the per-replica batch). The paper normalizes "
+                             "over 128 images per GPU: --bn_batch=128 reproduces that on one GPU or a TPU core "
+                             "with another batch. Default: the per-replica batch (the global batch with --sync_bn).")
     sync_bn: bool = F(False, "Synchronise BatchNorm statistics across replicas.")
-    strategy: str = F("auto", "tf.distribute strategy; auto: tpu if --tpu, multi-worker if TF_CONFIG lists "
-                      "several tasks, mirrored on >1 GPU, else one device.", choices=STRATEGIES)
-    tpu: str | None = F(None, "TPU name or address for --strategy=tpu.")
+    precise_bn_images: int | None = F(None, "Before each eval, replace the BN moving averages by the average "
+                                      "batch statistics of this many training images under the current weights "
+                                      "(pycls's precise BN). 0: off. Default: 8192 for ImageNet, as the "
+                                      "reference; 0 for digits and folder.")
+    seed: int = F(0, "Seed of initialisation, data order and augmentation.")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how it executes: the engine, devices and processes, XLA, precision, determinism."""
+
+    flag_group: ClassVar[str] = "runtime"
+
     engine: str = F("auto", "Training engine over the same recipe. tensorflow: tf.distribute + tf.function. jax: "
                     "Keras 3 on JAX, one jitted update over all devices (jax.sharding). auto: Keras' backend "
                     "(KERAS_BACKEND=jax selects jax). Read before Keras is imported.", choices=ENGINES)
+    strategy: str = F("auto", "tf.distribute strategy; auto: tpu if --tpu, multi-worker if TF_CONFIG lists "
+                      "several tasks, mirrored on >1 GPU, else one device.", choices=STRATEGIES)
+    tpu: str | None = F(None, "TPU name or address for --strategy=tpu.")
     coordinator_address: str | None = F(None, "JAX engine on several hosts: HOST:PORT of process 0 for "
                                         "jax.distributed.initialize (default: $JAX_COORDINATOR_ADDRESS; unset: "
                                         "one host, or what JAX detects on TPU VMs and SLURM).")
@@ -90,51 +139,45 @@ class TrainConfig:
     mixed_precision: str = F("auto", "auto: bfloat16 on TPU and on GPUs with compute capability >= 8.0, "
                              "float16 (dynamic loss scaling, skips agreed by all replicas) on 7.x GPUs, float32 "
                              "otherwise. off: float32 throughout, as the paper trained.", choices=PRECISIONS)
+    deterministic: bool = F(False, "Deterministic tf.data element order and TensorFlow ops (slower): a killed "
+                            "and resumed run ends with the weights of an uninterrupted one.")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What the run writes: its directory, checkpoints, resumption, length cap and console verbosity."""
+
+    flag_group: ClassVar[str] = "output"
+
     model_dir: str | None = F(None, "Checkpoints, TensorBoard logs, metrics.json and model.keras (default: "
                               "runs/<model>-<dataset>).")
     resume: bool = F(True, "Resume from the latest checkpoint in --model_dir (--noresume: refuse to reuse a "
                      "directory with checkpoints).")
-    seed: int = F(0, "Seed of initialisation, data order and augmentation.")
-    deterministic: bool = F(False, "Deterministic tf.data element order and TensorFlow ops (slower): a killed "
-                            "and resumed run ends with the weights of an uninterrupted one.")
     checkpoint_every: int | None = F(None, "Also checkpoint every N steps (default: 100 for digits, 500 folder, "
                                      "1000 ImageNet); always at each epoch end.")
     keep_checkpoints: int = F(3, "Checkpoints kept in --model_dir/checkpoints.")
     max_steps: int | None = F(None, "Stop after this many steps in total (short runs, tests).")
-    train_examples: int | None = F(None, "Training set size when it cannot be read from the data (default: "
-                                   "1281167 for ImageNet TFRecords).")
-    eval_examples: int | None = F(None, "Eval set size (default: 50000 for ImageNet TFRecords).")
-    label_offset: int | None = F(None, "Subtracted from TFRecord labels (default 1: 1..1000 -> 0..999).")
     verbose: int = F(1, "0: quiet, 1: progress bar, 2: one line per epoch.")
-    crop: str = F("pycls", "Random-resized-crop sampler of the train augmentation: pycls (the reference's: "
-                  "area uniform in 8-100%, aspect 3/4-4/3, up to 10 tries, else a centre crop) or tf_inception "
-                  "(tf.image's sampled distorted bounding box: smaller crops on average).", choices=CROPS)
-    bn_batch: int | None = F(None, "Images per BatchNorm normalization (ghost batch norm over sub-batches of "
-                             "this size on each replica; must divide the per-replica batch). The paper normalizes "
-                             "over 128 images per GPU: --bn_batch=128 reproduces that on one GPU or a TPU core "
-                             "with another batch. Default: the per-replica batch (the global batch with --sync_bn).")
-    precise_bn_images: int | None = F(None, "Before each eval, replace the BN moving averages by the average "
-                                      "batch statistics of this many training images under the current weights "
-                                      "(pycls's precise BN). 0: off. Default: 8192 for ImageNet, as the "
-                                      "reference; 0 for digits and folder.")
-    weights: str | None = F(None, "Start from pretrained weights (fine-tuning): imagenet, a .keras / "
-                            ".weights.h5 / reference checkpoint (.safetensors, .npz, .pth) file, or an earlier "
-                            "--model_dir. The classifier is re-initialised when the class count differs. Switches "
-                            "the unset --epochs/--lr/--warmup_epochs to the fine-tuning recipe (docs/training.md).")
-    freeze: str = F("none", "With --weights: none, backbone (all but the classifier) or a comma-separated list "
-                    "of stem and stages (e.g. stem,s1,s2). Frozen layers, BatchNorm included, run in inference mode.")
-    val_fraction: float | None = F(None, "--dataset=folder without train/ and val/ sub-folders: hold out this "
-                                   "fraction of each class (seeded by --seed; the split is written to "
-                                   "model_dir/split.json). Unset: every 10th file.")
-    data_service: str | None = F(None, "Run the train transform on tf.data service workers: the dispatcher's "
-                                 "grpc://HOST:PORT (start it and the workers with python -m training.data_service). "
-                                 "Dynamic sharding: each record at most once per epoch pass, other order than local; "
-                                 "eval stays local (docs/training.md).")
-    input_only: bool = F(False, "Measure this host's input pipeline for the configured dataset and transform "
-                         "(images/s and CPU ms per image over --max_steps batches, default 20) instead of training, "
-                         "and print the cores or service workers needed for --target_images_per_s.")
-    target_images_per_s: float | None = F(None, "With --input_only: the accelerator's train rate to plan for "
-                                          "(e.g. 13900 for RegNetY-600MF on one H200).")
+
+
+@dataclass(frozen=True)
+class TrainConfig(RecipeConfig, DataConfig, RuntimeConfig, OutputConfig):
+    """One training run: the four groups' fields, read flat (cfg.lr). None means "the recipe/preset default"
+    and is filled by `resolve`.
+
+    Each field is a flag of `python -m training.main` (training.flags generates them, listed by group in
+    --helpfull): its default and help text are declared on its group's field only. As Model Garden's
+    ExperimentConfig separates task, trainer and runtime, `group(name)` gives one group's values.
+    """
+
+    GROUPS: ClassVar[tuple[type, ...]] = (DataConfig, RecipeConfig, RuntimeConfig, OutputConfig)
+
+    def group(self, name: str) -> Any:
+        """The `name` group's values ("data", "recipe", "runtime" or "output") as that group's dataclass."""
+        for cls in self.GROUPS:
+            if cls.flag_group == name:
+                return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
+        raise ConfigError(f"TrainConfig has no group {name!r}; choose {', '.join(c.flag_group for c in self.GROUPS)}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
