@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from keras_regnet.errors import ConfigError, cli_boundary  # noqa: E402
-from training.data.service_address import check_reachable, parse_address  # noqa: E402
+from training.core.service_address import check_reachable, parse_address  # noqa: E402
 
 FLAGS = flags.FLAGS
 ROLES = ("dispatcher", "worker")

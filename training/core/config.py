@@ -304,7 +304,7 @@ def validate(cfg: TrainConfig) -> None:
 def _check_input_flags(cfg: TrainConfig) -> None:
     """--data_service is an address and serves encoded images; --target_images_per_s plans --input_only."""
     if cfg.data_service is not None:
-        from training.data.service_address import parse_address
+        from training.core.service_address import parse_address
 
         parse_address("data_service", cfg.data_service)
         if cfg.dataset == "digits":

@@ -35,7 +35,7 @@ from training.data.pipeline import (
     mixed_batches,
     pipeline_index,
 )
-from training.data.service_address import check_reachable, service_url
+from training.core.service_address import check_reachable, service_url
 
 FLAG = "data_service"
 # Images cross the network as float16: half the bytes of float32 (0.3 MB per 224 image), within 1/16
