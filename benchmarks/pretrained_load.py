@@ -29,7 +29,7 @@ def _standin(spec, raw_path: str) -> None:
     from safetensors.numpy import save_file
 
     from keras_regnet import build
-    from keras_regnet.checkpoint_converter import layer_map
+    from keras_regnet.pretrained.keras_file import layer_map
 
     model = build(spec, include_top=True, classifier_activation=None, include_preprocessing=False)
     weights = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
@@ -52,7 +52,7 @@ def measure(model_name: str) -> dict:
     import keras_regnet
     from keras_regnet import blocks, resolve_spec
     from keras_regnet.model import build
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.cache import SOURCES, cached_paths
 
     spec = resolve_spec(model_name, label="--model")
     _standin(spec, cached_paths(SOURCES[spec.name])[0])

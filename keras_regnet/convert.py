@@ -1,6 +1,6 @@
 """`python -m keras_regnet.convert`: a reference checkpoint -> a Keras weights file or keras-hub preset.
 
-Flags and app only; the converter library is `keras_regnet.checkpoint_converter`, which defines no
+Flags and app only; the converter library is `keras_regnet.pretrained.keras_file`, which defines no
 absl flags, so importing it never clashes with another app's."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Sequence
 from absl import app, flags
 
 from keras_regnet import cli_help
-from keras_regnet.torch_state_dict import CHECKPOINT_SUFFIXES, NAMINGS
+from keras_regnet.pretrained.state_dict import CHECKPOINT_SUFFIXES, NAMINGS
 from keras_regnet.errors import cli_boundary
 
 FLAGS = flags.FLAGS
@@ -37,7 +37,7 @@ flags.register_multi_flags_validator(["output", "to_preset"], lambda f: bool(f["
 
 def _named_weights(path: str | None) -> bool:
     """imagenet, or timm's tag / tagged name of zoo weights (regnety_006.pycls_in1k)."""
-    from keras_regnet.weight_tags import TAGS, split_tagged
+    from keras_regnet.pretrained.tags import TAGS, split_tagged
 
     return path in (None, "imagenet") or path in TAGS or (not os.path.exists(path) and split_tagged(path) is not None)
 
@@ -55,7 +55,7 @@ def run(argv: Sequence[str]) -> None:
     """Convert --checkpoint for --model into --output and print a one-line summary."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from keras_regnet.checkpoint_converter import converted_model, save_weights_atomic
+    from keras_regnet.pretrained.keras_file import converted_model, save_weights_atomic
     from keras_regnet.resolve import resolve_spec
 
     naming = None if FLAGS.naming == "auto" else FLAGS.naming
@@ -70,7 +70,7 @@ def run(argv: Sequence[str]) -> None:
         print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from {FLAGS.checkpoint}")
     if FLAGS.to_preset:
         from keras_regnet.hub import save_preset
-        from keras_regnet.weight_tags import eval_settings
+        from keras_regnet.pretrained.tags import eval_settings
 
         save_preset(model, FLAGS.to_preset, spec=spec, settings=eval_settings(FLAGS.model, FLAGS.checkpoint))
         print(f"wrote keras-hub preset {FLAGS.to_preset} from {FLAGS.checkpoint}")

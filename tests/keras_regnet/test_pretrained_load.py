@@ -35,7 +35,7 @@ def count_builds(monkeypatch):
 
 def test_first_imagenet_load_builds_only_the_callers_model(keras_home, count_builds):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.cache import SOURCES, cached_paths
 
     place_imagenet_standin(keras_home)
     model = RegNetX200MF(weights="imagenet", classifier_activation=None, include_preprocessing=False)
@@ -51,7 +51,7 @@ def test_first_imagenet_load_builds_only_the_callers_model(keras_home, count_bui
 
 
 def test_cached_arrays_are_keyed_by_layer_name(keras_home):
-    from keras_regnet.pretrained import imagenet_arrays, read_layer_arrays, SOURCES, cached_paths
+    from keras_regnet.pretrained.cache import imagenet_arrays, read_layer_arrays, SOURCES, cached_paths
 
     place_imagenet_standin(keras_home)
     arrays = imagenet_arrays(MODEL)
@@ -66,7 +66,7 @@ def test_cached_arrays_are_keyed_by_layer_name(keras_home):
 
 def test_a_corrupt_array_cache_names_the_file(keras_home):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.cache import SOURCES, cached_paths
 
     _, converted = cached_paths(SOURCES[MODEL])
     os.makedirs(os.path.dirname(converted))
@@ -78,7 +78,7 @@ def test_a_corrupt_array_cache_names_the_file(keras_home):
 
 def test_the_converter_writes_the_imagenet_weights_as_a_keras_file(keras_home, tmp_path):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.checkpoint_converter import convert_checkpoint
+    from keras_regnet.pretrained.keras_file import convert_checkpoint
 
     place_imagenet_standin(keras_home)
     out = convert_checkpoint("RegNetX002", "imagenet", tmp_path / "x200.weights.h5")

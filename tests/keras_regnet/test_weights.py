@@ -54,8 +54,8 @@ def hub(tmp_path_factory):
     """A fake Hub tree holding RegNetX-200MF's golden weights as timm would publish them."""
     from safetensors.numpy import save_file
 
-    from keras_regnet.download import sha256_of
-    from keras_regnet.pretrained import SOURCES
+    from keras_regnet.pretrained.download import sha256_of
+    from keras_regnet.pretrained.cache import SOURCES
 
     meta, arrays = eq.load_case("regnetx_200mf")
     source = SOURCES["regnetx_200mf"]
@@ -70,7 +70,7 @@ def hub(tmp_path_factory):
 
 def test_sources_cover_the_zoo_with_timm_repositories():
     from keras_regnet import list_models
-    from keras_regnet.pretrained import SOURCES
+    from keras_regnet.pretrained.cache import SOURCES
     from keras_regnet.zoo import get_entry
 
     assert sorted(SOURCES) == sorted(list_models()) and len(SOURCES) == 24
@@ -86,14 +86,14 @@ def test_sources_cover_the_zoo_with_timm_repositories():
 
 
 def test_cache_dir_respects_keras_home(keras_home):
-    from keras_regnet.download import keras_cache_dir
+    from keras_regnet.pretrained.download import keras_cache_dir
 
     assert keras_cache_dir() == os.path.join(str(keras_home), "models")
 
 
 def test_imagenet_downloads_converts_once_and_reuses(hub, keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet import pretrained
+    from keras_regnet.pretrained import cache as pretrained
 
     root, digest, meta, arrays = hub
     source = pretrained.SOURCES["regnetx_200mf"]
@@ -119,8 +119,8 @@ def test_imagenet_downloads_converts_once_and_reuses(hub, keras_home, monkeypatc
 
 def test_hash_mismatch_is_an_error_and_leaves_no_file(hub, keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet import pretrained
-    from keras_regnet.download import WeightsDownloadError
+    from keras_regnet.pretrained import cache as pretrained
+    from keras_regnet.pretrained.download import WeightsDownloadError
 
     root, _, _, _ = hub
     source = pretrained.SOURCES["regnetx_200mf"]
@@ -134,7 +134,7 @@ def test_hash_mismatch_is_an_error_and_leaves_no_file(hub, keras_home, monkeypat
 
 def test_offline_error_says_what_to_download_and_where(keras_home, monkeypatch):
     from keras_regnet import RegNetY600MF
-    from keras_regnet.download import WeightsDownloadError
+    from keras_regnet.pretrained.download import WeightsDownloadError
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     with pytest.raises(ValueError) as info:
@@ -151,7 +151,7 @@ def test_a_file_placed_by_hand_in_the_cache_is_used(hub, keras_home, monkeypatch
     import shutil
 
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.cache import SOURCES, cached_paths
 
     root, _, meta, arrays = hub
     raw, converted = cached_paths(SOURCES["regnetx_200mf"])
@@ -164,7 +164,7 @@ def test_a_file_placed_by_hand_in_the_cache_is_used(hub, keras_home, monkeypatch
 
 def test_a_corrupt_cached_file_is_reported(keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.cache import SOURCES, cached_paths
 
     raw, _ = cached_paths(SOURCES["regnetx_200mf"])
     os.makedirs(os.path.dirname(raw))
@@ -183,13 +183,13 @@ def test_imagenet_for_a_non_zoo_network_is_an_error():
 
 def test_zoo_architecture_under_another_name_is_recognised():
     from keras_regnet import get_entry
-    from keras_regnet.pretrained import zoo_entry_for
+    from keras_regnet.pretrained.cache import zoo_entry_for
 
     assert zoo_entry_for(get_entry("RegNetY-600MF").spec().replace(name="my_net")).name == "regnety_600mf"
 
 
 def test_truncated_download_is_an_error(tmp_path):
-    from keras_regnet.download import WeightsDownloadError, download
+    from keras_regnet.pretrained.download import WeightsDownloadError, download
 
     class Short(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -8,7 +8,7 @@ The original pycls `.pyth` URL of each model is kept for reference (`WeightSourc
 
 Flow: download once into the Keras cache (atomic, SHA-256 checked where the hash is recorded),
 convert once (numpy only, no model built) to arrays keyed by Keras layer name, cached beside it as
-`<stem>.layers.npz`, and reuse them on every later call. The loader (keras_regnet.weights) assigns
+`<stem>.layers.npz`, and reuse them on every later call. The loader (keras_regnet.pretrained.load) assigns
 them to the model it is handed, so the first load builds one model: the caller's.
 """
 
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_regnet import download as dl
-from keras_regnet.torch_state_dict import read_state_dict
+from keras_regnet.pretrained import download as dl
+from keras_regnet.pretrained.state_dict import read_state_dict
 from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
-from keras_regnet.state_dict_to_keras import convert_state_dict
-from keras_regnet.weight_tags import DEFAULT_TAG, tagged_name
+from keras_regnet.pretrained.convert import convert_state_dict
+from keras_regnet.pretrained.tags import DEFAULT_TAG, tagged_name
 from keras_regnet.zoo import ZOO, ZooEntry, get_entry
 
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"

@@ -7,7 +7,7 @@ on BGR input, so by default their stem kernel's input channels are reversed to t
 re-hosted copies were already flipped to RGB by timm and are taken as they are.
 
 A leaf of the loader: it is handed the model and never builds one (the file-writing converter
-and its CLI live in keras_regnet.checkpoint_converter).
+and its CLI live in keras_regnet.pretrained.keras_file).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from keras_regnet import layer_records
-from keras_regnet.assign_weights import assign_layer_weights
-from keras_regnet.torch_state_dict import NAMINGS, detect_naming, read_state_dict
+from keras_regnet.pretrained.assign import assign_layer_weights
+from keras_regnet.pretrained.state_dict import NAMINGS, detect_naming, read_state_dict
 from keras_regnet.errors import ConfigError, WeightsError
 from keras_regnet.spec import NetSpec
 
