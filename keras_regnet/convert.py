@@ -37,9 +37,9 @@ flags.register_multi_flags_validator(["output", "to_preset"], lambda f: bool(f["
 
 def _named_weights(path: str | None) -> bool:
     """imagenet, or timm's tag / tagged name of zoo weights (regnety_006.pycls_in1k)."""
-    from keras_regnet.pretrained.tags import TAGS, split_tagged
+    from keras_regnet.pretrained.tags import split_tagged, tags
 
-    return path in (None, "imagenet") or path in TAGS or (not os.path.exists(path) and split_tagged(path) is not None)
+    return path in (None, "imagenet") or path in tags() or (not os.path.exists(path) and split_tagged(path) is not None)
 
 
 flags.register_validator("checkpoint", lambda p: _named_weights(p) or p.lower().endswith(CHECKPOINT_SUFFIXES),

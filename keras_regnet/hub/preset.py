@@ -9,7 +9,8 @@ from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
 from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import CLASSIFIER
-from keras_regnet.pretrained.tags import EvalSettings, eval_settings
+from keras_regnet.pretrained.presets import EvalSettings
+from keras_regnet.pretrained.tags import eval_settings
 
 
 def save_preset(model: Any, directory: str, spec: Any = None, settings: EvalSettings | None = None,

@@ -15,7 +15,7 @@ from keras_regnet.errors import ConfigError, WeightsError
 from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import CLASSIFIER
-from keras_regnet.pretrained.tags import DEFAULT, EVAL_SETTINGS, INTERPOLATIONS, EvalSettings
+from keras_regnet.pretrained.presets import DEFAULT, INTERPOLATIONS, PRESETS, EvalSettings
 
 TIMM_FILE = "model.safetensors"
 
@@ -79,9 +79,10 @@ def zoo_spec(preset: str, architecture: str) -> NetSpec:
 
 
 def timm_settings(architecture: str, pretrained_cfg: dict) -> EvalSettings:
-    """Our table's settings for a tag we hold; otherwise the checkpoint's timm pretrained_cfg."""
+    """Our presets table's settings for a weight we hold; otherwise the checkpoint's timm pretrained_cfg."""
     tag = pretrained_cfg.get("tag")
-    ours = EVAL_SETTINGS.get(f"{architecture}.{tag}")
+    row = PRESETS.get(f"{architecture}.{tag}")
+    ours = row.settings if row is not None else None
     if ours is not None or "input_size" not in pretrained_cfg:
         return ours or DEFAULT
     interpolation = pretrained_cfg.get("interpolation", "bilinear")

@@ -1,120 +1,68 @@
-"""`weights="imagenet"`: the reference's own ImageNet weights for the 24 zoo models.
+"""Download once, convert once, reuse: the Keras arrays of any row of the presets table.
 
-Source: the pycls model-zoo checkpoints (Radosavovic et al. 2020, MIT licence) as re-hosted by
-timm on the Hugging Face Hub in safetensors format (`timm/<arch>.pycls_in1k`, `model.safetensors`,
-no unpickling needed). timm renamed the keys to its own scheme and reversed the stem to RGB input
-(stated in timm's regnet.py module docstring), so these files are converted without a BGR flip.
-The original pycls `.pyth` URL of each model is kept for reference (`WeightSource.pycls_url`).
-
-Flow: download once into the Keras cache (atomic, SHA-256 checked where the hash is recorded),
-convert once (numpy only, no model built) to arrays keyed by Keras layer name, cached beside it as
-`<stem>.layers.npz`, and reuse them on every later call. The loader (keras_regnet.pretrained.load) assigns
-them to the model it is handed, so the first load builds one model: the caller's.
+`weights="imagenet"` is each zoo model's pycls_in1k row (`keras_regnet.pretrained.presets`); every
+other row loads the same way. The file is downloaded once into the Keras cache (atomic, SHA-256
+checked where the row records the hash), converted once (numpy only, no model built) to arrays keyed
+by Keras layer name, cached beside it as `<stem>.layers.npz`, and reused on every later call. The
+loader (keras_regnet.pretrained.load) assigns them to the model it is handed, so the first load
+builds one model: the caller's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
 
 import numpy as np
 
-from keras_regnet.pretrained import download as dl
-from keras_regnet.pretrained.state_dict import read_state_dict
 from keras_regnet.errors import WeightsError
-from keras_regnet.spec import NetSpec
+from keras_regnet.pretrained import download as dl
 from keras_regnet.pretrained.convert import convert_state_dict
-from keras_regnet.pretrained.tags import DEFAULT_TAG, tagged_name
-from keras_regnet.zoo import ZOO, ZooEntry, get_entry
-
-HF_DEFAULT_ENDPOINT = "https://huggingface.co"
-FILENAME = "model.safetensors"
-TAG = DEFAULT_TAG
-
-# SHA-256 of timm/<arch>.pycls_in1k/model.safetensors as published on each file's Hub page
-# (Git LFS details). Models without a recorded hash are checked by structure instead: every key
-# present, no key left over, every shape equal to the model's (done by the converter).
-_SHA256: dict[str, str] = {
-    "regnetx_400mf": "ecdce54f8bbd8f932653a04ad38aff6fd6e3b52ab16c32393b25390188e0e447",
-}
+from keras_regnet.pretrained.presets import Preset
+from keras_regnet.pretrained.state_dict import read_state_dict
+from keras_regnet.pretrained.tags import default_preset
+from keras_regnet.zoo import get_entry
 
 
-@dataclass(frozen=True)
-class WeightSource:
-    """Where the pretrained weights of one zoo model come from."""
-
-    model: str  # canonical zoo name, e.g. "regnety_600mf"
-    hf_repo: str  # e.g. "timm/regnety_006.pycls_in1k"
-    filename: str
-    sha256: str | None
-    pycls_url: str  # the original pycls checkpoint (torch pickle, BGR stem)
-
-    def url(self, endpoint: str | None = None) -> str:
-        """Download URL; `endpoint` (default $HF_ENDPOINT or huggingface.co) allows a mirror."""
-        base = (endpoint or os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
-        return f"{base}/{self.hf_repo}/resolve/main/{self.filename}"
-
-    @property
-    def cache_stem(self) -> str:
-        return f"keras_regnet_{self.model.replace('.', '_')}_{TAG}"
+def cache_stem(preset: Preset) -> str:
+    """File stem of a row's files in the cache, e.g. 'keras_regnet_regnety_1_6gf_pycls_in1k'."""
+    return f"keras_regnet_{get_entry(preset.arch).name.replace('.', '_')}_{preset.tag}"
 
 
-SOURCES: dict[str, WeightSource] = {
-    name: WeightSource(name, f"timm/{tagged_name(entry)}", FILENAME, _SHA256.get(name),
-                       entry.weights_url)
-    for name, entry in ZOO.items()
-}
-
-
-def zoo_entry_for(spec: NetSpec) -> ZooEntry:
-    """The zoo model whose architecture equals `spec` (its name may differ); else ValueError."""
-    entry = ZOO.get(spec.name)
-    if entry is not None and _same_architecture(entry.spec(), spec):
-        return entry
-    for entry in ZOO.values():
-        if _same_architecture(entry.spec(), spec):
-            return entry
-    raise WeightsError(
-        f"weights='imagenet' exists only for the 24 zoo models (keras_regnet.list_models()); the "
-        f"network {spec.name!r} is none of them. Pass weights=None or a path to a weights file."
-    )
-
-
-def _same_architecture(a: NetSpec, b: NetSpec) -> bool:
-    return dataclasses.replace(a, name="_") == dataclasses.replace(b, name="_")
-
-
-def cached_paths(source: WeightSource) -> tuple[str, str]:
+def cached_paths(preset: Preset) -> tuple[str, str]:
     """(downloaded .safetensors, converted arrays .layers.npz) paths in the Keras cache."""
     folder = dl.keras_cache_dir("models")
-    return (os.path.join(folder, f"{source.cache_stem}.safetensors"),
-            os.path.join(folder, f"{source.cache_stem}.layers.npz"))
+    stem = cache_stem(preset)
+    return os.path.join(folder, f"{stem}.safetensors"), os.path.join(folder, f"{stem}.layers.npz")
 
 
 def imagenet_arrays(model: str, *, progress: bool = True) -> dict[str, list[np.ndarray]]:
-    """Keras weight arrays by layer name of zoo `model` (with its 1000-class head), from the cache;
+    """Keras weight arrays by layer name of zoo `model`'s reference weights (with its 1000-class head)."""
+    return preset_arrays(default_preset(model), progress=progress)
+
+
+def preset_arrays(preset: Preset, *, progress: bool = True) -> dict[str, list[np.ndarray]]:
+    """Keras weight arrays by layer name of one presets row (with its head), from the cache;
     downloaded and converted on first use."""
-    source = SOURCES[get_entry(model).name]
-    raw, converted = cached_paths(source)
+    model = get_entry(preset.arch).name
+    raw, converted = cached_paths(preset)
     if os.path.isfile(converted):
         return read_layer_arrays(converted)
     downloaded = False
     if os.path.isfile(raw):
-        _check_existing(source, raw)
+        _check_existing(preset, raw)
     else:
-        url = source.url()
+        url = preset.url()
         report = dl.print_progress(f"Downloading {url}") if progress else None
-        dl.download(url, raw, source.sha256, hint=_manual_hint(source), progress=report)
+        dl.download(url, raw, preset.sha256, hint=_manual_hint(preset), progress=report)
         downloaded = True
     try:
-        arrays = convert_state_dict(read_state_dict(raw), get_entry(source.model).spec(),
+        arrays = convert_state_dict(read_state_dict(raw), get_entry(model).spec(),
                                     naming="timm", bgr_to_rgb=False, source=raw)
     except ValueError as err:
         raise WeightsError(
-            f"the weights file {raw} does not hold {source.model} from {source.hf_repo} ({err}); "
+            f"the weights file {raw} does not hold {model} from {preset.hf_repo} ({err}); "
             "delete it to download it again"
         ) from err
     write_layer_arrays(arrays, converted)
@@ -159,18 +107,19 @@ def read_layer_arrays(path: str) -> dict[str, list[np.ndarray]]:
     return {name: [values[i] for i in sorted(values)] for name, values in indexed.items()}
 
 
-def _check_existing(source: WeightSource, raw: str) -> None:
+def _check_existing(preset: Preset, raw: str) -> None:
     """A file already in the cache (e.g. placed by hand) must match the recorded hash, if any."""
-    if source.sha256 and dl.sha256_of(raw) != source.sha256:
+    if preset.sha256 and dl.sha256_of(raw) != preset.sha256:
         raise dl.WeightsDownloadError(
-            f"{raw} does not have the SHA-256 of {source.url()} ({source.sha256}); delete it or "
+            f"{raw} does not have the SHA-256 of {preset.url()} ({preset.sha256}); delete it or "
             f"replace it with that file"
         )
 
 
-def _manual_hint(source: WeightSource) -> str:
+def _manual_hint(preset: Preset) -> str:
+    origin = (f" The original checkpoint {preset.origin_url} also works as weights=<path> when torch is installed."
+              if preset.origin_url else "")
     return (
-        f"or pass weights='/path/to/{source.filename}' (any copy of {source.hf_repo}) to the model builder "
-        f"(--weights=/path/to/{source.filename} on the CLIs). The original pycls checkpoint {source.pycls_url} "
-        "also works as weights=<path> when torch is installed."
+        f"or pass weights='/path/to/{preset.filename}' (any copy of {preset.hf_repo}) to the model builder "
+        f"(--weights=/path/to/{preset.filename} on the CLIs).{origin}"
     )

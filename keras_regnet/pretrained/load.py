@@ -1,7 +1,9 @@
 """The one weights loader: it is handed a built model and assigns arrays to it; it never builds one.
 
-- "imagenet": the reference's released weights for the 24 zoo models (keras_regnet.pretrained.cache),
-  cached as arrays keyed by layer name, so the first load builds no model besides the caller's.
+- "imagenet": the reference's released weights for the 24 zoo models, and a tagged name
+  ("regnety_006.pycls_in1k"): a row of the presets table (keras_regnet.pretrained.presets), cached
+  as arrays keyed by layer name (keras_regnet.pretrained.cache), so the first load builds no model
+  besides the caller's.
 - `.keras`: a whole saved model; its weights are copied by layer name (head/preprocessing may differ).
 - `.weights.h5`: a Keras weights file of the same architecture (`model.load_weights`).
 - `.safetensors` / `.npz` reference state dicts (pycls or timm naming), and torch `.pth` / `.pyth`
@@ -63,7 +65,7 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: Ne
     """
     if isinstance(weights, str) and not os.path.exists(weights):
         weights = _tag_as_imagenet(weights, label, spec)
-    if isinstance(weights, str) and weights == "imagenet":
+    if isinstance(weights, str) and (weights == "imagenet" or _preset(weights) is not None):
         return weights
     path = os.fspath(weights)
     suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
@@ -89,18 +91,28 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: Ne
 
 
 def _tag_as_imagenet(weights: str, label: str, spec: NetSpec | None) -> str:
-    """"imagenet" for a timm tag or tagged name of ours (checked against `spec` when given)."""
+    """"imagenet" for a timm tag or tagged name of the reference weights, the tagged name for another
+    row of the presets table (checked against `spec` when given)."""
     from keras_regnet.pretrained import tags as weight_tags
 
     if spec is not None:
         return str(weight_tags.canonical_weights(weights, spec))
-    if weights in weight_tags.TAGS:
+    if weights == weight_tags.DEFAULT_TAG:
         return "imagenet"
     try:
         found = weight_tags.resolve_tagged(weights, label)
     except ValueError as err:
         raise WeightsError(str(err)) from err
-    return "imagenet" if found is not None else weights
+    if found is None:
+        return weights
+    return "imagenet" if found[1].tag == weight_tags.DEFAULT_TAG else found[1].name
+
+
+def _preset(weights: str) -> Any:
+    """The presets row a resolved `weights` string names (not "imagenet"), else None."""
+    from keras_regnet.pretrained.tags import preset_named
+
+    return preset_named(weights)
 
 
 def class_names_for(weights: str | None, classes: int) -> list[str] | None:
@@ -126,9 +138,15 @@ def class_names_for(weights: str | None, classes: int) -> list[str] | None:
 def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, list[np.ndarray]], str]:
     """(arrays keyed by layer name, a label for errors) of a weights source, for `model`."""
     if weights == "imagenet":
-        from keras_regnet.pretrained.cache import imagenet_arrays, zoo_entry_for
+        from keras_regnet.pretrained.cache import imagenet_arrays
+        from keras_regnet.pretrained.tags import zoo_entry_for
 
         return imagenet_arrays(zoo_entry_for(spec).name), "the ImageNet weights"
+    preset = _preset(weights)
+    if preset is not None:
+        from keras_regnet.pretrained.cache import preset_arrays
+
+        return preset_arrays(preset), f"the {preset.name} weights"
     if weights.endswith(".keras"):
         import keras
 

@@ -1,11 +1,9 @@
-"""timm's tagged names (`regnety_006.pycls_in1k`) and the eval settings each weight was scored with.
+"""timm's tagged names (`regnety_006.pycls_in1k`, also `hf://timm/...`) -> rows of the presets table.
 
-One table, `EVAL_SETTINGS`, keyed by weight tag, says how the images of a checkpoint are prepared at
-evaluation (input size, crop fraction, interpolation, mean/std); training's evaluation, the
-SavedModel's image-bytes signature, `tflite.predict` and the keras-hub image converter read it.
-timm records the same facts per checkpoint in `pretrained_cfg`. For the pycls weights timm says
-`interpolation="bicubic"` (timm/models/regnet.py `_cfgpyc`); pycls itself evaluated them with
-OpenCV's bilinear resize (pycls/datasets/transforms.py `scale`), which we follow.
+Every question about a named weight goes through here: which zoo model and row a tagged name means
+(`resolve_tagged`), whether a `weights=` argument names a row (`canonical_weights`, `preset_named`),
+and the eval settings of a model or weight (`eval_settings`). Each reads `presets.PRESETS` when it
+is called, so a row added to the table is found by all of them.
 
 Pure Python: no TensorFlow, no numpy.
 """
@@ -15,70 +13,40 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from dataclasses import dataclass
 
 from keras_regnet.errors import ConfigError, WeightsError
+from keras_regnet.pretrained.presets import DEFAULT, DEFAULT_TAG, PRESETS, EvalSettings, Preset
 from keras_regnet.spec import NetSpec
 from keras_regnet.zoo import ZOO, ZooEntry, get_entry
 
 IMAGENET = "imagenet"  # keras.applications' name for the default pretrained weights
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # tf.image.resize methods
 HUB_PREFIXES = ("hf://timm/", "hf-hub:timm/", "timm/")  # how the Hub and timm write a repo id
 
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How a checkpoint's eval images are made: resize the shorter side to size / crop, centre crop."""
-
-    tag: str
-    input_size: int = 224
-    crop_fraction: float = 0.875
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, fraction of 255
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    source: str = "pycls"
-
-    def __post_init__(self) -> None:
-        if self.interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"interpolation={self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
-        if not 0 < self.crop_fraction <= 1:
-            raise ConfigError(f"crop_fraction={self.crop_fraction!r} must be in (0, 1]")
-
-    def describe(self, size: int | None = None) -> str:
-        """One line for model cards and metadata, e.g. 'shorter side 256, centre crop 224, bilinear'."""
-        size = size or self.input_size
-        return (f"shorter side {self.scale_size(size)}, centre crop {size}, {self.interpolation}, "
-                f"mean {list(self.mean)} std {list(self.std)} (x255)")
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready fields (written beside exports and into keras-hub presets)."""
-        return dataclasses.asdict(self)
-
-    def scale_size(self, size: int | None = None) -> int:
-        """The shorter side before the centre crop: round(size / crop_fraction), 256 for 224."""
-        return int(round((size or self.input_size) / self.crop_fraction))
-
-
-DEFAULT_TAG = "pycls_in1k"
-DEFAULT = EvalSettings(DEFAULT_TAG)
-
-
-def timm_arch(entry: ZooEntry) -> str:
-    """timm architecture name of a zoo model: RegNetY-600MF -> regnety_006."""
-    return f"regnet{entry.display_name[6].lower()}_{entry.keras2_name[-3:]}"
+_TAGGED = re.compile(r"^(?P<arch>[A-Za-z0-9_.\-]+?)\.(?P<tag>[a-z][a-z0-9_]*_[a-z0-9_]+)$")
 
 
 def tagged_name(entry: ZooEntry, tag: str = DEFAULT_TAG) -> str:
     """timm's tagged name of a zoo model's weights, e.g. 'regnety_006.pycls_in1k'."""
-    return f"{timm_arch(entry)}.{tag}"
+    return f"{entry.timm_name}.{tag}"
 
 
-# Every weight we can load, by timm's tagged name. timm's pretrained_cfg for these differs from ours
-# only in interpolation (bicubic there; pycls, which trained and scored them, resized bilinearly).
-EVAL_SETTINGS: dict[str, EvalSettings] = {tagged_name(entry): DEFAULT for entry in ZOO.values()}
-TAGS: tuple[str, ...] = tuple(sorted({settings.tag for settings in EVAL_SETTINGS.values()}))
+def tags() -> tuple[str, ...]:
+    """Every tag in the presets table, sorted (e.g. ('pycls_in1k',))."""
+    return tuple(sorted({preset.tag for preset in PRESETS.values()}))
 
-_TAGGED = re.compile(r"^(?P<arch>[A-Za-z0-9_.\-]+?)\.(?P<tag>[a-z][a-z0-9_]*_[a-z0-9_]+)$")
+
+def presets_of(entry: ZooEntry) -> list[Preset]:
+    """The rows whose architecture is zoo model `entry` (written in any zoo spelling), in table order."""
+    return [preset for preset in PRESETS.values() if _entry_name(preset.arch) == entry.name]
+
+
+def default_preset(model: str) -> Preset:
+    """The row `weights="imagenet"` loads for zoo `model` (any spelling): its pycls_in1k weights."""
+    entry = get_entry(model)
+    for preset in presets_of(entry):
+        if preset.tag == DEFAULT_TAG:
+            return preset
+    raise WeightsError(f"no {DEFAULT_TAG} weights for {entry.display_name} ({model!r}) in the presets table")
 
 
 def split_tagged(name: str) -> tuple[str, str] | None:
@@ -92,8 +60,8 @@ def split_tagged(name: str) -> tuple[str, str] | None:
     return (match["arch"], match["tag"]) if match else None
 
 
-def resolve_tagged(name: str, label: str = "model") -> tuple[ZooEntry, EvalSettings] | None:
-    """(zoo entry, eval settings) of a tagged name; None when `name` carries no tag.
+def resolve_tagged(name: str, label: str = "model") -> tuple[ZooEntry, Preset] | None:
+    """(zoo entry, presets row) of a tagged name; None when `name` carries no tag.
 
     A zoo architecture with a tag we do not hold, or a tag on an unknown architecture, is a
     ConfigError that lists the tagged names we have.
@@ -107,31 +75,67 @@ def resolve_tagged(name: str, label: str = "model") -> tuple[ZooEntry, EvalSetti
     except ValueError as err:
         raise ConfigError(f"{label}={name!r}: {arch!r} is not a zoo model; tagged names we have: "
                           f"{_examples()}") from err
-    settings = EVAL_SETTINGS.get(tagged_name(entry, tag))
-    if settings is None:
-        raise ConfigError(f"{label}={name!r}: no weights tagged {tag!r} for {timm_arch(entry)}; tags we "
-                          f"have: {', '.join(TAGS)} (e.g. {tagged_name(entry)})")
-    return entry, settings
+    rows = presets_of(entry)
+    for preset in rows:
+        if preset.tag == tag:
+            return entry, preset
+    held = [preset.tag for preset in rows]
+    have = (f"tags we have: {', '.join(held)} (e.g. {tagged_name(entry, held[0])})" if held
+            else "the presets table has no weights for it")
+    raise ConfigError(f"{label}={name!r}: no weights tagged {tag!r} for {entry.timm_name}; {have}")
+
+
+def preset_named(weights: object) -> Preset | None:
+    """The row a `weights=` string names as a tagged name; None for anything else (paths included)."""
+    if not isinstance(weights, str) or os.path.exists(weights) or split_tagged(weights) is None:
+        return None
+    try:
+        found = resolve_tagged(weights, "weights")
+    except ConfigError:
+        return None
+    return None if found is None else found[1]
 
 
 def canonical_weights(weights: object, spec: NetSpec) -> object:
     """'imagenet' for a weight tag naming `spec`'s zoo weights ('pycls_in1k', 'regnety_006.pycls_in1k',
-    'hf://timm/regnety_006.pycls_in1k'); anything else is returned unchanged."""
+    'hf://timm/regnety_006.pycls_in1k'); the row's tagged name for another row of the presets table;
+    anything else is returned unchanged."""
     if not isinstance(weights, str) or weights == IMAGENET or os.path.exists(weights):
         return weights
-    if weights in TAGS:
+    if weights == DEFAULT_TAG:
         return IMAGENET
+    if weights in tags():  # a bare tag: that row of `spec`'s zoo model
+        entry = zoo_entry_for(spec, weights)
+        for preset in presets_of(entry):
+            if preset.tag == weights:
+                return preset.name
+        raise WeightsError(f"weights={weights!r}: no weights tagged {weights!r} for {entry.display_name}; "
+                           f"tags it has: {', '.join(p.tag for p in presets_of(entry)) or 'none'}")
     try:
         found = resolve_tagged(weights, "weights")
     except ConfigError as err:
         raise WeightsError(str(err)) from err
     if found is None:
         return weights
-    entry, _ = found
-    if dataclasses.replace(entry.spec(), name="_") != dataclasses.replace(spec, name="_"):
+    entry, preset = found
+    if not _same_architecture(entry.spec(), spec):
         raise WeightsError(f"weights={weights!r} are {entry.display_name}'s, but the model is "
                            f"{spec.name!r}, another network; use weights='imagenet' or its own tagged name")
-    return IMAGENET
+    return IMAGENET if preset.tag == DEFAULT_TAG else preset.name
+
+
+def zoo_entry_for(spec: NetSpec, weights: str = IMAGENET) -> ZooEntry:
+    """The zoo model whose architecture equals `spec` (its name may differ); else WeightsError."""
+    entry = ZOO.get(spec.name)
+    if entry is not None and _same_architecture(entry.spec(), spec):
+        return entry
+    for entry in ZOO.values():
+        if _same_architecture(entry.spec(), spec):
+            return entry
+    raise WeightsError(
+        f"weights={weights!r} exists only for the {len(ZOO)} zoo models (keras_regnet.list_models()); the "
+        f"network {spec.name!r} is none of them. Pass weights=None or a path to a weights file."
+    )
 
 
 def eval_settings(model: object = None, weights: object = None) -> EvalSettings:
@@ -143,13 +147,25 @@ def eval_settings(model: object = None, weights: object = None) -> EvalSettings:
         return DEFAULT
     found = resolve_tagged(model)
     if found is not None:
-        return found[1]
+        return found[1].settings
     try:
-        return EVAL_SETTINGS[tagged_name(get_entry(model))]
+        return default_preset(model).settings
     except ValueError:
         return DEFAULT
 
 
+def _same_architecture(a: NetSpec, b: NetSpec) -> bool:
+    return dataclasses.replace(a, name="_") == dataclasses.replace(b, name="_")
+
+
+def _entry_name(arch: str) -> str | None:
+    """The canonical zoo name of a row's architecture; None when the zoo has no such model."""
+    try:
+        return get_entry(arch).name
+    except ValueError:
+        return None
+
+
 def _examples() -> str:
-    names = [tagged_name(entry) for entry in ZOO.values()]
-    return f"{', '.join(names[:3])}, ... ({len(names)} in all: the zoo's names with .{DEFAULT_TAG})"
+    names = list(PRESETS)
+    return f"{', '.join(names[:3])}, ... ({len(names)} in all)"

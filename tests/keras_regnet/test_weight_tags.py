@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from keras_regnet import get_entry, list_models, resolve_model
-from keras_regnet.pretrained.tags import DEFAULT, EVAL_SETTINGS, EvalSettings, canonical_weights, eval_settings
+from keras_regnet.pretrained.presets import DEFAULT, PRESETS, EvalSettings
+from keras_regnet.pretrained.tags import canonical_weights, eval_settings
 
 
 @pytest.mark.parametrize("name, zoo", [
@@ -29,10 +30,10 @@ def test_other_tags_name_the_tags_we_have(name, message):
 
 
 def test_every_zoo_weight_has_its_eval_settings_under_the_hub_repository_name():
-    from keras_regnet.pretrained.cache import SOURCES
+    from keras_regnet.pretrained.tags import default_preset
 
-    assert sorted(EVAL_SETTINGS) == sorted(SOURCES[m].hf_repo.removeprefix("timm/") for m in list_models())
-    assert EVAL_SETTINGS["regnety_006.pycls_in1k"] is eval_settings("RegNetY-600MF")
+    assert sorted(PRESETS) == sorted(default_preset(m).hf_repo.removeprefix("timm/") for m in list_models())
+    assert PRESETS["regnety_006.pycls_in1k"].settings == eval_settings("RegNetY-600MF")
     assert eval_settings("regnety_006.pycls_in1k").scale_size() == 256
 
 
