@@ -29,7 +29,7 @@ def _standin(spec, raw_path: str) -> None:
     from safetensors.numpy import save_file
 
     from keras_regnet import build
-    from keras_regnet.pretrained.keras_file import layer_map
+    from keras_regnet.checkpoint_converter import layer_map
 
     model = build(spec, include_top=True, classifier_activation=None, include_preprocessing=False)
     weights = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}

@@ -1,6 +1,6 @@
 """`python -m keras_regnet.convert`: a reference checkpoint -> a Keras weights file or keras-hub preset.
 
-Flags and app only; the converter library is `keras_regnet.pretrained.keras_file`, which defines no
+Flags and app only; the converter library is `keras_regnet.checkpoint_converter`, which defines no
 absl flags, so importing it never clashes with another app's."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def run(argv: Sequence[str]) -> None:
     """Convert --checkpoint for --model into --output and print a one-line summary."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from keras_regnet.pretrained.keras_file import converted_model, save_weights_atomic
+    from keras_regnet.checkpoint_converter import converted_model, save_weights_atomic
     from keras_regnet.resolve import resolve_spec
 
     naming = None if FLAGS.naming == "auto" else FLAGS.naming

@@ -3,7 +3,7 @@
 Only the six RegNet numbers per model are stored; stage widths, depths and group widths come out
 of the rule (`RegNetParams.to_spec`). Training recipes are from the pycls model zoo (Radosavovic et
 al. 2020); the published errors are its weights', read from their rows of the presets table
-(`keras_regnet.pretrained.presets`), as every fact of a weight is.
+(`keras_regnet.presets`), as every fact of a weight is.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from keras_regnet.errors import ConfigError
-from keras_regnet.pretrained.presets import DEFAULT_TAG, PRESETS, Preset
+from keras_regnet.presets import DEFAULT_TAG, PRESETS, Preset
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
 

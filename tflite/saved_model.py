@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from keras_regnet.errors import ExportError
 from keras_regnet.pretrained.eval_crop import decode_and_center_crop
-from keras_regnet.pretrained.presets import DEFAULT, EvalSettings
+from keras_regnet.presets import DEFAULT, EvalSettings
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
 

@@ -1,6 +1,6 @@
 """Download once, convert once, reuse: the Keras arrays of any row of the presets table.
 
-`weights="imagenet"` is each zoo model's pycls_in1k row (`keras_regnet.pretrained.presets`); every
+`weights="imagenet"` is each zoo model's pycls_in1k row (`keras_regnet.presets`); every
 other row loads the same way. The file is downloaded once into the Keras cache (atomic, SHA-256
 checked where the row records the hash), converted once (numpy only, no model built) to arrays keyed
 by Keras layer name, cached beside it as `<stem>.layers.npz`, and reused on every later call. The
@@ -19,7 +19,7 @@ import numpy as np
 from keras_regnet.errors import WeightsError
 from keras_regnet.pretrained import download as dl
 from keras_regnet.pretrained.convert import convert_state_dict
-from keras_regnet.pretrained.presets import Preset
+from keras_regnet.presets import Preset
 from keras_regnet.pretrained.state_dict import read_state_dict
 from keras_regnet.pretrained.tags import default_preset
 from keras_regnet.zoo import get_entry

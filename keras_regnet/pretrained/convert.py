@@ -7,7 +7,7 @@ on BGR input, so by default their stem kernel's input channels are reversed to t
 re-hosted copies were already flipped to RGB by timm and are taken as they are.
 
 A leaf of the loader: it is handed the model and never builds one (the file-writing converter
-and its CLI live in keras_regnet.pretrained.keras_file).
+and its CLI live in keras_regnet.checkpoint_converter).
 """
 
 from __future__ import annotations

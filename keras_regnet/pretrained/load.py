@@ -1,7 +1,7 @@
 """The one weights loader: it is handed a built model and assigns arrays to it; it never builds one.
 
 - "imagenet": the reference's released weights for the 24 zoo models, and a tagged name
-  ("regnety_006.pycls_in1k"): a row of the presets table (keras_regnet.pretrained.presets), cached
+  ("regnety_006.pycls_in1k"): a row of the presets table (keras_regnet.presets), cached
   as arrays keyed by layer name (keras_regnet.pretrained.cache), so the first load builds no model
   besides the caller's.
 - `.keras`: a whole saved model; its weights are copied by layer name (head/preprocessing may differ).

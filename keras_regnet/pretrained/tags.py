@@ -15,7 +15,7 @@ import os
 import re
 
 from keras_regnet.errors import ConfigError, WeightsError
-from keras_regnet.pretrained.presets import DEFAULT, DEFAULT_TAG, PRESETS, EvalSettings, Preset
+from keras_regnet.presets import DEFAULT, DEFAULT_TAG, PRESETS, EvalSettings, Preset
 from keras_regnet.spec import NetSpec
 from keras_regnet.zoo import ZOO, ZooEntry, get_entry
 

@@ -1,5 +1,5 @@
 """Keras side of the golden equivalence proof: rebuild each case's weights from its seed, convert
-them with keras_regnet.pretrained.keras_file, run our model and compare with the reference logits.
+them with keras_regnet.checkpoint_converter, run our model and compare with the reference logits.
 
     python -m tests.golden.equivalence     # prints max |keras - pycls| per model and input size
 """
@@ -51,7 +51,7 @@ def reference_state(meta: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.n
 def keras_model(meta: dict, arrays: dict[str, np.ndarray], include_preprocessing: bool = False) -> Any:
     """Our model with the case's weights converted from the pycls state dict (logits out)."""
     from keras_regnet import build
-    from keras_regnet.pretrained.keras_file import load_state_dict
+    from keras_regnet.checkpoint_converter import load_state_dict
 
     spec = case_spec(meta)
     model = build(spec, include_top=True, classifier_activation=None,

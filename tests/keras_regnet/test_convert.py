@@ -69,7 +69,7 @@ def test_torch_checkpoint_is_loaded_with_weights_only(tiny, tmp_path):
 
 def test_convert_checkpoint_writes_a_reusable_weights_file(tiny, tmp_path):
     from keras_regnet import build
-    from keras_regnet.pretrained.keras_file import convert_checkpoint
+    from keras_regnet.checkpoint_converter import convert_checkpoint
 
     meta, arrays, spec, state = tiny
     src = _save_safetensors(state, tmp_path / "tiny.safetensors")
@@ -84,7 +84,7 @@ def test_convert_checkpoint_writes_a_reusable_weights_file(tiny, tmp_path):
 
 def test_grouped_kernel_layout_and_stem_flip():
     from keras_regnet import make_spec
-    from keras_regnet.pretrained.keras_file import convert_state_dict, layer_map
+    from keras_regnet.checkpoint_converter import convert_state_dict, layer_map
 
     spec = make_spec([1], [16], group_widths=4, block="x", stem_width=8)
     state = {}
@@ -108,7 +108,7 @@ def test_grouped_kernel_layout_and_stem_flip():
 
 
 def test_missing_and_leftover_keys_are_listed(tiny):
-    from keras_regnet.pretrained.keras_file import convert_state_dict
+    from keras_regnet.checkpoint_converter import convert_state_dict
 
     _, _, spec, state = tiny
     broken = dict(state)
@@ -120,7 +120,7 @@ def test_missing_and_leftover_keys_are_listed(tiny):
 
 def test_shape_mismatch_names_the_layer_and_both_shapes(tiny):
     from keras_regnet import build
-    from keras_regnet.pretrained.keras_file import load_state_dict
+    from keras_regnet.checkpoint_converter import load_state_dict
 
     _, _, spec, state = tiny
     model = build(spec, classes=10, include_preprocessing=False)

@@ -47,7 +47,7 @@ def _square(meta):
 
 def test_without_the_bgr_flip_the_logits_differ(y200):
     from keras_regnet import build
-    from keras_regnet.pretrained.keras_file import load_state_dict
+    from keras_regnet.checkpoint_converter import load_state_dict
 
     meta, arrays, state, _ = y200
     spec = eq.case_spec(meta)
@@ -61,7 +61,7 @@ def test_without_the_bgr_flip_the_logits_differ(y200):
 def test_timm_named_checkpoint_gives_the_same_function(y200):
     from keras_regnet import build
     from keras_regnet.pretrained.state_dict import detect_naming
-    from keras_regnet.pretrained.keras_file import load_state_dict
+    from keras_regnet.checkpoint_converter import load_state_dict
 
     meta, arrays, state, _ = y200
     timm_state = eq.to_timm(state)
@@ -116,7 +116,7 @@ def test_live_against_pycls_anynet(block_type, se):
     from pycls.models.anynet import AnyNet
 
     from keras_regnet import build, make_spec
-    from keras_regnet.pretrained.keras_file import load_state_dict
+    from keras_regnet.checkpoint_converter import load_state_dict
 
     reset_cfg()
     bottleneck = block_type == "res_bottleneck_block"
@@ -147,7 +147,7 @@ def test_live_all_24_zoo_models_have_pycls_stages_and_state_dict_keys():
     from pycls.models.regnet import RegNet
 
     from keras_regnet import ZOO
-    from keras_regnet.pretrained.keras_file import layer_map
+    from keras_regnet.checkpoint_converter import layer_map
 
     for name, entry in ZOO.items():
         reset_cfg()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from keras_regnet import get_entry, list_models, resolve_model
-from keras_regnet.pretrained import presets
-from keras_regnet.pretrained.presets import PRESETS, Preset
+from keras_regnet import presets
+from keras_regnet.presets import PRESETS, Preset
 from keras_regnet.pretrained.tags import canonical_weights, default_preset, eval_settings, resolve_tagged, tags
 from tests.golden import equivalence as eq
 

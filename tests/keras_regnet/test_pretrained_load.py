@@ -81,7 +81,7 @@ def test_a_corrupt_array_cache_names_the_file(keras_home):
 
 def test_the_converter_writes_the_imagenet_weights_as_a_keras_file(keras_home, tmp_path):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained.keras_file import convert_checkpoint
+    from keras_regnet.checkpoint_converter import convert_checkpoint
 
     place_imagenet_standin(keras_home)
     out = convert_checkpoint("RegNetX002", "imagenet", tmp_path / "x200.weights.h5")

@@ -44,7 +44,7 @@ def test_the_converter_takes_a_json_file_in_any_case(tmp_path, monkeypatch):
     from safetensors.numpy import save_file
 
     from keras_regnet import build
-    from keras_regnet.pretrained.keras_file import convert_checkpoint
+    from keras_regnet.checkpoint_converter import convert_checkpoint
     from keras_regnet.pretrained.assign import layer_arrays
 
     spec = make_spec([1], [16], group_widths=8, block="x", stem_width=8, name="tiny_x")
@@ -52,7 +52,7 @@ def test_the_converter_takes_a_json_file_in_any_case(tmp_path, monkeypatch):
     (tmp_path / "Tiny.JSON").write_text(spec.to_json())
     model = build(spec, input_shape=(32, 32, 3), classes=5, include_preprocessing=False)
     state = {}
-    from keras_regnet.pretrained.keras_file import layer_map
+    from keras_regnet.checkpoint_converter import layer_map
 
     arrays = layer_arrays(model)
     for entry in layer_map(spec, "pycls"):

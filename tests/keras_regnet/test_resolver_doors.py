@@ -68,7 +68,7 @@ def _evaluate(name):
 
 
 def _convert(name):
-    from keras_regnet.pretrained.keras_file import converted_model
+    from keras_regnet.checkpoint_converter import converted_model
 
     return converted_model(name, "imagenet")[1]
 

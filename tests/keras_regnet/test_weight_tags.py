@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_regnet import get_entry, list_models, resolve_model
-from keras_regnet.pretrained.presets import DEFAULT, PRESETS, EvalSettings
+from keras_regnet.presets import DEFAULT, PRESETS, EvalSettings
 from keras_regnet.pretrained.tags import canonical_weights, eval_settings
 
 

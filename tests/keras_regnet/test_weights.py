@@ -94,7 +94,7 @@ def test_cache_dir_respects_keras_home(keras_home):
 
 def test_imagenet_downloads_converts_once_and_reuses(hub, keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained.presets import PRESETS
+    from keras_regnet.presets import PRESETS
 
     root, digest, meta, arrays = hub
     source = PRESETS["regnetx_002.pycls_in1k"]
@@ -121,7 +121,7 @@ def test_imagenet_downloads_converts_once_and_reuses(hub, keras_home, monkeypatc
 def test_hash_mismatch_is_an_error_and_leaves_no_file(hub, keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
     from keras_regnet.pretrained.download import WeightsDownloadError
-    from keras_regnet.pretrained.presets import PRESETS
+    from keras_regnet.presets import PRESETS
 
     root, _, _, _ = hub
     source = PRESETS["regnetx_002.pycls_in1k"]
