@@ -86,10 +86,9 @@ def omp_wait_policy() -> str:
 def timm_name(zoo_name: str) -> str | None:
     """timm's name of a zoo RegNet (regnety_600mf -> regnety_006), None for a model outside the zoo."""
     from keras_regnet import resolve_model
-    from keras_regnet.weight_tags import timm_arch
 
     _, entry = resolve_model(zoo_name, label="--model")
-    return None if entry is None else timm_arch(entry)
+    return None if entry is None else entry.timm_name
 
 
 def timm_model(zoo_name: str, threads: int = 2) -> tuple[Any, Any] | str:

@@ -52,10 +52,11 @@ def measure(model_name: str) -> dict:
     import keras_regnet
     from keras_regnet import blocks, resolve_spec
     from keras_regnet.model import build
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
 
     spec = resolve_spec(model_name, label="--model")
-    _standin(spec, cached_paths(SOURCES[spec.name])[0])
+    _standin(spec, cached_paths(default_preset(spec.name))[0])
     built: list[str] = []
     stem = blocks.stem
     blocks.stem = lambda *a, **k: (built.append(a[1].name), stem(*a, **k))[1]

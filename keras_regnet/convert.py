@@ -11,7 +11,7 @@ from typing import Sequence
 from absl import app, flags
 
 from keras_regnet import cli_help
-from keras_regnet.torch_state_dict import CHECKPOINT_SUFFIXES, NAMINGS
+from keras_regnet.pretrained.state_dict import CHECKPOINT_SUFFIXES, NAMINGS
 from keras_regnet.errors import cli_boundary
 
 FLAGS = flags.FLAGS
@@ -37,9 +37,9 @@ flags.register_multi_flags_validator(["output", "to_preset"], lambda f: bool(f["
 
 def _named_weights(path: str | None) -> bool:
     """imagenet, or timm's tag / tagged name of zoo weights (regnety_006.pycls_in1k)."""
-    from keras_regnet.weight_tags import TAGS, split_tagged
+    from keras_regnet.pretrained.tags import split_tagged, tags
 
-    return path in (None, "imagenet") or path in TAGS or (not os.path.exists(path) and split_tagged(path) is not None)
+    return path in (None, "imagenet") or path in tags() or (not os.path.exists(path) and split_tagged(path) is not None)
 
 
 flags.register_validator("checkpoint", lambda p: _named_weights(p) or p.lower().endswith(CHECKPOINT_SUFFIXES),
@@ -70,7 +70,7 @@ def run(argv: Sequence[str]) -> None:
         print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from {FLAGS.checkpoint}")
     if FLAGS.to_preset:
         from keras_regnet.hub import save_preset
-        from keras_regnet.weight_tags import eval_settings
+        from keras_regnet.pretrained.tags import eval_settings
 
         save_preset(model, FLAGS.to_preset, spec=spec, settings=eval_settings(FLAGS.model, FLAGS.checkpoint))
         print(f"wrote keras-hub preset {FLAGS.to_preset} from {FLAGS.checkpoint}")

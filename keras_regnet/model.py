@@ -17,7 +17,7 @@ from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-from keras_regnet.weight_tags import canonical_weights
+from keras_regnet.pretrained.tags import canonical_weights, preset_named
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -100,7 +100,7 @@ def build(
     model = keras.Model(inputs, x, name=name if name is not None else _model_name(spec.name))
     model.pyramid_outputs = pyramid_outputs(model)  # keras-hub's backbone attribute, P1..P5
     if weights is not None:
-        from keras_regnet import weights as weights_lib
+        from keras_regnet.pretrained import load as weights_lib
 
         weights_lib.load_into(model, weights, spec=spec, include_top=include_top)
     return model
@@ -178,7 +178,9 @@ def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_sh
 
     Returns `classes` as a Python int (numpy integers are accepted, as keras.applications does).
     """
-    if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
+    row = preset_named(weights)  # a presets row other than the reference's ("imagenet")
+    if not (weights in (None, "imagenet") or row is not None
+            or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
         raise ConfigError(
             "The `weights` argument should be either `None` (random initialization), `imagenet` "
             "(pre-training on ImageNet), or the path to the weights file to be loaded. "
@@ -192,7 +194,10 @@ def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_sh
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
             f"Received: classes={classes}"
         )
-    if weights == "imagenet" and include_top and not _is_softmax_or_linear(classifier_activation):
+    if row is not None and include_top and classes != row.num_classes:
+        raise ConfigError(f"weights={weights!r} hold a {row.num_classes}-class classifier; with "
+                          f"`include_top=True`, `classes` should be {row.num_classes}. Received: classes={classes}")
+    if (weights == "imagenet" or row is not None) and include_top and not _is_softmax_or_linear(classifier_activation):
         raise ConfigError(
             "Only `None` and `softmax` activations are allowed for the `classifier_activation` "
             "argument when using pretrained weights, with `include_top=True`; Received: "
@@ -216,7 +221,7 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_s
     """Check (height, width, channels) with sides None or >= the total stride; returns Python ints.
 
     Any channel count is accepted: with include_preprocessing the normalization follows the
-    channels, and pretrained RGB weights get their stem adapted (keras_regnet.assign_weights).
+    channels, and pretrained RGB weights get their stem adapted (keras_regnet.pretrained.assign).
     `label` names the argument in the messages (`input_shape`, or a given `input_tensor`'s shape).
     """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:

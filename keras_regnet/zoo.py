@@ -1,8 +1,9 @@
 """The 24 published RegNetX/RegNetY models: their design parameters and published figures.
 
 Only the six RegNet numbers per model are stored; stage widths, depths and group widths come out
-of the rule (`RegNetParams.to_spec`). Published errors and training recipes are from the pycls
-model zoo (Radosavovic et al. 2020).
+of the rule (`RegNetParams.to_spec`). Training recipes are from the pycls model zoo (Radosavovic et
+al. 2020); the published errors are its weights', read from their rows of the presets table
+(`keras_regnet.presets`), as every fact of a weight is.
 """
 
 from __future__ import annotations
@@ -11,24 +12,20 @@ import re
 from dataclasses import dataclass
 
 from keras_regnet.errors import ConfigError
+from keras_regnet.presets import DEFAULT_TAG, PRESETS, Preset
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
-
-_PYCLS_URL = "https://dl.fbaipublicfiles.com/pycls/dds_baselines/{}/{}_dds_8gpu.pyth"
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A published model: name, RegNet parameters, published ImageNet error and recipe."""
+    """A published model: name, RegNet parameters and recipe; its weights' figures from the presets."""
 
     name: str  # canonical id, e.g. "regnety_600mf"
     display_name: str  # e.g. "RegNetY-600MF"
     params: RegNetParams
-    top1_err: float
-    top5_err: float
     batch_size: int
     base_lr: float
-    pycls_id: str
 
     @property
     def keras2_name(self) -> str:
@@ -41,12 +38,29 @@ class ZooEntry:
         return self.display_name.replace("-", "").replace(".", "_")
 
     @property
+    def timm_name(self) -> str:
+        """timm's architecture name, e.g. RegNetY-600MF -> regnety_006."""
+        return f"regnet{self.display_name[6].lower()}_{_KERAS2_SUFFIX[self.flops_label]}"
+
+    @property
     def flops_label(self) -> str:
+        """The size in the display name, e.g. '600MF'."""
         return self.display_name.split("-")[1]
 
     @property
-    def weights_url(self) -> str:
-        return _PYCLS_URL.format(self.pycls_id, self.display_name)
+    def reference_weights(self) -> Preset:
+        """The presets row of the reference's (pycls's) weights, which `weights="imagenet"` loads."""
+        return PRESETS[f"{self.timm_name}.{DEFAULT_TAG}"]
+
+    @property
+    def top1_err(self) -> float:
+        """Published ImageNet top-1 error (%) of the reference's weights."""
+        return round(100.0 - self.reference_weights.top1, 3)
+
+    @property
+    def top5_err(self) -> float:
+        """Published ImageNet top-5 error (%) of the reference's weights."""
+        return round(100.0 - self.reference_weights.top5, 3)
 
     def spec(self) -> NetSpec:
         return self.params.to_spec(name=self.name)
@@ -57,32 +71,32 @@ _KERAS2_SUFFIX = {
     "4.0GF": "040", "6.4GF": "064", "8.0GF": "080", "12GF": "120", "16GF": "160", "32GF": "320",
 }
 
-# display name: depth, w0, wa, wm, group width, top1 err, top5 err, batch size, base lr, pycls id
+# display name: depth, w0, wa, wm, group width, batch size, base lr
 _TABLE = {
-    "RegNetX-200MF": (13, 24, 36.44, 2.49, 8, 31.088, 11.342, 1024, 0.8, "160905981"),
-    "RegNetX-400MF": (22, 24, 24.48, 2.54, 16, 27.382, 9.076, 1024, 0.8, "160905967"),
-    "RegNetX-600MF": (16, 48, 36.97, 2.24, 24, 25.864, 8.198, 1024, 0.8, "160906442"),
-    "RegNetX-800MF": (16, 56, 35.73, 2.28, 16, 24.846, 7.592, 1024, 0.8, "160906036"),
-    "RegNetX-1.6GF": (18, 80, 34.01, 2.25, 24, 23.038, 6.484, 1024, 0.8, "160990626"),
-    "RegNetX-3.2GF": (25, 88, 26.31, 2.25, 48, 21.736, 5.862, 512, 0.4, "160906139"),
-    "RegNetX-4.0GF": (23, 96, 38.65, 2.43, 40, 21.356, 5.736, 512, 0.4, "160906383"),
-    "RegNetX-6.4GF": (17, 184, 60.83, 2.07, 56, 20.844, 5.434, 512, 0.4, "161116590"),
-    "RegNetX-8.0GF": (23, 80, 49.56, 2.88, 120, 20.728, 5.42, 512, 0.4, "161107726"),
-    "RegNetX-12GF": (19, 168, 73.36, 2.37, 112, 20.288, 5.284, 512, 0.4, "160906020"),
-    "RegNetX-16GF": (22, 216, 55.59, 2.1, 128, 19.956, 5.022, 512, 0.4, "158460855"),
-    "RegNetX-32GF": (23, 320, 69.86, 2.0, 168, 19.498, 4.878, 256, 0.2, "158188473"),
-    "RegNetY-200MF": (13, 24, 36.44, 2.49, 8, 29.658, 10.378, 1024, 0.8, "176245422"),
-    "RegNetY-400MF": (16, 48, 27.89, 2.09, 8, 25.898, 8.07, 1024, 0.8, "160906449"),
-    "RegNetY-600MF": (15, 48, 32.54, 2.32, 16, 24.54, 7.28, 1024, 0.8, "160981443"),
-    "RegNetY-800MF": (14, 56, 38.84, 2.4, 16, 23.684, 6.846, 1024, 0.8, "160906567"),
-    "RegNetY-1.6GF": (27, 48, 20.71, 2.65, 24, 22.066, 6.134, 1024, 0.8, "160906681"),
-    "RegNetY-3.2GF": (21, 80, 42.63, 2.66, 24, 21.074, 5.454, 512, 0.4, "160906834"),
-    "RegNetY-4.0GF": (22, 96, 31.41, 2.24, 64, 20.64, 5.336, 512, 0.4, "160906838"),
-    "RegNetY-6.4GF": (25, 112, 33.22, 2.27, 72, 20.11, 5.1, 512, 0.4, "160907112"),
-    "RegNetY-8.0GF": (17, 192, 76.82, 2.19, 56, 20.052, 5.06, 512, 0.4, "161160905"),
-    "RegNetY-12GF": (19, 168, 73.36, 2.37, 112, 19.67, 4.856, 512, 0.4, "160907100"),
-    "RegNetY-16GF": (18, 200, 106.23, 2.48, 112, 19.608, 4.944, 256, 0.2, "161303400"),
-    "RegNetY-32GF": (20, 232, 115.89, 2.53, 232, 19.066, 4.568, 256, 0.2, "161277763"),
+    "RegNetX-200MF": (13, 24, 36.44, 2.49, 8, 1024, 0.8),
+    "RegNetX-400MF": (22, 24, 24.48, 2.54, 16, 1024, 0.8),
+    "RegNetX-600MF": (16, 48, 36.97, 2.24, 24, 1024, 0.8),
+    "RegNetX-800MF": (16, 56, 35.73, 2.28, 16, 1024, 0.8),
+    "RegNetX-1.6GF": (18, 80, 34.01, 2.25, 24, 1024, 0.8),
+    "RegNetX-3.2GF": (25, 88, 26.31, 2.25, 48, 512, 0.4),
+    "RegNetX-4.0GF": (23, 96, 38.65, 2.43, 40, 512, 0.4),
+    "RegNetX-6.4GF": (17, 184, 60.83, 2.07, 56, 512, 0.4),
+    "RegNetX-8.0GF": (23, 80, 49.56, 2.88, 120, 512, 0.4),
+    "RegNetX-12GF": (19, 168, 73.36, 2.37, 112, 512, 0.4),
+    "RegNetX-16GF": (22, 216, 55.59, 2.1, 128, 512, 0.4),
+    "RegNetX-32GF": (23, 320, 69.86, 2.0, 168, 256, 0.2),
+    "RegNetY-200MF": (13, 24, 36.44, 2.49, 8, 1024, 0.8),
+    "RegNetY-400MF": (16, 48, 27.89, 2.09, 8, 1024, 0.8),
+    "RegNetY-600MF": (15, 48, 32.54, 2.32, 16, 1024, 0.8),
+    "RegNetY-800MF": (14, 56, 38.84, 2.4, 16, 1024, 0.8),
+    "RegNetY-1.6GF": (27, 48, 20.71, 2.65, 24, 1024, 0.8),
+    "RegNetY-3.2GF": (21, 80, 42.63, 2.66, 24, 512, 0.4),
+    "RegNetY-4.0GF": (22, 96, 31.41, 2.24, 64, 512, 0.4),
+    "RegNetY-6.4GF": (25, 112, 33.22, 2.27, 72, 512, 0.4),
+    "RegNetY-8.0GF": (17, 192, 76.82, 2.19, 56, 512, 0.4),
+    "RegNetY-12GF": (19, 168, 73.36, 2.37, 112, 512, 0.4),
+    "RegNetY-16GF": (18, 200, 106.23, 2.48, 112, 256, 0.2),
+    "RegNetY-32GF": (20, 232, 115.89, 2.53, 232, 256, 0.2),
 }
 
 
@@ -92,11 +106,11 @@ def _canonical(display_name: str) -> str:
 
 
 ZOO: dict[str, ZooEntry] = {}
-for _display, (_d, _w0, _wa, _wm, _g, _t1, _t5, _bs, _lr, _pid) in _TABLE.items():
+for _display, (_d, _w0, _wa, _wm, _g, _bs, _lr) in _TABLE.items():
     _se = 0.25 if _display.startswith("RegNetY") else 0.0
     _entry = ZooEntry(
         _canonical(_display), _display, RegNetParams(_d, _w0, _wa, _wm, _g, 1.0, _se),
-        _t1, _t5, _bs, _lr, _pid,
+        _bs, _lr,
     )
     ZOO[_entry.name] = _entry
 
@@ -113,7 +127,7 @@ _ALIASES: dict[str, str] = {}
 for _entry in ZOO.values():
     for _alias in (
         _entry.name, _entry.display_name, _entry.function_name, _entry.keras2_name,
-        f"regnet{_entry.display_name[6].lower()}_{_KERAS2_SUFFIX[_entry.flops_label]}",
+        _entry.timm_name,
     ):
         _ALIASES[_normalise(_alias)] = _entry.name
 

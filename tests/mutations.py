@@ -163,16 +163,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              'levels.setdefault(_level(stride, model.name), model.get_layer(f"s{stage}_b{depth}_relu").output)',
              FEATURES_TESTS),
     # Eval crop (pycls scale_and_center_crop).
-    Mutation("eval_crop_offset_floor", "keras_regnet/eval_crop.py", "top = (new_hw[0] - size + 1) // 2",
+    Mutation("eval_crop_offset_floor", "keras_regnet/pretrained/eval_crop.py", "top = (new_hw[0] - size + 1) // 2",
              "top = (new_hw[0] - size) // 2", EVAL_CROP_TESTS),
-    Mutation("eval_crop_longer_side_rounded", "keras_regnet/eval_crop.py", "tf.floor(w / h * side)",
+    Mutation("eval_crop_longer_side_rounded", "keras_regnet/pretrained/eval_crop.py", "tf.floor(w / h * side)",
              "tf.round(w / h * side)", EVAL_CROP_TESTS),
-    Mutation("eval_crop_antialiased", "keras_regnet/eval_crop.py", "antialias=False", "antialias=True",
+    Mutation("eval_crop_antialiased", "keras_regnet/pretrained/eval_crop.py", "antialias=False", "antialias=True",
              EVAL_CROP_TESTS),
     # Weight conversion (PyTorch layouts, BGR stem).
-    Mutation("stem_not_flipped_to_rgb", "keras_regnet/state_dict_to_keras.py", "kernel = kernel[:, :, ::-1, :]",
+    Mutation("stem_not_flipped_to_rgb", "keras_regnet/pretrained/convert.py", "kernel = kernel[:, :, ::-1, :]",
              "kernel = kernel", CONVERT_TESTS),
-    Mutation("conv_kernel_hw_swapped", "keras_regnet/state_dict_to_keras.py", "np.transpose(kernel, (2, 3, 1, 0))",
+    Mutation("conv_kernel_hw_swapped", "keras_regnet/pretrained/convert.py", "np.transpose(kernel, (2, 3, 1, 0))",
              "np.transpose(kernel, (3, 2, 1, 0))", CONVERT_TESTS),
 )
 

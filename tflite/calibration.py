@@ -28,7 +28,7 @@ from keras_regnet.data.image_folder import (
     list_unlabelled,
 )
 from keras_regnet.errors import ConfigError, DataError
-from keras_regnet.eval_crop import scale_and_center_crop
+from keras_regnet.pretrained.eval_crop import scale_and_center_crop
 
 LOG = logging.getLogger("tflite")
 

@@ -129,7 +129,7 @@ def run_export(config: ExportConfig) -> dict[str, Any]:
     qat_set = None
     if any(fmt in config.formats for fmt in FINE_TUNED):
         qat_set = calibration.load_images(config.qat_data or config.calibration_data, size, config.qat_images, "--qat_data")
-    from keras_regnet.weight_tags import eval_settings
+    from keras_regnet.pretrained.tags import eval_settings
 
     settings = eval_settings(config.model, config.weights)
     model, weights_path = model_args.load_float_model(spec, config.weights, config.classes)

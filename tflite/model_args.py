@@ -1,6 +1,6 @@
 """--weights resolution for a resolved --model spec: the checkpoint file, its classes, and the float Keras model.
 
-`--weights` takes what every weights= argument takes (keras_regnet.weights.resolve_weights):
+`--weights` takes what every weights= argument takes (keras_regnet.pretrained.load.resolve_weights):
   * `imagenet`: the reference's ImageNet weights of a zoo model (1000 classes), also written as
     timm's tag (`pycls_in1k`) or tagged name (`regnety_006.pycls_in1k`),
   * a reference checkpoint (`.safetensors`, `.npz`, torch `.pth` with torch installed),
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_regnet.torch_state_dict import is_checkpoint_path, read_state_dict
+from keras_regnet.pretrained.state_dict import is_checkpoint_path, read_state_dict
 from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import CLASSIFIER
@@ -28,14 +28,14 @@ from keras_regnet.layer_records import CLASSIFIER
 def resolve_weights(path: str, spec: NetSpec | None = None) -> str:
     """The weights `--weights` names: imagenet (or timm's tagged name of `spec`'s weights), a file,
     or a run directory's newest *.keras."""
-    from keras_regnet.weights import resolve_weights as resolve
+    from keras_regnet.pretrained.load import resolve_weights as resolve
 
     return resolve(path, label="--weights", spec=spec)
 
 
 def class_names(path: str | None, classes: int) -> list[str] | None:
     """Names of the classes: ImageNet's for imagenet, else the class_names.json beside the file."""
-    from keras_regnet.weights import class_names_for
+    from keras_regnet.pretrained.load import class_names_for
 
     return class_names_for(path, classes)
 
@@ -75,7 +75,7 @@ def checkpoint_classes(path: str) -> int:
 def load_float_model(spec: NetSpec, weights: str | None, classes: int | None = None) -> tuple[Any, str | None]:
     """(Keras 3 logits model with weights, resolved checkpoint path); errors name file and model."""
     from keras_regnet.model import build
-    from keras_regnet.weights import load_into
+    from keras_regnet.pretrained.load import load_into
 
     path = resolve_weights(weights, spec) if weights else None
     if classes is None:

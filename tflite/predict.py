@@ -19,7 +19,7 @@ from keras_regnet import cli_help
 from keras_regnet.errors import ConfigError, cli_boundary
 
 if TYPE_CHECKING:
-    from keras_regnet.weight_tags import EvalSettings
+    from keras_regnet.presets import EvalSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -55,7 +55,7 @@ def find_class_names(tflite_path: str, explicit: str | None = None) -> list[str]
 
 def find_eval_settings(tflite_path: str) -> "EvalSettings":
     """The eval settings the export recorded in report.json (beside the tflite/ folder), else pycls's."""
-    from keras_regnet.weight_tags import DEFAULT, EvalSettings
+    from keras_regnet.presets import DEFAULT, EvalSettings
 
     report = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(tflite_path))), "report.json")
     if not os.path.isfile(report):
@@ -74,7 +74,7 @@ def predict(tflite_path: str, images: Sequence[str], top_k: int = 3, names: list
     import numpy as np
     import tensorflow as tf
 
-    from keras_regnet.eval_crop import decode_and_center_crop
+    from keras_regnet.pretrained.eval_crop import decode_and_center_crop
     from tflite.report import _interpreter, tflite_predict
 
     size = int(_interpreter(tflite_path, 1).get_input_details()[0]["shape"][1])

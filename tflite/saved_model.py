@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_regnet.errors import ExportError
-from keras_regnet.eval_crop import decode_and_center_crop
-from keras_regnet.weight_tags import DEFAULT, EvalSettings
+from keras_regnet.pretrained.eval_crop import decode_and_center_crop
+from keras_regnet.presets import DEFAULT, EvalSettings
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
 

@@ -52,7 +52,7 @@ class EvalConfig:
 
     def train_config(self) -> C.TrainConfig:
         """The TrainConfig the evaluation runs with (image size defaulted per dataset, quiet)."""
-        from keras_regnet.weight_tags import eval_settings
+        from keras_regnet.pretrained.tags import eval_settings
 
         size = self.image_size or (32 if self.dataset == "digits" else eval_settings(self.model, self.weights).input_size)
         return C.TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir,
@@ -104,7 +104,7 @@ def check_class_names(weights: Any, source: Any, data_dir: Any) -> list[str] | N
     the same classes in another order, is a ValueError naming --data_dir."""
     if not isinstance(weights, str) or weights == "imagenet":
         return None
-    from keras_regnet.weights import class_names_for, resolve_weights
+    from keras_regnet.pretrained.load import class_names_for, resolve_weights
 
     path = resolve_weights(weights, label="--weights")
     names = class_names_for(path, source.num_classes)

@@ -50,7 +50,7 @@ def _make_remote_dir(model_dir: str) -> None:
                           f"check the URL scheme, bucket and credentials") from e
 
 
-CLASS_NAMES_FILE = "class_names.json"  # = keras_regnet.weights.CLASS_NAMES_FILE, read beside model.keras
+CLASS_NAMES_FILE = "class_names.json"  # = keras_regnet.pretrained.load.CLASS_NAMES_FILE, read beside model.keras
 SPLIT_FILE = "split.json"
 
 

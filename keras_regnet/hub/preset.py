@@ -9,7 +9,8 @@ from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
 from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import CLASSIFIER
-from keras_regnet.weight_tags import EvalSettings, eval_settings
+from keras_regnet.presets import EvalSettings
+from keras_regnet.pretrained.tags import eval_settings
 
 
 def save_preset(model: Any, directory: str, spec: Any = None, settings: EvalSettings | None = None,
@@ -21,7 +22,7 @@ def save_preset(model: Any, directory: str, spec: Any = None, settings: EvalSett
     `settings`: its eval settings (default: the zoo weights', else pycls's); `image_size`: the
     converter's output size (default: the settings' input size).
     """
-    from keras_regnet.assign_weights import copy_weights_by_name
+    from keras_regnet.pretrained.assign import copy_weights_by_name
     from keras_regnet.resolve import resolve_model
 
     spec = spec if isinstance(spec, NetSpec) else resolve_model(spec or model.name, label="spec")[0]

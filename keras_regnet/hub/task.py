@@ -12,7 +12,7 @@ from keras_hub.models import ImageClassifier, ImageClassifierPreprocessor
 
 from keras_regnet.errors import ConfigError
 from keras_regnet.hub.backbone import RegNetBackbone
-from keras_regnet.weight_tags import DEFAULT, EvalSettings
+from keras_regnet.presets import DEFAULT, EvalSettings
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")

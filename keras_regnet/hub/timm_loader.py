@@ -15,7 +15,7 @@ from keras_regnet.errors import ConfigError, WeightsError
 from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import CLASSIFIER
-from keras_regnet.weight_tags import DEFAULT, EVAL_SETTINGS, INTERPOLATIONS, EvalSettings
+from keras_regnet.presets import DEFAULT, INTERPOLATIONS, PRESETS, EvalSettings
 
 TIMM_FILE = "model.safetensors"
 
@@ -36,9 +36,9 @@ def load_timm_preset(preset: str, cls: Any, load_weights: bool = True) -> Any:
     "hf://timm/regnety_006.pycls_in1k"."""
     from keras_hub.src.utils.preset_utils import get_file, load_json
 
-    from keras_regnet.assign_weights import assign_by_name
-    from keras_regnet.torch_state_dict import read_state_dict
-    from keras_regnet.state_dict_to_keras import convert_state_dict
+    from keras_regnet.pretrained.assign import assign_by_name
+    from keras_regnet.pretrained.state_dict import read_state_dict
+    from keras_regnet.pretrained.convert import convert_state_dict
 
     config = load_json(preset, "config.json")
     architecture = str(config.get("architecture", ""))
@@ -79,9 +79,10 @@ def zoo_spec(preset: str, architecture: str) -> NetSpec:
 
 
 def timm_settings(architecture: str, pretrained_cfg: dict) -> EvalSettings:
-    """Our table's settings for a tag we hold; otherwise the checkpoint's timm pretrained_cfg."""
+    """Our presets table's settings for a weight we hold; otherwise the checkpoint's timm pretrained_cfg."""
     tag = pretrained_cfg.get("tag")
-    ours = EVAL_SETTINGS.get(f"{architecture}.{tag}")
+    row = PRESETS.get(f"{architecture}.{tag}")
+    ours = row.settings if row is not None else None
     if ours is not None or "input_size" not in pretrained_cfg:
         return ours or DEFAULT
     interpolation = pretrained_cfg.get("interpolation", "bilinear")

@@ -17,10 +17,11 @@ MODEL = "regnetx_200mf"
 def place_imagenet_standin(keras_home: pathlib.Path, model: str = MODEL) -> str:
     """Write the stand-in .safetensors of `model` (a golden case) where weights="imagenet" looks first;
     returns its path."""
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
 
     os.environ["KERAS_HOME"] = str(keras_home)
-    raw, _ = cached_paths(SOURCES[model])
+    raw, _ = cached_paths(default_preset(model))
     return write_reference_checkpoint(raw, model)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_regnet
-from keras_regnet.assign_weights import adapt_input_kernel
+from keras_regnet.pretrained.assign import adapt_input_kernel
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from tests.helpers.standin import place_imagenet_standin
 

@@ -139,7 +139,7 @@ def test_checkpoint_of_another_model_is_rejected(tiny, tmp_path):
 
 def test_unknown_naming_and_formats_are_errors(tmp_path):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.torch_state_dict import detect_naming, read_state_dict
+    from keras_regnet.pretrained.state_dict import detect_naming, read_state_dict
 
     with pytest.raises(ValueError, match="cannot tell the naming"):
         detect_naming(["features.0.weight", "classifier.weight"])
@@ -176,7 +176,7 @@ def test_cli_converts_and_reports_bad_flags(tiny, tmp_path):
 
 
 def test_torch_checkpoint_without_torch_says_what_to_install(tmp_path, monkeypatch):
-    from keras_regnet.torch_state_dict import read_state_dict
+    from keras_regnet.pretrained.state_dict import read_state_dict
 
     path = tmp_path / "RegNetY-600MF_dds_8gpu.pyth"
     path.write_bytes(b"\x80\x02}q\x00.")  # any bytes: torch is never reached
@@ -189,7 +189,7 @@ def test_a_pickle_with_code_is_refused_by_weights_only(tmp_path):
     pytest.importorskip("torch")
     import pickle
 
-    from keras_regnet.torch_state_dict import read_state_dict
+    from keras_regnet.pretrained.state_dict import read_state_dict
 
     class Evil:
         def __reduce__(self):

@@ -60,7 +60,7 @@ def test_without_the_bgr_flip_the_logits_differ(y200):
 
 def test_timm_named_checkpoint_gives_the_same_function(y200):
     from keras_regnet import build
-    from keras_regnet.torch_state_dict import detect_naming
+    from keras_regnet.pretrained.state_dict import detect_naming
     from keras_regnet.checkpoint_converter import load_state_dict
 
     meta, arrays, state, _ = y200

@@ -10,7 +10,7 @@ import pytest
 keras_hub = pytest.importorskip("keras_hub")
 
 from keras_regnet import build, preprocess_input  # noqa: E402
-from keras_regnet.eval_crop import scale_and_center_crop, scale_size  # noqa: E402
+from keras_regnet.pretrained.eval_crop import scale_and_center_crop, scale_size  # noqa: E402
 from keras_regnet.hub import RegNetBackbone, RegNetImageClassifier, save_preset  # noqa: E402
 from keras_regnet.resolve import BUILTIN  # noqa: E402
 

@@ -140,7 +140,7 @@ def test_numpy_integer_arguments_and_user_names_are_kept():
 
 def test_softmax_callable_is_allowed_with_imagenet_weights(monkeypatch):
     """keras.activations.softmax (a callable) is as valid as "softmax" with pretrained weights."""
-    from keras_regnet import weights as weights_lib
+    from keras_regnet.pretrained import load as weights_lib
 
     loaded = []
     monkeypatch.setattr(weights_lib, "load_into", lambda model, *a, **k: loaded.append(model.name))

@@ -35,12 +35,13 @@ def count_builds(monkeypatch):
 
 def test_first_imagenet_load_builds_only_the_callers_model(keras_home, count_builds):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
 
     place_imagenet_standin(keras_home)
     model = RegNetX200MF(weights="imagenet", classifier_activation=None, include_preprocessing=False)
     assert count_builds == [MODEL]
-    _, converted = cached_paths(SOURCES[MODEL])
+    _, converted = cached_paths(default_preset(MODEL))
     assert converted.endswith(".layers.npz") and os.path.isfile(converted)
     meta, arrays = eq.load_case(MODEL)
     out = meta["outputs"][0]
@@ -51,11 +52,12 @@ def test_first_imagenet_load_builds_only_the_callers_model(keras_home, count_bui
 
 
 def test_cached_arrays_are_keyed_by_layer_name(keras_home):
-    from keras_regnet.pretrained import imagenet_arrays, read_layer_arrays, SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import imagenet_arrays, read_layer_arrays, cached_paths
 
     place_imagenet_standin(keras_home)
     arrays = imagenet_arrays(MODEL)
-    cached = read_layer_arrays(cached_paths(SOURCES[MODEL])[1])
+    cached = read_layer_arrays(cached_paths(default_preset(MODEL))[1])
     assert sorted(cached) == sorted(arrays)
     assert [a.shape for a in cached["s1_b1_bn_a"]] == [(24,)] * 4  # gamma, beta, mean, variance
     assert cached["stem_conv"][0].shape == (3, 3, 3, 32) and cached["predictions"][0].shape == (368, 1000)
@@ -66,9 +68,10 @@ def test_cached_arrays_are_keyed_by_layer_name(keras_home):
 
 def test_a_corrupt_array_cache_names_the_file(keras_home):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
 
-    _, converted = cached_paths(SOURCES[MODEL])
+    _, converted = cached_paths(default_preset(MODEL))
     os.makedirs(os.path.dirname(converted))
     with open(converted, "wb") as f:
         f.write(b"not a zip")

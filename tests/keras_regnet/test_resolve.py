@@ -45,7 +45,7 @@ def test_the_converter_takes_a_json_file_in_any_case(tmp_path, monkeypatch):
 
     from keras_regnet import build
     from keras_regnet.checkpoint_converter import convert_checkpoint
-    from keras_regnet.weights import layer_arrays
+    from keras_regnet.pretrained.assign import layer_arrays
 
     spec = make_spec([1], [16], group_widths=8, block="x", stem_width=8, name="tiny_x")
     monkeypatch.chdir(tmp_path)

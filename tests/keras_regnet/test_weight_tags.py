@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from keras_regnet import get_entry, list_models, resolve_model
-from keras_regnet.weight_tags import DEFAULT, EVAL_SETTINGS, EvalSettings, canonical_weights, eval_settings
+from keras_regnet.presets import DEFAULT, PRESETS, EvalSettings
+from keras_regnet.pretrained.tags import canonical_weights, eval_settings
 
 
 @pytest.mark.parametrize("name, zoo", [
@@ -29,10 +30,10 @@ def test_other_tags_name_the_tags_we_have(name, message):
 
 
 def test_every_zoo_weight_has_its_eval_settings_under_the_hub_repository_name():
-    from keras_regnet.pretrained import SOURCES
+    from keras_regnet.pretrained.tags import default_preset
 
-    assert sorted(EVAL_SETTINGS) == sorted(SOURCES[m].hf_repo.removeprefix("timm/") for m in list_models())
-    assert EVAL_SETTINGS["regnety_006.pycls_in1k"] is eval_settings("RegNetY-600MF")
+    assert sorted(PRESETS) == sorted(default_preset(m).hf_repo.removeprefix("timm/") for m in list_models())
+    assert PRESETS["regnety_006.pycls_in1k"].settings == eval_settings("RegNetY-600MF")
     assert eval_settings("regnety_006.pycls_in1k").scale_size() == 256
 
 
@@ -48,7 +49,7 @@ def test_pycls_settings_differ_from_timms_pretrained_cfg_only_in_interpolation()
 
 
 def test_the_eval_crop_follows_the_settings():
-    from keras_regnet.eval_crop import scale_and_center_crop
+    from keras_regnet.pretrained.eval_crop import scale_and_center_crop
 
     image = np.random.default_rng(0).uniform(0, 255, (40, 60, 3)).astype(np.float32)
     bilinear = scale_and_center_crop(image, 16, DEFAULT).numpy()
@@ -74,7 +75,7 @@ def test_weights_accept_timm_tags_and_refuse_another_models_tag():
 
 def test_builders_load_the_tagged_weights_as_imagenet(tmp_path, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.weights import resolve_weights
+    from keras_regnet.pretrained.load import resolve_weights
     from tests.helpers.standin import place_imagenet_standin
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # any download attempt fails

@@ -54,11 +54,11 @@ def hub(tmp_path_factory):
     """A fake Hub tree holding RegNetX-200MF's golden weights as timm would publish them."""
     from safetensors.numpy import save_file
 
-    from keras_regnet.download import sha256_of
-    from keras_regnet.pretrained import SOURCES
+    from keras_regnet.pretrained.download import sha256_of
+    from keras_regnet.pretrained.tags import default_preset
 
     meta, arrays = eq.load_case("regnetx_200mf")
-    source = SOURCES["regnetx_200mf"]
+    source = default_preset("regnetx_200mf")
     root = tmp_path_factory.mktemp("hub")
     folder = root / source.hf_repo / "resolve" / "main"
     folder.mkdir(parents=True)
@@ -70,34 +70,35 @@ def hub(tmp_path_factory):
 
 def test_sources_cover_the_zoo_with_timm_repositories():
     from keras_regnet import list_models
-    from keras_regnet.pretrained import SOURCES
-    from keras_regnet.zoo import get_entry
+    from keras_regnet.pretrained.tags import default_preset
 
-    assert sorted(SOURCES) == sorted(list_models()) and len(SOURCES) == 24
-    assert SOURCES["regnety_600mf"].hf_repo == "timm/regnety_006.pycls_in1k"
-    assert SOURCES["regnetx_8.0gf"].hf_repo == "timm/regnetx_080.pycls_in1k"
-    assert SOURCES["regnety_32gf"].url("https://huggingface.co") == (
+    sources = {name: default_preset(name) for name in list_models()}
+    assert len(sources) == 24
+    assert default_preset("regnety_600mf").hf_repo == "timm/regnety_006.pycls_in1k"
+    assert default_preset("regnetx_8.0gf").hf_repo == "timm/regnetx_080.pycls_in1k"
+    assert default_preset("regnety_32gf").url("https://huggingface.co") == (
         "https://huggingface.co/timm/regnety_320.pycls_in1k/resolve/main/model.safetensors")
-    for name, source in SOURCES.items():
+    for name, source in sources.items():
         assert re.fullmatch(r"timm/regnet[xy]_\d{3}\.pycls_in1k", source.hf_repo)
-        assert source.pycls_url == get_entry(name).weights_url
+        assert re.fullmatch(r"https://dl\.fbaipublicfiles\.com/pycls/dds_baselines/\d+/RegNet[XY]-[\d.]+[MG]F_dds_8gpu\.pyth",
+                            source.origin_url)
         assert source.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", source.sha256)
-    assert len({s.hf_repo for s in SOURCES.values()}) == 24
+    assert len({s.hf_repo for s in sources.values()}) == 24
 
 
 def test_cache_dir_respects_keras_home(keras_home):
-    from keras_regnet.download import keras_cache_dir
+    from keras_regnet.pretrained.download import keras_cache_dir
 
     assert keras_cache_dir() == os.path.join(str(keras_home), "models")
 
 
 def test_imagenet_downloads_converts_once_and_reuses(hub, keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet import pretrained
+    from keras_regnet.presets import PRESETS
 
     root, digest, meta, arrays = hub
-    source = pretrained.SOURCES["regnetx_200mf"]
-    monkeypatch.setitem(pretrained.SOURCES, "regnetx_200mf", dataclasses.replace(source, sha256=digest))
+    source = PRESETS["regnetx_002.pycls_in1k"]
+    monkeypatch.setitem(PRESETS, "regnetx_002.pycls_in1k", dataclasses.replace(source, sha256=digest))
     with serve(root) as url:
         monkeypatch.setenv("HF_ENDPOINT", url)
         model = RegNetX200MF(weights="imagenet", classifier_activation=None, include_preprocessing=False)
@@ -119,12 +120,12 @@ def test_imagenet_downloads_converts_once_and_reuses(hub, keras_home, monkeypatc
 
 def test_hash_mismatch_is_an_error_and_leaves_no_file(hub, keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet import pretrained
-    from keras_regnet.download import WeightsDownloadError
+    from keras_regnet.pretrained.download import WeightsDownloadError
+    from keras_regnet.presets import PRESETS
 
     root, _, _, _ = hub
-    source = pretrained.SOURCES["regnetx_200mf"]
-    monkeypatch.setitem(pretrained.SOURCES, "regnetx_200mf", dataclasses.replace(source, sha256="0" * 64))
+    source = PRESETS["regnetx_002.pycls_in1k"]
+    monkeypatch.setitem(PRESETS, "regnetx_002.pycls_in1k", dataclasses.replace(source, sha256="0" * 64))
     with serve(root) as url:
         monkeypatch.setenv("HF_ENDPOINT", url)
         with pytest.raises(WeightsDownloadError, match="SHA-256 mismatch"):
@@ -134,7 +135,7 @@ def test_hash_mismatch_is_an_error_and_leaves_no_file(hub, keras_home, monkeypat
 
 def test_offline_error_says_what_to_download_and_where(keras_home, monkeypatch):
     from keras_regnet import RegNetY600MF
-    from keras_regnet.download import WeightsDownloadError
+    from keras_regnet.pretrained.download import WeightsDownloadError
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     with pytest.raises(ValueError) as info:
@@ -151,12 +152,13 @@ def test_a_file_placed_by_hand_in_the_cache_is_used(hub, keras_home, monkeypatch
     import shutil
 
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
 
     root, _, meta, arrays = hub
-    raw, converted = cached_paths(SOURCES["regnetx_200mf"])
+    raw, converted = cached_paths(default_preset("regnetx_200mf"))
     os.makedirs(os.path.dirname(raw))
-    shutil.copy(root / SOURCES["regnetx_200mf"].hf_repo / "resolve" / "main" / "model.safetensors", raw)
+    shutil.copy(root / default_preset("regnetx_200mf").hf_repo / "resolve" / "main" / "model.safetensors", raw)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     RegNetX200MF(weights="imagenet")
     assert os.path.isfile(converted) and os.path.isfile(raw)  # the user's file is left in place
@@ -164,9 +166,10 @@ def test_a_file_placed_by_hand_in_the_cache_is_used(hub, keras_home, monkeypatch
 
 def test_a_corrupt_cached_file_is_reported(keras_home, monkeypatch):
     from keras_regnet import RegNetX200MF
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
 
-    raw, _ = cached_paths(SOURCES["regnetx_200mf"])
+    raw, _ = cached_paths(default_preset("regnetx_200mf"))
     os.makedirs(os.path.dirname(raw))
     with open(raw, "wb") as f:
         f.write(b"garbage")
@@ -183,13 +186,13 @@ def test_imagenet_for_a_non_zoo_network_is_an_error():
 
 def test_zoo_architecture_under_another_name_is_recognised():
     from keras_regnet import get_entry
-    from keras_regnet.pretrained import zoo_entry_for
+    from keras_regnet.pretrained.tags import zoo_entry_for
 
     assert zoo_entry_for(get_entry("RegNetY-600MF").spec().replace(name="my_net")).name == "regnety_600mf"
 
 
 def test_truncated_download_is_an_error(tmp_path):
-    from keras_regnet.download import WeightsDownloadError, download
+    from keras_regnet.pretrained.download import WeightsDownloadError, download
 
     class Short(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -9,8 +9,9 @@ import sys
 from tests.helpers.paths import REPO_ROOT
 
 PACKAGES = ("keras_regnet", "training", "tflite", "design_lab")
-LOADER = ["keras_regnet.weights", "keras_regnet.pretrained", "keras_regnet.state_dict_to_keras",
-          "keras_regnet.assign_weights", "keras_regnet.torch_state_dict", "keras_regnet.download"]
+LOADER = ["keras_regnet.pretrained.load", "keras_regnet.pretrained.cache", "keras_regnet.pretrained.convert",
+          "keras_regnet.pretrained.assign", "keras_regnet.pretrained.state_dict", "keras_regnet.pretrained.download",
+          "keras_regnet.pretrained.tags", "keras_regnet.presets"]
 BUILDERS = {"keras_regnet.model", "keras_regnet.applications", "keras_regnet.checkpoint_converter",
             "keras_regnet.convert"}
 
@@ -119,7 +120,7 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 def test_the_walk_sees_function_level_imports():
     graph = import_graph()
-    assert "keras_regnet.pretrained" in graph["keras_regnet.weights"]  # imported inside a function
+    assert "keras_regnet.pretrained.cache" in graph["keras_regnet.pretrained.load"]  # imported inside a function
     assert "keras_regnet.model" in graph["keras_regnet.checkpoint_converter"]  # idem
     assert "tflite.to_tflite" in graph["design_lab.latency_bench"]  # idem, across packages
     assert "keras_regnet.features" in graph["keras_regnet.model"]

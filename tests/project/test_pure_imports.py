@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 PURE = ["keras_regnet", "keras_regnet.spec", "keras_regnet.regnet", "keras_regnet.complexity",
-        "keras_regnet.zoo", "keras_regnet.__main__", "keras_regnet.design_space.latency_model"]
+        "keras_regnet.zoo", "keras_regnet.presets", "keras_regnet.pretrained.tags", "keras_regnet.__main__",
+        "keras_regnet.design_space.latency_model"]
 
 
 def test_pure_modules_do_not_import_tensorflow():

@@ -100,7 +100,7 @@ def test_mediapipe_image_classifier_agrees_with_tflite_predict(export, fmt, tmp_
     from mediapipe.tasks.python import BaseOptions, vision
     from mediapipe.tasks.python.components.containers.rect import RectF
 
-    from keras_regnet.eval_crop import scale_size
+    from keras_regnet.pretrained.eval_crop import scale_size
     from tflite.calibration import load_images
     from tflite.predict import find_class_names, predict
 

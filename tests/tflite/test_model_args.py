@@ -85,7 +85,8 @@ def test_mismatched_weights_file_names_file_and_model(tmp_path):
 def test_imagenet_and_reference_checkpoints_export_with_class_names(tmp_path, monkeypatch):
     """--weights=imagenet (a local stand-in here) gives 1000 classes named as ImageNet's."""
     from keras_regnet import get_entry
-    from keras_regnet.pretrained import SOURCES, cached_paths
+    from keras_regnet.pretrained.tags import default_preset
+    from keras_regnet.pretrained.cache import cached_paths
     from tests.helpers.standin import place_imagenet_standin
     from tflite.model_args import class_names
     from tflite.export_run import top_k_examples

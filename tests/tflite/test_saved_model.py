@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_regnet import build, make_spec
 from tflite import saved_model
-from keras_regnet.eval_crop import scale_and_center_crop
+from keras_regnet.pretrained.eval_crop import scale_and_center_crop
 
 SIZE = 16
 

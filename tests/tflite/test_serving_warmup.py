@@ -12,7 +12,7 @@ import tensorflow as tf
 
 pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
 
-from keras_regnet.eval_crop import scale_and_center_crop  # noqa: E402
+from keras_regnet.pretrained.eval_crop import scale_and_center_crop  # noqa: E402
 from tests.tflite.test_saved_model import SIZE  # noqa: E402
 from tests.tflite.test_saved_model import exported as saved  # noqa: E402,F401  (its SavedModel fixture)
 from tflite import serving_warmup  # noqa: E402

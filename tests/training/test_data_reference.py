@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_regnet.eval_crop import decode_and_center_crop, scale_and_center_crop
+from keras_regnet.pretrained.eval_crop import decode_and_center_crop, scale_and_center_crop
 from training.data import augment
 
 EIG_VALS = [0.2175, 0.0188, 0.0045]  # pycls/datasets/imagenet.py _EIG_VALS / _EIG_VECS

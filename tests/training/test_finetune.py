@@ -159,7 +159,7 @@ def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(tmp_path):
 
 def test_a_weights_file_with_another_head_fills_the_backbone(tmp_path):
     """A .weights.h5 of a 10-class model into a 3-class one: backbone loaded, head left as built."""
-    from keras_regnet.weights import load_into
+    from keras_regnet.pretrained.load import load_into
     from keras_regnet import resolve_spec
     from training.core.models import build_model
 

@@ -75,7 +75,7 @@ def apply_freeze(model: Any, freeze: str, num_stages: int | None = None) -> list
 def load_pretrained(model: Any, spec: Any, weights: str, log: Callable[[str], None] = print) -> list[str]:
     """Load `weights` into `model`; the classifier is re-initialised (and logged) when its class
     count differs from the source's. Returns the layers left at their initial values."""
-    from keras_regnet.weights import load_into, resolve_weights
+    from keras_regnet.pretrained.load import load_into, resolve_weights
 
     path = resolve_weights(weights, label="--weights", spec=spec)
     skipped = load_into(model, path, spec, new_head=True)

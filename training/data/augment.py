@@ -3,7 +3,7 @@
 Train: the reference's random-sized crop (`training.data.crop`: area 0.08-1, aspect 3/4-4/3, up
 to 10 tries) decoded with `decode_and_crop_jpeg` so only the crop is decoded, horizontal flip,
 PCA lighting noise (std 0.1, unclipped as in the reference).
-Eval: the reference's `scale_and_center_crop` (`keras_regnet.eval_crop`, shared with serving). All randomness is
+Eval: the reference's `scale_and_center_crop` (`keras_regnet.pretrained.eval_crop`, shared with serving). All randomness is
 stateless and seeded per element, so a resumed run sees exactly the images it would have seen.
 """
 
@@ -13,7 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from keras_regnet.eval_crop import decode_and_center_crop
+from keras_regnet.pretrained.eval_crop import decode_and_center_crop
 from training.data.crop import DEFAULT_SAMPLER, window_sampler
 
 LIGHTING_STD = 0.1
@@ -112,7 +112,7 @@ def train_image(image_bytes: tf.Tensor, seed: tf.Tensor, size: int,
 def eval_image(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
     """The reference's eval transform (shorter side to size / 0.875, centre crop); float32 0-255.
 
-    The same function serves exported models (`keras_regnet.eval_crop`), so a served model sees
+    The same function serves exported models (`keras_regnet.pretrained.eval_crop`), so a served model sees
     the pixels its reported accuracy was measured on.
     """
     return decode_and_center_crop(image_bytes, size)

@@ -1,15 +1,17 @@
 """The one weights loader: it is handed a built model and assigns arrays to it; it never builds one.
 
-- "imagenet": the reference's released weights for the 24 zoo models (keras_regnet.pretrained),
-  cached as arrays keyed by layer name, so the first load builds no model besides the caller's.
+- "imagenet": the reference's released weights for the 24 zoo models, and a tagged name
+  ("regnety_006.pycls_in1k"): a row of the presets table (keras_regnet.presets), cached
+  as arrays keyed by layer name (keras_regnet.pretrained.cache), so the first load builds no model
+  besides the caller's.
 - `.keras`: a whole saved model; its weights are copied by layer name (head/preprocessing may differ).
 - `.weights.h5`: a Keras weights file of the same architecture (`model.load_weights`).
 - `.safetensors` / `.npz` reference state dicts (pycls or timm naming), and torch `.pth` / `.pyth`
   / `.pt` / `.bin` when torch is installed (loaded with weights_only=True): converted on the fly
-  (keras_regnet.state_dict_to_keras); original pycls checkpoints get their BGR stem flipped to RGB.
+  (keras_regnet.pretrained.convert); original pycls checkpoints get their BGR stem flipped to RGB.
 
 Name-keyed sources also fit a model with another input channel count: the RGB stem kernel is
-adapted by timm's `adapt_input_conv` rule (keras_regnet.assign_weights.adapt_input_kernel).
+adapted by timm's `adapt_input_conv` rule (keras_regnet.pretrained.assign.adapt_input_kernel).
 """
 
 from __future__ import annotations
@@ -21,13 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_regnet.assign_weights import (  # noqa: F401  (re-exported: tflite and training use them)
-    assign_by_name,
-    assign_layer_weights,
-    copy_weights_by_name,
-    layer_arrays,
-)
-from keras_regnet.torch_state_dict import (
+from keras_regnet.pretrained.assign import assign_by_name, layer_arrays
+from keras_regnet.pretrained.state_dict import (
     CHECKPOINT_SUFFIXES,
     is_checkpoint_path,
     read_state_dict,
@@ -68,7 +65,7 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: Ne
     """
     if isinstance(weights, str) and not os.path.exists(weights):
         weights = _tag_as_imagenet(weights, label, spec)
-    if isinstance(weights, str) and weights == "imagenet":
+    if isinstance(weights, str) and (weights == "imagenet" or _preset(weights) is not None):
         return weights
     path = os.fspath(weights)
     suffixes = KERAS_SUFFIXES + CHECKPOINT_SUFFIXES
@@ -94,18 +91,28 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: Ne
 
 
 def _tag_as_imagenet(weights: str, label: str, spec: NetSpec | None) -> str:
-    """"imagenet" for a timm tag or tagged name of ours (checked against `spec` when given)."""
-    from keras_regnet import weight_tags
+    """"imagenet" for a timm tag or tagged name of the reference weights, the tagged name for another
+    row of the presets table (checked against `spec` when given)."""
+    from keras_regnet.pretrained import tags as weight_tags
 
     if spec is not None:
         return str(weight_tags.canonical_weights(weights, spec))
-    if weights in weight_tags.TAGS:
+    if weights == weight_tags.DEFAULT_TAG:
         return "imagenet"
     try:
         found = weight_tags.resolve_tagged(weights, label)
     except ValueError as err:
         raise WeightsError(str(err)) from err
-    return "imagenet" if found is not None else weights
+    if found is None:
+        return weights
+    return "imagenet" if found[1].tag == weight_tags.DEFAULT_TAG else found[1].name
+
+
+def _preset(weights: str) -> Any:
+    """The presets row a resolved `weights` string names (not "imagenet"), else None."""
+    from keras_regnet.pretrained.tags import preset_named
+
+    return preset_named(weights)
 
 
 def class_names_for(weights: str | None, classes: int) -> list[str] | None:
@@ -131,9 +138,15 @@ def class_names_for(weights: str | None, classes: int) -> list[str] | None:
 def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, list[np.ndarray]], str]:
     """(arrays keyed by layer name, a label for errors) of a weights source, for `model`."""
     if weights == "imagenet":
-        from keras_regnet.pretrained import imagenet_arrays, zoo_entry_for
+        from keras_regnet.pretrained.cache import imagenet_arrays
+        from keras_regnet.pretrained.tags import zoo_entry_for
 
         return imagenet_arrays(zoo_entry_for(spec).name), "the ImageNet weights"
+    preset = _preset(weights)
+    if preset is not None:
+        from keras_regnet.pretrained.cache import preset_arrays
+
+        return preset_arrays(preset), f"the {preset.name} weights"
     if weights.endswith(".keras"):
         import keras
 
@@ -141,7 +154,7 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
     if weights.endswith(".weights.h5"):
         return _weights_file_arrays(model, weights), weights
     if is_checkpoint_path(weights):
-        from keras_regnet.state_dict_to_keras import convert_state_dict
+        from keras_regnet.pretrained.convert import convert_state_dict
 
         state = read_state_dict(weights)
         include_top = CLASSIFIER in _layer_names(model) and "head.fc.weight" in state

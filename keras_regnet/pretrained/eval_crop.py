@@ -2,7 +2,7 @@
 
 pycls `scale_and_center_crop` (pycls/datasets/transforms.py) with TEST.IM_SIZE = size / 0.875
 (256 for 224; the crop fraction and interpolation come from the weights' `EvalSettings`,
-keras_regnet.weight_tags): the shorter side is resized to 256 and the longer to int(longer / shorter * 256)
+keras_regnet.presets): the shorter side is resized to 256 and the longer to int(longer / shorter * 256)
 (truncated, as the reference), bilinearly with half-pixel centres and no antialiasing (OpenCV's
 INTER_LINEAR, which the reference uses), then the size x size window at offset
 ceil((side - size) / 2) is kept. Pure TensorFlow ops, so it runs inside tf.data and inside a
@@ -15,7 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_regnet.weight_tags import DEFAULT, EvalSettings
+from keras_regnet.presets import DEFAULT, EvalSettings
 
 EVAL_CROP_FRACTION = DEFAULT.crop_fraction  # 224 / 256
 
