@@ -8,7 +8,7 @@ replica count, and a mean is taken only once, on the host, from the totals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from training.core.objective import StepMetrics
 

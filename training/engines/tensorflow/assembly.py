@@ -15,19 +15,19 @@ from typing import Any, Callable, Iterator
 import keras
 import tensorflow as tf
 
-from training.core.run_identity import run_identity
-from training.engines.tensorflow.checkpoint import RunCheckpoint
 from training.core.config import TrainConfig
+from training.core.models import build_model
+from training.core.parts import bn_images
+from training.core.prelude import chief_log
+from training.core.recipe import WarmupCosine, make_optimizer
+from training.core.run_identity import run_identity
 from training.data.pipeline import Source
+from training.engines.tensorflow.checkpoint import RunCheckpoint
+from training.engines.tensorflow.devices import TensorFlowRuntime
 from training.engines.tensorflow.ema import WeightEMA, averaged_weights
 from training.engines.tensorflow.feed import Feed, make_feed
 from training.engines.tensorflow.loss_scale import ReplicaAgreedLossScaleOptimizer
 from training.engines.tensorflow.trainer import TensorFlowParts, TensorFlowTrainer
-from training.core.models import build_model
-from training.core.recipe import WarmupCosine, make_optimizer
-from training.engines.tensorflow.devices import TensorFlowRuntime
-from training.core.prelude import chief_log
-from training.core.parts import bn_images
 
 
 @contextlib.contextmanager
