@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from keras_regnet import cli_help, dataclass_flags
 from keras_regnet.dataclass_flags import flag_field as F
@@ -143,9 +143,9 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         raise ConfigError(f"--train_fn: {e}") from e
     lo_hi = config.flops_range
-    logging.info("sweep %s: %d %s models, flops %s at %dpx", opts.sweep_dir, config.num_models,
-                 config.space, "any" if lo_hi is None else f"{lo_hi[0] / 1e6:.2f}-{lo_hi[1] / 1e6:.2f}M",
-                 config.image_size)
+    flops = "any" if lo_hi is None else f"{lo_hi[0] / 1e6:.2f}-{lo_hi[1] / 1e6:.2f}M"
+    print(f"sweep {opts.sweep_dir}: {config.num_models} {config.space} models, flops {flops} at "
+          f"{config.image_size}px", flush=True)
     on_result = _tensorboard_writer(opts.sweep_dir) if opts.tensorboard else None
     prog = run(opts.sweep_dir, config, train_fn, parse_shard(opts.shard),
                report=lambda s: print(s, flush=True), on_result=on_result, model_dirs=opts.keep_runs)

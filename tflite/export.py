@@ -16,10 +16,7 @@ from __future__ import annotations
 import logging
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app, flags  # noqa: E402
-from absl import logging as absl_logging  # noqa: E402
 
 from keras_regnet import cli_help, dataclass_flags  # noqa: E402
 from keras_regnet.errors import cli_boundary  # noqa: E402
@@ -41,7 +38,6 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> ExportConfig:
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
-    absl_logging.set_verbosity(absl_logging.WARNING)  # TensorFlow's INFO chatter off
     logging.getLogger("tflite").setLevel(logging.INFO)  # our progress lines on
     from tflite.export_run import run_export
 

@@ -21,8 +21,6 @@ from keras_regnet.errors import ConfigError, cli_boundary
 if TYPE_CHECKING:
     from keras_regnet.presets import EvalSettings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app, flags  # noqa: E402
 
 from tflite import name_clash  # noqa: E402

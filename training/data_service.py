@@ -12,15 +12,13 @@ needs the training code and read access to --data_dir; trainers reach it at --ho
 
 from __future__ import annotations
 
-import os
 import socket
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from keras_regnet.errors import ConfigError, cli_boundary  # noqa: E402
-from training.core.service_address import check_reachable, parse_address  # noqa: E402
+from keras_regnet import cli_help
+from keras_regnet.errors import ConfigError, cli_boundary
+from training.core.service_address import check_reachable, parse_address
 
 FLAGS = flags.FLAGS
 ROLES = ("dispatcher", "worker")
@@ -90,4 +88,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli_help.run(main)

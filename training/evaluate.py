@@ -20,8 +20,6 @@ from typing import Any
 
 from keras_regnet.errors import ConfigError, DataError, WeightsError, cli_boundary, one_line
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app, flags  # noqa: E402
 
 from keras_regnet import cli_help, dataclass_flags  # noqa: E402
@@ -162,9 +160,6 @@ def main(argv: list[str]) -> int:
     """Print top-1/top-5 accuracy and error; flag problems are one-line errors naming the flag."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)
     opts = dataclass_flags.from_flags(EvalConfig)
     weights = None if opts.weights.lower() == "none" else opts.weights
     if weights not in (None, "imagenet") and not os.path.exists(weights):

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from training.core.engine_choice import select_backend  # noqa: E402
 
 # --engine picks Keras' backend, which Keras reads once, on import: set it before anything imports Keras.
@@ -34,9 +32,6 @@ def main(argv: list[str]) -> int:
     if _ENGINE_ERROR:
         print(f"FATAL config error: {_ENGINE_ERROR}", file=sys.stderr)
         return 2
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)
     from keras_regnet.errors import one_line, print_missing_dependency
     from training.core.config import validate
     from training.core.divergence import Diverged

@@ -10,6 +10,7 @@ from tests.design_lab.test_sweep import TINY, fake_train
 from design_lab.sweep_report import analyze, load_sweep
 from design_lab.sweep_runner import SweepConfig, run
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.quiet import assert_quiet
 
 ROOT = str(REPO_ROOT)
 
@@ -33,6 +34,7 @@ def analysis(sweeps, tmp_path_factory):
     out = subprocess.run([sys.executable, "-m", "design_lab.analyze", *sweeps, f"--out_dir={out_dir}",
                           "--bootstrap_repeats=500"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert_quiet(out)
     return out.stdout, out_dir
 
 

@@ -14,6 +14,7 @@ import pytest
 from design_lab.sweep_results import ResultsFile
 from design_lab.sweep_runner import SweepConfig, load_train_fn, parse_shard, prepare, run
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.quiet import assert_quiet
 
 ROOT = str(REPO_ROOT)
 TINY = dict(flops_range=(0.5e6, 3e6), image_size=16, stem_stride=1, stem_width=16, classes=10)
@@ -221,6 +222,7 @@ def test_kill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
                          text=True)
     assert out.returncode == 0, out.stderr
     assert f"sweep {killed_at}/6 models done" in out.stdout and "results:" in out.stdout
+    assert_quiet(out)
     raw = _lines(results)
     assert raw[-1] == b""
     keys = [json.loads(x)["index"] for x in raw[:-1]]

@@ -9,6 +9,7 @@ import pytest
 
 from tests.golden import equivalence as eq
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.quiet import assert_quiet
 
 ROOT = REPO_ROOT
 
@@ -165,6 +166,7 @@ def test_cli_converts_and_reports_bad_flags(tiny, tmp_path):
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert out.is_file() and "wrote" in run.stdout
+    assert_quiet(run)
     run = subprocess.run([sys.executable, "-m", "keras_regnet.convert", "--model=regnety_600mf",
                           f"--checkpoint={tmp_path / 'absent.safetensors'}", f"--output={out}"],
                          env=env, capture_output=True, text=True, timeout=300)

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from tests.helpers.quiet import assert_quiet
+
 PURE = ["keras_regnet", "keras_regnet.spec", "keras_regnet.regnet", "keras_regnet.complexity",
         "keras_regnet.zoo", "keras_regnet.presets", "keras_regnet.pretrained.tags", "keras_regnet.__main__",
         "keras_regnet.design_space.latency_model"]
@@ -21,6 +23,7 @@ def test_pure_modules_do_not_import_tensorflow():
 
 def test_zoo_table_cli_prints_every_model_with_reference_figures():
     out = subprocess.run([sys.executable, "-m", "keras_regnet"], capture_output=True, text=True, check=True)
+    assert_quiet(out)
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2 + 24
     y600 = next(line for line in lines if line.startswith("| RegNetY-600MF "))

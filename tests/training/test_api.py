@@ -10,6 +10,7 @@ import sys
 
 from keras_regnet.spec import make_spec
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.quiet import assert_quiet
 
 ROOT = str(REPO_ROOT)
 
@@ -43,6 +44,7 @@ def test_evaluate_cli_reproduces_the_final_eval_of_a_run(tmp_path):
     top1, top5 = map(float, re.search(r"top-1 error ([\d.]+)%\s+top-5 error ([\d.]+)%", out.stdout).groups())
     assert abs(top1 - result["top1_err"]) < 0.01 and abs(top5 - result["top5_err"]) < 0.01
     assert "364 images" in out.stdout
+    assert_quiet(out)
 
 
 def test_evaluate_refuses_a_saved_model_of_a_different_network(tmp_path):
