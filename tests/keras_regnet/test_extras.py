@@ -105,7 +105,7 @@ app.run(main.main)
     ('ImportError("cannot import name \'gone\' from \'keras_regnet.spec\'")', 1,
      "ImportError: cannot import name 'gone' from 'keras_regnet.spec'"),
     ('RuntimeError("the device vanished")', 1, "RuntimeError: the device vanished"),
-    ('__import__("training.core.divergence").divergence.Diverged("training loss became nan at step 3")', 3,
+    ('__import__("training.core.divergence").core.divergence.Diverged("training loss became nan at step 3")', 3,
      "FATAL training loss became nan at step 3"),
 ])
 def test_training_main_shows_the_cause_of_an_error_in_prepare(error, code, shown):
