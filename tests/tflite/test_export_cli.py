@@ -9,6 +9,7 @@ import pytest
 
 from keras_regnet import make_spec
 from tflite.export_run import DEFAULT_FORMATS, ExportConfig, run_export
+from tests.helpers import prefetch
 from tests.helpers.paths import REPO_ROOT
 
 SIZE = 16
@@ -23,7 +24,7 @@ REPO = str(REPO_ROOT)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(request, tmp_path_factory):
     """A real training run's model_dir (training.api.train on the digits), and the spec JSON file."""
     from training.api import train
 
@@ -35,7 +36,13 @@ def trained(tmp_path_factory):
                    model_dir=str(model_dir))
     assert result["top1_err"] < 40, result
     (root / "spec.json").write_text(spec.to_json())
-    return {"model_dir": str(model_dir), "spec": str(root / "spec.json"), "root": root}
+    trained = {"model_dir": str(model_dir), "spec": str(root / "spec.json"), "root": root}
+    # The QAT + pruning CLI (minutes) starts now, in its own process, and runs beside the in-process tests
+    # below; its output goes under its own folder, so no staging folder of it shows in `root`.
+    qat = prefetch.Prefetch(lambda _: lambda: _qat_cli(trained), ["qat"] if prefetch.selected(
+        request, "test_cli_qat_int8_and_pruned_int8_end_to_end_in_their_own_process") else [])
+    yield {**trained, "qat": lambda: qat.get("qat")}
+    qat.close()
 
 
 def _config(trained, **changes):
@@ -131,14 +138,18 @@ def test_cli_bad_format_names_the_flag(tmp_path):
     assert "--formats" in result.stderr and "int4" in result.stderr and "qat_int8" in result.stderr
 
 
+def _qat_cli(trained) -> tuple:
+    out = trained["root"] / "qat" / "qat_export"
+    return out, _cli(f"--model={trained['spec']}", f"--weights={trained['model_dir']}", f"--image_size={SIZE}",
+                     "--formats=qat_int8,pruned_int8", f"--output_dir={out}", "--eval_data=digits:test",
+                     "--eval_images=400",
+                     "--qat_epochs=1", "--prune_epochs=2", "--prune_sparsity=0.3", "--qat_images=512",
+                     "--latency_runs=3", "--calibration_steps=20")
+
+
 def test_cli_qat_int8_and_pruned_int8_end_to_end_in_their_own_process(trained):
     """QAT and pruning import TFMOT (which flips TF_USE_LEGACY_KERAS), so they run in a subprocess."""
-    out = trained["root"] / "qat_export"
-    result = _cli(f"--model={trained['spec']}", f"--weights={trained['model_dir']}", f"--image_size={SIZE}",
-                  "--formats=qat_int8,pruned_int8", f"--output_dir={out}", "--eval_data=digits:test",
-                  "--eval_images=400",
-                  "--qat_epochs=1", "--prune_epochs=2", "--prune_sparsity=0.3", "--qat_images=512",
-                  "--latency_runs=3", "--calibration_steps=20")
+    out, result = trained["qat"]()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| qat_int8 |" in result.stdout
     rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["variants"]}

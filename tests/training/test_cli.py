@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
+from tests.helpers import prefetch
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
+EVALUATE = ("training.evaluate", "--model", "regnety_600mf", "--weights", "/nope.weights.h5", "--dataset", "digits")
 
 
-def _main(*args: str, module: str = "training.main", timeout: int = 120) -> subprocess.CompletedProcess:
+def _command(key: tuple[str, ...], timeout: int = 120):
+    """`python -m MODULE ARGS...` for key (MODULE, *ARGS), deferred; each is its own process, as a user runs it."""
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+    return prefetch.run([sys.executable, "-m", *key], cwd=ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def cli(request):
+    """The module's CLI runs, started together (half of them import TensorFlow before they fail)."""
+    keys = [("training.main", *args) for args in prefetch.selected_params(
+        request, "test_bad_flags_give_one_line_errors", "args")]
+    keys += [("training.main", "--helpfull")] if prefetch.selected(request, "test_helpfull_documents_the_flags") else []
+    keys += [EVALUATE] if prefetch.selected(request, "test_evaluate_needs_existing_weights") else []
+    runs = prefetch.Prefetch(_command, keys)
+    yield lambda *key: runs.get(tuple(key))
+    runs.close()
 
 
 @pytest.mark.parametrize("args, flag, allowed", [
@@ -40,16 +53,16 @@ def _main(*args: str, module: str = "training.main", timeout: int = 120) -> subp
     (["--mixup_alpha", "-0.2"], "--mixup_alpha", ">= 0"),
     (["--cutmix_alpha", "1", "--mixup_switch_prob", "2"], "--mixup_switch_prob", "[0, 1]"),
 ])
-def test_bad_flags_give_one_line_errors(args, flag, allowed):
-    result = _main(*args)
+def test_bad_flags_give_one_line_errors(cli, args, flag, allowed):
+    result = cli("training.main", *args)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     message = [line for line in result.stderr.splitlines() if "FATAL" in line or "Error" in line]
     assert message and flag in message[-1] and allowed in message[-1], result.stderr[-2000:]
 
 
-def test_helpfull_documents_the_flags():
-    out = _main("--helpfull").stdout
+def test_helpfull_documents_the_flags(cli):
+    out = cli("training.main", "--helpfull").stdout
     for flag in ("--model", "--dataset", "--data_dir", "--epochs", "--batch_size", "--lr", "--strategy",
                  "--xla", "--mixed_precision", "--model_dir", "--[no]resume", "--seed", "--image_size",
                  "--[no]sync_bn", "--label_smoothing", "--checkpoint_every", "--ema_decay",
@@ -57,7 +70,6 @@ def test_helpfull_documents_the_flags():
         assert flag in out, flag
 
 
-def test_evaluate_needs_existing_weights():
-    result = _main("--model", "regnety_600mf", "--weights", "/nope.weights.h5", "--dataset", "digits",
-                   module="training.evaluate")
+def test_evaluate_needs_existing_weights(cli):
+    result = cli(*EVALUATE)
     assert result.returncode == 2 and "--weights" in result.stderr and "Traceback" not in result.stderr

@@ -17,7 +17,12 @@ from training.core.config import TrainConfig, validate
 from training.data import imagenet
 from training.data.pipeline import INVALID_LABEL, epoch_seed_of
 from training.data.service import DataService
+<<<<<<< HEAD
 from training.core.service_address import check_reachable, parse_address
+=======
+from training.data.service_address import check_reachable, parse_address
+from tests.helpers import prefetch
+>>>>>>> speed
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
@@ -158,17 +163,32 @@ def test_a_worker_killed_mid_epoch_the_run_goes_on_and_lost_images_count_as_skip
     assert np.all((0 <= valid) & (valid < 128))
 
 
-@pytest.mark.parametrize("engine", ["tensorflow", "jax"])
-def test_training_main_trains_and_evaluates_through_the_service(tmp_path, cli_cluster, engine):
-    data = tmp_path / "data"
+def _train_through_service(root, port: int, engine: str) -> subprocess.CompletedProcess:
+    data = root / "data"
     data.mkdir()
     _write_shards(str(data), shards=4, per_shard=8)
-    out = subprocess.run([sys.executable, "-m", "training.main", "--model=regnetx_digits", "--dataset=tfrecord",
-                          f"--data_dir={data}", "--train_examples=32", "--eval_examples=8", "--epochs=1",
-                          "--batch_size=8", "--image_size=16", "--strategy=one_device", "--verbose=0",
-                          f"--model_dir={tmp_path / 'run'}", f"--data_service=grpc://127.0.0.1:{cli_cluster.port}",
-                          f"--engine={engine}"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+    return subprocess.run([sys.executable, "-m", "training.main", "--model=regnetx_digits", "--dataset=tfrecord",
+                           f"--data_dir={data}", "--train_examples=32", "--eval_examples=8", "--epochs=1",
+                           "--batch_size=8", "--image_size=16", "--strategy=one_device", "--verbose=0",
+                           f"--model_dir={root / 'run'}", f"--data_service=grpc://127.0.0.1:{port}",
+                           f"--engine={engine}"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+
+
+@pytest.fixture(scope="module")
+def service_runs(request, tmp_path_factory, cli_cluster):
+    """Both engines' runs through the CLI cluster, started together when the first is asked for (after
+    the worker-kill test is done with the cluster); each is its own process, directory and service job."""
+    engines = prefetch.selected_params(request, "test_training_main_trains_and_evaluates_through_the_service", "engine")
+    runs = prefetch.Prefetch(lambda engine: lambda: _train_through_service(
+        tmp_path_factory.mktemp(f"service_{engine}"), cli_cluster.port, engine), engines)
+    yield runs.get
+    runs.close()
+
+
+@pytest.mark.parametrize("engine", ["tensorflow", "jax"])
+def test_training_main_trains_and_evaluates_through_the_service(service_runs, engine):
+    out = service_runs(engine)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Done: regnetx_digits on tfrecord" in out.stdout and "4 steps" in out.stdout
     assert "Skipped undecodable images" not in out.stdout  # all 32 served, none lost
@@ -194,14 +214,20 @@ def test_a_dispatcher_that_is_down_is_one_error_line_within_seconds():
     with pytest.raises(DataError, match=f"no tf.data service dispatcher answers at 127.0.0.1:{port}"):
         check_reachable("data_service", f"grpc://127.0.0.1:{port}")
     assert time.monotonic() - start < 10
-    out = subprocess.run([sys.executable, "-m", "training.data_service", "--role=worker",
-                          f"--dispatcher=127.0.0.1:{port}", "--port=0", "--host=127.0.0.1"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith("FATAL data error: --dispatcher='127.0.0.1:")
-    for address, message in ((f"grpc://127.0.0.1:{port}", "no tf.data service dispatcher answers"),
-                             ("grpc://127.0.0.1", "is not an address")):
-        out = subprocess.run([sys.executable, "-m", "training.main", "--dataset=folder", f"--data_dir={ROOT}/tests",
-                              f"--data_service={address}"], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                             check=False)
-        assert out.returncode == 2 and message in out.stderr.strip().splitlines()[-1], out.stderr[-1000:]
+    # The three CLIs run side by side (each imports TensorFlow before it fails).
+    worker = prefetch.run([sys.executable, "-m", "training.data_service", "--role=worker",
+                           f"--dispatcher=127.0.0.1:{port}", "--port=0", "--host=127.0.0.1"], timeout=120, cwd=ROOT)
+    mains = {address: prefetch.run([sys.executable, "-m", "training.main", "--dataset=folder", f"--data_dir={ROOT}/tests",
+                                    f"--data_service={address}"], timeout=120, cwd=ROOT)
+             for address in (f"grpc://127.0.0.1:{port}", "grpc://127.0.0.1")}
+    runs = prefetch.Prefetch(lambda key: worker if key == "worker" else mains[key], ["worker", *mains])
+    try:
+        out = runs.get("worker")
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines()[-1].startswith("FATAL data error: --dispatcher='127.0.0.1:")
+        for address, message in ((f"grpc://127.0.0.1:{port}", "no tf.data service dispatcher answers"),
+                                 ("grpc://127.0.0.1", "is not an address")):
+            out = runs.get(address)
+            assert out.returncode == 2 and message in out.stderr.strip().splitlines()[-1], out.stderr[-1000:]
+    finally:
+        runs.close()

@@ -1,7 +1,8 @@
 """Two replicas end with identical weights, and their loss matches a single-device run.
 
 Each run is a subprocess (bounded by a timeout) so the logical-device and TF_CONFIG setup of one
-run cannot leak into the test process or into another run.
+run cannot leak into the test process or into another run. The runs the selected tests need start
+together (their own directories, their own processes), so the 2-core machine overlaps them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from tests.helpers import prefetch
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
@@ -87,7 +89,8 @@ def _run(tmp_path, mode: str, tag: str, env_extra: dict | None = None, xla: str 
          overrides: dict = STRONG_DECAY, run_dir: str | None = None) -> subprocess.Popen:
     """Start one worker process; workers of one multi-worker run share `run_dir` (as on a cluster)."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    if not script.exists():  # the `runs` fixture writes it before starting runs side by side
+        script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
     env.pop("TF_CONFIG", None) if not env_extra else None
     return subprocess.Popen([sys.executable, str(script), mode, str(tmp_path / tag),
@@ -122,16 +125,66 @@ def _assert_kernels_track(weights: dict, reference: dict, rtol: float) -> None:
             assert distance < rtol, (name, distance)
 
 
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _two_workers(tmp_path) -> list[subprocess.Popen]:
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        procs.append(_run(tmp_path, "multi_worker_mirrored", f"w{i}", {"TF_CONFIG": tf_config},
+                          run_dir="dir_workers"))
+    return procs
+
+
+# The module's runs, each in its own process and directory, started together so that their imports
+# and tracing overlap on the two cores; each test reads the outputs of the runs it compares.
+RUNS = {
+    "single": lambda tmp: [_run(tmp, "one_device", "single")],
+    "mirrored": lambda tmp: [_run(tmp, "mirrored", "mirrored")],
+    "workers": _two_workers,
+    "mirrored_xla": lambda tmp: [_run(tmp, "mirrored", "mirrored_xla", xla="on")],
+}
+NEEDS = {
+    "test_two_mirrored_replicas_match_single_device": ("single", "mirrored"),
+    "test_two_workers_end_identical_and_track_single_device": ("single", "workers"),
+    "test_mirrored_with_xla_compiled_steps": ("single", "mirrored_xla"),
+}
+
+
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("single")
-    _finish([_run(tmp, "one_device", "single")])
-    return _load(tmp, "single")
+def runs(request, tmp_path_factory):
+    """`runs(name)` -> the tmp directory holding that run's outputs, once its processes finished."""
+    tmp = tmp_path_factory.mktemp("distributed")
+    (tmp / "worker.py").write_text(WORKER)
+    wanted = [name for test in prefetch.selected(request, *NEEDS) for name in NEEDS[test]]
+    started = prefetch.Prefetch(lambda name: lambda: _finish(RUNS[name](tmp)), dict.fromkeys(wanted),
+                                parallel=len(RUNS))
+
+    def finished(name: str):
+        started.get(name)
+        return tmp
+
+    yield finished
+    started.close()
 
 
-def test_two_mirrored_replicas_match_single_device(tmp_path, single):
-    _finish([_run(tmp_path, "mirrored", "mirrored")])
-    meta, weights = _load(tmp_path, "mirrored")
+@pytest.fixture(scope="module")
+def single(runs):
+    return _load(runs("single"), "single")
+
+
+def test_two_mirrored_replicas_match_single_device(runs, single):
+    meta, weights = _load(runs("mirrored"), "mirrored")
     ref_meta, ref_weights = single
     assert meta["replicas"] == 2 and meta["step"] == 3
     assert meta["replica_gap"] == 0.0  # the two replicas hold identical weights
@@ -151,26 +204,9 @@ def test_two_mirrored_replicas_match_single_device(tmp_path, single):
             assert abs(np.linalg.norm(weights[name]) / np.linalg.norm(value) - 1) < 5e-3, name
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def test_two_workers_end_identical_and_track_single_device(tmp_path, single):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
-    for i in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        procs.append(_run(tmp_path, "multi_worker_mirrored", f"w{i}", {"TF_CONFIG": tf_config},
-                          run_dir="dir_workers"))
-    _finish(procs)
-    (m0, w0), (m1, w1) = _load(tmp_path, "w0"), _load(tmp_path, "w1")
+def test_two_workers_end_identical_and_track_single_device(runs, single):
+    tmp = runs("workers")
+    (m0, w0), (m1, w1) = _load(tmp, "w0"), _load(tmp, "w1")
     assert m0["replicas"] == m1["replicas"] == 2 and m0["step"] == m1["step"] == 3
     assert m0["losses"] == m1["losses"]  # the all-reduced loss is the same on both workers
     for name, value in w0.items():
@@ -187,10 +223,9 @@ def test_two_workers_end_identical_and_track_single_device(tmp_path, single):
             assert abs(ratio - 1.0) < 0.02, (name, ratio)
 
 
-def test_mirrored_with_xla_compiled_steps(tmp_path, single):
+def test_mirrored_with_xla_compiled_steps(runs, single):
     """XLA forward/backward per replica + update outside XLA: works under MirroredStrategy."""
-    _finish([_run(tmp_path, "mirrored", "mirrored_xla", xla="on")])
-    meta, _ = _load(tmp_path, "mirrored_xla")
+    meta, _ = _load(runs("mirrored_xla"), "mirrored_xla")
     assert meta["xla"] and meta["replicas"] == 2 and meta["step"] == 3
     assert meta["replica_gap"] == 0.0
     # Per-replica BN statistics (16 images each instead of 32): close to, not equal to, one device.

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from tests.helpers import prefetch
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
@@ -141,14 +141,26 @@ MIRRORED = textwrap.dedent('''
 ''').replace("DECAY", "float(sys.argv[3])")
 
 
-def test_two_mirrored_replicas_keep_identical_ema_equal_to_the_closed_form(tmp_path):
+@pytest.fixture(scope="module", autouse=True)
+def mirrored_run(request, tmp_path_factory):
+    """The two-replica subprocess, started with the module (when its test is selected), so that it runs
+    beside the in-process EMA tests; -> (its result file, the finished process)."""
+    tmp_path = tmp_path_factory.mktemp("mirrored_ema")
     script = tmp_path / "mirrored_ema.py"
     script.write_text(MIRRORED)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
     out = tmp_path / "result.json"
-    done = subprocess.run([sys.executable, str(script), str(out), str(tmp_path / "run"), str(DECAY),
-                           str(STEPS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, str(script), str(out), str(tmp_path / "run"), str(DECAY), str(STEPS)]
+    runs = prefetch.Prefetch(lambda _: prefetch.run(command, cwd=ROOT, env=env, timeout=300), ["mirrored"] if
+                             prefetch.selected(request, "test_two_mirrored_replicas_keep_identical_ema_equal_to_the_closed_form")
+                             else [])
+    yield lambda: (out, runs.get("mirrored"))
+    runs.close()
+
+
+def test_two_mirrored_replicas_keep_identical_ema_equal_to_the_closed_form(mirrored_run):
+    out, done = mirrored_run()
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["replicas"] == 2 and result["gap"] == 0.0

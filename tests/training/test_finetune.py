@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import prefetch
 from tests.helpers.standin import make_image_folder
 from training.core import config as C
 from training.core.finetune import FINETUNE_EPOCHS, finetune_lr, frozen_layers, parse_freeze
@@ -140,16 +141,24 @@ print(json.dumps({"replicas": second["replicas"], "resumed_from": second["resume
 '''
 
 
-def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(tmp_path):
-    """Two replicas, EMA on, killed-and-resumed: the frozen backbone is still bit-identical."""
-    import subprocess
+@pytest.fixture(scope="module", autouse=True)
+def mirrored_resume(request, tmp_path_factory):
+    """The two-replica subprocess, started with the module (when its test is selected) beside the in-process tests."""
     import sys
 
-    root = str(REPO_ROOT)
-    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    tmp_path = tmp_path_factory.mktemp("mirrored_resume")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
-    out = subprocess.run([sys.executable, "-c", MIRRORED_RESUME, str(tmp_path / "source.keras"),
-                          str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-c", MIRRORED_RESUME, str(tmp_path / "source.keras"), str(tmp_path / "run")]
+    runs = prefetch.Prefetch(lambda _: prefetch.run(command, env=env, timeout=600), ["run"] if prefetch.selected(
+        request, "test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone") else [])
+    yield lambda: runs.get("run")
+    runs.close()
+
+
+def test_mirrored_resumed_ema_finetuning_keeps_the_frozen_backbone(mirrored_resume):
+    """Two replicas, EMA on, killed-and-resumed: the frozen backbone is still bit-identical."""
+    out = mirrored_resume()
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2 and result["resumed_from"] == 2 and result["steps"] == 4

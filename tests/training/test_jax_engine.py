@@ -15,6 +15,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from tests.helpers import prefetch
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.run_dir import sigkill_when
 
@@ -69,9 +70,50 @@ def jax_outputs(model_path: str, images_path: str, out_path: str) -> None:
                    capture_output=True)
 
 
-def test_a_jax_run_writes_the_tensorflow_engines_run_directory_and_learns(tmp_path):
-    model_dir = str(tmp_path / "run")
-    train_jax(model_dir, "--epochs", "2", "--ema_decay", "0.9", "--checkpoint_every", "10")
+# One two-epoch run serves three tests: its directory (layout, learning), its model.keras (read back by
+# TensorFlow, TFLite and the export CLI) and the uninterrupted twin of the killed-and-resumed run.
+# Checkpoints every 10 steps: a mid-epoch one (10, 20) to kill at, and 44 as an epoch end, not a multiple.
+TWO_EPOCHS = ["--epochs", "2", "--checkpoint_every", "10", "--deterministic", "--ema_decay", "0.9"]
+
+
+def _checkpoints(model_dir: str) -> list[int]:
+    names = glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.npz"))
+    return sorted(int(re.search(r"ckpt-(\d+)\.npz$", n).group(1)) for n in names)
+
+
+def _killed_and_resumed(killed: str) -> tuple[int, subprocess.CompletedProcess]:
+    """SIGKILL a two-epoch run once a mid-epoch checkpoint exists, then rerun it: (resumed-at step, the rerun)."""
+    cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, *TWO_EPOCHS, "--model_dir", killed]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=jax_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: any(4 <= s < 22 for s in _checkpoints(killed)), TIMEOUT)
+    assert not os.path.exists(os.path.join(killed, "model.keras"))  # it really died mid-run
+    resumed_at = max(_checkpoints(killed))
+    return resumed_at, train_jax(killed, *TWO_EPOCHS)
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory):
+    """`runs("whole")`: the two-epoch run's directory; `runs("killed")`: (its killed twin's directory, step
+    resumed at, the resuming process). The runs the selected tests need start together, side by side."""
+    root = tmp_path_factory.mktemp("jax_runs")
+    def whole() -> str:
+        train_jax(str(root / "whole"), *TWO_EPOCHS)
+        return str(root / "whole")
+
+    make = {"whole": whole, "killed": lambda: (str(root / "killed"), *_killed_and_resumed(str(root / "killed")))}
+    wanted = ["whole"] if prefetch.selected(
+        request, "test_a_jax_run_writes_the_tensorflow_engines_run_directory_and_learns",
+        "test_a_jax_run_exports_a_model_that_tensorflow_and_tflite_read_with_the_same_outputs",
+        "test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_jax_run") else []
+    wanted += ["killed"] if prefetch.selected(
+        request, "test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_jax_run") else []
+    started = prefetch.Prefetch(lambda key: make[key], wanted)
+    yield started.get
+    started.close()
+
+
+def test_a_jax_run_writes_the_tensorflow_engines_run_directory_and_learns(runs):
+    model_dir = runs("whole")
     metrics = read_json(os.path.join(model_dir, "metrics.json"))
     assert metrics["engine"] == "jax" and metrics["steps"] == 44 and metrics["strategy"] == "jax_data_parallel"
     assert metrics["eval_weights"] == "ema" and "raw_top1_err" in metrics
@@ -86,13 +128,12 @@ def test_a_jax_run_writes_the_tensorflow_engines_run_directory_and_learns(tmp_pa
         assert glob.glob(os.path.join(model_dir, "logs", split, "events.out.tfevents.*")), split
 
 
-def test_a_jax_run_exports_a_model_that_tensorflow_and_tflite_read_with_the_same_outputs(tmp_path):
+def test_a_jax_run_exports_a_model_that_tensorflow_and_tflite_read_with_the_same_outputs(tmp_path, runs):
     import keras
 
     import keras_regnet  # noqa: F401 (registers the custom layers)
 
-    model_dir = str(tmp_path / "run")
-    train_jax(model_dir, "--max_steps", "6", "--epochs", "1")
+    model_dir = runs("whole")
     images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
     np.save(tmp_path / "x.npy", images)
     jax_outputs(os.path.join(model_dir, "model.keras"), str(tmp_path / "x.npy"), str(tmp_path / "jax.npy"))
@@ -115,11 +156,6 @@ def test_a_jax_run_exports_a_model_that_tensorflow_and_tflite_read_with_the_same
     np.testing.assert_allclose(tflite_predict(path, images), expected, rtol=1e-4, atol=1e-6)
 
 
-def _checkpoints(model_dir: str) -> list[int]:
-    names = glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.npz"))
-    return sorted(int(re.search(r"ckpt-(\d+)\.npz$", n).group(1)) for n in names)
-
-
 def _weights(model_dir: str) -> list[np.ndarray]:
     import keras
 
@@ -128,16 +164,9 @@ def _weights(model_dir: str) -> list[np.ndarray]:
     return keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
 
 
-def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_jax_run(tmp_path):
-    args = ["--epochs", "2", "--checkpoint_every", "4", "--deterministic", "--ema_decay", "0.8"]
-    killed, whole = str(tmp_path / "killed"), str(tmp_path / "whole")
-    cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, *args, "--model_dir", killed]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=jax_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sigkill_when(proc, lambda: any(4 <= s < 22 for s in _checkpoints(killed)), TIMEOUT)
-    assert not os.path.exists(os.path.join(killed, "model.keras"))  # it really died mid-run
-    resumed_at = max(_checkpoints(killed))
-    out = train_jax(killed, *args)
-    train_jax(whole, *args)
+def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_jax_run(runs):
+    killed, resumed_at, out = runs("killed")
+    whole = runs("whole")
     metrics = read_json(os.path.join(killed, "metrics.json"))
     assert metrics["resumed_from_step"] == resumed_at and metrics["steps"] == 44, out.stdout[-500:]
     for a, b in zip(_weights(killed), _weights(whole)):

@@ -19,6 +19,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from tests.helpers import prefetch
 from tests.training.test_jax_engine import ROOT, SMALL, TIMEOUT, jax_env, pytestmark, read_json  # noqa: F401 (skips without jax)
 
 BATCH, SIZE, CLASSES, LR, DECAY, SMOOTHING = 32, 16, 10, 0.4, 0.01, 0.1
@@ -29,6 +30,23 @@ def _run_jax_script(code: str, devices: int = 1) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def _run_jax_script_in(code: str, devices: int = 1):
+    """A deferred `_run_jax_script`, for `runs` below."""
+    return lambda: _run_jax_script(code, devices)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs(request, tmp_path_factory):
+    """The module's independent subprocess runs: those its selected tests need start with the module, side by
+    side and beside the in-process test (each has its own directory and process); `runs(name)` -> (its
+    directory, result)."""
+    roots = {name: tmp_path_factory.mktemp(name) for name in RUNS}
+    started = prefetch.Prefetch(lambda name: lambda: (roots[name], RUNS[name](roots[name])()),
+                                [name for test in prefetch.selected(request, *NEEDS) for name in NEEDS[test]])
+    yield started.get
+    started.close()
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,9 +162,11 @@ TWO_DEVICE_STEPS = """
 TOLERANCE = 3e-4  # float32 reductions in another order over 4 steps
 
 
-def test_two_devices_equal_one_device_and_the_decay_is_added_once(tmp_path):
-    decay = 0.05  # lr x decay = 0.5% of every weight per step: a doubled decay moves weights ~1e-2
-    _run_jax_script(TWO_DEVICE_STEPS.format(decay=decay, root=str(tmp_path)), devices=2)
+TWO_DEVICE_DECAY = 0.05  # lr x decay = 0.5% of every weight per step: a doubled decay moves weights ~1e-2
+
+
+def test_two_devices_equal_one_device_and_the_decay_is_added_once(runs):
+    tmp_path, _ = runs("two_devices")
     saved = np.load(tmp_path / "weights.npz")
     assert int(saved["two_devices_devices"]) == 2 and int(saved["one_device_devices"]) == 1
     two, ghost = saved["two_devices"], saved["one_device_ghost"]
@@ -190,10 +210,9 @@ PRECISE_BN_ON_TWO_DEVICES = """
 """
 
 
-def test_precise_bn_on_two_devices_averages_the_devices_moments(tmp_path):
-    out = str(tmp_path / "stats.npz")
-    _run_jax_script(PRECISE_BN_ON_TWO_DEVICES.format(out=out), devices=2)
-    saved = np.load(out, allow_pickle=True)
+def test_precise_bn_on_two_devices_averages_the_devices_moments(runs):
+    tmp_path, _ = runs("precise_bn")
+    saved = np.load(tmp_path / "stats.npz", allow_pickle=True)
     assert int(saved["devices"]) == 2
     got = [saved[f"arr_{i}"] for i in range(len(saved["expected"]))]
     for g, e in zip(got, saved["expected"]):
@@ -212,25 +231,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_through_jax_distributed(tmp_path):
-    model_dir, port = str(tmp_path / "run"), _free_port()
-    procs = []
-    for index in range(2):
-        cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, "--epochs", "1", "--max_steps", "4",
-               f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={index}",
-               "--model_dir", model_dir]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=jax_env(), stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    outputs = []
-    try:
-        for proc in procs:
-            outputs.append(proc.communicate(timeout=TIMEOUT))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    for proc, (_, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-3000:]
+def _two_processes(root):
+    def run() -> str:
+        model_dir, port = str(root / "run"), _free_port()
+        procs = []
+        for index in range(2):
+            cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, "--epochs", "1", "--max_steps", "4",
+                   f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={index}",
+                   "--model_dir", model_dir]
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=jax_env(), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        outputs = []
+        try:
+            for proc in procs:
+                outputs.append(proc.communicate(timeout=TIMEOUT))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+        for proc, (_, err) in zip(procs, outputs):
+            assert proc.returncode == 0, err[-3000:]
+        return model_dir
+    return run
+
+
+def test_two_processes_train_through_jax_distributed(runs):
+    _, model_dir = runs("two_processes")
     metrics = read_json(os.path.join(model_dir, "metrics.json"))
     assert metrics["replicas"] == 2 and metrics["steps"] == 4 and np.isfinite(metrics["loss"])
     assert os.path.exists(os.path.join(model_dir, "model.keras"))
@@ -240,19 +266,24 @@ def test_two_processes_train_through_jax_distributed(tmp_path):
 BLOCK_TENSORFLOW = "import sys; sys.modules['tensorflow'] = None; "
 
 
-def test_the_step_and_its_gpu_benchmark_run_without_tensorflow():
-    bench = os.path.join(ROOT, "benchmarks", "gpu_step.py")
-    code = (BLOCK_TENSORFLOW + "import runpy; sys.argv = ['gpu_step.py', '--models=regnetx_digits', '--batch=8', "
+GPU_STEP = (BLOCK_TENSORFLOW + "import runpy; sys.argv = ['gpu_step.py', '--models=regnetx_digits', '--batch=8', "
             "'--image_size=16', '--classes=10', '--steps=2', '--warmup=1', '--peer=none']; "
-            f"runpy.run_path({bench!r}, run_name='__main__')")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=jax_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
+            f"runpy.run_path({os.path.join(ROOT, 'benchmarks', 'gpu_step.py')!r}, run_name='__main__')")
+
+
+def test_the_step_and_its_gpu_benchmark_run_without_tensorflow(runs):
+    _, proc = runs("gpu_step")
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = next(line for line in proc.stdout.splitlines() if line.startswith("regnetx_digits"))
     img_s = float(row.split()[-6])
     assert img_s > 0 and "keras_regnet (JAX engine)" in row
     assert "'tensorflow'" not in proc.stderr
+<<<<<<< HEAD
     # The engine's other modules with TensorFlow blocked: tests/training/test_engine_layout.py.
+=======
+    _, imports = runs("step_imports")
+    assert imports.returncode == 0, imports.stderr[-2000:]
+>>>>>>> speed
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -283,14 +314,39 @@ def test_float16_and_a_coordinator_without_processes_are_config_errors(monkeypat
         initialize_processes("127.0.0.1:1", None, None)
 
 
-def test_the_cli_prints_a_jax_engine_error_in_one_line(tmp_path):
-    cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, "--xla=off", "--model_dir", str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+def test_the_cli_prints_a_jax_engine_error_in_one_line(runs):
+    _, proc = runs("cli_xla_off")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--xla=off is a TensorFlow-engine option" in proc.stderr and "Traceback" not in proc.stderr
     # --engine=tensorflow wins over KERAS_BACKEND=jax: the flag is read before Keras is imported.
-    model_dir = str(tmp_path / "tf")
-    cmd = [sys.executable, "-m", "training.main", "--engine=tensorflow", *SMALL, "--max_steps=1", "--model_dir", model_dir]
-    proc = subprocess.run(cmd, cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    root, proc = runs("cli_tensorflow")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert read_json(os.path.join(model_dir, "metrics.json"))["engine"] == "tensorflow"
+    assert read_json(os.path.join(root, "tf", "metrics.json"))["engine"] == "tensorflow"
+
+
+def _jax_process(*args: str):
+    return lambda: subprocess.run([sys.executable, *args], cwd=ROOT, env=jax_env(), capture_output=True, text=True,
+                                  timeout=TIMEOUT, check=False)
+
+
+# The independent runs of this module, by name: root folder -> a deferred run, and which tests read which.
+RUNS = {
+    "two_devices": lambda root: _run_jax_script_in(TWO_DEVICE_STEPS.format(decay=TWO_DEVICE_DECAY, root=str(root)),
+                                                   devices=2),
+    "precise_bn": lambda root: _run_jax_script_in(PRECISE_BN_ON_TWO_DEVICES.format(out=str(root / "stats.npz")),
+                                                  devices=2),
+    "two_processes": _two_processes,
+    "gpu_step": lambda root: _jax_process("-c", GPU_STEP),
+    "step_imports": lambda root: _jax_process("-c", BLOCK_TENSORFLOW + "import training.engines.jax.step, training.engines.jax.devices"),
+    "cli_xla_off": lambda root: _jax_process("-m", "training.main", "--engine=jax", *SMALL, "--xla=off",
+                                             "--model_dir", str(root)),
+    "cli_tensorflow": lambda root: _jax_process("-m", "training.main", "--engine=tensorflow", *SMALL, "--max_steps=1",
+                                                "--model_dir", str(root / "tf")),
+}
+NEEDS = {
+    "test_two_devices_equal_one_device_and_the_decay_is_added_once": ("two_devices",),
+    "test_precise_bn_on_two_devices_averages_the_devices_moments": ("precise_bn",),
+    "test_two_processes_train_through_jax_distributed": ("two_processes",),
+    "test_the_step_and_its_gpu_benchmark_run_without_tensorflow": ("gpu_step", "step_imports"),
+    "test_the_cli_prints_a_jax_engine_error_in_one_line": ("cli_xla_off", "cli_tensorflow"),
+}

@@ -10,7 +10,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from tests.helpers import prefetch
 from tests.helpers.run_dir import committed_step, sigkill_when
 from tests.helpers.paths import REPO_ROOT
 
@@ -38,6 +40,22 @@ def _final_weights(model_dir: str) -> list:
     import keras_regnet  # noqa: F401 (registers the custom layers)
 
     return keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
+
+
+def _nan_command(model_dir: str) -> list[str]:
+    return [sys.executable, "-m", "training.main", *ARGS, "--lr", "1e30", "--checkpoint_every", "1",
+            "--model_dir", model_dir]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nan_run(request, tmp_path_factory):
+    """The diverging run, started with the module (when its test is selected) beside the kill/resume runs."""
+    model_dir = str(tmp_path_factory.mktemp("nan") / "nan")
+    runs = prefetch.Prefetch(lambda _: prefetch.run(_nan_command(model_dir), cwd=ROOT, env=_env(), timeout=TIMEOUT),
+                             ["nan"] if prefetch.selected(
+                                 request, "test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint") else [])
+    yield lambda: (model_dir, runs.get("nan"))
+    runs.close()
 
 
 def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tmp_path):
@@ -79,11 +97,8 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
         np.testing.assert_array_equal(a, b)  # bit-identical: same data, same draws, same order
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
-    model_dir = str(tmp_path / "nan")
-    cmd = [sys.executable, "-m", "training.main", *ARGS, "--lr", "1e30", "--checkpoint_every", "1",
-           "--model_dir", model_dir]
-    result = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(nan_run):
+    model_dir, result = nan_run()
     assert result.returncode == 3, result.stderr[-3000:]
     line = [l for l in result.stderr.splitlines() if "training loss became" in l][-1]
     assert "--lr" in line and "Traceback" not in result.stderr
@@ -94,8 +109,6 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 
 def test_resume_with_an_edited_json_spec_is_refused_naming_the_model_flag(tmp_path):
     """Same --model path, different network inside: a one-line --model error, not a restore error."""
-    import pytest
-
     from training.core.config import TrainConfig
     from keras_regnet.resolve import BUILTIN
     from training.run import run
@@ -113,8 +126,6 @@ def test_resume_with_an_edited_json_spec_is_refused_naming_the_model_flag(tmp_pa
 
 
 def test_resume_check_compares_networks_not_spellings_and_counts_classes():
-    import pytest
-
     from keras_regnet.zoo import get_entry
     from training.core.config import TrainConfig
     from training.core.run_identity import check_same_run
