@@ -17,12 +17,8 @@ from training.core.config import TrainConfig, validate
 from training.data import imagenet
 from training.data.pipeline import INVALID_LABEL, epoch_seed_of
 from training.data.service import DataService
-<<<<<<< HEAD
 from training.core.service_address import check_reachable, parse_address
-=======
-from training.data.service_address import check_reachable, parse_address
 from tests.helpers import prefetch
->>>>>>> speed
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)

@@ -278,12 +278,7 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow(runs):
     img_s = float(row.split()[-6])
     assert img_s > 0 and "keras_regnet (JAX engine)" in row
     assert "'tensorflow'" not in proc.stderr
-<<<<<<< HEAD
     # The engine's other modules with TensorFlow blocked: tests/training/test_engine_layout.py.
-=======
-    _, imports = runs("step_imports")
-    assert imports.returncode == 0, imports.stderr[-2000:]
->>>>>>> speed
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -337,7 +332,6 @@ RUNS = {
                                                   devices=2),
     "two_processes": _two_processes,
     "gpu_step": lambda root: _jax_process("-c", GPU_STEP),
-    "step_imports": lambda root: _jax_process("-c", BLOCK_TENSORFLOW + "import training.engines.jax.step, training.engines.jax.devices"),
     "cli_xla_off": lambda root: _jax_process("-m", "training.main", "--engine=jax", *SMALL, "--xla=off",
                                              "--model_dir", str(root)),
     "cli_tensorflow": lambda root: _jax_process("-m", "training.main", "--engine=tensorflow", *SMALL, "--max_steps=1",
@@ -347,6 +341,6 @@ NEEDS = {
     "test_two_devices_equal_one_device_and_the_decay_is_added_once": ("two_devices",),
     "test_precise_bn_on_two_devices_averages_the_devices_moments": ("precise_bn",),
     "test_two_processes_train_through_jax_distributed": ("two_processes",),
-    "test_the_step_and_its_gpu_benchmark_run_without_tensorflow": ("gpu_step", "step_imports"),
+    "test_the_step_and_its_gpu_benchmark_run_without_tensorflow": ("gpu_step",),
     "test_the_cli_prints_a_jax_engine_error_in_one_line": ("cli_xla_off", "cli_tensorflow"),
 }
