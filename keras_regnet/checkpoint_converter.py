@@ -5,7 +5,7 @@
     python -m keras_regnet.convert --model regnety_006.pycls_in1k --checkpoint imagenet
         --to_preset regnety_600mf_preset    (a keras-hub preset; needs the [hub] extra)
 
-The conversion itself (layer map, layouts, BGR stem flip) is keras_regnet.pretrained.convert, re-exported
+The conversion itself (layer map, layouts, BGR stem flip) is keras_regnet.pretrained.to_keras, re-exported
 here; this module adds what needs a built model: writing `.weights.h5` / `.keras` files.
 `--model` goes through keras_regnet.resolve, the resolver every CLI uses.
 """
@@ -20,7 +20,7 @@ from keras_regnet.pretrained.state_dict import read_state_dict
 from keras_regnet.errors import WeightsError
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-from keras_regnet.pretrained.convert import (  # noqa: F401  (the converter's public names)
+from keras_regnet.pretrained.to_keras import (  # noqa: F401  (the converter's public names)
     LayerMap,
     assign,
     convert_state_dict,

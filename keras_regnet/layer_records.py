@@ -2,7 +2,7 @@
 
 A block type is defined here and nowhere else. The Keras 3 builder and the tf_keras (QAT) twin
 (`keras_regnet.blocks`) make one layer per record, `keras_regnet.complexity` costs the conv, BN and
-dense records, and the reference-checkpoint converter (`keras_regnet.pretrained.convert`) maps the weighted
+dense records, and the reference-checkpoint converter (`keras_regnet.pretrained.to_keras`) maps the weighted
 records to the reference modules they name. Pure Python: no TensorFlow, no Keras.
 
 Records name their inputs, so branches (projection shortcut, squeeze-excitation) are explicit; the

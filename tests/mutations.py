@@ -170,9 +170,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("eval_crop_antialiased", "keras_regnet/pretrained/eval_crop.py", "antialias=False", "antialias=True",
              EVAL_CROP_TESTS),
     # Weight conversion (PyTorch layouts, BGR stem).
-    Mutation("stem_not_flipped_to_rgb", "keras_regnet/pretrained/convert.py", "kernel = kernel[:, :, ::-1, :]",
+    Mutation("stem_not_flipped_to_rgb", "keras_regnet/pretrained/to_keras.py", "kernel = kernel[:, :, ::-1, :]",
              "kernel = kernel", CONVERT_TESTS),
-    Mutation("conv_kernel_hw_swapped", "keras_regnet/pretrained/convert.py", "np.transpose(kernel, (2, 3, 1, 0))",
+    Mutation("conv_kernel_hw_swapped", "keras_regnet/pretrained/to_keras.py", "np.transpose(kernel, (2, 3, 1, 0))",
              "np.transpose(kernel, (3, 2, 1, 0))", CONVERT_TESTS),
 )
 

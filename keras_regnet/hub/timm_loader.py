@@ -38,7 +38,7 @@ def load_timm_preset(preset: str, cls: Any, load_weights: bool = True) -> Any:
 
     from keras_regnet.pretrained.assign import assign_by_name
     from keras_regnet.pretrained.state_dict import read_state_dict
-    from keras_regnet.pretrained.convert import convert_state_dict
+    from keras_regnet.pretrained.to_keras import convert_state_dict
 
     config = load_json(preset, "config.json")
     architecture = str(config.get("architecture", ""))

@@ -8,7 +8,7 @@
 - `.weights.h5`: a Keras weights file of the same architecture (`model.load_weights`).
 - `.safetensors` / `.npz` reference state dicts (pycls or timm naming), and torch `.pth` / `.pyth`
   / `.pt` / `.bin` when torch is installed (loaded with weights_only=True): converted on the fly
-  (keras_regnet.pretrained.convert); original pycls checkpoints get their BGR stem flipped to RGB.
+  (keras_regnet.pretrained.to_keras); original pycls checkpoints get their BGR stem flipped to RGB.
 
 Name-keyed sources also fit a model with another input channel count: the RGB stem kernel is
 adapted by timm's `adapt_input_conv` rule (keras_regnet.pretrained.assign.adapt_input_kernel).
@@ -154,7 +154,7 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
     if weights.endswith(".weights.h5"):
         return _weights_file_arrays(model, weights), weights
     if is_checkpoint_path(weights):
-        from keras_regnet.pretrained.convert import convert_state_dict
+        from keras_regnet.pretrained.to_keras import convert_state_dict
 
         state = read_state_dict(weights)
         include_top = CLASSIFIER in _layer_names(model) and "head.fc.weight" in state

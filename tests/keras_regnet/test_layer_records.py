@@ -14,7 +14,7 @@ from keras_regnet import make_spec
 from keras_regnet import layer_records
 from keras_regnet.complexity import layer_table
 from keras_regnet.spec import BLOCK_TYPES
-from keras_regnet.pretrained.convert import layer_map
+from keras_regnet.pretrained.to_keras import layer_map
 from tests.helpers.paths import REPO_ROOT
 
 ROOT = REPO_ROOT

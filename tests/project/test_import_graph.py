@@ -9,7 +9,7 @@ import sys
 from tests.helpers.paths import REPO_ROOT
 
 PACKAGES = ("keras_regnet", "training", "tflite", "design_lab")
-LOADER = ["keras_regnet.pretrained.load", "keras_regnet.pretrained.cache", "keras_regnet.pretrained.convert",
+LOADER = ["keras_regnet.pretrained.load", "keras_regnet.pretrained.cache", "keras_regnet.pretrained.to_keras",
           "keras_regnet.pretrained.assign", "keras_regnet.pretrained.state_dict", "keras_regnet.pretrained.download",
           "keras_regnet.pretrained.tags", "keras_regnet.presets"]
 BUILDERS = {"keras_regnet.model", "keras_regnet.applications", "keras_regnet.checkpoint_converter",
