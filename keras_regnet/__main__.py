@@ -9,7 +9,8 @@ from keras_regnet.zoo import ZOO
 
 
 def zoo_table() -> str:
-    """Markdown table: model, stage depths/widths, flops, params, acts, published top-1 error."""
+    """Markdown table: model, stage depths/widths, flops, params, acts, pycls's published top-1 error;
+    the models beyond the paper are marked `*` (they have no pycls weights)."""
     rows = [
         "| model | depths | widths | group widths | flops (M) | params (M) | acts (M) | top-1 err (%) |",
         "|---|---|---|---|---:|---:|---:|---:|",
@@ -17,10 +18,15 @@ def zoo_table() -> str:
     for entry in ZOO.values():
         spec = entry.spec()
         cx = complexity(spec)
+        name = f"{entry.display_name} *" if entry.beyond_paper else entry.display_name
+        err = "-" if entry.top1_err is None else f"{entry.top1_err:.2f}"
         rows.append(
-            f"| {entry.display_name} | {spec.depths} | {spec.widths} | {spec.group_widths} "
-            f"| {cx.flops / 1e6:,.1f} | {cx.params / 1e6:.2f} | {cx.acts / 1e6:.2f} | {entry.top1_err:.2f} |"
+            f"| {name} | {spec.depths} | {spec.widths} | {spec.group_widths} "
+            f"| {cx.flops / 1e6:,.1f} | {cx.params / 1e6:.2f} | {cx.acts / 1e6:.2f} | {err} |"
         )
+    rows.append("")
+    rows.append("`*` beyond the paper: " + "; ".join(f"{e.display_name}: {e.beyond_paper}"
+                                                       for e in ZOO.values() if e.beyond_paper))
     return "\n".join(rows)
 
 

@@ -15,9 +15,9 @@ from keras_regnet.errors import ConfigError
 from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
+from keras_regnet.pretrained.tags import canonical_weights, preset_named
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-from keras_regnet.pretrained.tags import canonical_weights, preset_named
 
 POOLING_CHOICES = (None, "avg", "max")
 
