@@ -171,7 +171,9 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
     preset = _preset(weights)
     if preset is not None:
         from keras_regnet.pretrained.cache import preset_arrays
+        from keras_regnet.pretrained.notices import notice_licence
 
+        notice_licence(preset)
         return preset_arrays(preset), f"the {preset.name} weights"
     if weights.endswith(".keras"):
         import keras

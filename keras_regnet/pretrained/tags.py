@@ -23,6 +23,7 @@ IMAGENET = "imagenet"  # keras.applications' name for the default pretrained wei
 HUB_PREFIXES = ("hf://timm/", "hf-hub:timm/", "timm/")  # how the Hub and timm write a repo id
 
 _TAGGED = re.compile(r"^(?P<arch>[A-Za-z0-9_.\-]+?)\.(?P<tag>[a-z][a-z0-9_]*_[a-z0-9_]+)$")
+_BARE_TAGGED = re.compile(r"^(?P<arch>[A-Za-z0-9_.\-]+?)\.(?P<tag>[a-z]+)$")  # one-word tags: 'seer'
 
 
 def tagged_name(entry: ZooEntry, tag: str = DEFAULT_TAG) -> str:
@@ -56,8 +57,10 @@ def split_tagged(name: str) -> tuple[str, str] | None:
     for prefix in HUB_PREFIXES:
         if text.startswith(prefix):
             text = text[len(prefix):]
-    match = _TAGGED.match(text)
-    return (match["arch"], match["tag"]) if match else None
+    match = _TAGGED.match(text) or _BARE_TAGGED.match(text)
+    if match is None or ("_" not in match["tag"] and match["tag"] not in tags()):
+        return None  # a one-word suffix is a tag only when the table has it ("seer"), not "net.json"
+    return match["arch"], match["tag"]
 
 
 def resolve_tagged(name: str, label: str = "model") -> tuple[ZooEntry, Preset] | None:
