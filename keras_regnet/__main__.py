@@ -1,11 +1,13 @@
-"""`python -m keras_regnet`: print the zoo table computed from the specs (no TensorFlow needed)."""
+"""`python -m keras_regnet`: print the zoo table computed from the specs, then the weights table with
+each weight's licence (no TensorFlow needed)."""
 
 from __future__ import annotations
 
 import sys
 
 from keras_regnet.complexity import complexity
-from keras_regnet.zoo import ZOO
+from keras_regnet.presets import PRESETS
+from keras_regnet.zoo import ZOO, get_entry
 
 
 def zoo_table() -> str:
@@ -30,8 +32,29 @@ def zoo_table() -> str:
     return "\n".join(rows)
 
 
+def weights_table() -> str:
+    """Markdown table of every published weight: tagged name, model, licence, top-1, eval size and crop,
+    classes; a non-permissive licence is marked `!` (loading it logs the licence once)."""
+    rows = [
+        "| weights | model | licence | top-1 (%) | eval size | crop | interpolation | classes |",
+        "|---|---|---|---:|---:|---:|---|---:|",
+    ]
+    for row in PRESETS.values():
+        licence = row.licence if row.permissive else f"{row.licence} !"
+        top1 = "-" if row.top1 is None else f"{row.top1:.2f}"
+        classes = "headless" if row.headless else str(row.num_classes)
+        rows.append(f"| {row.name} | {get_entry(row.arch).display_name} | {licence} | {top1} | {row.input_size} "
+                    f"| {row.crop_fraction} | {row.interpolation} | {classes} |")
+    rows.append("")
+    rows.append("`!` not a permissive licence (cc-by-nc-4.0: non-commercial; seer-license: SEER's own terms); "
+                "loading such weights logs the licence and source once.")
+    return "\n".join(rows)
+
+
 def main() -> int:
     print(zoo_table())
+    print()
+    print(weights_table())
     return 0
 
 

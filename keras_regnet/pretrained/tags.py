@@ -142,10 +142,16 @@ def zoo_entry_for(spec: NetSpec, weights: str = IMAGENET) -> ZooEntry:
 
 
 def eval_settings(model: object = None, weights: object = None) -> EvalSettings:
-    """The eval settings of tagged `weights`, else of zoo `model`'s weights (any spelling or tagged
-    name); the pycls default otherwise (our own trained models are evaluated as the reference)."""
+    """The eval settings of tagged `weights` (or a bare tag of zoo `model`), else of zoo `model`'s weights
+    (any spelling or tagged name); the pycls default otherwise (our own trained models are evaluated as the reference)."""
     if isinstance(weights, str) and not os.path.exists(weights) and split_tagged(weights):
         model = weights
+    elif isinstance(weights, str) and weights in tags() and isinstance(model, str):
+        try:  # a bare tag ("swag_ft_in1k") of zoo `model`
+            entry = resolve_tagged(model)[0] if split_tagged(model) else get_entry(model)
+            model = tagged_name(entry, weights)
+        except ValueError:
+            pass  # not a zoo model: the build says what is wrong with the pair
     if not isinstance(model, str):
         return DEFAULT
     found = resolve_tagged(model)
