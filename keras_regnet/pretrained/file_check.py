@@ -112,30 +112,34 @@ def check_tflite(path: str, label: str = "tflite") -> None:
                            f"{len(data)} bytes); pass a .tflite written by tflite.export")
     try:
         _check_model_table(data)
-    except (struct.error, IndexError, ValueError) as err:
+    except (struct.error, IndexError, _OutOfBounds) as err:
         raise WeightsError(f"{label}={path!r} is truncated or damaged: a TFLite flatbuffer of {len(data)} bytes "
                            f"whose {err} (a partial download or copy?)") from err
 
 
+class _OutOfBounds(Exception):
+    """A flatbuffer offset or length that points outside the file (caught in check_tflite)."""
+
+
 class _Flat:
-    """Bounds-checked reads of a flatbuffer; each failure is a ValueError naming what points outside."""
+    """Bounds-checked reads of a flatbuffer; each failure is an _OutOfBounds naming what points outside."""
 
     def __init__(self, data: bytes):
         self.data = data
 
     def u32(self, at: int, what: str) -> int:
         if at < 0 or at + 4 > len(self.data):
-            raise ValueError(f"{what} lies outside the file (byte {at})")
+            raise _OutOfBounds(f"{what} lies outside the file (byte {at})")
         return struct.unpack_from("<I", self.data, at)[0]
 
     def table_fields(self, table: int, what: str) -> list[int]:
         """Absolute positions of a table's present fields (0 for absent ones)."""
         vtable = table - struct.unpack_from("<i", self.data, table)[0] if 0 <= table <= len(self.data) - 4 else -1
         if vtable < 0 or vtable + 4 > len(self.data):
-            raise ValueError(f"{what} table lies outside the file (byte {table})")
+            raise _OutOfBounds(f"{what} table lies outside the file (byte {table})")
         vsize, tsize = struct.unpack_from("<HH", self.data, vtable)
         if vtable + vsize > len(self.data) or table + tsize > len(self.data):
-            raise ValueError(f"{what} table lies outside the file (byte {table})")
+            raise _OutOfBounds(f"{what} table lies outside the file (byte {table})")
         offsets = struct.unpack_from(f"<{(vsize - 4) // 2}H", self.data, vtable + 4)
         return [table + o if o else 0 for o in offsets]
 
@@ -148,7 +152,7 @@ class _Flat:
         start = self.follow(at, what)
         length = self.u32(start, what)
         if start + 4 + length * element > len(self.data):
-            raise ValueError(f"{what} ({length} x {element} bytes at byte {start}) runs past the end")
+            raise _OutOfBounds(f"{what} ({length} x {element} bytes at byte {start}) runs past the end")
         return start + 4, length
 
 
@@ -161,7 +165,7 @@ def _check_model_table(data: bytes) -> None:
     names = {1: "operator_codes", 2: "subgraphs", 3: "description", 4: "buffers", 5: "metadata_buffer",
              6: "metadata", 7: "signature_defs"}
     if len(fields) < 3 or not fields[2]:
-        raise ValueError("Model table has no subgraphs")
+        raise _OutOfBounds("Model table has no subgraphs")
     for index, name in names.items():
         if index >= len(fields) or not fields[index] or index == 5:  # metadata_buffer: a vector of ints
             continue
@@ -179,4 +183,4 @@ def _check_model_table(data: bytes) -> None:
             if len(parts) > 2 and parts[1] and parts[2]:
                 offset, size = (struct.unpack_from("<Q", data, p)[0] for p in parts[1:3])
                 if offset + size > len(data):
-                    raise ValueError(f"buffers[{i}] ({size} bytes at byte {offset}) runs past the end")
+                    raise _OutOfBounds(f"buffers[{i}] ({size} bytes at byte {offset}) runs past the end")

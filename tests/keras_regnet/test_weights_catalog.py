@@ -197,3 +197,14 @@ def test_the_cli_prints_the_weights_table_with_licences():
     assert "| regnety_1280.swag_ft_in1k | RegNetY-128GF | cc-by-nc-4.0 ! | 88.23 | 384 | 1.0 | bicubic | 1000 |" in rows
     assert "| regnety_320.seer | RegNetY-32GF | seer-license ! | - | 224 | 0.965 | bicubic | headless |" in rows
     assert "| regnety_040.ra3_in1k | RegNetY-4.0GF | apache-2.0 | 82.31 | 224 | 0.95 | bicubic | 1000 |" in rows
+
+
+def test_a_tags_eval_size_is_the_exports_default_input_size():
+    from tflite.export_run import ExportConfig, export_spec
+
+    assert ExportConfig(model="regnety_160.swag_ft_in1k").with_image_size().image_size == 384
+    assert ExportConfig(model="regnety_16gf", weights="swag_ft_in1k").with_image_size().image_size == 384
+    assert ExportConfig(model="regnety_16gf", weights="imagenet").with_image_size().image_size == 224
+    assert ExportConfig(model="regnety_16gf", weights="swag_ft_in1k", image_size=64).with_image_size().image_size == 64
+    with pytest.raises(ValueError, match="--image_size=16 is below the network's total stride 32"):
+        export_spec(ExportConfig(model="regnety_16gf", image_size=16))
