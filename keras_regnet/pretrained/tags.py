@@ -136,9 +136,17 @@ def zoo_entry_for(spec: NetSpec, weights: str = IMAGENET) -> ZooEntry:
         if _same_architecture(entry.spec(), spec):
             return entry
     raise WeightsError(
-        f"weights={weights!r} exists only for the {len(ZOO)} zoo models (keras_regnet.list_models()); the "
+        f"weights={weights!r} exists only for the {_zoo_count(weights)}; the "
         f"network {spec.name!r} is none of them. Pass weights=None or a path to a weights file."
     )
+
+
+def _zoo_count(weights: str) -> str:
+    """Which zoo models a weights name can exist for: pycls's 24 for "imagenet", else the whole zoo."""
+    if weights == IMAGENET:
+        return f"{sum(not e.beyond_paper for e in ZOO.values())} zoo models of the paper " \
+               "(keras_regnet.list_models(beyond_paper=False))"
+    return f"{len(ZOO)} zoo models (keras_regnet.list_models())"
 
 
 def eval_settings(model: object = None, weights: object = None) -> EvalSettings:

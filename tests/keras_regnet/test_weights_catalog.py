@@ -53,10 +53,12 @@ def test_the_issues_figures(name, top1, model):
 
 
 def test_torchvision_origin_files_carry_their_published_hash_prefix():
-    for row in PRESETS.values():
-        if row.tag in ("tv2_in1k", "swag_ft_in1k", "swag_lc_in1k"):
-            assert row.origin_url.startswith("https://download.pytorch.org/models/regnet_")
-            assert len(row.origin_url.rsplit("-", 1)[1]) == len("62229a5f.pth")
+    rows = [row for row in PRESETS.values() if row.tag in ("tv2_in1k", "swag_ft_in1k", "swag_lc_in1k")]
+    assert len(rows) == 20
+    for row in rows:
+        assert row.origin_url.startswith("https://download.pytorch.org/models/regnet_")
+        assert len(row.origin_url.rsplit("-", 1)[1]) == len("62229a5f.pth")
+    assert PRESETS["regnetx_004_tv.tv2_in1k"].origin_url.endswith("/regnet_x_400mf-62229a5f.pth")
 
 
 def test_one_resolver_for_every_spelling():
