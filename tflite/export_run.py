@@ -16,7 +16,6 @@ Layout of `output_dir` after a run:
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 import os
@@ -27,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet import resolve_spec
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.errors import ConfigError, DataError
-from keras_regnet import resolve_spec
 from keras_regnet.spec import NetSpec
 from tflite import metadata as tflite_metadata
 from tflite import name_clash
@@ -129,8 +128,7 @@ def export_spec(config: ExportConfig) -> NetSpec:
 
 def run_export(config: ExportConfig) -> dict[str, Any]:
     """Produce, check and score every requested format; return the report dict."""
-    from tflite import calibration, report
-    from tflite import model_args
+    from tflite import calibration, model_args, report
 
     config = config.with_image_size().validate()
     spec = export_spec(config)
@@ -304,8 +302,7 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
             qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, info: Any) -> Any:
     """Convert one TFLite variant with its LiteRT metadata (tflite.metadata), write it, score it and time
     it at 1 and 2 threads."""
-    from tflite import report
-    from tflite import to_tflite
+    from tflite import report, to_tflite
     from tflite.prune import gzip_size
 
     sparsity = None
