@@ -1,4 +1,4 @@
-"""Public builders: the 24 zoo models, RegNet(...) and AnyNet(...) from their parameters.
+"""Public builders: the zoo models (the paper's 24 and six beyond it), RegNet(...) and AnyNet(...).
 
 Each zoo builder is name -> RegNetParams -> NetSpec -> `build`; there is no per-model code.
 The Keras 2 keras.applications names (RegNetX002 ... RegNetY320) are aliases, so Keras 2 code moves
@@ -18,11 +18,10 @@ from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import make_spec
 from keras_regnet.zoo import ZOO
 
-_ZOO_DOC = """{display} (Radosavovic et al., 2020, "Designing Network Design Spaces").
+_ZOO_DOC = """{display} ({origin}).
 
 {flops:.1f}M multiply-adds and {params:.2f}M parameters at 224x224 with the 1000-class top;
-published ImageNet top-1 accuracy {top1:.1f}% (error {top1_err:.2f}%) for the reference's weights
-(`weights="imagenet"`). The network of
+{weights_line}. The network of
 `RegNetParams({params_repr})`:
 {stages} stages of depths {depths} and widths {widths}.
 Keras 2's keras.applications name `{keras2}` is an alias.
@@ -47,11 +46,22 @@ def zoo_docstring(model_id: str) -> str:
     entry = ZOO[model_id]
     spec, p = entry.spec(), entry.params
     cx = complexity(spec)
+    from keras_regnet.pretrained.tags import presets_of
+
+    tags = ", ".join(f'"{row.tag}"' for row in presets_of(entry))
+    if entry.top1_err is None:
+        origin = f"beyond the paper: {entry.beyond_paper}"
+        weights_line = f"no pycls weights; published weights: weights={tags or 'none'}"
+    else:
+        origin = 'Radosavovic et al., 2020, "Designing Network Design Spaces"'
+        weights_line = (f"published ImageNet top-1 accuracy {100.0 - entry.top1_err:.1f}% (error {entry.top1_err:.2f}%) "
+                        f"for the reference's weights (`weights=\"imagenet\"`); all its weights: weights={tags}")
     return _ZOO_DOC.format(
         display=entry.display_name, flops=cx.flops / 1e6, params=cx.params / 1e6,
-        top1=100.0 - entry.top1_err, top1_err=entry.top1_err,
+        origin=origin, weights_line=weights_line,
         params_repr=f"depth={p.depth}, w0={p.w0}, wa={p.wa}, wm={p.wm}, group_width={p.group_width}"
-                    + (f", se_ratio={p.se_ratio}" if p.se_ratio else ""),
+                    + (f", se_ratio={p.se_ratio}" if p.se_ratio else "")
+                    + (f", group_rounding={p.group_rounding!r}" if p.group_rounding != "pycls" else ""),
         stages=len(spec.stages), depths=tuple(spec.depths), widths=tuple(spec.widths),
         keras2=entry.keras2_name, args=APPLICATION_ARGS_DOC, returns=RETURNS_DOC,
         function=entry.function_name, last_width=spec.stages[-1].width,
@@ -210,6 +220,13 @@ RegNetY8_0GF = _zoo_builder("regnety_8.0gf")
 RegNetY12GF = _zoo_builder("regnety_12gf")
 RegNetY16GF = _zoo_builder("regnety_16gf")
 RegNetY32GF = _zoo_builder("regnety_32gf")
+# Beyond the paper (keras_regnet.zoo): the SEER/SWAG sizes and the torchvision-rounded models.
+RegNetY64GF = _zoo_builder("regnety_64gf")
+RegNetY128GF = _zoo_builder("regnety_128gf")
+RegNetY256GF = _zoo_builder("regnety_256gf")
+RegNetX400MF_tv = _zoo_builder("regnetx_400mf_tv")
+RegNetY800MF_tv = _zoo_builder("regnety_800mf_tv")
+RegNetY8_0GF_tv = _zoo_builder("regnety_8.0gf_tv")
 
 # Keras 2 keras.applications names.
 RegNetX002 = RegNetX200MF
@@ -236,5 +253,12 @@ RegNetY080 = RegNetY8_0GF
 RegNetY120 = RegNetY12GF
 RegNetY160 = RegNetY16GF
 RegNetY320 = RegNetY32GF
+# The same pattern beyond the paper (Keras 2 had none of these models).
+RegNetY640 = RegNetY64GF
+RegNetY1280 = RegNetY128GF
+RegNetY2560 = RegNetY256GF
+RegNetX004_tv = RegNetX400MF_tv
+RegNetY008_tv = RegNetY800MF_tv
+RegNetY080_tv = RegNetY8_0GF_tv
 
 ZOO_BUILDERS = {e.name: globals()[e.function_name] for e in ZOO.values()}

@@ -17,9 +17,9 @@ import keras
 
 from keras_regnet import layer_records
 from keras_regnet.errors import ConfigError
+from keras_regnet.layer_records import LayerRecord
 from keras_regnet.layers import FusedBatchNormalization, GhostBatchNormalization, GroupedConv2D
 from keras_regnet.spec import NetSpec
-from keras_regnet.layer_records import LayerRecord
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Union
 
 from keras_regnet import layer_records
+from keras_regnet.layer_records import LayerRecord, se_width  # noqa: F401  (se_width: re-exported)
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-from keras_regnet.layer_records import LayerRecord, se_width  # noqa: F401  (se_width: re-exported)
 
 
 @dataclass(frozen=True)

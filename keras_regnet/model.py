@@ -15,9 +15,9 @@ from keras_regnet.errors import ConfigError
 from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
+from keras_regnet.pretrained.tags import canonical_weights, preset_named
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-from keras_regnet.pretrained.tags import canonical_weights, preset_named
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -76,6 +76,7 @@ def build(
     # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
     spec = resolve_spec(spec, label="spec")  # a NetSpec is validated, a name resolved
     weights = canonical_weights(weights, spec)  # timm's tags ("regnety_006.pycls_in1k") -> "imagenet"
+    include_top, classes = _fit_to_weights_head(weights, include_top, classes)
     classes = _validate_arguments(
         spec, include_top, weights, input_shape, pooling, classes, classifier_activation
     )
@@ -170,6 +171,28 @@ def _check_backend_has_dtype(policy: Any) -> None:
         raise ConfigError(
             f"dtype policy {policy.name!r} needs 64-bit arrays on JAX, but jax_enable_x64 is off; set "
             "JAX_ENABLE_X64=1 or call jax.config.update('jax_enable_x64', True) before building the model")
+
+
+def _fit_to_weights_head(weights: Any, include_top: bool, classes: Any) -> tuple[bool, Any]:
+    """A weight published headless (SEER's trunks) builds include_top=False; one with another class
+    count (ImageNet-12k's 11821) builds its own head when `classes` is left at 1000. Each says so once."""
+    row = preset_named(weights)
+    if row is None or not include_top:
+        return include_top, classes
+    if row.headless:
+        _say_once(f"{row.name} is published without a classifier: built headless (include_top=False)")
+        return False, classes
+    if row.num_classes != 1000 and classes == 1000:
+        _say_once(f"{row.name} has a {row.num_classes}-class classifier: built with its own "
+                  f"{row.num_classes}-class head (classes={row.num_classes})")
+        return include_top, row.num_classes
+    return include_top, classes
+
+
+def _say_once(message: str) -> None:
+    from keras_regnet.pretrained.notices import notice_once
+
+    notice_once(message)
 
 
 def _validate_arguments(spec: NetSpec, include_top: bool, weights: Any, input_shape: Any,

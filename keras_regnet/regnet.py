@@ -18,6 +18,8 @@ from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec, StageSpec
 
 QUANTUM = 8
+GROUP_ROUNDINGS = ("pycls", "torchvision")
+TORCHVISION_ROUND_LIMIT = 0.9  # torchvision's _make_divisible: never round down by more than 10%
 
 
 def quantized_block_widths(depth: int, w0: int, wa: float, wm: float, q: int = QUANTUM) -> list[int]:
@@ -118,6 +120,22 @@ def adjust_compatibility(widths: np.ndarray, ratios: np.ndarray, groups: np.ndar
     return np.floor(v / ratios).astype(np.int64), g
 
 
+def torchvision_group_rounding(widths: Sequence[int], group_widths: Sequence[int]) -> tuple[list[int], list[int]]:
+    """torchvision's compatibility rule (bottleneck ratio 1), timm's `*_tv` models: g = min(g, w), then
+    w rounded half up to a multiple of g, plus one g more when that lost over 10% of w. It differs from
+    pycls's round-half-even (RegNetX-400MF's last stage: 392 -> 400, not 384; RegNetY-8.0GF's first:
+    192 -> 224, not 168)."""
+    out_w, out_g = [], []
+    for w, g in zip(widths, group_widths):
+        g = min(int(g), int(w))
+        v = int(w + g / 2) // g * g
+        if v < TORCHVISION_ROUND_LIMIT * w:
+            v += g
+        out_w.append(max(v, g))
+        out_g.append(g)
+    return out_w, out_g
+
+
 @dataclass(frozen=True)
 class RegNetParams:
     """The RegNet design-space parameters: depth d, w0, wa, wm, group width g, bottleneck ratio.
@@ -135,9 +153,14 @@ class RegNetParams:
     stem_width: int = 32
     stem_stride: int = 2
     quantum: int = QUANTUM
+    group_rounding: str = "pycls"  # or "torchvision": its rounding of widths to the group width
 
     def validate(self) -> "RegNetParams":
         _validate_rule(self.depth, self.w0, self.wa, self.wm, self.quantum)
+        if self.group_rounding not in GROUP_ROUNDINGS:
+            raise ConfigError(f"group_rounding={self.group_rounding!r} is not one of {', '.join(GROUP_ROUNDINGS)}")
+        if self.group_rounding == "torchvision" and self.bottleneck_ratio != 1.0:
+            raise ConfigError(f"group_rounding='torchvision' needs bottleneck_ratio=1.0, got {self.bottleneck_ratio!r}")
         g = self.group_width
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
             raise ConfigError(f"group_width must be a positive integer, got {g!r}")
@@ -160,9 +183,12 @@ class RegNetParams:
         self.validate()
         widths, depths = stages_from_block_widths(self.block_widths())
         n = len(widths)
-        widths, groups = adjust_block_compatibility(
-            widths, [self.bottleneck_ratio] * n, [self.group_width] * n
-        )
+        if self.group_rounding == "torchvision":
+            widths, groups = torchvision_group_rounding(widths, [self.group_width] * n)
+        else:
+            widths, groups = adjust_block_compatibility(
+                widths, [self.bottleneck_ratio] * n, [self.group_width] * n
+            )
         stages = tuple(
             StageSpec(int(d), int(w), 2, float(self.bottleneck_ratio), int(g))
             for d, w, g in zip(depths, widths, groups)

@@ -15,6 +15,7 @@ Layout of `output_dir` after a run:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet import resolve_spec
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.errors import ConfigError, DataError
-from keras_regnet import resolve_spec
 from keras_regnet.spec import NetSpec
 from tflite import metadata as tflite_metadata
 from tflite import name_clash
@@ -54,7 +55,8 @@ class ExportConfig:
                             "newest *.weights.h5). Unset: random weights (a warning is logged).")
     output_dir: str = F("export", "Where the artefacts go (written to a temp folder, then renamed).")
     formats: tuple[str, ...] = F(DEFAULT_FORMATS, f"Any of: {', '.join(FORMATS)}.")
-    image_size: int = F(224, "Square input size of the exports (the model's training size).")
+    image_size: int | None = F(None, "Square input size of the exports (default: the weights' eval size: 384 for "
+                               "a 384 px weight such as regnety_160.swag_ft_in1k, else 224).")
     classes: int | None = F(None, "Classifier size; unset: read from the checkpoint (1000 without weights).")
     calibration_data: str = F("digits:train", "Real images for int8 calibration and agreement: "
                               "digits[:train|:test|:all] (embedded), an image folder, or tfds:<name>[:<split>].")
@@ -76,6 +78,14 @@ class ExportConfig:
                               "magnitude pruning (polynomial schedule over the fine-tune).")
     prune_epochs: int = F(2, "pruned_int8: pruning fine-tune epochs (on --qat_data, at --qat_learning_rate).")
     overwrite: bool = F(False, "Replace an existing --output_dir.")
+
+    def with_image_size(self) -> "ExportConfig":
+        """This config with --image_size set: as given, else the eval size of --weights / --model's weights."""
+        if self.image_size is not None:
+            return self
+        from keras_regnet.pretrained.tags import eval_settings
+
+        return dataclasses.replace(self, image_size=eval_settings(self.model, self.weights).input_size)
 
     def validate(self) -> "ExportConfig":
         """Check the flags that need no I/O, naming the flag in every error."""
@@ -110,6 +120,7 @@ class ExportConfig:
 def export_spec(config: ExportConfig) -> NetSpec:
     """The NetSpec --model names (keras_regnet's one resolver), refused when --image_size is below its stride."""
     spec = resolve_spec(config.model, label="--model")
+    config = config.with_image_size()
     if config.image_size < spec.total_stride:
         raise ConfigError(f"--image_size={config.image_size} is below the network's total stride {spec.total_stride}")
     return spec
@@ -117,10 +128,9 @@ def export_spec(config: ExportConfig) -> NetSpec:
 
 def run_export(config: ExportConfig) -> dict[str, Any]:
     """Produce, check and score every requested format; return the report dict."""
-    from tflite import calibration, report
-    from tflite import model_args
+    from tflite import calibration, model_args, report
 
-    config.validate()
+    config = config.with_image_size().validate()
     spec = export_spec(config)
     size = config.image_size
     # Data first: empty or unreadable sources fail before any conversion starts.
@@ -292,8 +302,7 @@ def _tflite(model: Any, spec: Any, staging: str, name: str, fmt: str, config: Ex
             qat_set: Any, images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, info: Any) -> Any:
     """Convert one TFLite variant with its LiteRT metadata (tflite.metadata), write it, score it and time
     it at 1 and 2 threads."""
-    from tflite import report
-    from tflite import to_tflite
+    from tflite import report, to_tflite
     from tflite.prune import gzip_size
 
     sparsity = None

@@ -6,10 +6,12 @@
   * a reference checkpoint (`.safetensors`, `.npz`, torch `.pth` with torch installed),
   * a `.keras` file (a whole saved model; its weights are copied by layer name),
   * a `.weights.h5` file (weights of a model built from the same spec),
-  * a directory, e.g. a training `--model_dir`: the newest `*.keras` file found in it or its
-    sub-folders (training writes `model_dir/model.keras`); if there is none, the newest
-    `*.weights.h5`. TensorFlow object checkpoints (`ckpt-N.index`) are not read: they only make
+  * a run directory, e.g. a training `--model_dir`: its own `model.keras`, else the newest `*.keras`
+    (then `*.weights.h5`) directly in it; sub-folders are never searched, and a folder of runs is an
+    error listing them. TensorFlow object checkpoints (`ckpt-N.index`) are not read: they only make
     sense with the training loop's object graph; export the `.keras` model instead.
+Every file is checked against its suffix first (keras_regnet.pretrained.file_check): a corrupt or
+truncated file is one WeightsError line naming it.
 The float model is always rebuilt from the spec with logits output and the RGB 0-255 input
 normalization inside, so every export shares one input contract. Class names come from the
 `class_names.json` that training writes beside `model.keras`, or ImageNet's for `imagenet`.
@@ -27,7 +29,7 @@ from keras_regnet.layer_records import CLASSIFIER
 
 def resolve_weights(path: str, spec: NetSpec | None = None) -> str:
     """The weights `--weights` names: imagenet (or timm's tagged name of `spec`'s weights), a file,
-    or a run directory's newest *.keras."""
+    or a run directory's model.keras."""
     from keras_regnet.pretrained.load import resolve_weights as resolve
 
     return resolve(path, label="--weights", spec=spec)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from keras_regnet import cli_help
 from keras_regnet.errors import ConfigError, cli_boundary
+from keras_regnet.pretrained.file_check import check_tflite
 
 if TYPE_CHECKING:
     from keras_regnet.presets import EvalSettings
@@ -75,6 +76,7 @@ def predict(tflite_path: str, images: Sequence[str], top_k: int = 3, names: list
     from keras_regnet.pretrained.eval_crop import decode_and_center_crop
     from tflite.report import _interpreter, tflite_predict
 
+    check_tflite(tflite_path, "--tflite")
     size = int(_interpreter(tflite_path, 1).get_input_details()[0]["shape"][1])
     settings = settings or find_eval_settings(tflite_path)
     batch = []
@@ -98,6 +100,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.tflite or not os.path.isfile(FLAGS.tflite):
         raise ConfigError(f"--tflite={FLAGS.tflite!r} is not a file; pass a .tflite from tflite.export")
+    check_tflite(FLAGS.tflite, "--tflite")
     if not FLAGS.images:
         raise ConfigError("--images is empty; pass one or more image files")
     if FLAGS.top_k < 1:

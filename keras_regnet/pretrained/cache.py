@@ -17,11 +17,11 @@ import zipfile
 import numpy as np
 
 from keras_regnet.errors import WeightsError
-from keras_regnet.pretrained import download as dl
-from keras_regnet.pretrained.to_keras import convert_state_dict
 from keras_regnet.presets import Preset
+from keras_regnet.pretrained import download as dl
 from keras_regnet.pretrained.state_dict import read_state_dict
 from keras_regnet.pretrained.tags import default_preset
+from keras_regnet.pretrained.to_keras import convert_state_dict
 from keras_regnet.zoo import get_entry
 
 
@@ -58,8 +58,8 @@ def preset_arrays(preset: Preset, *, progress: bool = True) -> dict[str, list[np
         dl.download(url, raw, preset.sha256, hint=_manual_hint(preset), progress=report)
         downloaded = True
     try:
-        arrays = convert_state_dict(read_state_dict(raw), get_entry(model).spec(),
-                                    naming="timm", bgr_to_rgb=False, source=raw)
+        arrays = convert_state_dict(read_state_dict(raw), get_entry(model).spec(), naming="timm",
+                                    include_top=not preset.headless, bgr_to_rgb=False, source=raw)
     except ValueError as err:
         raise WeightsError(
             f"the weights file {raw} does not hold {model} from {preset.hf_repo} ({err}); "

@@ -23,18 +23,20 @@ from typing import Any
 
 import numpy as np
 
+from keras_regnet.errors import WeightsError
+from keras_regnet.layer_records import CLASSIFIER
 from keras_regnet.pretrained.assign import assign_by_name, layer_arrays
+from keras_regnet.pretrained.file_check import check_weights_file
 from keras_regnet.pretrained.state_dict import (
     CHECKPOINT_SUFFIXES,
     is_checkpoint_path,
     read_state_dict,
 )
-from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
-from keras_regnet.layer_records import CLASSIFIER
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
 CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras
+RUN_MODEL_FILE = "model.keras"  # what training writes into its --model_dir
 
 
 def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top: bool = True, *,
@@ -57,8 +59,8 @@ def load_into(model: Any, weights: str | os.PathLike, spec: NetSpec, include_top
 
 def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: NetSpec | None = None) -> str:
     """"imagenet" (also for timm's tags: "pycls_in1k", "regnety_006.pycls_in1k"), or the weights file
-    that `weights` names: a file, or a run directory's newest `*.keras` (training writes
-    model_dir/model.keras), else its newest `*.weights.h5`.
+    that `weights` names: a file whose content fits its suffix (keras_regnet.pretrained.file_check),
+    or a run directory's model.keras (see run_directory_weights).
 
     `label` names the argument in errors (the CLIs pass "--weights"); with `spec`, a tagged name must
     name that network's weights.
@@ -75,19 +77,43 @@ def resolve_weights(weights: str | os.PathLike, label: str = "weights", spec: Ne
                                ".keras or .weights.h5, a "
                                f"reference checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}), 'imagenet' or a "
                                "run directory")
+        check_weights_file(path, label)
         return path
     if not os.path.isdir(path):
         raise WeightsError(f"{label}={path!r} does not exist; expected 'imagenet', a run directory or a "
                            f"file ending in {', '.join(suffixes)}")
+    found = run_directory_weights(path, label)
+    check_weights_file(found, label)
+    return found
+
+
+def run_directory_weights(path: str, label: str = "weights") -> str:
+    """The weights file of a run directory: its own model.keras, else the newest *.keras / *.weights.h5
+    directly in it. Sub-folders are never searched: a folder that is not a run directory is an error
+    listing the run directories directly inside it (each holds model.keras or checkpoints/)."""
+    own = os.path.join(path, RUN_MODEL_FILE)
+    if os.path.isfile(own):
+        return own
+    entries = [name for name in os.listdir(path) if not name.startswith(".")]
     for suffix in (".keras", ".weights.h5"):
-        found = [os.path.join(root, name) for root, dirs, files in os.walk(path)
-                 for name in files if name.endswith(suffix) and not name.startswith(".")
-                 and not any(part.startswith(".") for part in os.path.relpath(root, path).split(os.sep)
-                             if part != ".")]
+        found = [os.path.join(path, name) for name in entries
+                 if name.endswith(suffix) and os.path.isfile(os.path.join(path, name))]
         if found:
             return max(found, key=os.path.getmtime)
-    raise WeightsError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file; "
-                       "pass a training --model_dir (it holds model.keras) or the file itself")
+    if _is_run_directory(path):
+        raise WeightsError(f"{label}={path!r} is a run directory with checkpoints but no {RUN_MODEL_FILE} "
+                           "(training has not finished); resume the run to write it, or pass a weights file")
+    runs = sorted(name for name in entries if _is_run_directory(os.path.join(path, name)))
+    if runs:
+        raise WeightsError(f"{label}={path!r} is not a run directory (no {RUN_MODEL_FILE}, *.keras or "
+                           f"*.weights.h5 in it); run directories inside it: {', '.join(runs)}")
+    raise WeightsError(f"{label}={path!r} is a directory without any *.keras or *.weights.h5 file and no run "
+                       "directories inside it; pass a training --model_dir (it holds model.keras) or the file itself")
+
+
+def _is_run_directory(path: str) -> bool:
+    """A training --model_dir: it holds model.keras or a checkpoints/ folder."""
+    return os.path.isfile(os.path.join(path, RUN_MODEL_FILE)) or os.path.isdir(os.path.join(path, "checkpoints"))
 
 
 def _tag_as_imagenet(weights: str, label: str, spec: NetSpec | None) -> str:
@@ -145,7 +171,9 @@ def source_arrays(model: Any, weights: str, spec: NetSpec) -> tuple[dict[str, li
     preset = _preset(weights)
     if preset is not None:
         from keras_regnet.pretrained.cache import preset_arrays
+        from keras_regnet.pretrained.notices import notice_licence
 
+        notice_licence(preset)
         return preset_arrays(preset), f"the {preset.name} weights"
     if weights.endswith(".keras"):
         import keras

@@ -23,6 +23,7 @@ IMAGENET = "imagenet"  # keras.applications' name for the default pretrained wei
 HUB_PREFIXES = ("hf://timm/", "hf-hub:timm/", "timm/")  # how the Hub and timm write a repo id
 
 _TAGGED = re.compile(r"^(?P<arch>[A-Za-z0-9_.\-]+?)\.(?P<tag>[a-z][a-z0-9_]*_[a-z0-9_]+)$")
+_BARE_TAGGED = re.compile(r"^(?P<arch>[A-Za-z0-9_.\-]+?)\.(?P<tag>[a-z]+)$")  # one-word tags: 'seer'
 
 
 def tagged_name(entry: ZooEntry, tag: str = DEFAULT_TAG) -> str:
@@ -56,8 +57,10 @@ def split_tagged(name: str) -> tuple[str, str] | None:
     for prefix in HUB_PREFIXES:
         if text.startswith(prefix):
             text = text[len(prefix):]
-    match = _TAGGED.match(text)
-    return (match["arch"], match["tag"]) if match else None
+    match = _TAGGED.match(text) or _BARE_TAGGED.match(text)
+    if match is None or ("_" not in match["tag"] and match["tag"] not in tags()):
+        return None  # a one-word suffix is a tag only when the table has it ("seer"), not "net.json"
+    return match["arch"], match["tag"]
 
 
 def resolve_tagged(name: str, label: str = "model") -> tuple[ZooEntry, Preset] | None:
@@ -133,16 +136,30 @@ def zoo_entry_for(spec: NetSpec, weights: str = IMAGENET) -> ZooEntry:
         if _same_architecture(entry.spec(), spec):
             return entry
     raise WeightsError(
-        f"weights={weights!r} exists only for the {len(ZOO)} zoo models (keras_regnet.list_models()); the "
+        f"weights={weights!r} exists only for the {_zoo_count(weights)}; the "
         f"network {spec.name!r} is none of them. Pass weights=None or a path to a weights file."
     )
 
 
+def _zoo_count(weights: str) -> str:
+    """Which zoo models a weights name can exist for: pycls's 24 for "imagenet", else the whole zoo."""
+    if weights == IMAGENET:
+        return f"{sum(not e.beyond_paper for e in ZOO.values())} zoo models of the paper " \
+               "(keras_regnet.list_models(beyond_paper=False))"
+    return f"{len(ZOO)} zoo models (keras_regnet.list_models())"
+
+
 def eval_settings(model: object = None, weights: object = None) -> EvalSettings:
-    """The eval settings of tagged `weights`, else of zoo `model`'s weights (any spelling or tagged
-    name); the pycls default otherwise (our own trained models are evaluated as the reference)."""
+    """The eval settings of tagged `weights` (or a bare tag of zoo `model`), else of zoo `model`'s weights
+    (any spelling or tagged name); the pycls default otherwise (our own trained models are evaluated as the reference)."""
     if isinstance(weights, str) and not os.path.exists(weights) and split_tagged(weights):
         model = weights
+    elif isinstance(weights, str) and weights in tags() and isinstance(model, str):
+        try:  # a bare tag ("swag_ft_in1k") of zoo `model`
+            entry = resolve_tagged(model)[0] if split_tagged(model) else get_entry(model)
+            model = tagged_name(entry, weights)
+        except ValueError:
+            pass  # not a zoo model: the build says what is wrong with the pair
     if not isinstance(model, str):
         return DEFAULT
     found = resolve_tagged(model)

@@ -149,7 +149,7 @@ def test_live_all_24_zoo_models_have_pycls_stages_and_state_dict_keys():
     from keras_regnet import ZOO
     from keras_regnet.checkpoint_converter import layer_map
 
-    for name, entry in ZOO.items():
+    for name, entry in ((n, e) for n, e in ZOO.items() if not e.beyond_paper):  # pycls has the paper's 24
         reset_cfg()
         p = entry.params
         cfg.REGNET.DEPTH, cfg.REGNET.W0, cfg.REGNET.WA, cfg.REGNET.WM = p.depth, p.w0, p.wa, p.wm

@@ -13,12 +13,15 @@ from keras_regnet.regnet import (
 from keras_regnet.zoo import ZOO, get_entry, list_models
 
 
-def test_zoo_has_the_24_published_models():
-    assert len(list_models()) == 24
+def test_zoo_has_the_24_published_models_then_six_beyond_the_paper():
+    assert len(list_models(beyond_paper=False)) == 24
     assert list_models()[0] == "regnetx_200mf" and "regnety_600mf" in list_models()
+    assert list_models()[24:] == ["regnety_64gf", "regnety_128gf", "regnety_256gf", "regnetx_400mf_tv",
+                                  "regnety_800mf_tv", "regnety_8.0gf_tv"]
+    assert all(ZOO[name].beyond_paper for name in list_models()[24:])
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("name", list_models(beyond_paper=False))
 def test_zoo_stage_widths_depths_and_groups_match_the_reference(name, reference_zoo):
     entry = ZOO[name]
     ref = reference_zoo[entry.display_name]

@@ -16,16 +16,18 @@ import pytest
 import keras_regnet
 
 SIZE, CLASSES, BATCH = 64, 5, 4
+_HARNESSED = [n for n in keras_regnet.list_models() if n not in ("regnety_64gf", "regnety_128gf", "regnety_256gf")]
 
 
 def _by_flops() -> list[str]:
-    """The zoo's names, smallest flops at 224 first."""
-    return sorted(keras_regnet.list_models(), key=lambda n: keras_regnet.complexity(keras_regnet.get_entry(n).spec(), 224).flops)
+    """The zoo's names, smallest flops at 224 first (the SEER sizes, 281M-1283M params, are left to
+    test_zoo_beyond_paper's analytic checks)."""
+    return sorted(_HARNESSED, key=lambda n: keras_regnet.complexity(keras_regnet.get_entry(n).spec(), 224).flops)
 
 
 SMALLEST = _by_flops()[:6]
 PARAMS = [pytest.param(n, marks=pytest.mark.zoo if n in SMALLEST else pytest.mark.zoo(full_only=True))
-          for n in keras_regnet.list_models()]
+          for n in _HARNESSED]
 
 
 @pytest.fixture(scope="module", params=PARAMS)

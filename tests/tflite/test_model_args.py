@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from keras_regnet import build, make_spec
-from tflite.model_args import checkpoint_classes, class_names, load_float_model, resolve_weights
 from tflite.export_run import ExportConfig, export_spec
+from tflite.model_args import checkpoint_classes, class_names, load_float_model, resolve_weights
 
 SPEC = make_spec([1], [16], group_widths=8, block="x", stem_width=8, name="tiny_x")
 
@@ -40,18 +40,25 @@ def test_resolve_spec_errors_name_the_flag(value, message):
         resolve_spec(value)
 
 
-def test_model_dir_resolves_to_the_newest_keras_file_before_any_weights_file(tmp_path):
+def test_model_dir_resolves_to_its_newest_keras_file_before_any_weights_file_never_below(tmp_path):
+    from keras_regnet.pretrained.load import run_directory_weights
+
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ckpt-3.index").write_bytes(b"")
     (tmp_path / "old.keras").write_bytes(b"")
     time.sleep(0.01)
-    (tmp_path / "checkpoints" / "new.keras").write_bytes(b"")
+    (tmp_path / "new.keras").write_bytes(b"")
+    (tmp_path / "checkpoints" / "newer.keras").write_bytes(b"")  # below the run directory: never picked
     (tmp_path / "newest.weights.h5").write_bytes(b"")
     (tmp_path / ".tmp-model.keras").write_bytes(b"")  # a partial write is never picked
-    assert resolve_weights(str(tmp_path)) == str(tmp_path / "checkpoints" / "new.keras")
-    os.remove(tmp_path / "old.keras")
-    os.remove(tmp_path / "checkpoints" / "new.keras")
-    assert resolve_weights(str(tmp_path)) == str(tmp_path / "newest.weights.h5")
+    assert run_directory_weights(str(tmp_path)) == str(tmp_path / "new.keras")
+    (tmp_path / "model.keras").write_bytes(b"")  # training's own file wins over newer ones
+    time.sleep(0.01)
+    (tmp_path / "newer.keras").write_bytes(b"")
+    assert run_directory_weights(str(tmp_path)) == str(tmp_path / "model.keras")
+    for name in ("old.keras", "new.keras", "newer.keras", "model.keras"):
+        os.remove(tmp_path / name)
+    assert run_directory_weights(str(tmp_path)) == str(tmp_path / "newest.weights.h5")
 
 
 def test_directory_without_checkpoints_and_wrong_suffix_are_errors(tmp_path):
@@ -85,11 +92,9 @@ def test_mismatched_weights_file_names_file_and_model(tmp_path):
 def test_imagenet_and_reference_checkpoints_export_with_class_names(tmp_path, monkeypatch):
     """--weights=imagenet (a local stand-in here) gives 1000 classes named as ImageNet's."""
     from keras_regnet import get_entry
-    from keras_regnet.pretrained.tags import default_preset
-    from keras_regnet.pretrained.cache import cached_paths
     from tests.helpers.standin import place_imagenet_standin
-    from tflite.model_args import class_names
     from tflite.export_run import top_k_examples
+    from tflite.model_args import class_names
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     raw = place_imagenet_standin(tmp_path / "keras_home")
