@@ -16,8 +16,10 @@ import os
 import tempfile
 from typing import Any
 
-from keras_regnet.errors import WeightsError
 from keras_regnet.pretrained.state_dict import read_state_dict
+from keras_regnet.errors import WeightsError
+from keras_regnet.resolve import resolve_spec
+from keras_regnet.spec import NetSpec
 from keras_regnet.pretrained.to_keras import (  # noqa: F401  (the converter's public names)
     LayerMap,
     assign,
@@ -26,8 +28,6 @@ from keras_regnet.pretrained.to_keras import (  # noqa: F401  (the converter's p
     load_checkpoint,
     load_state_dict,
 )
-from keras_regnet.resolve import resolve_spec
-from keras_regnet.spec import NetSpec
 
 
 def save_weights_atomic(model: Any, path: str | os.PathLike) -> str:

@@ -11,8 +11,8 @@ from typing import Sequence
 from absl import app, flags
 
 from keras_regnet import cli_help
-from keras_regnet.errors import cli_boundary
 from keras_regnet.pretrained.state_dict import CHECKPOINT_SUFFIXES, NAMINGS
+from keras_regnet.errors import cli_boundary
 
 FLAGS = flags.FLAGS
 

@@ -15,9 +15,9 @@ import os
 from typing import Any, Mapping
 
 from keras_regnet.errors import ConfigError
-from keras_regnet.pretrained.tags import resolve_tagged
 from keras_regnet.regnet import RegNetParams
 from keras_regnet.spec import NetSpec
+from keras_regnet.pretrained.tags import resolve_tagged
 from keras_regnet.zoo import ZooEntry, get_entry, list_models
 
 # Small RegNets for the embedded dataset. regnety_digits comes out of the RegNet rule

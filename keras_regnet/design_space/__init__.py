@@ -7,22 +7,11 @@ matplotlib only when called.
 from keras_regnet.design_space.fast_complexity import StageArrays, batch_complexity
 from keras_regnet.design_space.population import model_parameters, to_columns
 from keras_regnet.design_space.sampler import (
-    PAPER_FLOPS,
-    SAMPLER_VERSION,
-    Sample,
-    sample,
-    scaled_flops_range,
+    PAPER_FLOPS, SAMPLER_VERSION, Sample, sample, scaled_flops_range,
 )
 from keras_regnet.design_space.spaces import SPACES, AnyNetSpace, RegNetSpace, get_space
 from keras_regnet.design_space.stats import (
-    BootstrapRange,
-    Summary,
-    binned_trend,
-    bootstrap_best,
-    complexity_weights,
-    edf,
-    edf_area,
-    summarize,
+    BootstrapRange, Summary, binned_trend, bootstrap_best, complexity_weights, edf, edf_area, summarize,
 )
 
 __all__ = [

@@ -17,15 +17,8 @@ import numpy as np
 
 from keras_regnet.design_space.fast_complexity import StageArrays
 from keras_regnet.errors import ConfigError
-from keras_regnet.regnet import (
-    QUANTUM,
-    RegNetParams,
-    adjust_compatibility,
-    block_stages,
-    block_type,
-    stage_ends,
-    stage_widths,
-)
+from keras_regnet.regnet import (QUANTUM, RegNetParams, adjust_compatibility, block_stages, block_type, stage_ends,
+                                 stage_widths)
 from keras_regnet.spec import StageSpec
 
 PAPER_BOTTLENECKS = (1, 2, 4)  # the paper's b: an X block's inner width is w / b

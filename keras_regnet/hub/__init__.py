@@ -15,8 +15,8 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.hub.preset import save_preset
-from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
 from keras_regnet.hub.timm_loader import load_timm_preset
+from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
 
 __all__ = ["RegNetBackbone", "RegNetImageClassifier", "RegNetImageClassifierPreprocessor",
            "RegNetImageConverter", "load_timm_preset", "save_preset"]

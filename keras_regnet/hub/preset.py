@@ -7,10 +7,10 @@ from typing import Any
 
 from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.hub.task import RegNetImageClassifier, RegNetImageClassifierPreprocessor, RegNetImageConverter
+from keras_regnet.spec import NetSpec
 from keras_regnet.layer_records import CLASSIFIER
 from keras_regnet.presets import EvalSettings
 from keras_regnet.pretrained.tags import eval_settings
-from keras_regnet.spec import NetSpec
 
 
 def save_preset(model: Any, directory: str, spec: Any = None, settings: EvalSettings | None = None,

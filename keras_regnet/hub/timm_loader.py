@@ -12,10 +12,10 @@ import os
 from typing import Any
 
 from keras_regnet.errors import ConfigError, WeightsError
-from keras_regnet.layer_records import CLASSIFIER
-from keras_regnet.presets import DEFAULT, INTERPOLATIONS, PRESETS, EvalSettings
 from keras_regnet.resolve import resolve_model
 from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
+from keras_regnet.presets import DEFAULT, INTERPOLATIONS, PRESETS, EvalSettings
 
 TIMM_FILE = "model.safetensors"
 

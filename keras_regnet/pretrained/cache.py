@@ -17,11 +17,11 @@ import zipfile
 import numpy as np
 
 from keras_regnet.errors import WeightsError
-from keras_regnet.presets import Preset
 from keras_regnet.pretrained import download as dl
+from keras_regnet.pretrained.to_keras import convert_state_dict
+from keras_regnet.presets import Preset
 from keras_regnet.pretrained.state_dict import read_state_dict
 from keras_regnet.pretrained.tags import default_preset
-from keras_regnet.pretrained.to_keras import convert_state_dict
 from keras_regnet.zoo import get_entry
 
 

@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from keras_regnet.errors import WeightsError
-from keras_regnet.layer_records import CLASSIFIER
 from keras_regnet.pretrained.assign import assign_by_name, layer_arrays
 from keras_regnet.pretrained.state_dict import (
     CHECKPOINT_SUFFIXES,
     is_checkpoint_path,
     read_state_dict,
 )
+from keras_regnet.errors import WeightsError
 from keras_regnet.spec import NetSpec
+from keras_regnet.layer_records import CLASSIFIER
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
 CLASS_NAMES_FILE = "class_names.json"  # written by training beside model.keras

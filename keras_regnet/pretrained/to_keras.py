@@ -19,9 +19,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from keras_regnet import layer_records
-from keras_regnet.errors import ConfigError, WeightsError
 from keras_regnet.pretrained.assign import assign_layer_weights
 from keras_regnet.pretrained.state_dict import NAMINGS, detect_naming, read_state_dict
+from keras_regnet.errors import ConfigError, WeightsError
 from keras_regnet.spec import NetSpec
 
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
