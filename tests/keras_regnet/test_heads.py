@@ -55,6 +55,7 @@ def _check_reloads(model, cls, x, tmp_path):
                                  expected, restored(x))
 
 
+@pytest.mark.slow  # ~40-80 s on 2 shared cores: keras-hub's heads trace and save twice
 def test_retinanet_on_regnet_trains_predicts_and_reloads(shapes, tmp_path):
     images, boxes, labels, _ = shapes
     keras.utils.set_random_seed(0)
@@ -72,6 +73,7 @@ def test_retinanet_on_regnet_trains_predicts_and_reloads(shapes, tmp_path):
     _check_reloads(detector, keras_hub.models.RetinaNetObjectDetector, images[:2], tmp_path)
 
 
+@pytest.mark.slow
 def test_deeplabv3_on_dilated_regnet_trains_predicts_and_reloads(shapes, tmp_path):
     images, _, _, masks = shapes
     keras.utils.set_random_seed(0)

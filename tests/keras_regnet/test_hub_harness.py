@@ -22,6 +22,7 @@ SPEC = make_spec([1, 1, 1, 1], [8, 16, 24, 32], group_widths=8, block="y", se_ra
                  name="tiny4").to_dict()
 
 
+@pytest.mark.slow  # keras-hub's harness builds, predicts and saves each backbone several times (15-25 s a test)
 class RegNetBackboneHarnessTest(hub_test_case.TestCase):
     def setUp(self):
         self.input_data = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
