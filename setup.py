@@ -25,6 +25,9 @@ TEST += JAX
 # protobuf 7 / numpy 2.4 without changing them (it adds tensorflow-text 2.21.1, huggingface-hub, kagglehub).
 HUB = ["keras-hub==0.32.0"]
 TEST += HUB
+# keras-hub's own test harness (keras_hub/src/tests/test_case.py, tests/keras_regnet/test_hub_harness.py) imports
+# grain; 0.2.18 installs beside the pins above.
+TEST += ["grain>=0.2.18"]
 # TF Serving warm-up requests (tflite.serving_warmup): the PredictionLog protos; 2.21.0 matches tensorflow.
 SERVING = ["tensorflow-serving-api==2.21.0"]
 TEST += SERVING

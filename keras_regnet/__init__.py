@@ -27,6 +27,7 @@ _LAZY = {
     **{name: "keras_regnet.applications" for name in _ZOO_FUNCTIONS + ["RegNet", "AnyNet"]},
     "build": "keras_regnet.model",
     "feature_extractor": "keras_regnet.features",
+    "freeze": "keras_regnet.freezing",
     "pyramid_outputs": "keras_regnet.features",
     "preprocess_input": "keras_regnet.imagenet_utils",
     "decode_predictions": "keras_regnet.imagenet_utils",

@@ -66,8 +66,9 @@ def _conv(record: LayerRecord, x: Any, options: BuildOptions, kit: LayerKit) -> 
     elif pad:
         padding = "same"  # stride 1, odd kernel: "same" is symmetric
     conv_cls = kit.grouped_conv if record.groups > 1 else kit.layers.Conv2D
-    return conv_cls(
+    return conv_cls(  # a dilated conv has stride 1: "same" pads it dilation * pad on every side
         record.channels_out, record.kernel, strides=record.stride, padding=padding, groups=record.groups,
+        dilation_rate=record.dilation,
         use_bias=record.bias, activation=record.activation, kernel_initializer=conv_initializer(kit),
         bias_initializer="zeros", name=record.name,
     )(x)
@@ -125,9 +126,11 @@ def stem(x: Any, spec: NetSpec, options: BuildOptions, kit: LayerKit = KERAS3) -
     return apply(layer_records.stem(spec, layer_records.INPUT, x.shape[-1] or 3), {layer_records.INPUT: x}, options, kit)
 
 
-def body(x: Any, spec: NetSpec, options: BuildOptions, kit: LayerKit = KERAS3) -> Any:
-    """All stages; block b of stage s is named s{s}_b{b}."""
-    return apply(layer_records.body(spec, layer_records.INPUT), {layer_records.INPUT: x}, options, kit)
+def body(x: Any, spec: NetSpec, options: BuildOptions, kit: LayerKit = KERAS3,
+         output_stride: int | None = None) -> Any:
+    """All stages; block b of stage s is named s{s}_b{b}; dilated 3x3 convs past `output_stride`."""
+    records = layer_records.body(spec, layer_records.INPUT, output_stride)
+    return apply(records, {layer_records.INPUT: x}, options, kit)
 
 
 def classifier(x: Any, classes: int, activation: Any, dtype: str | None = None,

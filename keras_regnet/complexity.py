@@ -59,7 +59,9 @@ def record_costs(records: Iterable[LayerRecord], sizes: dict[str, tuple[Any, Any
         kind = r.kind
         if kind == "conv":
             k, pad = r.kernel, (r.kernel - 1) // 2
-            h, w = (h + 2 * pad - k) // r.stride + 1, (w + 2 * pad - k) // r.stride + 1
+            span = r.dilation * (k - 1) + 1  # a dilated kernel's extent, padded r.dilation * pad per side
+            h = (h + 2 * r.dilation * pad - span) // r.stride + 1
+            w = (w + 2 * r.dilation * pad - span) // r.stride + 1
             hw = h * w
             weights = k * k * r.channels_in * r.channels_out // r.groups + (r.channels_out if r.bias else 0)
             yield r, h, w, weights * hw, weights, r.channels_out * hw
@@ -81,19 +83,20 @@ def input_sizes(input_size: InputSize) -> dict[str, tuple[int, int]]:
 
 
 def layer_table(spec: NetSpec, input_size: InputSize = 224, include_top: bool = True,
-                classes: int = 1000, channels: int = 3) -> list[LayerCost]:
+                classes: int = 1000, channels: int = 3, output_stride: int | None = None) -> list[LayerCost]:
     """Every conv, BN and dense layer of the network in build order, with Keras layer names."""
-    records = layer_records.network(spec, include_top, classes, channels)
+    records = layer_records.network(spec, include_top, classes, channels, output_stride)
     return [LayerCost(r.name, r.kind, r.channels_in, r.channels_out, *cost)
             for r, *cost in record_costs(records, input_sizes(input_size))]
 
 
 def complexity(spec: NetSpec | str | dict, input_size: InputSize = 224, include_top: bool = True,
-               classes: int = 1000, channels: int = 3) -> Complexity:
+               classes: int = 1000, channels: int = 3, output_stride: int | None = None) -> Complexity:
     """The reference's flops / params / acts for a spec (or any model name `resolve_model` takes), input size and channels.
 
     Sums the same walk as `layer_table`, but walks only the first two blocks of each stage: blocks
-    after the first are identical, so the second is counted depth - 1 times.
+    after the first are identical, so the second is counted depth - 1 times. With `output_stride`
+    (8, 16, 32) it counts the dilated network `build(..., output_stride=...)` makes.
     """
     if not isinstance(spec, NetSpec):
         spec = resolve_spec(spec, label="spec")
@@ -110,10 +113,11 @@ def complexity(spec: NetSpec | str | dict, input_size: InputSize = 224, include_
         return records[-1].name
 
     source = add(layer_records.stem(spec, layer_records.INPUT, channels))
-    for site in layer_records.block_sites(spec):
+    for site in layer_records.block_sites(spec, output_stride):
         if site.index <= 2:
-            source = add(layer_records.block(spec, site.stage, site.prefix, source, site.c_in, site.stride),
-                         site.stage.depth - 1 if site.index == 2 else 1)
+            records = layer_records.block(spec, site.stage, site.prefix, source, site.c_in, site.stride,
+                                          dilation=site.dilation)
+            source = add(records, site.stage.depth - 1 if site.index == 2 else 1)
     if include_top:
         add(layer_records.head(source, spec.stages[-1].width, classes))
     return Complexity(*totals)

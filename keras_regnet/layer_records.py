@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.spec import NetSpec, StageSpec, bottleneck_width, round_int
 
 INPUT = "input"  # the source name of the stem's input (the image, or the preprocessing output)
@@ -50,14 +51,15 @@ class LayerRecord(NamedTuple):
     final_bn: bool = False  # a residual branch's last BN (gamma may start at zero)
     pycls: str | None = None
     timm: str | None = None
+    dilation: int = 1  # a 3x3 conv's dilation (> 1 only with an output stride, see `stage_geometry`)
 
 
 def _conv(name: str, source: str, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1,
           *, refs: tuple[str | None, str | None], bias: bool = False,
-          activation: str | None = None) -> LayerRecord:
+          activation: str | None = None, dilation: int = 1) -> LayerRecord:
     """A bias-free (unless `bias`) kxk conv record with reference modules `refs` = (pycls, timm)."""
     return LayerRecord(name, "conv", (source,), c_in, c_out, kernel, stride, groups, bias, activation,
-                       pycls=refs[0], timm=refs[1])
+                       pycls=refs[0], timm=refs[1], dilation=dilation)
 
 
 def _bn(name: str, source: str, channels: int, refs: tuple[str | None, str | None],
@@ -85,12 +87,15 @@ def needs_projection(c_in: Any, c_out: Any, stride: Any) -> Any:
 
 
 def block(spec: NetSpec, stage: StageSpec, prefix: str, source: str, c_in: int,
-          stride: int, project: bool | None = None) -> Iterator[LayerRecord]:
+          stride: int, project: bool | None = None, dilation: tuple[int, int] = (1, 1)) -> Iterator[LayerRecord]:
     """The layers of one block of type spec.block named `{prefix}_...`; the last one is its output.
 
     `project` forces the shortcut choice (None: `needs_projection`), for callers walking a batch.
+    `dilation` = (first, other): the dilation of the block's first 3x3 conv and of its second (v, r
+    blocks); a block whose two differ (a stage's first block once dilated) keeps its projection shortcut.
     """
     c_out = stage.width
+    d_first, d_other = dilation
     module = prefix.replace("_", ".")  # s1_b2 -> s1.b2, the reference's block module
 
     def refs(pycls: str, timm: str | None = None) -> tuple[str, str | None]:
@@ -100,23 +105,23 @@ def block(spec: NetSpec, stage: StageSpec, prefix: str, source: str, c_in: int,
         return f"{prefix}_{suffix}"
 
     if spec.block == "v":  # vanilla: two 3x3 conv-BN-ReLU, no shortcut
-        yield _conv(name("conv_a"), source, c_in, c_out, 3, stride, refs=refs("a"))
+        yield _conv(name("conv_a"), source, c_in, c_out, 3, stride, refs=refs("a"), dilation=d_first)
         yield _bn(name("bn_a"), name("conv_a"), c_out, refs("a_bn"))
         yield _relu(name("relu_a"), name("bn_a"), c_out)
-        yield _conv(name("conv_b"), name("relu_a"), c_out, c_out, 3, refs=refs("b"))
+        yield _conv(name("conv_b"), name("relu_a"), c_out, c_out, 3, refs=refs("b"), dilation=d_other)
         yield _bn(name("bn_b"), name("conv_b"), c_out, refs("b_bn"))
         yield _relu(name("relu"), name("bn_b"), c_out)
         return
     shortcut = source
-    if needs_projection(c_in, c_out, stride) if project is None else project:  # walked first, at the input
+    if (needs_projection(c_in, c_out, stride) | (d_first != d_other)) if project is None else project:  # walked first, at the input
         yield _conv(name("proj_conv"), source, c_in, c_out, 1, stride, refs=refs("proj", "downsample.conv"))
         yield _bn(name("proj_bn"), name("proj_conv"), c_out, refs("bn", "downsample.bn"))
         shortcut = name("proj_bn")
     if spec.block == "r":  # residual basic: two 3x3 convs (timm has no such block)
-        yield _conv(name("conv_a"), source, c_in, c_out, 3, stride, refs=refs("f.a"))
+        yield _conv(name("conv_a"), source, c_in, c_out, 3, stride, refs=refs("f.a"), dilation=d_first)
         yield _bn(name("bn_a"), name("conv_a"), c_out, refs("f.a_bn"))
         yield _relu(name("relu_a"), name("bn_a"), c_out)
-        yield _conv(name("conv_b"), name("relu_a"), c_out, c_out, 3, refs=refs("f.b"))
+        yield _conv(name("conv_b"), name("relu_a"), c_out, c_out, 3, refs=refs("f.b"), dilation=d_other)
         yield _bn(name("bn_b"), name("conv_b"), c_out, refs("f.b_bn"), final=True)
         branch = name("bn_b")
     else:  # X (and Y): 1x1, grouped 3x3 (strided), [SE], 1x1
@@ -125,7 +130,7 @@ def block(spec: NetSpec, stage: StageSpec, prefix: str, source: str, c_in: int,
         yield _bn(name("bn_a"), name("conv_a"), w_b, refs("f.a_bn", "conv1.bn"))
         yield _relu(name("relu_a"), name("bn_a"), w_b)
         yield _conv(name("conv_b"), name("relu_a"), w_b, w_b, 3, stride, w_b // stage.group_width,
-                    refs=refs("f.b", "conv2.conv"))
+                    refs=refs("f.b", "conv2.conv"), dilation=d_first)
         yield _bn(name("bn_b"), name("conv_b"), w_b, refs("f.b_bn", "conv2.bn"))
         yield _relu(name("relu_b"), name("bn_b"), w_b)
         inner = name("relu_b")
@@ -156,31 +161,80 @@ def se_width(block_input_width: Any, se_ratio: float) -> Any:
     return np.maximum(width, 1) if isinstance(width, np.ndarray) else max(1, width)
 
 
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def check_output_stride(output_stride: Any) -> int | None:
+    """None (the network's own strides) or one of OUTPUT_STRIDES; ValueError naming the value otherwise."""
+    if output_stride is None or (not isinstance(output_stride, bool) and output_stride in OUTPUT_STRIDES):
+        return None if output_stride is None else int(output_stride)
+    raise ConfigError(f"output_stride must be None or one of {OUTPUT_STRIDES}, got output_stride={output_stride!r}")
+
+
+@dataclass(frozen=True)
+class StageGeometry:
+    """A stage's applied stride, its dilation, and the dilation of its first block's first 3x3 conv."""
+
+    stride: int
+    dilation: int
+    first_dilation: int
+
+
+def stage_geometry(spec: NetSpec, output_stride: int | None = None) -> list[StageGeometry]:
+    """Per-stage stride and dilation for an output stride (None: the spec's strides, no dilation).
+
+    Once the network's stride (stem included) has reached `output_stride`, a stage's stride becomes 1
+    and multiplies the dilation instead; the first block of a stage keeps the previous dilation in its
+    strided conv (the rule of timm's RegNet `_get_stage_args` / `RegStage`, for any stage strides).
+    """
+    output_stride = check_output_stride(output_stride)
+    net_stride, dilation, out = spec.stem_stride, 1, []
+    for stage in spec.stages:
+        previous = dilation
+        if output_stride is not None and net_stride >= output_stride:
+            dilation *= stage.stride
+            out.append(StageGeometry(1, dilation, previous))
+        else:
+            net_stride *= stage.stride
+            out.append(StageGeometry(stage.stride, dilation, previous))
+    return out
+
+
+def effective_total_stride(spec: NetSpec, output_stride: int | None = None) -> int:
+    """Downsampling factor from the input to the last feature map under `output_stride`."""
+    total = spec.stem_stride
+    for geometry in stage_geometry(spec, output_stride):
+        total *= geometry.stride
+    return total
+
+
 @dataclass(frozen=True)
 class BlockSite:
-    """Where a block sits: its name prefix, stage, input width, stride and index in the stage."""
+    """Where a block sits: its name prefix, stage, input width, stride, index in the stage and dilations."""
 
     prefix: str
     stage: StageSpec
     c_in: int
     stride: int
     index: int  # 1-based; blocks after the first of a stage are identical
+    dilation: tuple[int, int] = (1, 1)  # (first 3x3 conv, other 3x3 conv), see `block`
 
 
-def block_sites(spec: NetSpec) -> Iterator[BlockSite]:
+def block_sites(spec: NetSpec, output_stride: int | None = None) -> Iterator[BlockSite]:
     """Every block in order; block b of stage s is named s{s}_b{b}, only b1 strides or projects."""
     c_in = spec.stem_width
-    for s, stage in enumerate(spec.stages, start=1):
+    for s, (stage, geo) in enumerate(zip(spec.stages, stage_geometry(spec, output_stride)), start=1):
         for b in range(1, stage.depth + 1):
-            yield BlockSite(f"s{s}_b{b}", stage, c_in, stage.stride if b == 1 else 1, b)
+            first = geo.first_dilation if b == 1 else geo.dilation
+            yield BlockSite(f"s{s}_b{b}", stage, c_in, geo.stride if b == 1 else 1, b, (first, geo.dilation))
             c_in = stage.width
 
 
-def body(spec: NetSpec, source: str = "stem_relu") -> Iterator[LayerRecord]:
+def body(spec: NetSpec, source: str = "stem_relu", output_stride: int | None = None) -> Iterator[LayerRecord]:
     """All blocks, each fed by the previous block's output (the first by `source`)."""
-    for site in block_sites(spec):
+    for site in block_sites(spec, output_stride):
         record = None
-        for record in block(spec, site.stage, site.prefix, source, site.c_in, site.stride):
+        for record in block(spec, site.stage, site.prefix, source, site.c_in, site.stride, dilation=site.dilation):
             yield record
         source = record.name
 
@@ -193,11 +247,11 @@ def head(source: str, channels: int, classes: int) -> Iterator[LayerRecord]:
 
 
 def network(spec: NetSpec, include_top: bool = True, classes: int = 1000,
-            channels: int = 3) -> Iterator[LayerRecord]:
-    """Stem, body and (if include_top) head of `spec`, from INPUT."""
+            channels: int = 3, output_stride: int | None = None) -> Iterator[LayerRecord]:
+    """Stem, body and (if include_top) head of `spec`, from INPUT (dilated for an `output_stride`)."""
     yield from stem(spec, INPUT, channels)
     last = None
-    for last in body(spec, "stem_relu"):
+    for last in body(spec, "stem_relu", output_stride):
         yield last
     if include_top:
         yield from head(last.name, spec.stages[-1].width, classes)

@@ -14,6 +14,7 @@ from keras_regnet import blocks
 from keras_regnet.errors import ConfigError
 from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from keras_regnet.layer_records import check_output_stride, effective_total_stride
 from keras_regnet.layers import ImageNetNormalization
 from keras_regnet.pretrained.tags import canonical_weights, preset_named
 from keras_regnet.resolve import resolve_spec
@@ -46,6 +47,9 @@ APPLICATION_ARGS_DOC = """\
     zero_init_final_gamma: keyword-only; start each residual branch's last BN gamma at zero.
     bn_batch: keyword-only; ghost batch normalization over sub-batches of this many images in
         training (None: the whole per-replica batch, as Keras' BatchNormalization).
+    output_stride: keyword-only; None (the network's own strides, 32 for the zoo) or 8, 16, 32: the
+        stages past that stride keep their resolution with dilated 3x3 convs (timm's rule), for
+        segmentation and detection backbones. Same variables, so pretrained weights load unchanged.
 """
 
 RETURNS_DOC = """\
@@ -72,9 +76,11 @@ def build(
     bn_momentum: float = 0.9,
     zero_init_final_gamma: bool = False,
     bn_batch: int | None = None,
+    output_stride: int | None = None,
 ) -> keras.Model:
     # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
     spec = resolve_spec(spec, label="spec")  # a NetSpec is validated, a name resolved
+    output_stride = check_output_stride(output_stride)
     weights = canonical_weights(weights, spec)  # timm's tags ("regnety_006.pycls_in1k") -> "imagenet"
     include_top, classes = _fit_to_weights_head(weights, include_top, classes)
     classes = _validate_arguments(
@@ -83,12 +89,12 @@ def build(
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"`name` must be a string. Received: name={name!r}")
     _check_backend_has_dtype(keras.config.dtype_policy())
-    inputs, x = _input_layer(spec, input_tensor, input_shape)
+    inputs, x = _input_layer(spec, input_tensor, input_shape, effective_total_stride(spec, output_stride))
     if include_preprocessing:
         x = _normalization(x.shape[-1])(x)
     options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch)
     x = blocks.stem(x, spec, options)
-    x = blocks.body(x, spec, options)
+    x = blocks.body(x, spec, options, output_stride=output_stride)
     if include_top:
         # Under a mixed policy the head computes in float32 so probabilities/logits are float32
         # (Keras' mixed-precision advice); it holds float32 variables either way.
@@ -240,7 +246,8 @@ def _is_softmax_or_linear(activation: Any) -> bool:
     return resolved in (keras.activations.get("softmax"), keras.activations.get(None))
 
 
-def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_shape") -> tuple:
+def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_shape",
+                          min_size: int | None = None) -> tuple:
     """Check (height, width, channels) with sides None or >= the total stride; returns Python ints.
 
     Any channel count is accepted: with include_preprocessing the normalization follows the
@@ -262,7 +269,7 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_s
         dims.append(None if dim is None else int(dim))
     if dims[-1] is not None and dims[-1] < 1:
         raise ConfigError(f"The input must have at least 1 channel; Received `{label}={tuple(dims)}`")
-    min_size = spec.total_stride
+    min_size = spec.total_stride if min_size is None else min_size
     if any(dim is not None and dim < min_size for dim in dims[:2]):
         raise ConfigError(
             f"Input size must be at least {min_size}x{min_size} (the network's total stride); "
@@ -271,7 +278,8 @@ def _validate_input_shape(spec: NetSpec, input_shape: Any, label: str = "input_s
     return tuple(dims)
 
 
-def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any) -> tuple[Any, Any]:
+def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any,
+                 min_size: int | None = None) -> tuple[Any, Any]:
     """(model inputs, first tensor) for `input_tensor` (a Keras tensor) or a new Input.
 
     A given tensor's static shape gets the same checks as `input_shape` (sides at least the total
@@ -280,7 +288,7 @@ def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any) -> tuple[An
     """
     shape = (None, None, 3)
     if input_shape is not None:
-        shape = _validate_input_shape(spec, input_shape)
+        shape = _validate_input_shape(spec, input_shape, min_size=min_size)
     if input_tensor is None:
         inp = keras.Input(shape=shape, name="input_layer")
         return inp, inp
@@ -291,7 +299,7 @@ def _input_layer(spec: NetSpec, input_tensor: Any, input_shape: Any) -> tuple[An
                 "`input_tensor` must be a 4D (batch, height, width, channels) tensor. "
                 f"Received: input_tensor.shape={tensor_shape}"
             )
-        _validate_input_shape(spec, tensor_shape[1:], label="input_tensor.shape[1:]")
+        _validate_input_shape(spec, tensor_shape[1:], label="input_tensor.shape[1:]", min_size=min_size)
         return keras.utils.get_source_inputs(input_tensor), input_tensor
     inp = keras.Input(tensor=input_tensor, shape=shape)
     return inp, inp

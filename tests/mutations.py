@@ -162,6 +162,13 @@ MUTATIONS: tuple[Mutation, ...] = (
              'levels[_level(stride, model.name)] = model.get_layer(f"s{stage}_b{depth}_relu").output',
              'levels.setdefault(_level(stride, model.name), model.get_layer(f"s{stage}_b{depth}_relu").output)',
              FEATURES_TESTS),
+    # Output stride (timm's dilation rule) and freezing.
+    Mutation("dilated_first_block_takes_the_stage_dilation", "keras_regnet/layer_records.py",
+             "first = geo.first_dilation if b == 1 else geo.dilation", "first = geo.dilation",
+             ("tests/keras_regnet/test_output_stride.py::test_block_records_dilate_the_3x3_convs_and_keep_the_projection",
+              "tests/keras_regnet/test_output_stride.py::test_dilated_features_equal_timms_at_output_stride_16_golden")),
+    Mutation("bn_inference_ignored", "keras_regnet/freezing.py", "    if bn_inference:\n", "    if False:\n",
+             ("tests/keras_regnet/test_freezing.py::test_bn_inference_holds_every_bn_while_the_convolutions_train",)),
     # Eval crop (pycls scale_and_center_crop).
     Mutation("eval_crop_offset_floor", "keras_regnet/pretrained/eval_crop.py", "top = (new_hw[0] - size + 1) // 2",
              "top = (new_hw[0] - size) // 2", EVAL_CROP_TESTS),

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras_hub.models import Backbone
 
+from keras_regnet.errors import ConfigError
 from keras_regnet.model import build
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
@@ -16,21 +17,32 @@ from keras_regnet.spec import NetSpec
 class RegNetBackbone(Backbone):
     """The RegNet/AnyNet body of `spec` (a NetSpec, its dict or any name `resolve_model` takes), keras-hub style: it takes images
     normalised by the image converter (`include_preprocessing=False`, the keras-hub convention) and
-    returns the last stage's feature map; the spec's parameters are its config."""
+    returns the last stage's feature map; the spec's parameters are its config.
+
+    `output_stride` (None, 8, 16 or 32) dilates the stages past that stride, as `build`'s argument
+    (e.g. 16 for DeepLabV3). Its default name is keras-hub's, the class name in snake case
+    ("reg_net_backbone"); the only other keyword arguments are Keras' `name` and `trainable`.
+    """
+
+    MODEL_KWARGS = ("name", "trainable")  # what keras-hub's Backbone / Keras' Model take besides dtype
 
     def __init__(self, spec: NetSpec | dict | str, image_shape: tuple = (None, None, 3),
                  include_preprocessing: bool = False, bn_epsilon: float = 1e-5, bn_momentum: float = 0.9,
-                 dtype: Any = None, **kwargs: Any) -> None:
+                 output_stride: int | None = None, dtype: Any = None, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(self.MODEL_KWARGS))
+        if unknown:
+            raise ConfigError(f"RegNetBackbone got unknown keyword arguments {unknown}; it takes spec, image_shape, "
+                              f"include_preprocessing, bn_epsilon, bn_momentum, output_stride, dtype, name, trainable")
         spec = resolve_spec(spec, label="spec")
         body = build(spec, include_top=False, input_shape=tuple(image_shape),
                      include_preprocessing=include_preprocessing, name=spec.name.replace(".", "_"),
-                     bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)
-        kwargs.setdefault("name", body.name)
+                     bn_epsilon=bn_epsilon, bn_momentum=bn_momentum, output_stride=output_stride)
         super().__init__(inputs=body.input, outputs=body.output, dtype=dtype, **kwargs)
         self.spec = spec
         self.image_shape = tuple(image_shape)
         self.include_preprocessing = include_preprocessing
         self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
+        self.output_stride = output_stride
         self.pyramid_outputs = body.pyramid_outputs
 
     @classmethod
@@ -47,5 +59,6 @@ class RegNetBackbone(Backbone):
         config = super().get_config()
         config.update({"spec": self.spec.to_dict(), "image_shape": list(self.image_shape),
                        "include_preprocessing": self.include_preprocessing,
-                       "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum})
+                       "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum,
+                       "output_stride": self.output_stride})
         return config

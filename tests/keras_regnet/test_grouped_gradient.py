@@ -29,7 +29,8 @@ def _forward_and_gradients(layer, x):
 
 @pytest.mark.parametrize("dtype, stride, padding, dilation, groups", [
     ("float32", 1, "same", 1, 4), ("float32", 2, "valid", 1, 8), ("float64", 1, "same", 1, 2),
-    ("float64", 2, "same", 1, 4), ("float64", 1, "valid", 2, 4)])
+    ("float64", 2, "same", 1, 4), ("float64", 1, "valid", 2, 4), ("float32", 1, "same", 2, 4),
+    ("float64", 1, "same", 4, 8)])
 def test_per_group_gradient_equals_the_stock_layer(monkeypatch, dtype, stride, padding, dilation, groups):
     monkeypatch.setattr(grouped_gradient, "has_native_gradient", lambda name: False)
     rng = np.random.default_rng(0)
@@ -43,6 +44,20 @@ def test_per_group_gradient_equals_the_stock_layer(monkeypatch, dtype, stride, p
     for a, b in zip(_forward_and_gradients(ours, x), _forward_and_gradients(stock, x)):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, "same", 2), (1, "same", 4), (1, "valid", 2)])
+def test_native_path_with_dilation_equals_the_stock_layer(stride, padding, dilation):
+    """The path a dilated model (output_stride) takes in float32: forward and gradients as stock Conv2D."""
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 11, 11, 32)), "float32")
+    kwargs = dict(strides=stride, padding=padding, dilation_rate=dilation, groups=4)
+    ours, stock = GroupedConv2D(32, 3, **kwargs), keras.layers.Conv2D(32, 3, **kwargs)
+    ours.build(x.shape)
+    stock.build(x.shape)
+    stock.set_weights(ours.get_weights())
+    for a, b in zip(_forward_and_gradients(ours, x), _forward_and_gradients(stock, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_float64_has_no_native_gradient_and_float32_follows_onednn():

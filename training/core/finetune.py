@@ -15,16 +15,15 @@ Keras' transfer-learning rule) and the optimizer never sees their weights.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
-from keras_regnet.errors import ConfigError
+from keras_regnet.freezing import freeze as freeze_layers
+from keras_regnet.freezing import frozen_layers, parse_freeze  # noqa: F401  (the --freeze rule, used by config)
 from keras_regnet.layer_records import CLASSIFIER
 
 FINETUNE_LR = 0.003
 FINETUNE_EPOCHS = 10
 FINETUNE_WARMUP_FRACTION = 0.1
-_STAGE = re.compile(r"^s?(\d+)$")
 
 
 def finetune_lr(batch_size: int) -> float:
@@ -34,42 +33,9 @@ def finetune_lr(batch_size: int) -> float:
     return FINETUNE_LR
 
 
-def parse_freeze(freeze: str, num_stages: int | None = None) -> tuple[str, ...]:
-    """--freeze as layer-name prefixes: () for none, ("backbone",), or ("stem", "s1_", ...)."""
-    if not isinstance(freeze, str) or not freeze.strip():
-        raise ConfigError(f"--freeze must be none, backbone or a list like stem,s1,s2; got {freeze!r}")
-    text = freeze.strip().lower()
-    if text in ("none", "backbone"):
-        return () if text == "none" else ("backbone",)
-    out = []
-    for part in (p.strip() for p in text.split(",")):
-        match = _STAGE.match(part)
-        if part == "stem":
-            out.append("stem")
-        elif match and int(match.group(1)) >= 1 and (num_stages is None or int(match.group(1)) <= num_stages):
-            out.append(f"s{int(match.group(1))}_")
-        else:
-            stages = f"s1..s{num_stages}" if num_stages else "s1, s2, ..."
-            raise ConfigError(f"--freeze={freeze!r}: {part!r} is not allowed; use none, backbone or a "
-                              f"comma-separated list of stem and stages ({stages})")
-    return tuple(out)
-
-
-def frozen_layers(model: Any, freeze: str, num_stages: int | None = None) -> list[str]:
-    """Names of the weighted layers of `model` that --freeze holds fixed."""
-    prefixes = parse_freeze(freeze, num_stages)
-    names = [layer.name for layer in model.layers if layer.weights]
-    if prefixes == ("backbone",):
-        return [n for n in names if n != CLASSIFIER]
-    return [n for n in names if any(n.startswith(p) for p in prefixes)]
-
-
 def apply_freeze(model: Any, freeze: str, num_stages: int | None = None) -> list[str]:
-    """Set trainable=False on the frozen layers (BN then runs in inference mode); returns them."""
-    names = frozen_layers(model, freeze, num_stages)
-    for name in names:
-        model.get_layer(name).trainable = False
-    return names
+    """--freeze through the library's `keras_regnet.freeze` (BN then runs in inference mode); returns the layers."""
+    return freeze_layers(model, freeze, num_stages=num_stages)
 
 
 def load_pretrained(model: Any, spec: Any, weights: str, log: Callable[[str], None] = print) -> list[str]:
