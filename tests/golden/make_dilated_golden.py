@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from tests.golden.synthetic import synthetic_images, synthetic_state  # noqa: E402
-from tests.golden.timm_import import import_timm  # noqa: E402
+from tests.helpers.timm_import import import_timm  # noqa: E402
 
 CASE = "regnety_600mf_os16"
 TIMM_MODEL, ZOO_MODEL, OUTPUT_STRIDE, SEED = "regnety_006", "regnety_600mf", 16, 21
