@@ -15,9 +15,9 @@ from keras_regnet.errors import ConfigError
 from keras_regnet.features import pyramid_outputs
 from keras_regnet.imagenet_utils import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from keras_regnet.layers import ImageNetNormalization
+from keras_regnet.pretrained.tags import canonical_weights, preset_named
 from keras_regnet.resolve import resolve_spec
 from keras_regnet.spec import NetSpec
-from keras_regnet.pretrained.tags import canonical_weights, preset_named
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -46,6 +46,9 @@ APPLICATION_ARGS_DOC = """\
     zero_init_final_gamma: keyword-only; start each residual branch's last BN gamma at zero.
     bn_batch: keyword-only; ghost batch normalization over sub-batches of this many images in
         training (None: the whole per-replica batch, as Keras' BatchNormalization).
+    drop_path_rate: keyword-only; stochastic depth: in training each residual block's branch is
+        dropped per sample, with a rate rising linearly from 0 at the first block to this value at
+        the last (timm's rule); inference is unchanged. 0 (default): off.
 """
 
 RETURNS_DOC = """\
@@ -72,6 +75,7 @@ def build(
     bn_momentum: float = 0.9,
     zero_init_final_gamma: bool = False,
     bn_batch: int | None = None,
+    drop_path_rate: float = 0.0,
 ) -> keras.Model:
     # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
     spec = resolve_spec(spec, label="spec")  # a NetSpec is validated, a name resolved
@@ -85,7 +89,11 @@ def build(
     inputs, x = _input_layer(spec, input_tensor, input_shape)
     if include_preprocessing:
         x = _normalization(x.shape[-1])(x)
-    options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch)
+    if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, numbers.Real) or not (
+            0.0 <= drop_path_rate < 1.0):
+        raise ConfigError(f"`drop_path_rate` must be in [0, 1). Received: drop_path_rate={drop_path_rate!r}")
+    options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch,
+                                  blocks.drop_path_rates(spec, float(drop_path_rate)) if drop_path_rate else ())
     x = blocks.stem(x, spec, options)
     x = blocks.body(x, spec, options)
     if include_top:
