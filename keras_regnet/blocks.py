@@ -18,7 +18,7 @@ import keras
 from keras_regnet import layer_records
 from keras_regnet.errors import ConfigError
 from keras_regnet.layer_records import LayerRecord
-from keras_regnet.layers import FusedBatchNormalization, GhostBatchNormalization, GroupedConv2D
+from keras_regnet.layers import DropPath, FusedBatchNormalization, GhostBatchNormalization, GroupedConv2D
 from keras_regnet.spec import NetSpec
 
 
@@ -30,6 +30,17 @@ class BuildOptions:
     bn_momentum: float = 0.9
     zero_init_final_gamma: bool = False
     bn_batch: int | None = None  # ghost batch normalization over sub-batches of this size
+    drop_path: tuple[tuple[str, float], ...] = ()  # (block prefix, stochastic depth rate) of residual blocks
+
+
+def drop_path_rates(spec: NetSpec, drop_path_rate: float) -> tuple[tuple[str, float], ...]:
+    """(block prefix, rate) of every block: rates rising linearly from 0 at the first block to
+    `drop_path_rate` at the last, over the whole network (timm/models/regnet.py, RegNet._get_stage_args:
+    np.linspace(0, drop_path_rate, sum(stage_depths)) split by stage)."""
+    prefixes = [site.prefix for site in layer_records.block_sites(spec)]
+    if len(prefixes) == 1:
+        return ((prefixes[0], 0.0),)  # np.linspace(0, r, 1) == [0]
+    return tuple((p, drop_path_rate * i / (len(prefixes) - 1)) for i, p in enumerate(prefixes))
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,10 @@ def _relu(record: LayerRecord, x: Any, options: BuildOptions, kit: LayerKit) -> 
 
 
 def _add(record: LayerRecord, xs: list, options: BuildOptions, kit: LayerKit) -> Any:
+    """shortcut + branch; the branch through DropPath first where the block has a stochastic depth rate."""
+    rate = dict(options.drop_path).get(record.name[: -len("_add")], 0.0) if options.drop_path else 0.0
+    if rate > 0.0:
+        xs = [xs[0], DropPath(rate, name=record.name[: -len("add")] + "drop_path")(xs[1])]
     return kit.layers.Add(name=record.name)(xs)
 
 

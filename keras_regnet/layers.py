@@ -175,3 +175,30 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "ghost_batch_size": self.ghost_batch_size}
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet")
+class DropPath(keras.layers.Layer):
+    """Stochastic depth (Huang et al., 2016) on a residual branch: in training each sample's branch is
+    zeroed with probability `rate` and the kept ones scaled by 1 / (1 - rate) (timm's `drop_path`,
+    scale_by_keep); identity at inference. The mask is drawn per sample, shared over H, W and channels.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise ConfigError(f"DropPath rate must be in [0, 1), got {rate!r}")
+        self.rate, self.seed = float(rate), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        if not training or self.rate == 0.0:
+            return inputs
+        noise_shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        return keras.random.dropout(inputs, self.rate, noise_shape=noise_shape, seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -50,6 +50,9 @@ APPLICATION_ARGS_DOC = """\
     output_stride: keyword-only; None (the network's own strides, 32 for the zoo) or 8, 16, 32: the
         stages past that stride keep their resolution with dilated 3x3 convs (timm's rule), for
         segmentation and detection backbones. Same variables, so pretrained weights load unchanged.
+    drop_path_rate: keyword-only; stochastic depth: in training each residual block's branch is
+        dropped per sample, with a rate rising linearly from 0 at the first block to this value at
+        the last (timm's rule); inference is unchanged. 0 (default): off.
 """
 
 RETURNS_DOC = """\
@@ -77,6 +80,7 @@ def build(
     zero_init_final_gamma: bool = False,
     bn_batch: int | None = None,
     output_stride: int | None = None,
+    drop_path_rate: float = 0.0,
 ) -> keras.Model:
     # Docstring: `build.__doc__` below (its argument docs are shared with the zoo builders).
     spec = resolve_spec(spec, label="spec")  # a NetSpec is validated, a name resolved
@@ -92,7 +96,11 @@ def build(
     inputs, x = _input_layer(spec, input_tensor, input_shape, effective_total_stride(spec, output_stride))
     if include_preprocessing:
         x = _normalization(x.shape[-1])(x)
-    options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch)
+    if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, numbers.Real) or not (
+            0.0 <= drop_path_rate < 1.0):
+        raise ConfigError(f"`drop_path_rate` must be in [0, 1). Received: drop_path_rate={drop_path_rate!r}")
+    options = blocks.BuildOptions(bn_epsilon, bn_momentum, zero_init_final_gamma, bn_batch,
+                                  blocks.drop_path_rates(spec, float(drop_path_rate)) if drop_path_rate else ())
     x = blocks.stem(x, spec, options)
     x = blocks.body(x, spec, options, output_stride=output_stride)
     if include_top:

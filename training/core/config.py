@@ -24,6 +24,7 @@ PRECISIONS = ("auto", "off", "float16", "bfloat16")
 CROPS = ("pycls", "tf_inception")
 ENGINES = ("auto", "tensorflow", "jax")
 VERBOSITY = (0, 1, 2)
+OPTIMIZERS = ("sgd", "adamw")  # training.core.recipe.OPTIMIZERS (kept here: the config imports no Keras)
 RECIPE_WARMUP_EPOCHS = 5.0
 RECIPE_PRECISE_BN_IMAGES = 8192  # pycls BN.NUM_SAMPLES_PRECISE (BN.USE_PRECISE_STATS is on by default)
 DEFAULT_MODEL = "regnety_digits"
@@ -92,6 +93,17 @@ class RecipeConfig:
     warmup_factor: float = F(0.1, "Warmup starts at this fraction of the base LR.")
     weight_decay: float = F(5e-5, "Coupled L2 weight decay (added to the gradients, as pycls).")
     momentum: float = F(0.9, "Nesterov momentum of SGD.")
+    optimizer: str = F("sgd", "sgd: Nesterov SGD with --weight_decay added to the gradients (coupled L2, the "
+                       "paper). adamw: AdamW (--adam_beta1/--adam_beta2, eps 1e-8) with --weight_decay decoupled "
+                       "(w -= lr * wd * w each step, torch's AdamW; e.g. 0.05).", choices=OPTIMIZERS)
+    adam_beta1: float = F(0.9, "With --optimizer=adamw: the first-moment decay beta1 in [0, 1).")
+    adam_beta2: float = F(0.999, "With --optimizer=adamw: the second-moment decay beta2 in [0, 1).")
+    decay_norm_and_bias: bool = F(True, "Apply --weight_decay to BatchNorm gammas/betas and biases too (the "
+                                  "paper). --nodecay_norm_and_bias decays only conv and dense kernels (timm's "
+                                  "rule: no decay on 1-D parameters).")
+    drop_path_rate: float = F(0.0, "Stochastic depth: the last residual block's branch is dropped per sample "
+                              "with this probability in training, earlier blocks' linearly less from 0 at the "
+                              "first (timm's rule; e.g. 0.05). Inference is unchanged. 0: off.")
     label_smoothing: float = F(0.0, "Label smoothing (the paper uses none).")
     ema_decay: float = F(0.0, "Keep an exponential moving average of the weights (and BN statistics) with "
                          "this decay per step, e.g. 0.9999; evaluate and export it. 0: off. The average spans "
@@ -107,6 +119,10 @@ class RecipeConfig:
                              "this size on each replica; must divide the per-replica batch). The paper normalizes "
                              "over 128 images per GPU: --bn_batch=128 reproduces that on one GPU or a TPU core "
                              "with another batch. Default: the per-replica batch (the global batch with --sync_bn).")
+    accum_steps: int = F(1, "Gradient accumulation: split each replica's share of --batch_size into this many "
+                         "micro-batches run one after the other, their gradients summed into one update (memory "
+                         "of one micro-batch; --batch_size, the LR rule and the schedule stay those of the whole "
+                         "batch). BatchNorm normalizes each micro-batch (--bn_batch must divide it). 1: off.")
     sync_bn: bool = F(False, "Synchronise BatchNorm statistics across replicas.")
     precise_bn_images: int | None = F(None, "Before each eval, replace the BN moving averages by the average "
                                       "batch statistics of this many training images under the current weights "
@@ -257,6 +273,7 @@ def validate(cfg: TrainConfig) -> None:
                  "train_examples", "eval_examples"):
         _positive_int_or_none(name, getattr(cfg, name))
     _positive_int_or_none("keep_checkpoints", cfg.keep_checkpoints)
+    _positive_int_or_none("accum_steps", cfg.accum_steps)
     if cfg.image_size is not None and cfg.image_size < 8:
         raise ConfigError(f"--image_size must be >= 8, got {cfg.image_size}")
     if cfg.lr is not None and not (_is_finite(cfg.lr) and cfg.lr > 0):
@@ -267,6 +284,7 @@ def validate(cfg: TrainConfig) -> None:
         if not lo <= value <= hi or (name == "label_smoothing" and value == 1.0):
             raise ConfigError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
     _check_regularisers(cfg)
+    _check_optimizer(cfg)
     if cfg.warmup_epochs is not None and not (_is_finite(cfg.warmup_epochs) and cfg.warmup_epochs >= 0):
         raise ConfigError(f"--warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
     if cfg.epochs is not None and cfg.warmup_epochs is not None and cfg.warmup_epochs > cfg.epochs:
@@ -362,6 +380,21 @@ def _check_regularisers(cfg: TrainConfig) -> None:
                              f"got {value!r}")
     if not _is_real(cfg.mixup_switch_prob) or not 0.0 <= cfg.mixup_switch_prob <= 1.0:
         raise ConfigError(f"--mixup_switch_prob must be in [0, 1], got {cfg.mixup_switch_prob!r}")
+    if not _is_real(cfg.drop_path_rate) or not 0.0 <= cfg.drop_path_rate < 1.0:
+        raise ConfigError(f"--drop_path_rate must be in [0, 1) (0 turns stochastic depth off; e.g. 0.05), "
+                         f"got {cfg.drop_path_rate!r}")
+
+
+def _check_optimizer(cfg: TrainConfig) -> None:
+    """--optimizer is sgd or adamw; Adam's betas in [0, 1) and only given with adamw."""
+    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    for name in ("adam_beta1", "adam_beta2"):
+        value = getattr(cfg, name)
+        if not _is_real(value) or not 0.0 <= value < 1.0:
+            raise ConfigError(f"--{name} must be in [0, 1) (e.g. 0.9 or 0.999), got {value!r}")
+    if cfg.optimizer != "adamw" and (cfg.adam_beta1, cfg.adam_beta2) != (0.9, 0.999):
+        raise ConfigError(f"--adam_beta1/--adam_beta2 are used by --optimizer=adamw only, not "
+                         f"--optimizer={cfg.optimizer}; add --optimizer=adamw or drop them")
 
 
 def _is_real(value: Any) -> bool:

@@ -36,15 +36,22 @@ def bn_images(cfg: TrainConfig, replicas: int) -> int:
     """Images per BatchNorm normalization in training; ConfigError if --bn_batch does not divide.
 
     The global batch with --sync_bn, --bn_batch when given (ghost BN), else each replica's batch:
-    the paper's 8 GPUs x 128 normalize over 128, one GPU with the same batch over 1024.
+    the paper's 8 GPUs x 128 normalize over 128, one GPU with the same batch over 1024. With
+    --accum_steps=k each of these is a micro-batch's: a k-th of it.
     """
-    per_replica = cfg.batch_size // replicas
+    accum = getattr(cfg, "accum_steps", 1)
+    if accum > 1 and cfg.batch_size % (replicas * accum):
+        raise ConfigError(f"--accum_steps={accum} does not divide the per-replica batch of "
+                          f"{cfg.batch_size / replicas:g} (--batch_size={cfg.batch_size} over {replicas} replicas); "
+                          f"use a --batch_size that is a multiple of {replicas * accum}")
+    per_replica = cfg.batch_size // replicas // accum
     if cfg.sync_bn:
-        return cfg.batch_size
+        return cfg.batch_size // accum
     if cfg.bn_batch is None:
         return per_replica
     if per_replica % cfg.bn_batch:
-        raise ConfigError(f"--bn_batch={cfg.bn_batch} does not divide the per-replica batch of {per_replica} "
+        micro = f" micro-batch of {per_replica} (over --accum_steps={accum})" if accum > 1 else f" batch of {per_replica}"
+        raise ConfigError(f"--bn_batch={cfg.bn_batch} does not divide the per-replica{micro} "
                           f"(--batch_size={cfg.batch_size} over {replicas} replicas); use a divisor of "
                           f"{per_replica}, e.g. {math.gcd(per_replica, cfg.bn_batch)}")
     return cfg.bn_batch

@@ -19,7 +19,8 @@ from training.core.config import TrainConfig
 RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "seed", "warmup_epochs",
                "warmup_factor", "weight_decay", "momentum", "label_smoothing",
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob", "crop", "bn_batch",
-               "weights", "freeze", "val_fraction")
+               "weights", "freeze", "val_fraction", "optimizer", "adam_beta1", "adam_beta2",
+               "decay_norm_and_bias", "drop_path_rate", "accum_steps")
 
 
 def run_identity(cfg: TrainConfig, spec: Any, num_classes: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from training.core.config import TrainConfig
 from training.core.models import build_model
 from training.core.parts import bn_images
 from training.core.prelude import chief_log
-from training.core.recipe import WarmupCosine, make_optimizer
+from training.core.recipe import WarmupCosine, make_optimizer, optimizer_options
 from training.core.run_identity import run_identity
 from training.engines.jax.checkpoint import StateCheckpoint
 from training.engines.jax.devices import JaxRuntime
@@ -32,7 +32,7 @@ def step_bn_batch(cfg: TrainConfig, devices: int) -> int | None:
     if cfg.bn_batch is not None:
         return cfg.bn_batch
     if devices > 1 and not cfg.sync_bn:
-        return cfg.batch_size // devices
+        return cfg.batch_size // devices // cfg.accum_steps  # a device's share of one micro-batch
     return None
 
 
@@ -48,14 +48,16 @@ def build_parts(cfg: TrainConfig, runtime: JaxRuntime, feed: Any, spec: Any, wei
         # sync flag: on JAX the step's arrays span every device, so whole-batch BN is synchronised BN ...
         export_model = build_model(spec, cfg.image_size, classes, weights=weights, new_head=new_head,
                                    zero_init_final_gamma=cfg.zero_init_final_gamma,
-                                   bn_batch=cfg.bn_batch, freeze=cfg.freeze, log=log)
+                                   bn_batch=cfg.bn_batch, freeze=cfg.freeze, log=log,
+                                   drop_path_rate=cfg.drop_path_rate)
         model, groups = export_model, step_bn_batch(cfg, layout.devices)
         if groups != cfg.bn_batch:  # ... and with one BN group per device to train
-            model = build_model(spec, cfg.image_size, classes, bn_batch=groups, freeze=cfg.freeze, log=lambda _: None)
+            model = build_model(spec, cfg.image_size, classes, bn_batch=groups, freeze=cfg.freeze, log=lambda _: None,
+                                drop_path_rate=cfg.drop_path_rate)
             model.set_weights(export_model.get_weights())
         warmup = round(cfg.warmup_epochs * feed.steps_per_epoch)
         schedule = WarmupCosine(cfg.lr, feed.steps_per_epoch * cfg.epochs, warmup, cfg.warmup_factor)
-        optimizer = make_optimizer(schedule, cfg.momentum, True)
+        optimizer = make_optimizer(schedule, cfg.momentum, True, **optimizer_options(cfg, model))
         optimizer.build(model.trainable_variables)
     checkpoint = StateCheckpoint(cfg, run_identity(cfg, spec, classes), layout.is_chief)
     return JaxParts(model=model, optimizer=optimizer, schedule=schedule, feed=feed, checkpoint=checkpoint,

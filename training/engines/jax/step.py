@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import keras
 
 from training.core.objective import StepMetrics, batch_metrics
-from training.core.recipe import coupled_l2
+from training.core.recipe import coupled_l2, decay_mask
 
 
 class TrainState(NamedTuple):
@@ -77,13 +77,19 @@ def _ema_update(shadows: Sequence[Any], values: Sequence[Any], decay: float) -> 
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, *, global_batch: int,
                     num_classes: int, weight_decay: float, label_smoothing: float, ema_decay: float = 0.0,
-                    ema: EmaSlots | None = None) -> Callable[[TrainState, Any, Any], tuple[TrainState, StepMetrics]]:
+                    ema: EmaSlots | None = None, decay_norm_and_bias: bool = True, accum_steps: int = 1,
+                    accum_groups: int = 1) -> Callable[[TrainState, Any, Any], tuple[TrainState, StepMetrics]]:
     """(state, images, labels) -> (next state, StepMetrics summed over the global batch); not yet jitted.
 
     The loss is the mean over the global batch, its gradient gets `weight_decay * w` added once, and
     the optimizer (Nesterov SGD, LR from its schedule at its iteration count) applies it; the BN
     moving statistics come out of the forward pass, then the EMA follows the new weights.
+    `decay_norm_and_bias=False` decays kernels only (training.core.recipe.decay_mask). `accum_steps=k`
+    runs k micro-batches in turn (lax.scan: activations of one in memory) and sums their gradients into
+    one update; micro-batch j is the j-th k-th of each of the `accum_groups` (devices') shares of the
+    batch, as the TensorFlow engine splits each replica's batch.
     """
+    mask = None if decay_norm_and_bias else decay_mask(model.trainable_variables, False)
 
     def loss_fn(trainable: list[Any], non_trainable: list[Any], images: Any, labels: Any) -> Any:
         logits, non_trainable = model.stateless_call(trainable, non_trainable, images, training=True)
@@ -92,9 +98,28 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, *
 
     value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
 
+    def micro_batches(x: Any) -> Any:
+        """[B, ...] -> [k, B / k, ...]: micro-batch j holds the j-th k-th of every group's share."""
+        x = x.reshape((accum_groups, accum_steps, -1, *x.shape[1:]))
+        return jnp.swapaxes(x, 0, 1).reshape((accum_steps, -1, *x.shape[3:]))
+
+    def accumulated(trainable: list[Any], non_trainable: list[Any], images: Any, labels: Any) -> tuple[Any, ...]:
+        def body(carry: tuple[Any, ...], batch: tuple[Any, Any]) -> tuple[tuple[Any, ...], None]:
+            grads, non_trainable, metrics = carry
+            (_, (m, non_trainable)), g = value_and_grad(trainable, non_trainable, *batch)
+            return ([a + b for a, b in zip(grads, g)], non_trainable,
+                    StepMetrics(*(a + b for a, b in zip(metrics, m)))), None
+
+        zeros = [jnp.zeros_like(w) for w in trainable]
+        metrics = StepMetrics(*(jnp.zeros((), jnp.float32) for _ in StepMetrics._fields))
+        (grads, non_trainable, metrics), _ = jax.lax.scan(
+            body, (zeros, non_trainable, metrics), (micro_batches(images), micro_batches(labels)))
+        return (None, (metrics, non_trainable)), grads
+
     def step(state: TrainState, images: Any, labels: Any) -> tuple[TrainState, StepMetrics]:
-        (_, (metrics, non_trainable)), grads = value_and_grad(state.trainable, state.non_trainable, images, labels)
-        grads = coupled_l2(grads, state.trainable, weight_decay)
+        grad_fn = value_and_grad if accum_steps == 1 else accumulated
+        (_, (metrics, non_trainable)), grads = grad_fn(state.trainable, state.non_trainable, images, labels)
+        grads = coupled_l2(grads, state.trainable, weight_decay, mask)
         trainable, opt_vars = optimizer.stateless_apply(state.optimizer, grads, state.trainable)
         shadows = state.ema
         if ema is not None and ema_decay:

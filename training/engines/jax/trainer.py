@@ -22,6 +22,7 @@ from training.core.config import TrainConfig
 from training.core.loop import Trainer
 from training.core.metrics import StepMetrics
 from training.core.parts import Parts
+from training.core.recipe import coupled_decay
 from training.engines.jax import step
 from training.engines.jax.checkpoint import StateCheckpoint
 from training.engines.jax.devices import JaxRuntime, replicate, to_host
@@ -50,8 +51,10 @@ class JaxTrainer(Trainer):
         self._step = 0
         classes, replicated = self.feed.source.num_classes, self.layout.replicated
         train = step.make_train_step(self.model, self.optimizer, global_batch=self.global_batch,
-                                     num_classes=classes, weight_decay=cfg.weight_decay,
-                                     label_smoothing=cfg.label_smoothing, ema_decay=cfg.ema_decay, ema=self.ema)
+                                     num_classes=classes, weight_decay=coupled_decay(cfg.optimizer, cfg.weight_decay),
+                                     label_smoothing=cfg.label_smoothing, ema_decay=cfg.ema_decay, ema=self.ema,
+                                     decay_norm_and_bias=cfg.decay_norm_and_bias, accum_steps=cfg.accum_steps,
+                                     accum_groups=self.layout.devices)
         self._train = jax.jit(train, donate_argnums=0, out_shardings=replicated)
         self._eval = jax.jit(step.make_eval_step(self.model, classes), out_shardings=replicated)
         self._statistics = None

@@ -19,7 +19,7 @@ from training.core.config import TrainConfig
 from training.core.models import build_model
 from training.core.parts import bn_images
 from training.core.prelude import chief_log
-from training.core.recipe import WarmupCosine, make_optimizer
+from training.core.recipe import WarmupCosine, make_optimizer, optimizer_options
 from training.core.run_identity import run_identity
 from training.data.pipeline import Source
 from training.engines.tensorflow.checkpoint import RunCheckpoint
@@ -52,11 +52,11 @@ def build_parts(cfg: TrainConfig, runtime: TensorFlowRuntime, feed: Feed, spec: 
         model = build_model(spec, cfg.image_size, source.num_classes, weights=weights,
                             zero_init_final_gamma=cfg.zero_init_final_gamma, sync_bn=cfg.sync_bn,
                             bn_batch=cfg.bn_batch, new_head=new_head, freeze=cfg.freeze,
-                            log=log or chief_log(cfg, runtime.is_chief))
+                            log=log or chief_log(cfg, runtime.is_chief), drop_path_rate=cfg.drop_path_rate)
         warmup = int(round(cfg.warmup_epochs * feed.steps_per_epoch))
         schedule = WarmupCosine(cfg.lr, feed.steps_per_epoch * cfg.epochs, warmup, cfg.warmup_factor)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        optimizer = make_optimizer(schedule, cfg.momentum, True, step=step)
+        optimizer = make_optimizer(schedule, cfg.momentum, True, step=step, **optimizer_options(cfg, model))
         if runtime.policy == "mixed_float16":  # dynamic loss scaling, its skip decision agreed by all replicas
             optimizer = ReplicaAgreedLossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)

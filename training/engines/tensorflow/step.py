@@ -16,16 +16,24 @@ import keras
 import tensorflow as tf
 
 from training.core.objective import StepMetrics, batch_metrics
-from training.core.recipe import coupled_l2
+from training.core.recipe import coupled_l2, decay_mask
 
 _masked_metrics = batch_metrics  # the objective's earlier name here (tests/training/test_mix.py reads it)
 
 
 def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_classes: int,
-                    weight_decay: float, label_smoothing: float, xla: bool) -> Callable:
-    """A replica function (images, labels) -> this replica's StepMetrics, for `strategy.run`."""
+                    weight_decay: float, label_smoothing: float, xla: bool, *, decay_norm_and_bias: bool = True,
+                    accum_steps: int = 1) -> Callable:
+    """A replica function (images, labels) -> this replica's StepMetrics, for `strategy.run`.
+
+    `decay_norm_and_bias=False` adds the coupled L2 to kernels only (training.core.recipe.decay_mask).
+    `accum_steps=k` splits the replica's batch into k consecutive micro-batches run one after the other
+    (a sequential tf.while_loop: activations of one micro-batch in memory), their gradients summed into
+    one update: with BN over each micro-batch, the step of ghost BN groups of the micro-batch size.
+    """
     variables = model.trainable_variables
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    mask = None if decay_norm_and_bias else decay_mask(variables, False)
 
     def forward_backward(images: tf.Tensor, labels: tf.Tensor) -> tuple[list[Any], StepMetrics]:
         with tf.GradientTape() as tape:
@@ -39,13 +47,27 @@ def make_train_step(model: keras.Model, optimizer: Any, global_batch: int, num_c
     if xla:  # a nested compiled function; sync BN (a cross-replica op) needs xla off
         forward_backward = tf.function(forward_backward, jit_compile=True)
 
+    def accumulated(images: tf.Tensor, labels: tf.Tensor) -> tuple[list[Any], StepMetrics]:
+        """forward_backward over `accum_steps` micro-batches in turn, gradients and metrics summed."""
+        micro = tf.shape(images)[0] // accum_steps
+        split = [tf.reshape(t, tf.concat([[accum_steps, micro], tf.shape(t)[1:]], 0)) for t in (images, labels)]
+        grads, metrics = forward_backward(split[0][0], split[1][0])
+
+        def body(i: tf.Tensor, grads: list[Any], metrics: StepMetrics) -> tuple[Any, ...]:
+            g, m = forward_backward(split[0][i], split[1][i])
+            return i + 1, [a + b for a, b in zip(grads, g)], tf.nest.map_structure(tf.add, metrics, m)
+
+        _, grads, metrics = tf.while_loop(lambda i, *_: i < accum_steps, body, (tf.constant(1), grads, metrics),
+                                          parallel_iterations=1)
+        return grads, metrics
+
     def replica_step(images: tf.Tensor, labels: tf.Tensor) -> StepMetrics:
-        grads, metrics = forward_backward(images, labels)
+        grads, metrics = (forward_backward if accum_steps == 1 else accumulated)(images, labels)
         scale = optimizer.dynamic_scale if scaled else 1.0
         # apply_gradients sums the replicas' gradients: each replica adds 1/N of the decay, so the
         # update is w -= lr * (mean loss gradient + wd * w) whatever the replica count.
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-        grads = coupled_l2(grads, variables, weight_decay * scale / replicas)
+        grads = coupled_l2(grads, variables, weight_decay * scale / replicas, mask)
         optimizer.apply_gradients(zip(grads, variables))
         return metrics
 
@@ -83,7 +105,9 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
     replica would keep statistics of its own sub-batches. `after` (the weight EMA update) runs
     next, in cross-replica context, once the weights and statistics are final for the step.
     """
-    tf_vars = [getattr(v, "value", v) for v in average] if strategy.num_replicas_in_sync > 1 else []
+    # Floating-point ones only: a DropPath's seed state (uint32) is not an average.
+    tf_vars = [getattr(v, "value", v) for v in average
+               if "float" in str(v.dtype)] if strategy.num_replicas_in_sync > 1 else []
 
     @tf.function
     def step(iterator: Any) -> Any:

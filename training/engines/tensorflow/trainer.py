@@ -19,6 +19,7 @@ from training.core.config import TrainConfig
 from training.core.loop import Trainer
 from training.core.metrics import StepMetrics
 from training.core.parts import Parts
+from training.core.recipe import coupled_decay
 from training.data.pipeline import data_errors
 from training.engines.tensorflow import precise_bn, step
 from training.engines.tensorflow.devices import TensorFlowRuntime
@@ -49,7 +50,8 @@ class TensorFlowTrainer(Trainer):
         self.step, self.epoch, self.manager = parts.step, parts.epoch, parts.checkpoint.manager
         classes, xla = self.feed.source.num_classes, runtime.xla
         train_fn = step.make_train_step(self.model, self.optimizer, self.global_batch, classes,
-                                        cfg.weight_decay, cfg.label_smoothing, xla)
+                                        coupled_decay(cfg.optimizer, cfg.weight_decay), cfg.label_smoothing, xla,
+                                        decay_norm_and_bias=cfg.decay_norm_and_bias, accum_steps=cfg.accum_steps)
         ema_update = (lambda: self.ema.update(self.strategy)) if self.ema is not None else None
         self.distributed_train_step = step.distributed(self.strategy, train_fn,
                                                        average=self.model.non_trainable_variables, after=ema_update)
