@@ -6,12 +6,19 @@ its own `trainer.py` (training.engines.tensorflow.trainer, training.engines.jax.
 
     restore_or_start() -> step     resume from model_dir (or record config.json) and return the step
     current_step() -> int          steps trained so far: the schedule's position, the checkpoint number
-    train_step(iterator)           one update on the iterator's next global batch -> StepMetrics (host)
+    train_step(iterator)           dispatch one update on the next global batch -> its outputs, still on device
+    read_step(outputs)             the one host read of a train step: its outputs -> StepResult (metrics, finite)
     eval_step(iterator)            the eval metrics of the next batch -> StepMetrics (host)
     save_checkpoint()              the whole run state at current_step()
     swap_ema()                     exchange the model's weights with their EMA (a second call undoes it)
     bn_statistics(iterator, n)     precise BN: set the BN moving statistics from n training batches
     export() -> path | None        model_dir/model.keras from the final (EMA when on) weights, chief only
+
+The step loop never waits for the device in the steady state: step N+1 is dispatched before step
+N's outputs are read (`read_step`, one small vector per step), the logged LR is computed on the host
+from the step count (`WarmupCosine.at`), and the NaN check runs on the lagged values. A checkpoint
+is written only after the step it holds has been read and found finite (loss and state), so the
+"last good checkpoint" of a divergence stop is one that resumes.
 
 The engine is handed its parts (model, optimizer, schedule, feed, checkpoint) by its assembly and
 builds none of them. The Feed is a pure function of (seed, epoch, position), so a restarted run
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -31,7 +39,7 @@ from keras_regnet import fileio
 from training.core import reporting
 from training.core.config import TrainConfig
 from training.core.divergence import NonFiniteLoss
-from training.core.metrics import StepMetrics, Totals, accumulate
+from training.core.metrics import StepMetrics, StepResult, Totals, accumulate
 from training.core.parts import Parts
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
@@ -64,8 +72,12 @@ class Trainer(abc.ABC):
         """Steps trained so far: the schedule's position and the checkpoint number."""
 
     @abc.abstractmethod
-    def train_step(self, iterator: Iterator[Any]) -> StepMetrics:
-        """One update on the iterator's next global batch; its metrics on the host. Advances the step."""
+    def train_step(self, iterator: Iterator[Any]) -> Any:
+        """Dispatch one update on the iterator's next global batch; its outputs, not read. Advances the step."""
+
+    @abc.abstractmethod
+    def read_step(self, outputs: Any) -> StepResult:
+        """The one host read of a train step's outputs (waits for that step to finish)."""
 
     @abc.abstractmethod
     def eval_step(self, iterator: Iterator[Any]) -> StepMetrics:
@@ -177,33 +189,50 @@ class Trainer(abc.ABC):
 
     def _train_epoch(self, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> tuple[int, float]:
         """Steps start .. start+count-1 of `epoch`: progress, TensorBoard, NaN stop, mid-epoch checkpoints."""
-        cfg = self.cfg
+        log = EpochLog(self, epoch, start, count, scalars)
         iterator = self.feed.train(epoch, start, count)
-        progress = reporting.Progress(epoch, cfg.epochs, self.steps_per_epoch, start,
-                                      cfg.verbose if self.runtime.is_chief else 0)
-        epoch_totals = Totals()  # the bar shows this epoch's running means, not the last batch
-        for i in range(start, start + count):
-            metrics = self.train_step(iterator)
-            step = self.current_step()
-            if not math.isfinite(metrics.loss_sum):
-                raise NonFiniteLoss(
-                    f"training loss became {metrics.loss_sum} at step {step} (epoch {epoch + 1}); stopped, "
-                    f"try a lower --lr (was {cfg.lr:g}). "
-                    f"Last good checkpoint: {self.checkpoint.latest or 'none'}"
-                )
-            epoch_totals.add(metrics)
-            this_step = Totals.of(metrics)
-            self.step_losses.append(this_step.loss)
-            self.skipped["train"] += metrics.invalid
-            lr = float(self.schedule(step - 1))  # the LR this step applied (read before the increment)
-            progress.update(i + 1, self.global_batch, {"loss": epoch_totals.loss,
-                                                       "top1": epoch_totals.top1 / epoch_totals.examples, "lr": lr})
-            if step % 10 == 0 or i + 1 == start + count:
-                scalars.write("train", step, {**this_step.errors(), "lr": lr,
-                                              "images_per_s": progress.images_per_second()})
-            if step % cfg.checkpoint_every == 0 and i + 1 < start + count:
-                self.save_checkpoint()
-        return self.current_step(), progress.images_per_second()
+        in_flight = None
+        for _ in range(count):
+            in_flight = self._advance(iterator, in_flight, log)
+        self._settle(in_flight, log)
+        return self.current_step(), log.progress.images_per_second()
+
+    def _advance(self, iterator: Iterator[Any], in_flight: InFlight | None, log: EpochLog) -> InFlight | None:
+        """One pass of the step loop: dispatch the next update, then read the previous one while it runs.
+
+        Returns the step left in flight, or None when it was read already: a checkpoint step is read
+        (and its loss and state checked) before its checkpoint is written.
+        """
+        outputs = self.train_step(iterator)
+        step = self.current_step()
+        self._settle(in_flight, log)
+        if step % self.cfg.checkpoint_every == 0 and step < log.end_step:
+            self._settle(InFlight(step, outputs), log)
+            self.save_checkpoint()
+            return None
+        return InFlight(step, outputs)
+
+    def _settle(self, in_flight: InFlight | None, log: EpochLog) -> None:
+        """Read a dispatched step's outputs, stop if its loss or state is not finite, and log it."""
+        if in_flight is None:
+            return
+        result = self.read_step(in_flight.outputs)
+        self._check_finite(in_flight.step, result, log.epoch)
+        self.step_losses.append(Totals.of(result.metrics).loss)
+        self.skipped["train"] += result.metrics.invalid
+        log.add(in_flight.step, result.metrics)
+
+    def _check_finite(self, step: int, result: StepResult, epoch: int) -> None:
+        """NonFiniteLoss naming the last good checkpoint when step `step` gave a non-finite loss or state."""
+        loss = result.metrics.loss_sum
+        if math.isfinite(loss) and result.state_finite:
+            return
+        what = (f"loss became {loss}" if not math.isfinite(loss) else
+                f"state became non-finite (weights, optimizer slots, BN statistics or EMA; loss sum {loss:.4g})")
+        raise NonFiniteLoss(
+            f"training {what} at step {step} (epoch {epoch + 1}); stopped, try a lower --lr (was {self.cfg.lr:g}). "
+            f"Last good checkpoint: {self.checkpoint.latest or 'none'}"
+        )
 
     # Progress across restarts ------------------------------------------------------------------
     def _progress_path(self) -> str:
@@ -232,3 +261,35 @@ class Trainer(abc.ABC):
         self.skipped["train"] = float(saved.get("skipped_train", 0.0))
         last_rate = float(history[-1].get("images_per_s", 0.0)) if history else 0.0
         return history, float(saved.get("train_time_s", 0.0)), last_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class InFlight:
+    """A dispatched train step whose outputs have not been read yet."""
+
+    step: int  # the step count after it
+    outputs: Any
+
+
+class EpochLog:
+    """An epoch's running record on the host: progress bar, running means, TensorBoard scalars every 10 steps."""
+
+    def __init__(self, trainer: Trainer, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> None:
+        cfg = trainer.cfg
+        self.trainer, self.epoch, self.scalars = trainer, epoch, scalars
+        self.first_step = epoch * trainer.steps_per_epoch  # the step count before this epoch's first step
+        self.end_step = self.first_step + start + count
+        self.progress = reporting.Progress(epoch, cfg.epochs, trainer.steps_per_epoch, start,
+                                           cfg.verbose if trainer.runtime.is_chief else 0)
+        self.totals = Totals()  # the bar shows this epoch's running means, not the last batch
+
+    def add(self, step: int, metrics: StepMetrics) -> None:
+        """Record step `step`'s metrics (read from the device) with the LR it applied."""
+        trainer = self.trainer
+        self.totals.add(metrics)
+        lr = trainer.schedule.at(step - 1)  # the LR this step applied, on the host: no device op
+        self.progress.update(step - self.first_step, trainer.global_batch,
+                             {"loss": self.totals.loss, "top1": self.totals.top1 / self.totals.examples, "lr": lr})
+        if step % 10 == 0 or step == self.end_step:
+            self.scalars.write("train", step, {**Totals.of(metrics).errors(), "lr": lr,
+                                               "images_per_s": self.progress.images_per_second()})
