@@ -54,7 +54,7 @@ class RecordingTrainer(Trainer):
         super().__init__(cfg, Runtime(), parts)
         self.nan_loss_at, self.bad_state_at = nan_loss_at, bad_state_at
         self.events: list[tuple[str, int]] = []
-        self._step = 0
+        self._step, self.swapped = 0, False
 
     def restore_or_start(self) -> int:
         return 0
@@ -75,14 +75,16 @@ class RecordingTrainer(Trainer):
 
     def eval_step(self, iterator) -> Any:
         next(iterator)
-        return StepResult.unpack([1.0, 2.0, 3.0, BATCH, 0.0, 1.0]).metrics
+        self.events.append(("eval_ema" if self.swapped else "eval", self._step))
+        return StepResult.unpack([1.0, 2.0 if self.swapped else 1.0, 3.0, BATCH, 0.0, 1.0]).metrics
 
     def save_checkpoint(self) -> None:
         self.events.append(("save", self._step))
         self.checkpoint.saved.append(self._step)
 
     def swap_ema(self) -> None:
-        raise AssertionError("no EMA in these runs")
+        assert self.ema is not None
+        self.swapped = not self.swapped
 
     def bn_statistics(self, iterator, batches: int) -> None:
         raise AssertionError("no precise BN in these runs")
@@ -165,3 +167,23 @@ def test_the_logged_lr_is_the_one_the_step_applied():
     trainer.schedule.at = lambda step, at=trainer.schedule.at: logged.append(step) or at(step)
     trainer.fit()
     assert logged == list(range(STEPS_PER_EPOCH))  # step n applied the LR of schedule position n - 1
+
+
+def test_eval_every_skips_epochs_but_not_the_last_and_the_raw_weights_are_evaluated_only_at_the_end():
+    trainer = RecordingTrainer(_cfg(epochs=5, eval_every=2))
+    trainer.ema = "on"
+    result = trainer.fit()
+    evals = [(kind, step // STEPS_PER_EPOCH) for kind, step in trainer.events if kind.startswith("eval")]
+    assert evals == [("eval_ema", 2), ("eval_ema", 4), ("eval_ema", 5), ("eval", 5)]
+    assert [("top1_err" in h, h["epoch"]) for h in result["history"]] == [
+        (False, 1), (True, 2), (False, 3), (True, 4), (True, 5)]
+    assert "raw_top1_err" in result and "raw_top1_err" not in result["history"][1]
+    assert result["top1_err"] == pytest.approx(50.0) and result["raw_top1_err"] == pytest.approx(75.0)
+    assert not trainer.swapped
+
+
+def test_eval_every_must_be_a_positive_integer():
+    from training.core.config import validate
+
+    with pytest.raises(ValueError, match="--eval_every"):
+        validate(_cfg(eval_every=0))

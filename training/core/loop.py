@@ -124,14 +124,20 @@ class Trainer(abc.ABC):
         self.skipped["eval"] = totals.invalid  # padding has its own label and is not counted
         return totals.summary()
 
-    def evaluate_final_weights(self) -> dict[str, Any]:
-        """Eval of the weights that get exported: the EMA (plus the raw weights' as raw_*) if on."""
+    def evaluate_final_weights(self, with_raw: bool = True) -> dict[str, Any]:
+        """Eval of the weights that get exported: the EMA (plus, with_raw, the raw weights' as raw_*) if on."""
         if self.ema is None:
             return self.evaluate()
-        raw = self.evaluate()
         with self.ema_weights():
             averaged = self.evaluate()
+        if not with_raw:
+            return averaged
+        raw = self.evaluate()
         return {**averaged, **{f"raw_{k}": raw[k] for k in ("loss", "top1_err", "top5_err")}}
+
+    def evaluates_after(self, epoch: int, step: int) -> bool:
+        """Whether epoch `epoch` (0-based) ends with an evaluation: every --eval_every epochs and the last."""
+        return (epoch + 1) % self.cfg.eval_every == 0 or step >= self.total_steps
 
     def ema_weights(self) -> contextlib.AbstractContextManager[None]:
         """Context manager: the model holds the EMA weights inside, its own weights again after."""
@@ -152,6 +158,14 @@ class Trainer(abc.ABC):
         cfg = self.cfg
         start_step = self.restore_or_start()
         scalars = reporting.Scalars(fileio.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
+        try:
+            return self._fit(start_step, scalars)
+        finally:
+            scalars.flush()
+
+    def _fit(self, start_step: int, scalars: reporting.Scalars) -> dict[str, Any]:
+        """fit() from `start_step`: epochs of steps, each ended by a checkpoint, an evaluation and a flush."""
+        cfg = self.cfg
         history, train_time, images_per_s = self._load_progress(start_step)
         step = start_step
         while step < self.total_steps:
@@ -161,11 +175,15 @@ class Trainer(abc.ABC):
             step, images_per_s = self._train_epoch(epoch, start, count, scalars)
             train_time += time.perf_counter() - t0
             self.save_checkpoint()
-            metrics = self.evaluate_final_weights()
+            evaluated = self.evaluates_after(epoch, step)
+            # Precise BN runs inside evaluate(): only before an eval that reports; the raw weights only at the end.
+            metrics = self.evaluate_final_weights(with_raw=step >= self.total_steps) if evaluated else {}
             metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
             history.append(metrics)
             self._save_progress(history, train_time)
-            self._report_eval(scalars, step, metrics)
+            if evaluated:
+                self._report_eval(scalars, step, metrics)
+            scalars.flush()
         # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
         final = history[-1] if step > start_step else self.evaluate_final_weights()
         return {**final, "train_time_s": train_time, "steps": self.current_step(),
@@ -179,11 +197,12 @@ class Trainer(abc.ABC):
         """TensorBoard scalars and the chief's one-line summary of an epoch-end evaluation."""
         keys = ("loss", "top1_err", "top5_err")
         scalars.write("eval", step, {k: metrics[k] for k in keys})
-        if self.ema is not None:
+        with_raw = "raw_top1_err" in metrics
+        if with_raw:
             scalars.write("eval_raw", step, {k: metrics[f"raw_{k}"] for k in keys})
         if self.cfg.verbose and self.runtime.is_chief:
             label = "eval (EMA)" if self.ema is not None else "eval"
-            raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if self.ema is not None else ""
+            raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if with_raw else ""
             print(f"  {label}: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
                   f"top-5 err {metrics['top5_err']:.2f}%{raw}", flush=True)
 

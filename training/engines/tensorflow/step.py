@@ -73,7 +73,7 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
 
 def all_finite(variables: Sequence[Any]) -> tf.Tensor:
     """One flag: every floating-point value of `variables` (Keras or tf variables) is finite."""
-    values = [getattr(v, "value", v) for v in variables]
+    values = [v.value if isinstance(v, keras.Variable) else v for v in variables]  # tf.Variable.value is a method
     flags = [tf.reduce_all(tf.math.is_finite(v)) for v in values if v.dtype.is_floating]
     return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
 
