@@ -5,6 +5,7 @@ the schedule's. No model is built: each test takes well under a second."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ class RecordingTrainer(Trainer):
         super().__init__(cfg, Runtime(), parts)
         self.nan_loss_at, self.bad_state_at = nan_loss_at, bad_state_at
         self.events: list[tuple[str, int]] = []
-        self._step, self.swapped = 0, False
+        self._step, self.swapped, self.save_seconds = 0, False, 0.0
 
     def restore_or_start(self) -> int:
         return 0
@@ -79,6 +80,7 @@ class RecordingTrainer(Trainer):
         return StepResult.unpack([1.0, 2.0 if self.swapped else 1.0, 3.0, BATCH, 0.0, 1.0]).metrics
 
     def save_checkpoint(self) -> None:
+        time.sleep(self.save_seconds)
         self.events.append(("save", self._step))
         self.checkpoint.saved.append(self._step)
 
@@ -187,3 +189,15 @@ def test_eval_every_must_be_a_positive_integer():
 
     with pytest.raises(ValueError, match="--eval_every"):
         validate(_cfg(eval_every=0))
+
+
+def test_metrics_split_the_seconds_into_steps_eval_precise_bn_and_checkpoints():
+    trainer = RecordingTrainer(_cfg(epochs=2, checkpoint_every=100))
+    trainer.save_seconds = 0.2  # two epoch-end checkpoints
+    result = trainer.fit()
+    assert set(result["seconds"]) == {"steps", "eval", "precise_bn", "checkpoint"}
+    assert 0.4 <= result["seconds"]["checkpoint"] < 1.5 and result["seconds"]["steps"] < 0.2
+    assert [h["seconds"]["checkpoint"] >= 0.2 for h in result["history"]] == [True, True]
+    assert result["train_time_s"] == pytest.approx(result["seconds"]["steps"])
+    assert result["wall_s"] >= sum(result["seconds"].values()) - 1e-6
+    assert result["wall_images_per_s"] == pytest.approx(2 * STEPS_PER_EPOCH * BATCH / result["wall_s"])

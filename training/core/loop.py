@@ -42,6 +42,8 @@ from training.core.divergence import NonFiniteLoss
 from training.core.metrics import StepMetrics, StepResult, Totals, accumulate
 from training.core.parts import Parts
 
+SECONDS_KINDS = ("steps", "eval", "precise_bn", "checkpoint")
+
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
 PROGRESS_FILE = "progress.json"
@@ -61,6 +63,8 @@ class Trainer(abc.ABC):
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.skipped = {"train": 0.0, "eval": 0.0}
         self.step_losses: list[float] = []  # mean train loss of every step run by this process
+        # Wall-clock seconds of this process by kind (steps, eval, precise_bn, checkpoint): what an epoch end costs.
+        self.seconds = dict.fromkeys(SECONDS_KINDS, 0.0)
 
     # The engine interface (see the module docstring) ----------------------------------------
     @abc.abstractmethod
@@ -119,8 +123,10 @@ class Trainer(abc.ABC):
 
     def evaluate(self) -> dict[str, float]:
         """Loss, top-1/top-5 error (%) on the whole eval split (padding masked out)."""
-        self.recompute_bn_statistics()
-        totals = accumulate(self.eval_step, self.feed.eval(), self.feed.eval_steps)
+        with self.timed("precise_bn"):
+            self.recompute_bn_statistics()
+        with self.timed("eval"):
+            totals = accumulate(self.eval_step, self.feed.eval(), self.feed.eval_steps)
         self.skipped["eval"] = totals.invalid  # padding has its own label and is not counted
         return totals.summary()
 
@@ -134,6 +140,20 @@ class Trainer(abc.ABC):
             return averaged
         raw = self.evaluate()
         return {**averaged, **{f"raw_{k}": raw[k] for k in ("loss", "top1_err", "top5_err")}}
+
+    @contextlib.contextmanager
+    def timed(self, kind: str) -> Iterator[None]:
+        """Add the wall-clock seconds of the block to self.seconds[kind]."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[kind] += time.perf_counter() - t0
+
+    def _save(self) -> None:
+        """save_checkpoint(), timed."""
+        with self.timed("checkpoint"):
+            self.save_checkpoint()
 
     def evaluates_after(self, epoch: int, step: int) -> bool:
         """Whether epoch `epoch` (0-based) ends with an evaluation: every --eval_every epochs and the last."""
@@ -168,17 +188,22 @@ class Trainer(abc.ABC):
         cfg = self.cfg
         history, train_time, images_per_s = self._load_progress(start_step)
         step = start_step
+        wall0 = time.perf_counter()
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
             count = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch) - start
+            before = dict(self.seconds)
             t0 = time.perf_counter()
             step, images_per_s = self._train_epoch(epoch, start, count, scalars)
-            train_time += time.perf_counter() - t0
-            self.save_checkpoint()
+            epoch_steps = time.perf_counter() - t0 - (self.seconds["checkpoint"] - before["checkpoint"])
+            train_time += epoch_steps
+            self.seconds["steps"] += epoch_steps
+            self._save()
             evaluated = self.evaluates_after(epoch, step)
             # Precise BN runs inside evaluate(): only before an eval that reports; the raw weights only at the end.
             metrics = self.evaluate_final_weights(with_raw=step >= self.total_steps) if evaluated else {}
-            metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
+            metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s,
+                           seconds={k: round(v - before[k], 4) for k, v in self.seconds.items()})
             history.append(metrics)
             self._save_progress(history, train_time)
             if evaluated:
@@ -186,7 +211,12 @@ class Trainer(abc.ABC):
             scalars.flush()
         # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
         final = history[-1] if step > start_step else self.evaluate_final_weights()
+        wall = time.perf_counter() - wall0
+        trained = (self.current_step() - start_step) * self.global_batch
         return {**final, "train_time_s": train_time, "steps": self.current_step(),
+                # This process's whole run: images over wall-clock seconds (epoch ends included) and where they went.
+                "wall_images_per_s": trained / wall if wall > 0 and trained else 0.0, "wall_s": wall,
+                "seconds": dict(self.seconds),
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
@@ -227,7 +257,7 @@ class Trainer(abc.ABC):
         self._settle(in_flight, log)
         if step % self.cfg.checkpoint_every == 0 and step < log.end_step:
             self._settle(InFlight(step, outputs), log)
-            self.save_checkpoint()
+            self._save()
             return None
         return InFlight(step, outputs)
 
