@@ -201,3 +201,21 @@ def test_metrics_split_the_seconds_into_steps_eval_precise_bn_and_checkpoints():
     assert result["train_time_s"] == pytest.approx(result["seconds"]["steps"])
     assert result["wall_s"] >= sum(result["seconds"].values()) - 1e-6
     assert result["wall_images_per_s"] == pytest.approx(2 * STEPS_PER_EPOCH * BATCH / result["wall_s"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_the_engines_state_flags_catch_one_non_finite_value_anywhere(bad):
+    """Both engines' on-device flag: one bad value in one array (a BN variance, say) makes it False; huge
+    finite values (whose plain sum would overflow) keep it True."""
+    import tensorflow as tf
+
+    from training.engines.tensorflow.step import all_finite as tf_all_finite
+
+    arrays = [np.full((3, 4), 3e38, np.float32), np.ones(5, np.float32), np.arange(4, dtype=np.int64)]
+    if bad is not None:
+        arrays[1][2] = bad
+    assert bool(tf_all_finite([tf.Variable(a) for a in arrays]).numpy()) is (bad is None)
+    from training.engines.jax.step import TrainState, all_finite
+
+    state = TrainState(arrays[:1], arrays[2:], [], arrays[1:2])  # the bad value in an EMA shadow
+    assert bool(all_finite(state)) is (bad is None)

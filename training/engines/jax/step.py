@@ -106,10 +106,15 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, *
 
 
 def all_finite(state: TrainState) -> Any:
-    """One on-device flag: every floating-point value of the state (weights, BN statistics, slots, EMA) is finite."""
-    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(state)
-             if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(flags)) if flags else jnp.array(True)
+    """One on-device flag: every floating-point value of the state (weights, BN statistics, slots, EMA) is finite.
+
+    x * 0 is 0 for a finite x and NaN for inf or NaN, so the sum of all of them is finite exactly when every
+    value is (it cannot overflow); XLA fuses it into one cheap pass per array (an isfinite/all per array
+    cost ~10% of a CPU step, this ~0 in benchmarks/gpu_step.py --loop).
+    """
+    sums = [jnp.sum(x * jnp.zeros((), x.dtype), dtype=jnp.float32) for x in jax.tree_util.tree_leaves(state)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.isfinite(sum(sums)) if sums else jnp.array(True)
 
 
 def with_outputs(train: Callable[[TrainState, Any, Any], tuple[TrainState, StepMetrics]]
