@@ -219,3 +219,33 @@ def test_the_engines_state_flags_catch_one_non_finite_value_anywhere(bad):
 
     state = TrainState(arrays[:1], arrays[2:], [], arrays[1:2])  # the bad value in an EMA shadow
     assert bool(all_finite(state)) is (bad is None)
+
+
+def test_deterministic_asks_xla_for_deterministic_gpu_ops_once(monkeypatch):
+    from training.engines.jax.devices import DETERMINISTIC_GPU_FLAG, request_deterministic_gpu_ops
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    request_deterministic_gpu_ops()
+    request_deterministic_gpu_ops()
+    import os
+
+    assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {DETERMINISTIC_GPU_FLAG}"
+
+
+def test_the_jax_feed_stops_in_one_line_when_tensorflow_still_sees_a_gpu(monkeypatch):
+    import tensorflow as tf
+
+    from keras_regnet.errors import ConfigError
+    from training.engines.jax.feed import hide_accelerators_from_tensorflow
+
+    def initialised_already(devices, kind):
+        raise RuntimeError("Visible devices cannot be modified after being initialized")
+
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "set_visible_devices", initialised_already)
+    monkeypatch.setattr(tf.config, "get_visible_devices", lambda kind: [gpu] if kind == "GPU" else [])
+    with pytest.raises(ConfigError, match=r"TensorFlow was initialised before the JAX engine could hide the GPUs "
+                                          r"from it and still sees 1 \(/physical_device:GPU:0\)"):
+        hide_accelerators_from_tensorflow()
+    monkeypatch.setattr(tf.config, "get_visible_devices", lambda kind: [])
+    hide_accelerators_from_tensorflow()  # hidden (or none): no error
