@@ -119,6 +119,8 @@ def test_each_step_is_read_once_after_the_next_is_dispatched_and_saved_only_once
         assert _index(events, ("dispatch", step)) < read
         if step not in saves:  # the steady state: the read waits until the next step is queued
             assert _index(events, ("dispatch", step + 1)) < read, events
+        if not {step, step + 1} & set(saves):  # ... and the one after it (READ_LAG = 2)
+            assert _index(events, ("dispatch", step + 2)) < read, events
     for step in saves:  # a checkpoint only after its step was read (and found finite)
         assert _index(events, ("read", step)) < events.index(("save", step))
     assert len(trainer.step_losses) == total and trainer.step_losses[0] == pytest.approx(2.0 / BATCH)

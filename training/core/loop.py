@@ -14,7 +14,7 @@ its own `trainer.py` (training.engines.tensorflow.trainer, training.engines.jax.
     bn_statistics(iterator, n)     precise BN: set the BN moving statistics from n training batches
     export() -> path | None        model_dir/model.keras from the final (EMA when on) weights, chief only
 
-The step loop never waits for the device in the steady state: step N+1 is dispatched before step
+The step loop never waits for the device in the steady state: steps N+1 and N+2 are dispatched before step
 N's outputs are read (`read_step`, one small vector per step), the logged LR is computed on the host
 from the step count (`WarmupCosine.at`), and the NaN check runs on the lagged values. A checkpoint
 is written only after the step it holds has been read and found finite (loss and state), so the
@@ -28,6 +28,7 @@ continues exactly where its last checkpoint was. This module imports neither Ten
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import dataclasses
 import math
@@ -41,6 +42,10 @@ from training.core.config import TrainConfig
 from training.core.divergence import NonFiniteLoss
 from training.core.metrics import StepMetrics, StepResult, Totals, accumulate
 from training.core.parts import Parts
+
+# Steps dispatched ahead of the host's read: the device has this many queued while the host reads the
+# oldest (2: a host pause of up to one step, e.g. a TensorBoard write or a late wake-up, idles nothing).
+READ_LAG = 2
 
 SECONDS_KINDS = ("steps", "eval", "precise_bn", "checkpoint")
 
@@ -240,31 +245,34 @@ class Trainer(abc.ABC):
         """Steps start .. start+count-1 of `epoch`: progress, TensorBoard, NaN stop, mid-epoch checkpoints."""
         log = EpochLog(self, epoch, start, count, scalars)
         iterator = self.feed.train(epoch, start, count)
-        in_flight = None
+        in_flight: collections.deque[InFlight] = collections.deque()
         for _ in range(count):
-            in_flight = self._advance(iterator, in_flight, log)
-        self._settle(in_flight, log)
+            self._advance(iterator, in_flight, log)
+        self._drain(in_flight, log)
         return self.current_step(), log.progress.images_per_second()
 
-    def _advance(self, iterator: Iterator[Any], in_flight: InFlight | None, log: EpochLog) -> InFlight | None:
-        """One pass of the step loop: dispatch the next update, then read the previous one while it runs.
+    def _advance(self, iterator: Iterator[Any], in_flight: collections.deque[InFlight], log: EpochLog) -> None:
+        """One pass of the step loop: dispatch the next update, then read the oldest step beyond READ_LAG.
 
-        Returns the step left in flight, or None when it was read already: a checkpoint step is read
-        (and its loss and state checked) before its checkpoint is written.
+        The device always has the next step queued while the host reads, logs and checks. A checkpoint
+        step is read (its loss and state checked, with every step before it) before its checkpoint is written.
         """
         outputs = self.train_step(iterator)
         step = self.current_step()
-        self._settle(in_flight, log)
+        in_flight.append(InFlight(step, outputs))
+        while len(in_flight) > READ_LAG:
+            self._settle(in_flight.popleft(), log)
         if step % self.cfg.checkpoint_every == 0 and step < log.end_step:
-            self._settle(InFlight(step, outputs), log)
+            self._drain(in_flight, log)
             self._save()
-            return None
-        return InFlight(step, outputs)
 
-    def _settle(self, in_flight: InFlight | None, log: EpochLog) -> None:
+    def _drain(self, in_flight: collections.deque[InFlight], log: EpochLog) -> None:
+        """Read every dispatched step still unread, oldest first."""
+        while in_flight:
+            self._settle(in_flight.popleft(), log)
+
+    def _settle(self, in_flight: InFlight, log: EpochLog) -> None:
         """Read a dispatched step's outputs, stop if its loss or state is not finite, and log it."""
-        if in_flight is None:
-            return
         result = self.read_step(in_flight.outputs)
         self._check_finite(in_flight.step, result, log.epoch)
         self.step_losses.append(Totals.of(result.metrics).loss)
