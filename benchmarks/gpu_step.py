@@ -1,16 +1,24 @@
 """Train-step speed of training.main's JAX engine vs timm, each in its own process, on synthetic batches.
 
     KERAS_BACKEND=jax python benchmarks/gpu_step.py [--models regnety_600mf,regnety_4.0gf] [--batch 256]
-        [--image_size 224] [--steps 30] [--warmup 5] [--precision auto] [--peer timm|none]
+        [--image_size 224] [--steps 30] [--warmup 5] [--precision auto] [--peer timm|none] [--loop]
 
 Ours is the engine's own update (training.engines.jax.step.make_train_step: the recipe of TrainConfig's
-defaults, jitted with donated state on training.engines.jax.devices' mesh), fed device-resident random
-batches. The peer is timm's model of the same name (eager and torch.compile, bf16 autocast on GPUs,
-channels_last, Nesterov SGD), run by this script in a subprocess of its own. Printed per model:
-img/s, ms/step, compile seconds, peak device memory, the bytes the step moves (XLA's cost analysis)
-as a fraction of the GPU's memory-bandwidth limit, and the ratios to timm. It imports no TensorFlow,
-so it runs where only JAX, Keras (and torch/timm for the peer) are installed; on a CPU it runs at tiny
-sizes (tests/training/test_jax_engine.py runs it so).
+defaults, jitted with donated state on training.engines.jax.devices' mesh) on the model the trainer
+builds (training.engines.jax.assembly: one BN group per device when there are several), fed
+device-resident random batches of `--batch` images per device. The peer is timm's model of the same
+name (eager and torch.compile, bf16 autocast on GPUs, channels_last, Nesterov SGD) on one device at the
+same per-device batch, run by this script in a subprocess of its own. Printed per model: img/s per
+device, ms/step, compile seconds, peak device memory, the bytes the step moves (XLA's cost analysis) as
+a fraction of the GPU's memory-bandwidth limit, and the ratios to timm.
+
+--loop also runs the real trainer loop (training.core.loop: lagged metrics read, NaN/state checks, host
+LR, progress, TensorBoard cadence, checkpoint cadence) over the same device-resident batch, alternating
+rounds with the bare step, and prints as its last lines `loop/step <model> = R`: the loop's img/s over
+the bare step's in the same run (1.0: the loop costs the device nothing).
+
+It imports no TensorFlow, so it runs where only JAX, Keras (and torch/timm for the peer) are installed;
+on a CPU it runs at tiny sizes (tests/training/test_jax_equivalence.py runs it so).
 """
 
 from __future__ import annotations
@@ -33,13 +41,15 @@ PEAK_BANDWIDTH = {"H200": 4.8e12, "H100": 3.35e12, "A100": 2.04e12}
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="regnety_600mf,regnety_4.0gf")
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, default=256, help="images per device (timm: on one device)")
     p.add_argument("--image_size", type=int, default=224)
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--precision", default="auto", choices=("auto", "off", "bfloat16"))
     p.add_argument("--peer", default="timm", choices=("timm", "none"))
+    p.add_argument("--loop", action="store_true", help="also time the trainer loop: prints loop/step <model> = R last")
+    p.add_argument("--rounds", type=int, default=5, help="with --loop: alternating rounds of bare step and loop")
     p.add_argument("--side", default="ours", choices=("ours", "timm"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -48,61 +58,117 @@ def _peak_bandwidth(kind: str) -> float | None:
     return next((bw for name, bw in PEAK_BANDWIDTH.items() if name in kind), None)
 
 
+class _ResidentFeed:
+    """What a JaxFeed offers the trainer, serving one device-resident batch: the loop measured, not the input."""
+
+    class source:  # noqa: N801 (the feed's Source: read for the class count and the banner)
+        name, num_train, num_eval = "synthetic", 0, 0
+
+    def __init__(self, images: Any, labels: Any, classes: int, steps_per_epoch: int) -> None:
+        self.images, self.labels = images, labels
+        self.source.num_classes = classes
+        self.global_batch, self.steps_per_epoch, self.eval_steps = int(labels.shape[0]), steps_per_epoch, 0
+
+    def train(self, epoch: int, start: int, count: int) -> Any:
+        return iter([(self.images, self.labels)] * count)
+
+    def eval(self) -> Any:
+        return iter(())
+
+
 def measure_ours(model_name: str, a: argparse.Namespace) -> dict[str, Any]:
-    """The JAX engine's step on `model_name`: compile time, img/s, memory, bytes moved per step."""
+    """The JAX engine's step on `model_name`: compile time, img/s per device, memory, bytes moved per step;
+    with --loop also the trainer loop's img/s over the same steps."""
     os.environ["KERAS_BACKEND"] = "jax"
+    import tempfile
+
     import jax
-    import keras
     import numpy as np
 
-    from training.engines.jax import step as jax_step
     from training.core.config import TrainConfig
-    from training.engines.jax.devices import make_layout, replicate
-    from training.engines.jax.precision import dtype_policy, resolve_policy
-    from keras_regnet import resolve_spec
-    from training.core.models import build_model
-    from training.core.recipe import WarmupCosine, make_optimizer, recipe_lr
+    from training.core.recipe import recipe_lr
+    from training.engines.jax import step as jax_step
+    from training.engines.jax.assembly import make_trainer
+    from training.engines.jax.devices import JaxRuntime, make_layout, replicate
+    from training.engines.jax.precision import resolve_policy
+    from training.run import prepare
 
-    cfg = TrainConfig()
     layout = make_layout("auto")
     policy = resolve_policy({"off": "off", "bfloat16": "bfloat16"}.get(a.precision, "auto"), layout)
-    spec = resolve_spec(model_name, label="--models")
-    with dtype_policy(policy):
-        keras.utils.set_random_seed(0)
-        model = build_model(spec, a.image_size, a.classes)
-        optimizer = make_optimizer(WarmupCosine(recipe_lr(a.batch), 100_000, 5_000), cfg.momentum, True)
-        optimizer.build(model.trainable_variables)
-    step = jax_step.make_train_step(model, optimizer, global_batch=a.batch, num_classes=a.classes,
-                                    weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
-    jitted = jax.jit(step, donate_argnums=0, out_shardings=layout.replicated)
-    state = replicate(jax_step.initial_state(model, optimizer, None), layout)
+    devices, global_batch = layout.devices, a.batch * layout.devices
     rng = np.random.default_rng(0)
-    images = jax.device_put(rng.uniform(0, 255, (a.batch, a.image_size, a.image_size, 3)).astype("float32"),
+    images = jax.device_put(rng.uniform(0, 255, (global_batch, a.image_size, a.image_size, 3)).astype("float32"),
                             layout.batch)
-    labels = jax.device_put(rng.integers(0, a.classes, a.batch).astype("int32"), layout.batch)
-    t0 = time.perf_counter()
-    compiled = jitted.lower(state, images, labels).compile()
-    compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    for _ in range(a.warmup):
-        state, metrics = compiled(state, images, labels)
-    jax.block_until_ready(metrics)
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        state, metrics = compiled(state, images, labels)
-    jax.block_until_ready(metrics)
-    seconds = (time.perf_counter() - t0) / a.steps
+    labels = jax.device_put(rng.integers(0, a.classes, global_batch).astype("int32"), layout.batch)
+    rounds = a.rounds if a.loop else 1
+    feed = _ResidentFeed(images, labels, a.classes, steps_per_epoch=rounds * (a.warmup + a.steps))
+    with tempfile.TemporaryDirectory() as model_dir:
+        cfg, spec, _ = prepare(TrainConfig(model=model_name, image_size=a.image_size, batch_size=global_batch,
+                                           epochs=1, lr=recipe_lr(global_batch), model_dir=model_dir,
+                                           verbose=2, precise_bn_images=0))
+        import keras
+
+        keras.utils.set_random_seed(0)
+        trainer = make_trainer(cfg, JaxRuntime(layout, policy), feed, spec)  # the trainer's model: its BN groups
+        step = jax_step.make_train_step(trainer.model, trainer.optimizer, global_batch=global_batch,
+                                        num_classes=a.classes, weight_decay=cfg.weight_decay,
+                                        label_smoothing=cfg.label_smoothing)
+        jitted = jax.jit(step, donate_argnums=0, out_shardings=layout.replicated)
+        state = replicate(jax_step.initial_state(trainer.model, trainer.optimizer, None), layout)
+        t0 = time.perf_counter()
+        compiled = jitted.lower(state, images, labels).compile()
+        compile_s = time.perf_counter() - t0
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+
+        def bare() -> float:
+            nonlocal state
+            for _ in range(a.warmup):
+                state, metrics = compiled(state, images, labels)
+            jax.block_until_ready(state)  # not `metrics`: with --warmup 0 there is none yet
+            t0 = time.perf_counter()
+            for _ in range(a.steps):
+                state, metrics = compiled(state, images, labels)
+            jax.block_until_ready(state)
+            return (time.perf_counter() - t0) / a.steps
+
+        def loop() -> float:
+            """The trainer's own epoch loop: a.warmup steps untimed, then a.steps timed (it ends on a host read)."""
+            scalars = _no_scalars()
+            trainer._train_epoch(0, trainer.current_step(), a.warmup, scalars)
+            t0 = time.perf_counter()
+            trainer._train_epoch(0, trainer.current_step(), a.steps, scalars)
+            return (time.perf_counter() - t0) / a.steps
+
+        bare_s, loop_s = [], []
+        if a.loop:
+            trainer.restore_or_start()
+        for _ in range(rounds):
+            bare_s.append(bare())
+            if a.loop:
+                loop_s.append(loop())
+        seconds = min(bare_s)
+        finite = bool(np.isfinite(np.asarray(jax.device_get(state.trainable[0]))).all())
     device = layout.mesh.devices.flat[0]
     stats = device.memory_stats() or {}
-    moved = float((cost or {}).get("bytes accessed", 0.0))
+    moved = float((cost or {}).get("bytes accessed", 0.0)) / devices
     peak = _peak_bandwidth(device.device_kind)
-    return {"side": "keras_regnet (JAX engine)", "model": model_name, "device": device.device_kind,
-            "precision": policy, "img_s": a.batch / seconds, "ms_step": 1e3 * seconds, "compile_s": compile_s,
-            "peak_mem_gib": stats.get("peak_bytes_in_use", 0) / 2**30 or None,
-            "bytes_per_step_gb": moved / 1e9 or None,
-            "bandwidth_fraction": (moved / seconds / peak) if (moved and peak) else None,
-            "loss_finite": bool(np.isfinite(float(metrics.loss_sum)))}
+    row = {"side": f"keras_regnet (JAX engine, {devices} dev)", "model": model_name, "device": device.device_kind,
+           "devices": devices, "precision": policy, "img_s": a.batch / seconds, "ms_step": 1e3 * seconds,
+           "compile_s": compile_s, "peak_mem_gib": stats.get("peak_bytes_in_use", 0) / 2**30 or None,
+           "bytes_per_step_gb": moved / 1e9 or None,
+           "bandwidth_fraction": (moved / seconds / peak) if (moved and peak) else None, "loss_finite": finite}
+    if loop_s:
+        row.update(loop_img_s=a.batch / min(loop_s), loop_ratio=min(bare_s) / min(loop_s),
+                   rounds={"bare_ms": [1e3 * t for t in bare_s], "loop_ms": [1e3 * t for t in loop_s]})
+    return row
+
+
+def _no_scalars() -> Any:
+    """The loop's TensorBoard writer with no log directory (writes nothing; the loop still calls it)."""
+    from training.core.reporting import Scalars
+
+    return Scalars(None)
 
 
 def measure_timm(model_name: str, a: argparse.Namespace) -> list[dict[str, Any]]:
@@ -175,12 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ours = [measure_ours(name, a) for name in models]
     peers, why = _timm_in_subprocess(argv) if a.peer == "timm" else ([], "--peer=none")
-    print(f"batch {a.batch}, {a.image_size}x{a.image_size}, {a.steps} timed steps after {a.warmup}; "
-          f"device {ours[0]['device']}, precision {ours[0]['precision']}")
-    print(f"{'model':<15}{'side':<28}{'img/s':>10}{'ms/step':>10}{'compile s':>11}{'peak GiB':>10}"
+    print(f"batch {a.batch} per device x {ours[0]['devices']}, {a.image_size}x{a.image_size}, {a.steps} timed steps "
+          f"after {a.warmup}; device {ours[0]['device']}, precision {ours[0]['precision']}; img/s and GB per device")
+    print(f"{'model':<15}{'side':<36}{'img/s':>10}{'ms/step':>10}{'compile s':>11}{'peak GiB':>10}"
           f"{'GB/step':>9}{'of BW':>7}")
     for row in ours + peers:
-        print(f"{row['model']:<15}{row['side']:<28}{row['img_s']:>10.1f}{row['ms_step']:>10.2f}"
+        print(f"{row['model']:<15}{row['side']:<36}{row['img_s']:>10.1f}{row['ms_step']:>10.2f}"
               f"{row['compile_s']:>11.1f}{_fmt(row.get('peak_mem_gib'), '.2f'):>10}"
               f"{_fmt(row.get('bytes_per_step_gb'), '.2f'):>9}{_fmt(row.get('bandwidth_fraction'), '.0%'):>7}")
     for row in ours:
@@ -188,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ratio {row['model']}: keras_regnet JAX / {peer['side']} = {row['img_s'] / peer['img_s']:.2f}x")
     if why:
         print(f"timm side not measured: {why}")
+    for row in (r for r in ours if "loop_ratio" in r):
+        print(f"loop {row['model']}: {row['loop_img_s']:.1f} img/s per device; rounds (ms/step) bare "
+              f"{', '.join(f'{t:.2f}' for t in row['rounds']['bare_ms'])}, loop "
+              f"{', '.join(f'{t:.2f}' for t in row['rounds']['loop_ms'])}")
+    for row in (r for r in ours if "loop_ratio" in r):
+        print(f"loop/step {row['model']} = {row['loop_ratio']:.3f}")
     return 0 if all(row["loss_finite"] for row in ours) else 1
 
 

@@ -86,10 +86,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              "REFERENCE_LR_PER_128 * batch_size / 256", RECIPE_TESTS),
     Mutation("coupled_l2_halved", RECIPE, "g + weight_decay * keras.ops.cast(v, g.dtype)",
              "g + 0.5 * weight_decay * keras.ops.cast(v, g.dtype)", RECIPE_TESTS),
-    Mutation("warmup_from_zero", RECIPE, "return cosine * (self.warmup_factor * (1.0 - alpha) + alpha)",
+    Mutation("warmup_from_zero", RECIPE, "return cosine * (schedule.warmup_factor * (1.0 - alpha) + alpha)",
              "return cosine * alpha", RECIPE_TESTS),
-    Mutation("cosine_full_period", RECIPE, "keras.ops.cos(math.pi * step / self.total_steps)",
-             "keras.ops.cos(2.0 * math.pi * step / self.total_steps)", RECIPE_TESTS),
+    Mutation("cosine_full_period", RECIPE, "cos(math.pi * step / schedule.total_steps)",
+             "cos(2.0 * math.pi * step / schedule.total_steps)", RECIPE_TESTS),
     # Distribution: the decay added once per replica, the loss-scale skip decided by one replica.
     Mutation("decay_per_replica", "training/engines/tensorflow/step.py", "weight_decay * scale / replicas", "weight_decay * scale",
              ("tests/training/test_distributed.py::test_two_mirrored_replicas_match_single_device",), slow=True),

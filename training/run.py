@@ -106,7 +106,8 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
         # A finished run was only re-evaluated: keep its recorded history and timings.
         previous = fileio.read_json(metrics_path)
         result = {**result, **{k: v for k, v in previous.items()
-                               if k in ("history", "train_time_s", "images_per_s", "skipped_images")}}
+                               if k in ("history", "train_time_s", "images_per_s", "skipped_images",
+                                        "wall_images_per_s", "wall_s", "seconds")}}
     if runtime.is_chief:
         fileio.write_json_atomic(metrics_path, result)
     return result

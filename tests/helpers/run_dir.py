@@ -37,3 +37,20 @@ def sigkill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: flo
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
+
+
+def non_finite_arrays(checkpoint: str) -> tuple[int, int]:
+    """(non-finite, all) floating-point arrays in a checkpoint: a JAX engine .npz, or a TensorFlow prefix."""
+    import numpy as np
+
+    if checkpoint.endswith(".npz"):
+        with np.load(checkpoint) as saved:
+            arrays = [saved[k] for k in saved.files]
+    else:
+        import tensorflow as tf
+
+        reader = tf.train.load_checkpoint(checkpoint)
+        arrays = [reader.get_tensor(name) for name, dtype in reader.get_variable_to_dtype_map().items()
+                  if dtype.is_floating]
+    floats = [a for a in arrays if np.issubdtype(a.dtype, np.floating)]
+    return sum(not np.isfinite(a).all() for a in floats), len(floats)

@@ -98,7 +98,7 @@ TWO_STEPS = textwrap.dedent('''
     assert trainer.restore_or_start() == 0
     before = [np.array(w) for w in trainer.state.trainable]
     batches = trainer.feed.train(0, 0, 2)
-    losses = [trainer.train_step(batches).loss_sum for _ in range(2)]
+    losses = [trainer.read_step(trainer.train_step(batches)).metrics.loss_sum for _ in range(2)]
     trainer.save_checkpoint()
     changed = sum(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, trainer.state.trainable))
     loaded = sorted(m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow")

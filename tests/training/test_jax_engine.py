@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from tests.helpers import prefetch
 from tests.helpers.paths import REPO_ROOT
-from tests.helpers.run_dir import sigkill_when
+from tests.helpers.run_dir import non_finite_arrays, sigkill_when
 
 ROOT = str(REPO_ROOT)
 TIMEOUT = 600
@@ -171,3 +171,19 @@ def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_jax_run(runs
     assert metrics["resumed_from_step"] == resumed_at and metrics["steps"] == 44, out.stdout[-500:]
     for a, b in zip(_weights(killed), _weights(whole)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_diverging_jax_run_names_a_checkpoint_that_holds_only_finite_values(tmp_path):
+    """Issue 35 item 1: with a huge LR the state overflows before the loss does; the checkpoint the stop
+    message names must still resume (the run used to name one with 218 of 228 arrays non-finite)."""
+    model_dir = str(tmp_path / "nan")
+    cmd = [sys.executable, "-m", "training.main", "--engine=jax", *SMALL, "--epochs", "2", "--lr", "1e6",
+           "--warmup_epochs", "0", "--checkpoint_every", "1", "--model_dir", model_dir]
+    proc = subprocess.run(cmd, cwd=ROOT, env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    line = [l for l in proc.stderr.splitlines() if re.search("training (loss|state) became", l)][-1]
+    assert "--lr" in line and "Traceback" not in proc.stderr
+    good = re.search(r"Last good checkpoint: (\S+)$", line).group(1)
+    stopped_at = int(re.search(r" at step (\d+) ", line).group(1))
+    assert max(_checkpoints(model_dir)) == int(re.search(r"ckpt-(\d+)\.npz$", good).group(1)) < stopped_at
+    assert non_finite_arrays(good)[0] == 0, non_finite_arrays(good)

@@ -276,7 +276,7 @@ def test_the_step_and_its_gpu_benchmark_run_without_tensorflow(runs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = next(line for line in proc.stdout.splitlines() if line.startswith("regnetx_digits"))
     img_s = float(row.split()[-6])
-    assert img_s > 0 and "keras_regnet (JAX engine)" in row
+    assert img_s > 0 and "keras_regnet (JAX engine, 1 dev)" in row
     assert "'tensorflow'" not in proc.stderr
     # The engine's other modules with TensorFlow blocked: tests/training/test_engine_layout.py.
 

@@ -172,6 +172,8 @@ class OutputConfig:
     checkpoint_every: int | None = F(None, "Also checkpoint every N steps (default: 100 for digits, 500 folder, "
                                      "1000 ImageNet); always at each epoch end.")
     keep_checkpoints: int = F(3, "Checkpoints kept in --model_dir/checkpoints.")
+    eval_every: int = F(1, "Evaluate every N epochs (the last epoch always does; the raw weights beside the "
+                        "EMA's only then): each skipped eval is a pass over the eval split saved.")
     max_steps: int | None = F(None, "Stop after this many steps in total (short runs, tests).")
     verbose: int = F(1, "0: quiet, 1: progress bar, 2: one line per epoch.")
 
@@ -274,6 +276,7 @@ def validate(cfg: TrainConfig) -> None:
         _positive_int_or_none(name, getattr(cfg, name))
     _positive_int_or_none("keep_checkpoints", cfg.keep_checkpoints)
     _positive_int_or_none("accum_steps", cfg.accum_steps)
+    _positive_int_or_none("eval_every", cfg.eval_every)
     if cfg.image_size is not None and cfg.image_size < 8:
         raise ConfigError(f"--image_size must be >= 8, got {cfg.image_size}")
     if cfg.lr is not None and not (_is_finite(cfg.lr) and cfg.lr > 0):

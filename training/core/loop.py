@@ -6,12 +6,19 @@ its own `trainer.py` (training.engines.tensorflow.trainer, training.engines.jax.
 
     restore_or_start() -> step     resume from model_dir (or record config.json) and return the step
     current_step() -> int          steps trained so far: the schedule's position, the checkpoint number
-    train_step(iterator)           one update on the iterator's next global batch -> StepMetrics (host)
+    train_step(iterator)           dispatch one update on the next global batch -> its outputs, still on device
+    read_step(outputs)             the one host read of a train step: its outputs -> StepResult (metrics, finite)
     eval_step(iterator)            the eval metrics of the next batch -> StepMetrics (host)
     save_checkpoint()              the whole run state at current_step()
     swap_ema()                     exchange the model's weights with their EMA (a second call undoes it)
     bn_statistics(iterator, n)     precise BN: set the BN moving statistics from n training batches
     export() -> path | None        model_dir/model.keras from the final (EMA when on) weights, chief only
+
+The step loop never waits for the device in the steady state: steps N+1 and N+2 are dispatched before step
+N's outputs are read (`read_step`, one small vector per step), the logged LR is computed on the host
+from the step count (`WarmupCosine.at`), and the NaN check runs on the lagged values. A checkpoint
+is written only after the step it holds has been read and found finite (loss and state), so the
+"last good checkpoint" of a divergence stop is one that resumes.
 
 The engine is handed its parts (model, optimizer, schedule, feed, checkpoint) by its assembly and
 builds none of them. The Feed is a pure function of (seed, epoch, position), so a restarted run
@@ -21,7 +28,9 @@ continues exactly where its last checkpoint was. This module imports neither Ten
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -31,8 +40,14 @@ from keras_regnet import fileio
 from training.core import reporting
 from training.core.config import TrainConfig
 from training.core.divergence import NonFiniteLoss
-from training.core.metrics import StepMetrics, Totals, accumulate
+from training.core.metrics import StepMetrics, StepResult, Totals, accumulate
 from training.core.parts import Parts
+
+# Steps dispatched ahead of the host's read: the device has this many queued while the host reads the
+# oldest (2: a host pause of up to one step, e.g. a TensorBoard write or a late wake-up, idles nothing).
+READ_LAG = 2
+
+SECONDS_KINDS = ("steps", "eval", "precise_bn", "checkpoint")
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
@@ -53,6 +68,8 @@ class Trainer(abc.ABC):
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.skipped = {"train": 0.0, "eval": 0.0}
         self.step_losses: list[float] = []  # mean train loss of every step run by this process
+        # Wall-clock seconds of this process by kind (steps, eval, precise_bn, checkpoint): what an epoch end costs.
+        self.seconds = dict.fromkeys(SECONDS_KINDS, 0.0)
 
     # The engine interface (see the module docstring) ----------------------------------------
     @abc.abstractmethod
@@ -64,8 +81,12 @@ class Trainer(abc.ABC):
         """Steps trained so far: the schedule's position and the checkpoint number."""
 
     @abc.abstractmethod
-    def train_step(self, iterator: Iterator[Any]) -> StepMetrics:
-        """One update on the iterator's next global batch; its metrics on the host. Advances the step."""
+    def train_step(self, iterator: Iterator[Any]) -> Any:
+        """Dispatch one update on the iterator's next global batch; its outputs, not read. Advances the step."""
+
+    @abc.abstractmethod
+    def read_step(self, outputs: Any) -> StepResult:
+        """The one host read of a train step's outputs (waits for that step to finish)."""
 
     @abc.abstractmethod
     def eval_step(self, iterator: Iterator[Any]) -> StepMetrics:
@@ -107,19 +128,41 @@ class Trainer(abc.ABC):
 
     def evaluate(self) -> dict[str, float]:
         """Loss, top-1/top-5 error (%) on the whole eval split (padding masked out)."""
-        self.recompute_bn_statistics()
-        totals = accumulate(self.eval_step, self.feed.eval(), self.feed.eval_steps)
+        with self.timed("precise_bn"):
+            self.recompute_bn_statistics()
+        with self.timed("eval"):
+            totals = accumulate(self.eval_step, self.feed.eval(), self.feed.eval_steps)
         self.skipped["eval"] = totals.invalid  # padding has its own label and is not counted
         return totals.summary()
 
-    def evaluate_final_weights(self) -> dict[str, Any]:
-        """Eval of the weights that get exported: the EMA (plus the raw weights' as raw_*) if on."""
+    def evaluate_final_weights(self, with_raw: bool = True) -> dict[str, Any]:
+        """Eval of the weights that get exported: the EMA (plus, with_raw, the raw weights' as raw_*) if on."""
         if self.ema is None:
             return self.evaluate()
-        raw = self.evaluate()
         with self.ema_weights():
             averaged = self.evaluate()
+        if not with_raw:
+            return averaged
+        raw = self.evaluate()
         return {**averaged, **{f"raw_{k}": raw[k] for k in ("loss", "top1_err", "top5_err")}}
+
+    @contextlib.contextmanager
+    def timed(self, kind: str) -> Iterator[None]:
+        """Add the wall-clock seconds of the block to self.seconds[kind]."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[kind] += time.perf_counter() - t0
+
+    def _save(self) -> None:
+        """save_checkpoint(), timed."""
+        with self.timed("checkpoint"):
+            self.save_checkpoint()
+
+    def evaluates_after(self, epoch: int, step: int) -> bool:
+        """Whether epoch `epoch` (0-based) ends with an evaluation: every --eval_every epochs and the last."""
+        return (epoch + 1) % self.cfg.eval_every == 0 or step >= self.total_steps
 
     def ema_weights(self) -> contextlib.AbstractContextManager[None]:
         """Context manager: the model holds the EMA weights inside, its own weights again after."""
@@ -140,23 +183,45 @@ class Trainer(abc.ABC):
         cfg = self.cfg
         start_step = self.restore_or_start()
         scalars = reporting.Scalars(fileio.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
+        try:
+            return self._fit(start_step, scalars)
+        finally:
+            scalars.flush()
+
+    def _fit(self, start_step: int, scalars: reporting.Scalars) -> dict[str, Any]:
+        """fit() from `start_step`: epochs of steps, each ended by a checkpoint, an evaluation and a flush."""
+        cfg = self.cfg
         history, train_time, images_per_s = self._load_progress(start_step)
         step = start_step
+        wall0 = time.perf_counter()
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
             count = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch) - start
+            before = dict(self.seconds)
             t0 = time.perf_counter()
             step, images_per_s = self._train_epoch(epoch, start, count, scalars)
-            train_time += time.perf_counter() - t0
-            self.save_checkpoint()
-            metrics = self.evaluate_final_weights()
-            metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s)
+            epoch_steps = time.perf_counter() - t0 - (self.seconds["checkpoint"] - before["checkpoint"])
+            train_time += epoch_steps
+            self.seconds["steps"] += epoch_steps
+            self._save()
+            evaluated = self.evaluates_after(epoch, step)
+            # Precise BN runs inside evaluate(): only before an eval that reports; the raw weights only at the end.
+            metrics = self.evaluate_final_weights(with_raw=step >= self.total_steps) if evaluated else {}
+            metrics.update(epoch=epoch + 1, step=step, images_per_s=images_per_s,
+                           seconds={k: round(v - before[k], 4) for k, v in self.seconds.items()})
             history.append(metrics)
             self._save_progress(history, train_time)
-            self._report_eval(scalars, step, metrics)
+            if evaluated:
+                self._report_eval(scalars, step, metrics)
+            scalars.flush()
         # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
         final = history[-1] if step > start_step else self.evaluate_final_weights()
+        wall = time.perf_counter() - wall0
+        trained = (self.current_step() - start_step) * self.global_batch
         return {**final, "train_time_s": train_time, "steps": self.current_step(),
+                # This process's whole run: images over wall-clock seconds (epoch ends included) and where they went.
+                "wall_images_per_s": trained / wall if wall > 0 and trained else 0.0, "wall_s": wall,
+                "seconds": dict(self.seconds),
                 "epochs": self.total_steps / self.steps_per_epoch, "resumed_from_step": start_step,
                 "images_per_s": images_per_s, "history": history,
                 "skipped_images": dict(self.skipped), "ema_decay": cfg.ema_decay,
@@ -167,43 +232,64 @@ class Trainer(abc.ABC):
         """TensorBoard scalars and the chief's one-line summary of an epoch-end evaluation."""
         keys = ("loss", "top1_err", "top5_err")
         scalars.write("eval", step, {k: metrics[k] for k in keys})
-        if self.ema is not None:
+        with_raw = "raw_top1_err" in metrics
+        if with_raw:
             scalars.write("eval_raw", step, {k: metrics[f"raw_{k}"] for k in keys})
         if self.cfg.verbose and self.runtime.is_chief:
             label = "eval (EMA)" if self.ema is not None else "eval"
-            raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if self.ema is not None else ""
+            raw = f"  [raw weights: top-1 err {metrics['raw_top1_err']:.2f}%]" if with_raw else ""
             print(f"  {label}: loss {metrics['loss']:.4f}  top-1 err {metrics['top1_err']:.2f}%  "
                   f"top-5 err {metrics['top5_err']:.2f}%{raw}", flush=True)
 
     def _train_epoch(self, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> tuple[int, float]:
         """Steps start .. start+count-1 of `epoch`: progress, TensorBoard, NaN stop, mid-epoch checkpoints."""
-        cfg = self.cfg
+        log = EpochLog(self, epoch, start, count, scalars)
         iterator = self.feed.train(epoch, start, count)
-        progress = reporting.Progress(epoch, cfg.epochs, self.steps_per_epoch, start,
-                                      cfg.verbose if self.runtime.is_chief else 0)
-        epoch_totals = Totals()  # the bar shows this epoch's running means, not the last batch
-        for i in range(start, start + count):
-            metrics = self.train_step(iterator)
-            step = self.current_step()
-            if not math.isfinite(metrics.loss_sum):
-                raise NonFiniteLoss(
-                    f"training loss became {metrics.loss_sum} at step {step} (epoch {epoch + 1}); stopped, "
-                    f"try a lower --lr (was {cfg.lr:g}). "
-                    f"Last good checkpoint: {self.checkpoint.latest or 'none'}"
-                )
-            epoch_totals.add(metrics)
-            this_step = Totals.of(metrics)
-            self.step_losses.append(this_step.loss)
-            self.skipped["train"] += metrics.invalid
-            lr = float(self.schedule(step - 1))  # the LR this step applied (read before the increment)
-            progress.update(i + 1, self.global_batch, {"loss": epoch_totals.loss,
-                                                       "top1": epoch_totals.top1 / epoch_totals.examples, "lr": lr})
-            if step % 10 == 0 or i + 1 == start + count:
-                scalars.write("train", step, {**this_step.errors(), "lr": lr,
-                                              "images_per_s": progress.images_per_second()})
-            if step % cfg.checkpoint_every == 0 and i + 1 < start + count:
-                self.save_checkpoint()
-        return self.current_step(), progress.images_per_second()
+        in_flight: collections.deque[InFlight] = collections.deque()
+        for _ in range(count):
+            self._advance(iterator, in_flight, log)
+        self._drain(in_flight, log)
+        return self.current_step(), log.progress.images_per_second()
+
+    def _advance(self, iterator: Iterator[Any], in_flight: collections.deque[InFlight], log: EpochLog) -> None:
+        """One pass of the step loop: dispatch the next update, then read the oldest step beyond READ_LAG.
+
+        The device always has the next step queued while the host reads, logs and checks. A checkpoint
+        step is read (its loss and state checked, with every step before it) before its checkpoint is written.
+        """
+        outputs = self.train_step(iterator)
+        step = self.current_step()
+        in_flight.append(InFlight(step, outputs))
+        while len(in_flight) > READ_LAG:
+            self._settle(in_flight.popleft(), log)
+        if step % self.cfg.checkpoint_every == 0 and step < log.end_step:
+            self._drain(in_flight, log)
+            self._save()
+
+    def _drain(self, in_flight: collections.deque[InFlight], log: EpochLog) -> None:
+        """Read every dispatched step still unread, oldest first."""
+        while in_flight:
+            self._settle(in_flight.popleft(), log)
+
+    def _settle(self, in_flight: InFlight, log: EpochLog) -> None:
+        """Read a dispatched step's outputs, stop if its loss or state is not finite, and log it."""
+        result = self.read_step(in_flight.outputs)
+        self._check_finite(in_flight.step, result, log.epoch)
+        self.step_losses.append(Totals.of(result.metrics).loss)
+        self.skipped["train"] += result.metrics.invalid
+        log.add(in_flight.step, result.metrics)
+
+    def _check_finite(self, step: int, result: StepResult, epoch: int) -> None:
+        """NonFiniteLoss naming the last good checkpoint when step `step` gave a non-finite loss or state."""
+        loss = result.metrics.loss_sum
+        if math.isfinite(loss) and result.state_finite:
+            return
+        what = (f"loss became {loss}" if not math.isfinite(loss) else
+                f"state became non-finite (weights, optimizer slots, BN statistics or EMA; loss sum {loss:.4g})")
+        raise NonFiniteLoss(
+            f"training {what} at step {step} (epoch {epoch + 1}); stopped, try a lower --lr (was {self.cfg.lr:g}). "
+            f"Last good checkpoint: {self.checkpoint.latest or 'none'}"
+        )
 
     # Progress across restarts ------------------------------------------------------------------
     def _progress_path(self) -> str:
@@ -232,3 +318,35 @@ class Trainer(abc.ABC):
         self.skipped["train"] = float(saved.get("skipped_train", 0.0))
         last_rate = float(history[-1].get("images_per_s", 0.0)) if history else 0.0
         return history, float(saved.get("train_time_s", 0.0)), last_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class InFlight:
+    """A dispatched train step whose outputs have not been read yet."""
+
+    step: int  # the step count after it
+    outputs: Any
+
+
+class EpochLog:
+    """An epoch's running record on the host: progress bar, running means, TensorBoard scalars every 10 steps."""
+
+    def __init__(self, trainer: Trainer, epoch: int, start: int, count: int, scalars: reporting.Scalars) -> None:
+        cfg = trainer.cfg
+        self.trainer, self.epoch, self.scalars = trainer, epoch, scalars
+        self.first_step = epoch * trainer.steps_per_epoch  # the step count before this epoch's first step
+        self.end_step = self.first_step + start + count
+        self.progress = reporting.Progress(epoch, cfg.epochs, trainer.steps_per_epoch, start,
+                                           cfg.verbose if trainer.runtime.is_chief else 0)
+        self.totals = Totals()  # the bar shows this epoch's running means, not the last batch
+
+    def add(self, step: int, metrics: StepMetrics) -> None:
+        """Record step `step`'s metrics (read from the device) with the LR it applied."""
+        trainer = self.trainer
+        self.totals.add(metrics)
+        lr = trainer.schedule.at(step - 1)  # the LR this step applied, on the host: no device op
+        self.progress.update(step - self.first_step, trainer.global_batch,
+                             {"loss": self.totals.loss, "top1": self.totals.top1 / self.totals.examples, "lr": lr})
+        if step % 10 == 0 or step == self.end_step:
+            self.scalars.write("train", step, {**Totals.of(metrics).errors(), "lr": lr,
+                                               "images_per_s": self.progress.images_per_second()})

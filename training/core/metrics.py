@@ -8,9 +8,32 @@ replica count, and a mean is taken only once, on the host, from the totals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from training.core.objective import StepMetrics
+
+# A train step's outputs travel to the host as one vector: StepMetrics' fields, then the state-finite flag.
+OUTPUT_FIELDS = (*StepMetrics._fields, "state_finite")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One train step's outputs on the host: its metrics and whether the state it produced is all finite.
+
+    `state_finite` covers weights, optimizer slots, BN statistics and EMA shadows (one reduction on the
+    device): a checkpoint is written only from a state whose step read True.
+    """
+
+    metrics: StepMetrics
+    state_finite: bool
+
+    @classmethod
+    def unpack(cls, values: Sequence[float]) -> "StepResult":
+        """From the host copy of the step's output vector (OUTPUT_FIELDS order)."""
+        if len(values) != len(OUTPUT_FIELDS):
+            raise ValueError(f"a train step's output vector has {len(OUTPUT_FIELDS)} values, got {len(values)}")
+        *metrics, finite = (float(v) for v in values)
+        return cls(StepMetrics(*metrics), finite == 1.0)
 
 
 @dataclass

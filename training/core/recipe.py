@@ -10,7 +10,7 @@ where it stopped after a resume.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 
@@ -35,6 +35,20 @@ def lr_at(epoch: float, base_lr: float, total_epochs: float, warmup_epochs: floa
     return lr
 
 
+def warmup_cosine(step: Any, schedule: "WarmupCosine", cos: Callable[[Any], Any],
+                  minimum: Callable[[Any, Any], Any]) -> Any:
+    """The warmup-cosine formula, once for both callers: the device schedule (keras.ops) and the host's LR (math).
+
+    lr(s) = base_lr * 0.5 * (1 + cos(pi * s / total)) * (f * (1 - a) + a), a = min(s / warmup, 1) (pycls
+    `lr_fun_cos` times `get_epoch_lr`'s linear warm-up from factor f).
+    """
+    cosine = 0.5 * schedule.base_lr * (1.0 + cos(math.pi * step / schedule.total_steps))
+    if schedule.warmup_steps <= 0:
+        return cosine
+    alpha = minimum(step / schedule.warmup_steps, 1.0)
+    return cosine * (schedule.warmup_factor * (1.0 - alpha) + alpha)
+
+
 @keras.saving.register_keras_serializable(package="keras_regnet_training")
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Per-step LR: cosine over `total_steps` times a linear warmup from `warmup_factor`."""
@@ -50,12 +64,11 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step: Any) -> Any:
         """The LR at `step` (a tensor on any backend; keras.ops, so both engines share it)."""
-        step = keras.ops.cast(step, "float32")
-        cosine = 0.5 * self.base_lr * (1.0 + keras.ops.cos(math.pi * step / self.total_steps))
-        if self.warmup_steps <= 0:
-            return cosine
-        alpha = keras.ops.minimum(step / self.warmup_steps, 1.0)
-        return cosine * (self.warmup_factor * (1.0 - alpha) + alpha)
+        return warmup_cosine(keras.ops.cast(step, "float32"), self, keras.ops.cos, keras.ops.minimum)
+
+    def at(self, step: int) -> float:
+        """The LR at `step` as a Python float, computed on the host (no device op, no sync): what the loop logs."""
+        return float(warmup_cosine(float(step), self, math.cos, min))
 
     def get_config(self) -> dict[str, Any]:
         return {"base_lr": self.base_lr, "total_steps": self.total_steps,

@@ -41,7 +41,11 @@ class Scalars:
         with writer.as_default():
             for key, value in values.items():
                 tf.summary.write(key, tf.constant(float(value), tf.float32), step=step, metadata=self._metadata)
-        writer.flush()
+
+    def flush(self) -> None:
+        """Write the buffered scalars to disk: once per epoch and at exit (a flush per write stalls the loop)."""
+        for writer in self._writers.values():
+            writer.flush()
 
 
 class Progress:

@@ -118,6 +118,24 @@ class JaxRuntime:
         return self.layout.devices
 
 
+DETERMINISTIC_GPU_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def request_deterministic_gpu_ops() -> bool:
+    """--deterministic on GPUs: add XLA's deterministic-ops flag to $XLA_FLAGS (read when JAX starts its backends).
+
+    Deterministic reductions and scatter on the GPU cost some speed; the data order, augmentation and
+    initialisation are made deterministic elsewhere (the seed). False when the backends had already
+    started (the flag then cannot apply to this process).
+    """
+    from jax._src import xla_bridge
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if DETERMINISTIC_GPU_FLAG.split("=")[0] not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {DETERMINISTIC_GPU_FLAG}".strip()
+    return not xla_bridge.backends_are_initialized()
+
+
 def make_layout(strategy: str = "auto") -> DeviceLayout:
     """All devices of all processes (auto, mirrored), or the first local device only (one_device)."""
     devices = jax.devices()

@@ -25,12 +25,24 @@ from training.engines.jax.devices import DeviceLayout, JaxRuntime, check_batch, 
 
 
 def hide_accelerators_from_tensorflow() -> None:
-    """Make TensorFlow CPU-only in this process (call before TensorFlow runs any op)."""
+    """Make TensorFlow CPU-only in this process (call before TensorFlow runs any op).
+
+    ConfigError in one line when TensorFlow was initialised first and still sees a GPU or TPU: its
+    allocator would then take the accelerator memory the JAX step needs.
+    """
     for kind in ("GPU", "TPU"):
         try:
             tf.config.set_visible_devices([], kind)
         except (RuntimeError, ValueError):  # already initialised, or no such device type
             pass
+        try:
+            seen = tf.config.get_visible_devices(kind)
+        except (RuntimeError, ValueError):  # no such device type in this TensorFlow build
+            seen = []
+        if seen:
+            raise ConfigError(f"TensorFlow was initialised before the JAX engine could hide the {kind}s from it "
+                              f"and still sees {len(seen)} ({seen[0].name}); start the JAX engine before any "
+                              f"TensorFlow op runs in this process (python -m training.main --engine=jax does)")
 
 
 @dataclass(frozen=True)

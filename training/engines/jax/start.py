@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from training.core.config import TrainConfig
@@ -21,10 +22,18 @@ def start(cfg: TrainConfig, spec: Any, weights: Any = None, lr_follows_batch: bo
     hide_accelerators_from_tensorflow()  # before TensorFlow runs an op: the accelerators stay JAX's
     from training.data import make_source
     from training.engines.jax.assembly import build_parts
-    from training.engines.jax.devices import initialize_processes, make_layout
+    from training.engines.jax.devices import (
+        DETERMINISTIC_GPU_FLAG,
+        initialize_processes,
+        make_layout,
+        request_deterministic_gpu_ops,
+    )
     from training.engines.jax.precision import resolve_policy
 
     if runtime is None:
+        if cfg.deterministic and not request_deterministic_gpu_ops():
+            print(f"warning: --deterministic: JAX started before the run could set XLA's deterministic-ops flag; "
+                  f"GPU reductions may vary (set XLA_FLAGS={DETERMINISTIC_GPU_FLAG} before starting)", file=sys.stderr)
         initialize_processes(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
         layout = make_layout(cfg.strategy)
         runtime = JaxRuntime(layout, resolve_policy(cfg.mixed_precision, layout))

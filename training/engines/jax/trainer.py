@@ -20,7 +20,7 @@ import numpy as np
 from training.core.classifier_file import save_classifier
 from training.core.config import TrainConfig
 from training.core.loop import Trainer
-from training.core.metrics import StepMetrics
+from training.core.metrics import StepMetrics, StepResult
 from training.core.parts import Parts
 from training.core.recipe import coupled_decay
 from training.engines.jax import step
@@ -55,7 +55,7 @@ class JaxTrainer(Trainer):
                                      label_smoothing=cfg.label_smoothing, ema_decay=cfg.ema_decay, ema=self.ema,
                                      decay_norm_and_bias=cfg.decay_norm_and_bias, accum_steps=cfg.accum_steps,
                                      accum_groups=self.layout.devices)
-        self._train = jax.jit(train, donate_argnums=0, out_shardings=replicated)
+        self._train = jax.jit(step.with_outputs(train), donate_argnums=0, out_shardings=replicated)
         self._eval = jax.jit(step.make_eval_step(self.model, classes), out_shardings=replicated)
         self._statistics = None
         if cfg.precise_bn_images and step.batch_norm_layers(self.model):
@@ -76,11 +76,15 @@ class JaxTrainer(Trainer):
     def current_step(self) -> int:
         return self._step
 
-    def train_step(self, iterator: Iterator[Any]) -> StepMetrics:
+    def train_step(self, iterator: Iterator[Any]) -> Any:
+        """Dispatch the jitted update (JAX returns before it runs); its output vector stays on the devices."""
         images, labels = next(iterator)
-        self.state, metrics = self._train(self.state, images, labels)
+        self.state, outputs = self._train(self.state, images, labels)
         self._step += 1
-        return _host_metrics(metrics)
+        return outputs
+
+    def read_step(self, outputs: Any) -> StepResult:
+        return StepResult.unpack(to_host(outputs))
 
     def eval_step(self, iterator: Iterator[Any]) -> StepMetrics:
         images, labels = next(iterator)

@@ -93,8 +93,24 @@ def make_eval_step(model: keras.Model, num_classes: int, xla: bool) -> Callable:
     return replica_call
 
 
+def all_finite(variables: Sequence[Any]) -> tf.Tensor:
+    """One flag: every floating-point value of `variables` (Keras or tf variables) is finite.
+
+    As the JAX engine's `all_finite`: the sum of every value times 0 is finite exactly when each value is.
+    """
+    values = [v.value if isinstance(v, keras.Variable) else v for v in variables]  # tf.Variable.value is a method
+    sums = [tf.reduce_sum(tf.cast(v * tf.zeros((), v.dtype), tf.float32)) for v in values if v.dtype.is_floating]
+    return tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
+
+
+def pack_outputs(metrics: StepMetrics, finite: tf.Tensor) -> tf.Tensor:
+    """One float32 vector: the step's StepMetrics then the state's finite flag (training.core.metrics.OUTPUT_FIELDS)."""
+    return tf.stack([tf.cast(m, tf.float32) for m in metrics] + [tf.cast(finite, tf.float32)])
+
+
 def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
-                average: Sequence[Any] = (), after: Callable[[], Any] | None = None) -> Callable:
+                average: Sequence[Any] = (), after: Callable[[], Any] | None = None,
+                check: Sequence[Any] | None = None) -> Callable:
     """tf.function(iterator) running replica_fn on the next batch; its outputs summed over replicas.
 
     The result has replica_fn's structure (StepMetrics for the train and eval steps), each leaf a
@@ -104,6 +120,9 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
     each step, so replicas stay identical as with pycls' DDP buffer broadcast; without this each
     replica would keep statistics of its own sub-batches. `after` (the weight EMA update) runs
     next, in cross-replica context, once the weights and statistics are final for the step.
+
+    With `check` (the run's state: weights, BN statistics, optimizer slots, EMA shadows) the step
+    returns pack_outputs(summed metrics, all of `check` finite after the update): one vector to read.
     """
     # Floating-point ones only: a DropPath's seed state (uint32) is not an average.
     tf_vars = [getattr(v, "value", v) for v in average
@@ -120,7 +139,8 @@ def distributed(strategy: tf.distribute.Strategy, replica_fn: Callable,
                 v.assign(m)
         if after is not None:
             after()
-        return tf.nest.map_structure(
+        summed = tf.nest.map_structure(
             lambda o: strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None), outputs)
+        return summed if check is None else pack_outputs(summed, all_finite(check))
 
     return step

@@ -17,7 +17,7 @@ import tensorflow as tf
 from training.core.classifier_file import save_classifier
 from training.core.config import TrainConfig
 from training.core.loop import Trainer
-from training.core.metrics import StepMetrics
+from training.core.metrics import StepMetrics, StepResult
 from training.core.parts import Parts
 from training.core.recipe import coupled_decay
 from training.data.pipeline import data_errors
@@ -46,6 +46,7 @@ class TensorFlowTrainer(Trainer):
 
     def __init__(self, cfg: TrainConfig, runtime: TensorFlowRuntime, parts: TensorFlowParts) -> None:
         super().__init__(cfg, runtime, parts)
+        self._step = int(parts.step.numpy())
         self.strategy = runtime.strategy
         self.step, self.epoch, self.manager = parts.step, parts.epoch, parts.checkpoint.manager
         classes, xla = self.feed.source.num_classes, runtime.xla
@@ -53,24 +54,34 @@ class TensorFlowTrainer(Trainer):
                                         coupled_decay(cfg.optimizer, cfg.weight_decay), cfg.label_smoothing, xla,
                                         decay_norm_and_bias=cfg.decay_norm_and_bias, accum_steps=cfg.accum_steps)
         ema_update = (lambda: self.ema.update(self.strategy)) if self.ema is not None else None
-        self.distributed_train_step = step.distributed(self.strategy, train_fn,
-                                                       average=self.model.non_trainable_variables, after=ema_update)
+        state = [*self.model.variables, *self.optimizer.variables,
+                 *(self.ema.shadows if self.ema is not None else [])]
+        self.distributed_train_step = step.distributed(self.strategy, train_fn, average=self.model.non_trainable_variables,
+                                                       after=ema_update, check=state)
         self.distributed_eval_step = step.distributed(self.strategy, step.make_eval_step(self.model, classes, xla))
         self._swap = tf.function(lambda: self.ema.swap(self.strategy)) if self.ema is not None else None
         self._statistics = precise_bn.make_statistics_step(self.strategy, self.model) if cfg.precise_bn_images else None
 
     def restore_or_start(self) -> int:
         self.checkpoint.restore_or_start()
-        return self.current_step()
+        self._step = int(self.step.numpy())
+        return self._step
 
     def current_step(self) -> int:
-        return int(self.step.numpy())
+        """The global step, counted on the host (the variable mirrors it for the schedule and checkpoints)."""
+        return self._step
 
-    def train_step(self, iterator: Iterator[Any]) -> StepMetrics:
+    def train_step(self, iterator: Iterator[Any]) -> Any:
+        """Run the distributed update; its output vector (metrics, state finite) is returned unread."""
         with data_errors():
-            metrics: StepMetrics = self.distributed_train_step(iterator).to_host()
+            outputs = self.distributed_train_step(iterator)
         self.step.assign_add(1)
-        return metrics
+        self._step += 1
+        return outputs
+
+    def read_step(self, outputs: Any) -> StepResult:
+        with data_errors():
+            return StepResult.unpack(outputs.numpy())
 
     def eval_step(self, iterator: Iterator[Any]) -> StepMetrics:
         with data_errors():
