@@ -10,6 +10,7 @@ from typing import Any
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
 from training.core.config import TrainConfig, resolve
+from training.core.run_lock import RunLock
 
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
@@ -89,6 +90,22 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"({runtime.replicas} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
               f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
+    lock = RunLock(cfg.model_dir).acquire() if runtime.is_chief else None  # one run per model_dir
+    try:
+        if lock is not None and lock.taken_over and cfg.verbose:
+            print(f"{cfg.model_dir}: {lock.taken_over}", flush=True)
+        return _train_and_record(cfg, spec, trainer, source, engine, t0)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_and_record(cfg: TrainConfig, spec: Any, trainer: Any, source: Any, engine: str,
+                      t0: float) -> dict[str, Any]:
+    """Train (resuming), export model.keras, write the data records and metrics.json (the chief's)."""
+    from keras_regnet.complexity import complexity
+
+    runtime = trainer.runtime
     result = trainer.fit()
     model_path = trainer.export()
     if runtime.is_chief:
