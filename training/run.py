@@ -10,6 +10,7 @@ from typing import Any
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
 from training.core.config import TrainConfig, resolve
+from training.core.preemption import Notices
 from training.core.run_lock import RunLock
 
 
@@ -90,12 +91,16 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"({runtime.replicas} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
               f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
-    lock = RunLock(cfg.model_dir).acquire() if runtime.is_chief else None  # one run per model_dir
+    notices = Notices(cfg.preemption_signal, cfg.preemption_grace_s).install()  # SIGTERM: stop at a step
+    trainer.preemption = notices
+    lock = None
     try:
+        lock = RunLock(cfg.model_dir).acquire() if runtime.is_chief else None  # one run per model_dir
         if lock is not None and lock.taken_over and cfg.verbose:
             print(f"{cfg.model_dir}: {lock.taken_over}", flush=True)
         return _train_and_record(cfg, spec, trainer, source, engine, t0)
     finally:
+        notices.uninstall()
         if lock is not None:
             lock.release()
 

@@ -33,6 +33,7 @@ from training.core.config import TrainConfig
 from training.core.divergence import NonFiniteLoss
 from training.core.metrics import StepMetrics, Totals, accumulate
 from training.core.parts import Parts
+from training.core.preemption import Notices, Preempted
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
@@ -41,6 +42,8 @@ PROGRESS_FILE = "progress.json"
 
 class Trainer(abc.ABC):
     """One run's loop over an engine: a resolved TrainConfig, the engine's runtime and its Parts."""
+
+    preemption: Notices | None = None  # set by training.run while the run catches preemption notices
 
     def __init__(self, cfg: TrainConfig, runtime: Any, parts: Parts) -> None:
         self.cfg, self.runtime = cfg, runtime
@@ -86,6 +89,17 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def export(self) -> str | None:
         """model_dir/model.keras with the final (EMA when on) weights; the path on the chief, else None."""
+
+    def any_process(self, flag: bool) -> bool:
+        """Whether `flag` holds on any process of the run (engines with several processes agree here)."""
+        return flag
+
+    def _stop_preempted(self, step: int) -> None:
+        """A preemption notice arrived: checkpoint this step (unless just saved) and raise Preempted."""
+        if step % self.cfg.checkpoint_every != 0:
+            self.save_checkpoint()
+        raise Preempted(self.preemption.received or "a notice on another process", step, self.total_steps,
+                        self.checkpoint.latest, self.cfg.model_dir)
 
     @property
     def has_bn_statistics(self) -> bool:
@@ -203,6 +217,8 @@ class Trainer(abc.ABC):
                                               "images_per_s": progress.images_per_second()})
             if step % cfg.checkpoint_every == 0 and i + 1 < start + count:
                 self.save_checkpoint()
+            if self.preemption is not None and i + 1 < start + count and self.preemption.requested(self.any_process):
+                self._stop_preempted(step)  # at an epoch's last step: its checkpoint and eval come first
         return self.current_step(), progress.images_per_second()
 
     # Progress across restarts ------------------------------------------------------------------
