@@ -18,11 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from keras_regnet.errors import ConfigError, DataError, WeightsError, cli_boundary, one_line
+
 from absl import app, flags  # noqa: E402
 
 from keras_regnet import cli_help, dataclass_flags  # noqa: E402
 from keras_regnet.dataclass_flags import flag_field as F  # noqa: E402
-from keras_regnet.errors import ConfigError, DataError, WeightsError, cli_boundary, one_line
 from training.core import config as C  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -119,15 +120,15 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     Builds only what evaluation needs (the model, the eval Feed and the eval step): no optimizer,
     schedule, checkpoint or model_dir.
     """
-    from keras_regnet import resolve_spec
-    from training.core.metrics import accumulate
-    from training.core.models import build_model, check_image_size
+    from training.engines.tensorflow import step as steps
     from training.data import make_source
     from training.data.pipeline import data_errors
-    from training.engines.tensorflow import step as steps
+    from training.engines.tensorflow.feed import Feed
+    from training.core.metrics import accumulate
+    from keras_regnet import resolve_spec
+    from training.core.models import build_model, check_image_size
     from training.engines.tensorflow.assembly import variables_scope
     from training.engines.tensorflow.devices import make_runtime
-    from training.engines.tensorflow.feed import Feed
 
     spec = resolve_spec(model_name, label="--model")
     check_image_size(spec, cfg.image_size)

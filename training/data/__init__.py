@@ -19,8 +19,8 @@ def make_source(cfg: Any) -> Any:
     import dataclasses
     import os
 
-    from training.core.service_address import check_reachable
     from training.data.service import FLAG, DataService
+    from training.core.service_address import check_reachable
 
     check_reachable(FLAG, address)  # a dispatcher that is down: one line now, not after the model is built
     run = f"{os.path.basename(os.path.normpath(cfg.model_dir or cfg.dataset))}-seed{cfg.seed}"
