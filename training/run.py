@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from keras_regnet.errors import ConfigError
 from training.core.config import TrainConfig, resolve
 from training.core.preemption import Notices
 from training.core.run_lock import RunLock
+from training.core.write_guard import guarded_write
 
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
@@ -130,5 +132,6 @@ def _train_and_record(cfg: TrainConfig, spec: Any, trainer: Any, source: Any, en
         result = {**result, **{k: v for k, v in previous.items()
                                if k in ("history", "train_time_s", "images_per_s", "skipped_images")}}
     if runtime.is_chief:
-        fileio.write_json_atomic(metrics_path, result)
+        with guarded_write("metrics", metrics_path, lambda: len(json.dumps(result, indent=2, sort_keys=True))):
+            fileio.write_json_atomic(metrics_path, result)
     return result

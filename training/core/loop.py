@@ -34,6 +34,7 @@ from training.core.divergence import NonFiniteLoss
 from training.core.metrics import StepMetrics, Totals, accumulate
 from training.core.parts import Parts
 from training.core.preemption import Notices, Preempted
+from training.core.write_guard import guarded_write
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
 # that a resumed run's metrics.json covers the whole run (model_dir/progress.json).
@@ -228,8 +229,9 @@ class Trainer(abc.ABC):
     def _save_progress(self, history: list[dict[str, Any]], train_time: float) -> None:
         """Chief: record the per-epoch history, training time and skipped count so far."""
         if self.runtime.is_chief:
-            fileio.write_json_atomic(self._progress_path(), {
-                "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
+            with guarded_write("run progress", self._progress_path()):
+                fileio.write_json_atomic(self._progress_path(), {
+                    "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
 
     def _load_progress(self, start_step: int) -> tuple[list[dict[str, Any]], float, float]:
         """(history, training time, last images/s) of the epochs finished before `start_step`.

@@ -17,6 +17,7 @@ import numpy as np
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
 from training.core.config import TrainConfig
+from training.core.write_guard import guarded_write
 from training.engines.jax.step import TrainState
 
 _NAME = re.compile(r"^ckpt-(\d+)\.npz$")
@@ -64,7 +65,9 @@ class StateCheckpoint:
             return
         buffer = io.BytesIO()
         np.savez(buffer, step=np.int64(step), **flatten(state))
-        fileio.write_bytes_atomic(self._path(step), buffer.getvalue())
+        data = buffer.getvalue()
+        with guarded_write("checkpoint", self._path(step), len(data), kept=self.latest):
+            fileio.write_bytes_atomic(self._path(step), data)  # its temporary file is removed on failure
         for old in self._saved()[:-self.cfg.keep_checkpoints]:
             fileio.remove(self._path(old))
 
