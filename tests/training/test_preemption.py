@@ -25,7 +25,7 @@ from tests.helpers.run_dir import logged_train_scalars, signal_when
 from training.core.preemption import PREEMPTED_EXIT_CODE, Notices, check_signal, parse_signal
 
 ROOT = str(REPO_ROOT)
-TIMEOUT = 300
+TIMEOUT = 600  # as test_jax_engine: CI machines shared by parallel runs are slow
 # 1433 digits / batch 32 = 44 steps an epoch, capped at 20; no scheduled mid-epoch checkpoint.
 ARGS = ["--model", "regnetx_digits", "--image_size", "16", "--epochs", "1", "--batch_size", "32",
         "--checkpoint_every", "1000", "--max_steps", "20", "--verbose", "0", "--deterministic"]
