@@ -308,7 +308,8 @@ def validate(cfg: TrainConfig) -> None:
 
     check_signal(cfg.preemption_signal)
     if not (_is_finite(cfg.preemption_grace_s) and cfg.preemption_grace_s > 0):
-        raise ConfigError(f"--preemption_grace_s must be a finite number of seconds > 0, got {cfg.preemption_grace_s!r}")
+        raise ConfigError(f"--preemption_grace_s must be a finite number of seconds > 0, "
+                          f"got {cfg.preemption_grace_s!r}")
 
 
 def _check_input_flags(cfg: TrainConfig) -> None:
