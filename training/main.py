@@ -35,6 +35,8 @@ def main(argv: list[str]) -> int:
     from keras_regnet.errors import one_line, print_missing_dependency
     from training.core.config import validate
     from training.core.divergence import Diverged
+    from training.core.preemption import PREEMPTED_EXIT_CODE, Preempted
+    from training.core.write_guard import WRITE_FAILED_EXIT_CODE, WriteFailed
 
     cfg = config_from_flags()
     try:
@@ -57,6 +59,12 @@ def main(argv: list[str]) -> int:
     except Diverged as e:  # training.core.divergence.NonFiniteLoss: the last good checkpoint is kept
         print(f"FATAL {e}", file=sys.stderr)
         return 3
+    except WriteFailed as e:  # a checkpoint, metrics.json or model.keras could not be written
+        print(f"FATAL {e}", file=sys.stderr, flush=True)
+        return WRITE_FAILED_EXIT_CODE
+    except Preempted as e:  # SIGTERM / --preemption_signal: checkpointed at the step it stopped after
+        print(str(e), file=sys.stderr, flush=True)
+        return PREEMPTED_EXIT_CODE
     if result.get("model_path"):  # the chief's summary (other workers export nothing)
         _print_summary(result)
     return 0

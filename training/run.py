@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
 from training.core.config import TrainConfig, resolve
+from training.core.preemption import Notices
+from training.core.run_lock import RunLock
+from training.core.write_guard import guarded_write
 
 
 def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
@@ -89,6 +93,26 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"({runtime.replicas} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
               f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
+    notices = Notices(cfg.preemption_signal, cfg.preemption_grace_s).install()  # SIGTERM: stop at a step
+    trainer.preemption = notices
+    lock = None
+    try:
+        lock = RunLock(cfg.model_dir).acquire() if runtime.is_chief else None  # one run per model_dir
+        if lock is not None and lock.taken_over and cfg.verbose:
+            print(f"{cfg.model_dir}: {lock.taken_over}", flush=True)
+        return _train_and_record(cfg, spec, trainer, source, engine, t0)
+    finally:
+        notices.uninstall()
+        if lock is not None:
+            lock.release()
+
+
+def _train_and_record(cfg: TrainConfig, spec: Any, trainer: Any, source: Any, engine: str,
+                      t0: float) -> dict[str, Any]:
+    """Train (resuming), export model.keras, write the data records and metrics.json (the chief's)."""
+    from keras_regnet.complexity import complexity
+
+    runtime = trainer.runtime
     result = trainer.fit()
     model_path = trainer.export()
     if runtime.is_chief:
@@ -109,5 +133,6 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
                                if k in ("history", "train_time_s", "images_per_s", "skipped_images",
                                         "wall_images_per_s", "wall_s", "seconds")}}
     if runtime.is_chief:
-        fileio.write_json_atomic(metrics_path, result)
+        with guarded_write("metrics", metrics_path, lambda: len(json.dumps(result, indent=2, sort_keys=True))):
+            fileio.write_json_atomic(metrics_path, result)
     return result

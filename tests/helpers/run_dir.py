@@ -54,3 +54,24 @@ def non_finite_arrays(checkpoint: str) -> tuple[int, int]:
                   if dtype.is_floating]
     floats = [a for a in arrays if np.issubdtype(a.dtype, np.floating)]
     return sum(not np.isfinite(a).all() for a in floats), len(floats)
+
+
+def logged_train_scalars(model_dir: str) -> int:
+    """Bytes of the chief's TensorBoard train event files: they grow each time step%10==0 is logged."""
+    folder = os.path.join(model_dir, "logs", "train")
+    try:
+        return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder))
+    except OSError:
+        return 0
+
+
+def signal_when(proc: subprocess.Popen, sig: int, ready: Callable[[], bool], timeout: float,
+                poll: float = 0.05) -> None:
+    """Send `sig` to a training subprocess once `ready()` holds (it keeps running: the caller waits)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the run ended or stalled before the signal: {proc.stderr.read()[-2000:]}")
+        time.sleep(poll)
+    proc.send_signal(sig)

@@ -13,13 +13,13 @@ import pytest
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError, DataError
+from tests.helpers import prefetch
+from tests.helpers.paths import REPO_ROOT
 from training.core.config import TrainConfig, validate
+from training.core.service_address import check_reachable, parse_address
 from training.data import imagenet
 from training.data.pipeline import INVALID_LABEL, epoch_seed_of
 from training.data.service import DataService
-from training.core.service_address import check_reachable, parse_address
-from tests.helpers import prefetch
-from tests.helpers.paths import REPO_ROOT
 
 ROOT = str(REPO_ROOT)
 SERVICE = tf.data.experimental.service
@@ -212,14 +212,15 @@ def test_a_dispatcher_that_is_down_is_one_error_line_within_seconds():
     assert time.monotonic() - start < 10
     # The three CLIs run side by side (each imports TensorFlow before it fails).
     worker = prefetch.run([sys.executable, "-m", "training.data_service", "--role=worker",
-                           f"--dispatcher=127.0.0.1:{port}", "--port=0", "--host=127.0.0.1"], timeout=120, cwd=ROOT)
+                           f"--dispatcher=127.0.0.1:{port}", "--port=0", "--host=127.0.0.1",
+                           "--dispatcher_timeout=1"], timeout=120, cwd=ROOT)
     mains = {address: prefetch.run([sys.executable, "-m", "training.main", "--dataset=folder", f"--data_dir={ROOT}/tests",
                                     f"--data_service={address}"], timeout=120, cwd=ROOT)
              for address in (f"grpc://127.0.0.1:{port}", "grpc://127.0.0.1")}
     runs = prefetch.Prefetch(lambda key: worker if key == "worker" else mains[key], ["worker", *mains])
     try:
         out = runs.get("worker")
-        assert out.returncode == 2
+        assert out.returncode == 2 and "waiting up to 1 s (--dispatcher_timeout) for the dispatcher" in out.stdout
         assert out.stderr.strip().splitlines()[-1].startswith("FATAL data error: --dispatcher='127.0.0.1:")
         for address, message in ((f"grpc://127.0.0.1:{port}", "no tf.data service dispatcher answers"),
                                  ("grpc://127.0.0.1", "is not an address")):
@@ -227,3 +228,35 @@ def test_a_dispatcher_that_is_down_is_one_error_line_within_seconds():
             assert out.returncode == 2 and message in out.stderr.strip().splitlines()[-1], out.stderr[-1000:]
     finally:
         runs.close()
+
+
+def test_a_worker_started_before_its_dispatcher_waits_then_registers():
+    port = _free_port()
+    worker = subprocess.Popen([sys.executable, "-m", "training.data_service", "--role=worker",
+                               f"--dispatcher=127.0.0.1:{port}", "--port=0", "--host=127.0.0.1"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dispatcher = None
+    try:
+        waiting = worker.stdout.readline()
+        assert f"waiting up to 120 s (--dispatcher_timeout) for the dispatcher at 127.0.0.1:{port}" in waiting, \
+            worker.stderr.read()[-2000:] if worker.poll() is not None else waiting
+        dispatcher = SERVICE.DispatchServer(SERVICE.DispatcherConfig(port=port))  # now the dispatcher starts
+        started = worker.stdout.readline()
+        assert started.startswith("worker listening on 127.0.0.1:") and "unauthenticated gRPC" in started
+        deadline = time.monotonic() + 60
+        while dispatcher._num_workers() < 1:
+            assert time.monotonic() < deadline, "the worker never registered"
+            time.sleep(0.1)
+    finally:
+        worker.kill()
+        worker.wait()
+        if dispatcher is not None:
+            dispatcher._stop()
+
+
+def test_the_start_lines_say_who_can_reach_the_service():
+    from training.data_service import exposure
+
+    line = exposure(5050)
+    assert "unauthenticated gRPC on all interfaces" in line and "firewall port 5050" in line
+    assert "private network" in line

@@ -70,6 +70,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
     sigkill_when(proc, lambda: 4 <= committed_step(model_dir) < 22, TIMEOUT, poll=0.1)
     killed_at = committed_step(model_dir)
     assert 4 <= killed_at < 44 and not os.path.exists(os.path.join(model_dir, "metrics.json"))
+    assert os.path.exists(os.path.join(model_dir, "run.lock"))  # the killed run's lock: taken over below
 
     done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -81,6 +82,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tm
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
     assert os.path.exists(os.path.join(model_dir, "model.keras"))
     assert "Done:" in done.stdout and "metrics.json" in done.stdout
+    assert not os.path.exists(os.path.join(model_dir, "run.lock"))  # released at the end
 
     again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert again.returncode == 0 and json.load(open(os.path.join(model_dir, "metrics.json")))["steps"] == 44

@@ -14,6 +14,7 @@ import keras
 
 from keras_regnet import fileio
 from keras_regnet.layer_records import CLASSIFIER
+from training.core.write_guard import guarded_write
 
 
 def save_classifier(model: keras.Model, model_dir: str) -> str:
@@ -24,10 +25,12 @@ def save_classifier(model: keras.Model, model_dir: str) -> str:
     linear: Any = head.activation if head is not None else None
     if head is not None:
         head.activation = keras.activations.softmax
+    needed = sum(int(w.nbytes) for w in model.get_weights())
     try:
-        model.save(tmp)
+        with guarded_write("the model", path, needed, cleanup=lambda: fileio.exists(tmp) and fileio.remove(tmp)):
+            model.save(tmp)
+            fileio.replace(tmp, path)
     finally:
         if head is not None:
             head.activation = linear
-    fileio.replace(tmp, path)
     return path

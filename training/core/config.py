@@ -157,6 +157,11 @@ class RuntimeConfig:
                              "otherwise. off: float32 throughout, as the paper trained.", choices=PRECISIONS)
     deterministic: bool = F(False, "Deterministic tf.data element order and TensorFlow ops (slower): a killed "
                             "and resumed run ends with the weights of an uninterrupted one.")
+    preemption_signal: str = F("SIGUSR1", "Besides SIGTERM, the signal taken as a preemption notice (e.g. "
+                               "SIGUSR1 for SLURM's --signal=USR1@60; none: SIGTERM only). On a notice the run "
+                               "finishes its step, checkpoints it and exits with code 75 (docs/training.md).")
+    preemption_grace_s: float = F(60.0, "After a preemption notice, exit (code 75) at the latest this many "
+                                  "seconds later even if no step boundary was reached (the last checkpoint stays).")
 
 
 @dataclass(frozen=True)
@@ -320,6 +325,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("--mixed_precision=float16 is not supported on TPU; use bfloat16 or auto")
     _check_finetune(cfg)
     _check_input_flags(cfg)
+    from training.core.preemption import check_signal
+
+    check_signal(cfg.preemption_signal)
+    if not (_is_finite(cfg.preemption_grace_s) and cfg.preemption_grace_s > 0):
+        raise ConfigError(f"--preemption_grace_s must be a finite number of seconds > 0, "
+                          f"got {cfg.preemption_grace_s!r}")
 
 
 def _check_input_flags(cfg: TrainConfig) -> None:

@@ -42,6 +42,8 @@ from training.core.config import TrainConfig
 from training.core.divergence import NonFiniteLoss
 from training.core.metrics import StepMetrics, StepResult, Totals, accumulate
 from training.core.parts import Parts
+from training.core.preemption import Notices, Preempted
+from training.core.write_guard import guarded_write
 
 # Steps dispatched ahead of the host's read: the device has this many queued while the host reads the
 # oldest (2: a host pause of up to one step, e.g. a TensorBoard write or a late wake-up, idles nothing).
@@ -56,6 +58,8 @@ PROGRESS_FILE = "progress.json"
 
 class Trainer(abc.ABC):
     """One run's loop over an engine: a resolved TrainConfig, the engine's runtime and its Parts."""
+
+    preemption: Notices | None = None  # set by training.run while the run catches preemption notices
 
     def __init__(self, cfg: TrainConfig, runtime: Any, parts: Parts) -> None:
         self.cfg, self.runtime = cfg, runtime
@@ -107,6 +111,17 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def export(self) -> str | None:
         """model_dir/model.keras with the final (EMA when on) weights; the path on the chief, else None."""
+
+    def any_process(self, flag: bool) -> bool:
+        """Whether `flag` holds on any process of the run (engines with several processes agree here)."""
+        return flag
+
+    def _stop_preempted(self, step: int) -> None:
+        """A preemption notice arrived: checkpoint this step (unless just saved) and raise Preempted."""
+        if step % self.cfg.checkpoint_every != 0:
+            self._save()
+        raise Preempted(self.preemption.received or "a notice on another process", step, self.total_steps,
+                        self.checkpoint.latest, self.cfg.model_dir)
 
     @property
     def has_bn_statistics(self) -> bool:
@@ -265,6 +280,9 @@ class Trainer(abc.ABC):
         if step % self.cfg.checkpoint_every == 0 and step < log.end_step:
             self._drain(in_flight, log)
             self._save()
+        if self.preemption is not None and step < log.end_step and self.preemption.requested(self.any_process):
+            self._drain(in_flight, log)  # the preemption checkpoint, too, only from a checked state
+            self._stop_preempted(step)  # at an epoch's last step: its checkpoint and eval come first
 
     def _drain(self, in_flight: collections.deque[InFlight], log: EpochLog) -> None:
         """Read every dispatched step still unread, oldest first."""
@@ -298,8 +316,9 @@ class Trainer(abc.ABC):
     def _save_progress(self, history: list[dict[str, Any]], train_time: float) -> None:
         """Chief: record the per-epoch history, training time and skipped count so far."""
         if self.runtime.is_chief:
-            fileio.write_json_atomic(self._progress_path(), {
-                "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
+            with guarded_write("run progress", self._progress_path()):
+                fileio.write_json_atomic(self._progress_path(), {
+                    "history": history, "train_time_s": train_time, "skipped_train": self.skipped["train"]})
 
     def _load_progress(self, start_step: int) -> tuple[list[dict[str, Any]], float, float]:
         """(history, training time, last images/s) of the epochs finished before `start_step`.

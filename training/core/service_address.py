@@ -8,6 +8,8 @@ TensorFlow client's minutes of silent retries.
 from __future__ import annotations
 
 import socket
+import time
+from typing import Callable
 
 from keras_regnet.errors import ConfigError, DataError
 
@@ -51,3 +53,27 @@ def check_reachable(flag: str, address: str, timeout_s: float = PROBE_TIMEOUT_S)
         raise DataError(f"--{flag}={address!r}: no tf.data service dispatcher answers at {host}:{port} "
                         f"({reason}); start one with `python -m training.data_service --role=dispatcher "
                         f"--port={port}` or fix the address") from e
+
+
+def wait_until_reachable(flag: str, address: str, timeout_s: float, log: Callable[[str], None] = print,
+                         poll_s: float = 1.0) -> None:
+    """Wait up to `timeout_s` for something to accept TCP connections at the address (logging once that it
+    waits), so a worker may start before its dispatcher; past the bound, check_reachable's DataError."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        check_reachable(flag, address, timeout_s=min(PROBE_TIMEOUT_S, max(timeout_s, 0.1)))
+        return
+    except DataError:
+        if timeout_s <= 0:
+            raise
+    host, port = parse_address(flag, address)
+    log(f"waiting up to {timeout_s:g} s (--dispatcher_timeout) for the dispatcher at {host}:{port} to start")
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            check_reachable(flag, address, timeout_s=min(PROBE_TIMEOUT_S, max(remaining, 0.1)))
+            return
+        except DataError:
+            if time.monotonic() + poll_s >= deadline:
+                raise
+        time.sleep(poll_s)

@@ -17,6 +17,7 @@ import numpy as np
 from keras_regnet import fileio
 from keras_regnet.errors import ConfigError
 from training.core.config import TrainConfig
+from training.core.write_guard import guarded_write
 from training.engines.jax.step import TrainState
 
 _NAME = re.compile(r"^ckpt-(\d+)\.npz$")
@@ -48,11 +49,13 @@ class StateCheckpoint:
     def restore_or_start(self, template: TrainState) -> tuple[TrainState, int] | None:
         """(state, step) of the latest checkpoint if the run may resume it, else None (config.json written)."""
         from training.core.run_identity import admit_resume
+        from training.engines.jax.devices import agree_on_checkpoint
 
         latest = self.latest
         if latest is None and fileio.exists(fileio.join(self.directory, "checkpoint")):
             raise ConfigError(f"--model_dir={self.cfg.model_dir!r} holds TensorFlow-engine checkpoints; resume it "
                               f"with --engine=tensorflow (KERAS_BACKEND=tensorflow) or choose a fresh --model_dir")
+        agree_on_checkpoint(self._saved()[-1] if latest else None, self.cfg.model_dir)  # process 0's or none
         if not admit_resume(self.cfg, self.identity, latest, self.is_chief):
             return None
         arrays = dict(np.load(io.BytesIO(fileio.read_bytes(latest))))
@@ -64,7 +67,9 @@ class StateCheckpoint:
             return
         buffer = io.BytesIO()
         np.savez(buffer, step=np.int64(step), **flatten(state))
-        fileio.write_bytes_atomic(self._path(step), buffer.getvalue())
+        data = buffer.getvalue()
+        with guarded_write("checkpoint", self._path(step), len(data), kept=self.latest):
+            fileio.write_bytes_atomic(self._path(step), data)  # its temporary file is removed on failure
         for old in self._saved()[:-self.cfg.keep_checkpoints]:
             fileio.remove(self._path(old))
 

@@ -32,7 +32,12 @@ def initialize_processes(coordinator_address: str | None, num_processes: int | N
     """
     global _INITIALIZED
     address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if _INITIALIZED or not address:
+    if _INITIALIZED:
+        return
+    if not address:
+        launch = cluster_launch(os.environ)
+        if launch:  # N processes that would otherwise become N independent runs in one model_dir
+            _initialize_from_cluster(launch)
         return
     count = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
     index = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
@@ -49,6 +54,48 @@ def initialize_processes(coordinator_address: str | None, num_processes: int | N
         raise ConfigError(f"jax.distributed could not start with --coordinator_address={address!r}, "
                           f"--num_processes={count}, --process_id={index}: {' '.join(str(e).split())[:300]}") from e
     _INITIALIZED = True
+
+
+_FLAGS = "--coordinator_address=HOST:PORT --num_processes=N --process_id=I (or $JAX_COORDINATOR_ADDRESS, " \
+         "$JAX_NUM_PROCESSES, $JAX_PROCESS_ID)"
+
+
+def cluster_launch(environ: Any) -> str | None:
+    """Which launcher started several processes ('SLURM (SLURM_STEP_NUM_TASKS=4)', 'Open MPI (...)', ...), or None."""
+    for name, launcher in (("SLURM_STEP_NUM_TASKS", "SLURM"), ("OMPI_COMM_WORLD_SIZE", "Open MPI"),
+                           ("JAX_NUM_PROCESSES", "JAX")):
+        value = environ.get(name)
+        if name == "SLURM_STEP_NUM_TASKS" and value is None and "SLURM_PROCID" in environ:
+            name, value = "SLURM_NTASKS", environ.get("SLURM_NTASKS")
+        if value is not None and value.strip().isdigit() and int(value) > 1:
+            return f"{launcher} ({name}={value})"
+    return None
+
+
+def _initialize_from_cluster(launch: str) -> None:
+    """jax.distributed.initialize() with JAX's own cluster detection (SLURM, Open MPI); refuse in one line."""
+    global _INITIALIZED
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(initialization_timeout=120)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"this process is one of several started by {launch}, but jax.distributed could not "
+                          f"find its coordinator ({' '.join(str(e).split())[:200]}); pass {_FLAGS} on every "
+                          f"process, or start a single process") from e
+    _INITIALIZED = True
+
+
+def agree_on_checkpoint(step: int | None, model_dir: str) -> None:
+    """Every process resumes the same step: process 0's, or all stop with one line if any differs."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    steps = np.asarray(multihost_utils.process_allgather(np.int64(-1 if step is None else step))).ravel()
+    if (steps != steps[0]).any():
+        seen = ", ".join(f"process {i}: {'none' if s < 0 else f'ckpt-{s}'}" for i, s in enumerate(steps))
+        raise ConfigError(f"the processes see different latest checkpoints in --model_dir={model_dir!r} ({seen}); "
+                          f"every process needs the same --model_dir on shared storage; stopped all of them")
 
 
 def _env_int(name: str) -> int | None:

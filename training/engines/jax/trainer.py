@@ -96,6 +96,14 @@ class JaxTrainer(Trainer):
     def swap_ema(self) -> None:
         self.state = step.swap_ema(self.state, self.ema)
 
+    def any_process(self, flag: bool) -> bool:
+        """A preemption notice on any process stops all of them at the same step (one gather per step)."""
+        if jax.process_count() == 1:
+            return flag
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
     def bn_statistics(self, iterator: Iterator[Any], batches: int) -> None:
         moments = []
         for _ in range(batches):

@@ -95,6 +95,15 @@ class TensorFlowTrainer(Trainer):
     def swap_ema(self) -> None:
         self._swap()
 
+    def any_process(self, flag: bool) -> bool:
+        """A preemption notice on any worker stops all of them at the same step (one all-reduce per step)."""
+        if self.runtime.kind != "multi_worker_mirrored":
+            return flag
+        if not hasattr(self, "_any_worker"):
+            self._any_worker = tf.function(lambda x: self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(x)), axis=None))
+        return bool(self._any_worker(tf.constant(float(flag))).numpy() > 0)
+
     def bn_statistics(self, iterator: Iterator[Any], batches: int) -> None:
         with data_errors():
             precise_bn.recompute(self._statistics, self.model, iterator, batches)
