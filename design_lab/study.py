@@ -27,7 +27,7 @@ from absl import app, flags
 
 from design_lab.budget_flags import flops_budget
 from design_lab.study_plan import DEFAULT_SPACES, StudyPlan
-from design_lab.sweep_runner import parse_shard
+from design_lab.sweep_runner import load_train_fn, parse_shard
 from keras_regnet import cli_help, dataclass_flags
 from keras_regnet.dataclass_flags import flag_field as F
 from keras_regnet.design_space.spaces import SPACES
@@ -61,11 +61,13 @@ class StudyCliConfig:
     lr: float = F(0.05, "Initial learning rate of the cosine schedule (the paper's sweeps: 0.05).")
     weight_decay: float = F(5e-5, "Weight decay (the paper: 5e-5).")
     engine: str = F("tensorflow", "Training engine of every model.", choices=list(ENGINES))
+    train_fn: str = F("training.api:train", "module:function called in-process as fn(spec, dataset=..., "
+                      "epochs=..., ..., seed=...) -> dict with top1_err and top5_err in percent.")
     round_size: int = F(5, "Train the spaces in rounds of this many models each, so a study stopped early "
                         "holds nearly equal populations.", lower_bound=1)
     noise_models: int = F(10, "Models retrained with other seeds for the noise floor (0 = none).", lower_bound=0)
     noise_repeats: int = F(1, "Extra trainings per noise-floor model.", lower_bound=1)
-    noise_after: int = F(10, "Train the noise floor once every space has this many models.", lower_bound=1)
+    noise_after: int = F(5, "Train the noise floor once every space has this many models.", lower_bound=1)
     bootstrap_repeats: int = F(10_000, "Bootstrap resamples of the report (the paper: 10^4).", lower_bound=100)
     report_only: bool = F(False, "Only write the report from the models finished so far.")
 
@@ -109,8 +111,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(e)) from e
     if not opts.report_only:
         from design_lab.study_run import run_study
-        from training.api import train
 
+        try:
+            train = load_train_fn(opts.train_fn)
+        except ValueError as e:
+            raise app.UsageError(f"--train_fn: {e}") from e
         run_study(opts.study_dir, plan, train, parse_shard(opts.shard), opts.round_size, opts.noise_models,
                   opts.noise_repeats, opts.noise_after, report=lambda s: print(s, flush=True))
     from design_lab.study_report import write_report

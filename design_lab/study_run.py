@@ -65,8 +65,8 @@ def plan_lines(study_dir: str, plan: StudyPlan) -> list[str]:
 
 
 def seconds_per_model(study_dir: str, plan: StudyPlan) -> Optional[float]:
-    """Median training time of the models finished so far (None before the first)."""
-    times = [float(r["train_time_s"]) for s in plan.spaces for r in finished(study_dir, s)]
+    """Median time per model of the models finished so far, build and export included (None before the first)."""
+    times = [float(r.get("wall_time_s", r["train_time_s"])) for s in plan.spaces for r in finished(study_dir, s)]
     return float(np.median(times)) if times else None
 
 
@@ -85,7 +85,7 @@ def remaining(study_dir: str, plan: StudyPlan, shard: tuple[int, int], noise_mod
 
 
 def run_study(study_dir: str, plan: StudyPlan, train_fn: TrainFn, shard: tuple[int, int] = (0, 1),
-              round_size: int = 5, noise_models: int = 10, noise_repeats: int = 1, noise_after: int = 10,
+              round_size: int = 5, noise_models: int = 10, noise_repeats: int = 1, noise_after: int = 5,
               report: Callable[[str], None] = print) -> None:
     """Print the plan and a time estimate, then train every space in rounds and the noise floor."""
     save_plan(study_dir, plan, noise_models, noise_repeats)

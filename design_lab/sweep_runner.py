@@ -194,6 +194,7 @@ def run(sweep_dir: str, config: SweepConfig, train_fn: TrainFn, shard: tuple[int
         elapsed = time.perf_counter() - start
         record = {**s.to_dict(), "top1_err": float(out["top1_err"]), "top5_err": float(out["top5_err"]),
                   "train_time_s": float(out.get("train_time_s", elapsed)),
+                  "wall_time_s": elapsed,
                   "epochs": out.get("epochs", config.train.get("epochs")), "seed": seed,
                   "shard": f"{i}/{n}", "train_result": _jsonable(out)}
         if out.get("diverged"):
