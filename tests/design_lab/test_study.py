@@ -104,3 +104,13 @@ def test_a_tiny_study_trains_real_models_in_process(tmp_path):
         assert all(0 <= r["top1_err"] <= 100 and r["train_result"]["steps"] == 2 for r in recs), recs
     report = open(write_report(str(tmp_path), plan, 200), encoding="utf-8").read()
     assert "| anynetx_e -> regnetx | 2 / 2 |" in report
+
+
+@pytest.mark.parametrize("argv,backend", [(["--engine=jax"], "jax"), (["--engine", "tensorflow"], "tensorflow"),
+                                          (["--n=3"], None)])
+def test_the_engine_flag_picks_keras_backend_before_keras_loads(monkeypatch, argv, backend):
+    from design_lab.study import _select_backend
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    _select_backend(["study.py", *argv])
+    assert os.environ.get("KERAS_BACKEND") == backend
