@@ -15,13 +15,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
+from design_lab.sweep_results import ResultsFile
 from keras_regnet.design_space.latency_model import LatencyModel
 from keras_regnet.design_space.sampler import SAMPLER_VERSION, Sample, sample
 from keras_regnet.design_space.spaces import get_space
 from keras_regnet.errors import ConfigError
 from keras_regnet.fileio import write_text_atomic
 from training.core.divergence import Diverged
-from design_lab.sweep_results import ResultsFile
 
 CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.jsonl"
 DIVERGED_ERR = 100.0  # top-1/top-5 error (%) recorded for a model whose training diverged
@@ -164,12 +164,17 @@ def _hms(seconds: float) -> str:
 
 def run(sweep_dir: str, config: SweepConfig, train_fn: TrainFn, shard: tuple[int, int] = (0, 1),
         report: Callable[[str], None] = print,
-        on_result: Optional[Callable[[dict], None]] = None, model_dirs: bool = False) -> Progress:
-    """Train this shard's unfinished models, appending one results line per model."""
+        on_result: Optional[Callable[[dict], None]] = None, model_dirs: bool = False,
+        stop_at: Optional[int] = None) -> Progress:
+    """Train this shard's unfinished models, appending one results line per model.
+
+    stop_at: train only models with index < stop_at (a study trains its spaces in rounds, so a kill
+    leaves every space with about the same number of models); None trains the whole population.
+    """
     population = prepare(sweep_dir, config)
     results = ResultsFile(os.path.join(sweep_dir, RESULTS))
     i, n = shard
-    mine = [s for s in population if s.index % n == i]
+    mine = [s for s in population if s.index % n == i and (stop_at is None or s.index < stop_at)]
     done = results.done()
     prog = Progress(len(population), len(mine), len(done), sum(s.index in done for s in mine))
     report(prog.line())
@@ -189,6 +194,7 @@ def run(sweep_dir: str, config: SweepConfig, train_fn: TrainFn, shard: tuple[int
         elapsed = time.perf_counter() - start
         record = {**s.to_dict(), "top1_err": float(out["top1_err"]), "top5_err": float(out["top5_err"]),
                   "train_time_s": float(out.get("train_time_s", elapsed)),
+                  "wall_time_s": elapsed,
                   "epochs": out.get("epochs", config.train.get("epochs")), "seed": seed,
                   "shard": f"{i}/{n}", "train_result": _jsonable(out)}
         if out.get("diverged"):

@@ -21,6 +21,7 @@ CLIS = {  # module -> flags its --help must list
     "design_lab.sweep": ("--space", "--num_models", "--sweep_dir", "--flops_range"),
     "design_lab.latency": ("--formats", "--image_size", "--flops_range"),
     "design_lab.analyze": ("--out_dir", "--bootstrap_repeats"),
+    "design_lab.study": ("--spaces", "--n", "--study_dir", "--shard", "--engine"),
     "tflite.export": ("--model", "--weights", "--formats", "--calibration_data", "--output_dir"),
     "tflite.predict": ("--tflite", "--images", "--class_names", "--top_k"),
     "keras_regnet.convert": ("--model", "--checkpoint", "--output", "--naming"),
