@@ -31,7 +31,7 @@ class StepResult:
     def unpack(cls, values: Sequence[float]) -> "StepResult":
         """From the host copy of the step's output vector (OUTPUT_FIELDS order)."""
         if len(values) != len(OUTPUT_FIELDS):
-            raise ValueError(f"a train step's output vector has {len(OUTPUT_FIELDS)} values, got {len(values)}")
+            raise RuntimeError(f"a train step's output vector has {len(OUTPUT_FIELDS)} values, got {len(values)}")
         *metrics, finite = (float(v) for v in values)
         return cls(StepMetrics(*metrics), finite == 1.0)
 
