@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,7 +104,7 @@ class _Cluster:
     def __init__(self) -> None:
         self.processes: dict[str, subprocess.Popen] = {}
         dispatcher = self.start("dispatcher", "--role=dispatcher", "--port=0", "--worker_timeout_s=2")
-        self.port = int(dispatcher.split(" on ")[1].split(":")[-1].split()[0])
+        self.port = int(re.search(r"listening on grpc://[^:]+:(\d+)", dispatcher).group(1))
         self.worker_ports = [_free_port(), _free_port()]
         for i, port in enumerate(self.worker_ports):
             self.start(f"worker{i}", *self.worker_args(port), wait=False)
