@@ -148,7 +148,7 @@ def test_the_step_output_vector_has_the_metrics_then_the_flag():
     result = StepResult.unpack(np.array([6.0, 2.0, 3.0, 4.0, 1.0, 0.0], np.float32))
     assert OUTPUT_FIELDS[-1] == "state_finite" and not result.state_finite
     assert result.metrics.loss_sum == 6.0 and result.metrics.invalid == 1.0
-    with pytest.raises(ValueError, match="has 6 values, got 5"):
+    with pytest.raises(RuntimeError, match="has 6 values, got 5"):
         StepResult.unpack([1.0] * 5)
 
 
