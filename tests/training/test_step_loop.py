@@ -251,3 +251,26 @@ def test_the_jax_feed_stops_in_one_line_when_tensorflow_still_sees_a_gpu(monkeyp
         hide_accelerators_from_tensorflow()
     monkeypatch.setattr(tf.config, "get_visible_devices", lambda kind: [])
     hide_accelerators_from_tensorflow()  # hidden (or none): no error
+
+
+class _NeverPreempted:
+    received = None
+
+    def requested(self, any_process):
+        return any_process(False)
+
+
+@pytest.mark.parametrize("collective", [False, True])
+def test_the_preemption_agreement_is_a_collective_only_every_poll_steps(collective):
+    """Alone the notice is checked every step; across processes the agreement (a collective, a host sync)
+    runs every PREEMPTION_POLL_STEPS steps, at the same step numbers on every process."""
+    from training.core.loop import PREEMPTION_POLL_STEPS
+
+    trainer = RecordingTrainer(_cfg(epochs=3, checkpoint_every=1000))
+    trainer.preemption, asked = _NeverPreempted(), []
+    trainer.agrees_across_processes = lambda: collective
+    trainer.any_process = lambda flag: asked.append(trainer.current_step()) or flag
+    trainer.fit()
+    every = PREEMPTION_POLL_STEPS if collective else 1
+    total = 3 * STEPS_PER_EPOCH
+    assert asked == [s for s in range(1, total) if s % every == 0 and s % STEPS_PER_EPOCH != 0]

@@ -49,6 +49,10 @@ from training.core.write_guard import guarded_write
 # oldest (2: a host pause of up to one step, e.g. a TensorBoard write or a late wake-up, idles nothing).
 READ_LAG = 2
 
+# With several processes a preemption notice is agreed by a collective: done every this many steps
+# (all processes count steps alike, so they meet at the same step), not every step.
+PREEMPTION_POLL_STEPS = 10
+
 SECONDS_KINDS = ("steps", "eval", "precise_bn", "checkpoint")
 
 # Per-epoch history, cumulative training time and skipped count, rewritten at every epoch end so
@@ -115,6 +119,15 @@ class Trainer(abc.ABC):
     def any_process(self, flag: bool) -> bool:
         """Whether `flag` holds on any process of the run (engines with several processes agree here)."""
         return flag
+
+    def preemption_poll_steps(self) -> int:
+        """Steps between preemption checks: every step alone; every PREEMPTION_POLL_STEPS steps when the
+        check is a collective across processes, so the agreement does not sync the host every step."""
+        return PREEMPTION_POLL_STEPS if self.agrees_across_processes() else 1
+
+    def agrees_across_processes(self) -> bool:
+        """Whether any_process is a collective (several processes or workers); engines say."""
+        return False
 
     def _stop_preempted(self, step: int) -> None:
         """A preemption notice arrived: checkpoint this step (unless just saved) and raise Preempted."""
@@ -280,7 +293,8 @@ class Trainer(abc.ABC):
         if step % self.cfg.checkpoint_every == 0 and step < log.end_step:
             self._drain(in_flight, log)
             self._save()
-        if self.preemption is not None and step < log.end_step and self.preemption.requested(self.any_process):
+        if (self.preemption is not None and step < log.end_step and step % self.preemption_poll_steps() == 0
+                and self.preemption.requested(self.any_process)):
             self._drain(in_flight, log)  # the preemption checkpoint, too, only from a checked state
             self._stop_preempted(step)  # at an epoch's last step: its checkpoint and eval come first
 

@@ -96,9 +96,12 @@ class JaxTrainer(Trainer):
     def swap_ema(self) -> None:
         self.state = step.swap_ema(self.state, self.ema)
 
+    def agrees_across_processes(self) -> bool:
+        return jax.process_count() > 1
+
     def any_process(self, flag: bool) -> bool:
         """A preemption notice on any process stops all of them at the same step (one gather per step)."""
-        if jax.process_count() == 1:
+        if not self.agrees_across_processes():
             return flag
         from jax.experimental import multihost_utils
 

@@ -95,9 +95,12 @@ class TensorFlowTrainer(Trainer):
     def swap_ema(self) -> None:
         self._swap()
 
+    def agrees_across_processes(self) -> bool:
+        return self.runtime.kind == "multi_worker_mirrored"
+
     def any_process(self, flag: bool) -> bool:
         """A preemption notice on any worker stops all of them at the same step (one all-reduce per step)."""
-        if self.runtime.kind != "multi_worker_mirrored":
+        if not self.agrees_across_processes():
             return flag
         if not hasattr(self, "_any_worker"):
             self._any_worker = tf.function(lambda x: self.strategy.reduce(
