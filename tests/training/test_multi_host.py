@@ -17,17 +17,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason=
 ROOT = str(REPO_ROOT)
 
 
-def test_cluster_launches_of_several_processes_are_detected():
-    from training.engines.jax.devices import cluster_launch
-
-    assert cluster_launch({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "1"}) == "SLURM (SLURM_STEP_NUM_TASKS=4)"
-    assert cluster_launch({"SLURM_NTASKS": "2", "SLURM_PROCID": "0"}) == "SLURM (SLURM_NTASKS=2)"
-    assert cluster_launch({"SLURM_NTASKS": "8"}) is None  # an sbatch script itself, not one of srun's tasks
-    assert cluster_launch({"OMPI_COMM_WORLD_SIZE": "2"}) == "Open MPI (OMPI_COMM_WORLD_SIZE=2)"
-    assert cluster_launch({"JAX_NUM_PROCESSES": "3"}) == "JAX (JAX_NUM_PROCESSES=3)"
-    assert cluster_launch({"SLURM_STEP_NUM_TASKS": "1", "OMPI_COMM_WORLD_SIZE": "1"}) is None
-
-
 def test_a_cluster_launch_initialises_jax_distributed_or_refuses_naming_the_flags(monkeypatch):
     import jax
 

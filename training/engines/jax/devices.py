@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from keras_regnet.errors import ConfigError
+from training.core.cluster_launch import cluster_launch
 
 _INITIALIZED = False
 
@@ -58,18 +59,6 @@ def initialize_processes(coordinator_address: str | None, num_processes: int | N
 
 _FLAGS = "--coordinator_address=HOST:PORT --num_processes=N --process_id=I (or $JAX_COORDINATOR_ADDRESS, " \
          "$JAX_NUM_PROCESSES, $JAX_PROCESS_ID)"
-
-
-def cluster_launch(environ: Any) -> str | None:
-    """Which launcher started several processes ('SLURM (SLURM_STEP_NUM_TASKS=4)', 'Open MPI (...)', ...), or None."""
-    for name, launcher in (("SLURM_STEP_NUM_TASKS", "SLURM"), ("OMPI_COMM_WORLD_SIZE", "Open MPI"),
-                           ("JAX_NUM_PROCESSES", "JAX")):
-        value = environ.get(name)
-        if name == "SLURM_STEP_NUM_TASKS" and value is None and "SLURM_PROCID" in environ:
-            name, value = "SLURM_NTASKS", environ.get("SLURM_NTASKS")
-        if value is not None and value.strip().isdigit() and int(value) > 1:
-            return f"{launcher} ({name}={value})"
-    return None
 
 
 def _initialize_from_cluster(launch: str) -> None:

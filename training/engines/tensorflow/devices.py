@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
+from training.core.cluster_launch import cluster_launch
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def tf_config_workers() -> tuple[int, str, int]:
 def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Strategy, str]:
     """The strategy for --strategy (create it before any other TensorFlow op runs)."""
     workers, _, _ = tf_config_workers()
+    if workers <= 1 and kind != "tpu" and not tpu:
+        refuse_cluster_launch_without_tf_config(os.environ)
     if kind == "auto" and (tpu or workers > 1):
         kind = "tpu" if tpu else "multi_worker_mirrored"
     if kind == "tpu":
@@ -74,6 +78,19 @@ def make_strategy(kind: str, tpu: str | None = None) -> tuple[tf.distribute.Stra
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0"), kind
     raise ConfigError(f"--strategy={kind!r} is not allowed; choose auto, one_device, mirrored, "
                       f"multi_worker_mirrored, tpu")
+
+
+def refuse_cluster_launch_without_tf_config(environ: Mapping[str, str]) -> None:
+    """One line when a launcher started several copies of this run but TF_CONFIG does not join them.
+
+    Without it each process would train alone as chief of the same --model_dir (a silent split).
+    """
+    launch = cluster_launch(environ)
+    if launch:
+        raise ConfigError(f"this process is one of several started by {launch}, but TF_CONFIG is not set, so each "
+                          f"would train alone into the same --model_dir; set TF_CONFIG on every process "
+                          f"(docs/training.md, multi-worker), use --engine=jax (it joins SLURM and Open MPI "
+                          f"launches through jax.distributed), or start a single process")
 
 
 def _connect_tpu(tpu: str | None) -> tf.distribute.cluster_resolver.TPUClusterResolver:
