@@ -374,3 +374,21 @@ def test_a_preemption_stop_waits_for_its_background_checkpoint():
     with pytest.raises(Preempted, match=r"stopped after step 4 of 14 with checkpoint ckpt-4 written"):
         trainer.fit()
     assert trainer.checkpoint.saved == [4] and not trainer.writes.in_flight
+
+
+class PreciseBn(RecordingTrainer):
+    def bn_statistics(self, iterator, batches: int) -> None:
+        assert batches == 2 and len(list(iterator)) == batches  # --precise_bn_images 8 at batch 4
+        self.events.append(("bn_ema" if self.swapped else "bn", self._step))
+
+
+def test_precise_bn_runs_only_right_before_an_eval_that_reports():
+    """Issue 34, item 3: with --eval_every=2 no epoch end without an eval recomputes BN statistics, and each
+    evaluation (EMA weights, and the raw weights at the end) gets its own, from the weights it evaluates."""
+    trainer = PreciseBn(_cfg(epochs=5, eval_every=2, precise_bn_images=8))
+    trainer.ema = "on"
+    trainer.fit()
+    epoch_ends = [(kind, step // STEPS_PER_EPOCH) for kind, step in trainer.events
+                  if kind.startswith(("bn", "eval"))]
+    assert epoch_ends == [("bn_ema", 2), ("eval_ema", 2), ("bn_ema", 4), ("eval_ema", 4),
+                          ("bn_ema", 5), ("eval_ema", 5), ("bn", 5), ("eval", 5)]

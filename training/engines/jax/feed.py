@@ -10,6 +10,7 @@ accelerators (`hide_accelerators_from_tensorflow`), so their memory stays with J
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,8 +80,12 @@ class JaxFeed(FeedSettings):
 
     def eval(self) -> Iterator[Any]:
         """The whole eval split in `eval_steps` global batches (padding labelled apart), on the devices."""
-        ds = eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size)
-        return _translating_errors(prefetch_to_devices(ds.as_numpy_iterator(), self.layout))
+        return _translating_errors(prefetch_to_devices(self._eval_dataset.as_numpy_iterator(), self.layout))
+
+    @functools.cached_property
+    def _eval_dataset(self) -> tf.data.Dataset:
+        """The eval pipeline, built at the first evaluation and iterated afresh by every later one."""
+        return eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size)
 
 
 def _translating_errors(batches: Iterator[Any]) -> Iterator[Any]:

@@ -9,6 +9,7 @@ semantics of `training.data.service`; eval always runs here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,13 +50,18 @@ class Feed(FeedSettings):
 
     def eval(self) -> Any:
         """Iterator over the whole eval split: `eval_steps` global batches, padding labelled apart."""
+        return iter(self._eval_dataset)
+
+    @functools.cached_property
+    def _eval_dataset(self) -> Any:
+        """The distributed eval pipeline, built at the first evaluation and iterated afresh by every later one."""
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size)
 
-        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def make_feed(cfg: TrainConfig, runtime: Any, source: Source) -> Feed:
