@@ -92,7 +92,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"batch {cfg.batch_size}, lr {cfg.lr:g}, strategy {runtime.kind} "
               f"({runtime.replicas} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
-              f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
+              f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}, "
+              f"input {trainer.feed.image_dtype} images: {trainer.feed.bytes_per_image:,} bytes per image "
+              f"to the devices", flush=True)
     notices = Notices(cfg.preemption_signal, cfg.preemption_grace_s).install()  # SIGTERM: stop at a step
     trainer.preemption = notices
     lock = None

@@ -19,7 +19,7 @@ from keras_regnet.errors import ConfigError
 from training.core.batch_fit import check_steps_per_epoch
 from training.core.config import TrainConfig
 from training.data.mix import MixConfig
-from training.data.pipeline import FeedSettings, Source, eval_dataset, train_dataset
+from training.data.pipeline import FeedSettings, Source, eval_dataset, image_dtype_of, train_dataset
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,10 @@ class Feed(FeedSettings):
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             if self.source.data_service is not None:
                 return self.source.data_service.train_dataset(self.source, ctx, per_replica, epoch, start * local,
-                                                              count * local, self.image_size, self.seed, self.mix)
+                                                              count * local, self.image_size, self.seed, self.mix,
+                                                              self.image_dtype)
             return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
-                                 self.image_size, self.seed, self.deterministic, self.mix)
+                                 self.image_size, self.seed, self.deterministic, self.mix, self.image_dtype)
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -59,7 +60,8 @@ class Feed(FeedSettings):
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size)
+            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size,
+                                self.image_dtype)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -68,6 +70,7 @@ def make_feed(cfg: TrainConfig, runtime: Any, source: Source) -> Feed:
     """The run's Feed over the runtime's strategy; ConfigError when the batch does not split over the
     replicas or exceeds the training examples."""
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, strategy=runtime.strategy)
+    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, image_dtype_of(runtime.policy),
+                strategy=runtime.strategy)
     check_steps_per_epoch(cfg, feed, source.num_train)
     return feed
