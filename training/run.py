@@ -127,6 +127,8 @@ def _train_and_record(cfg: TrainConfig, spec: Any, trainer: Any, source: Any, en
                   strategy=runtime.kind, replicas=runtime.replicas, engine=engine,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")
+    if trainer.compilation() is not None:  # JAX: compile seconds, persistent-cache hits and misses
+        result["compilation"] = trainer.compilation()
     metrics_path = fileio.join(cfg.model_dir, "metrics.json")
     if result["resumed_from_step"] == result["steps"] and fileio.exists(metrics_path):
         # A finished run was only re-evaluated: keep its recorded history and timings.

@@ -121,6 +121,10 @@ class Trainer(abc.ABC):
     def export(self) -> str | None:
         """model_dir/model.keras with the final (EMA when on) weights; the path on the chief, else None."""
 
+    def compilation(self) -> dict[str, Any] | None:
+        """Compile seconds and compilation-cache hits of the run, for metrics.json (engines that count them)."""
+        return None
+
     def any_process(self, flag: bool) -> bool:
         """Whether `flag` holds on any process of the run (engines with several processes agree here)."""
         return flag

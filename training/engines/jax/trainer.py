@@ -25,6 +25,7 @@ from training.core.parts import Parts
 from training.core.recipe import coupled_decay
 from training.engines.jax import step
 from training.engines.jax.checkpoint import StateCheckpoint
+from training.engines.jax.compilation_cache import CompileStats
 from training.engines.jax.devices import JaxRuntime, host_copy, replicate, to_host
 
 
@@ -43,6 +44,8 @@ def _host_metrics(metrics: Any) -> StepMetrics:
 
 class JaxTrainer(Trainer):
     """The loop (training.core.loop) on JAX: the state lives on the devices, the bookkeeping is the core's."""
+
+    compiles: CompileStats | None = None  # counted from the run's start (training.engines.jax.start)
 
     def __init__(self, cfg: TrainConfig, runtime: JaxRuntime, parts: JaxParts) -> None:
         super().__init__(cfg, runtime, parts)
@@ -65,6 +68,10 @@ class JaxTrainer(Trainer):
     @property
     def has_bn_statistics(self) -> bool:
         return self._statistics is not None
+
+    def compilation(self) -> dict[str, Any] | None:
+        """The compile seconds and persistent-cache hits/misses of this run (set by start), for metrics.json."""
+        return self.compiles.report() if self.compiles is not None else None
 
     def restore_or_start(self) -> int:
         restored = self.checkpoint.restore_or_start(to_host(self.state))
