@@ -21,8 +21,8 @@ def start(cfg: TrainConfig, spec: Any, weights: Any = None, lr_follows_batch: bo
 
     hide_accelerators_from_tensorflow()  # before TensorFlow runs an op: the accelerators stay JAX's
     from training.data import make_source
-    from training.engines.jax.assembly import build_parts
     from training.engines.jax import compilation_cache
+    from training.engines.jax.assembly import build_parts
     from training.engines.jax.devices import (
         DETERMINISTIC_GPU_FLAG,
         initialize_processes,
