@@ -90,6 +90,14 @@ MUTATIONS: tuple[Mutation, ...] = (
              "return cosine * alpha", RECIPE_TESTS),
     Mutation("cosine_full_period", RECIPE, "cos(math.pi * step / schedule.total_steps)",
              "cos(2.0 * math.pi * step / schedule.total_steps)", RECIPE_TESTS),
+    # Background checkpoints (issue 34): two writes in flight at once; a divergence stop naming the checkpoint
+    # before the one still being written.
+    Mutation("checkpoint_writes_overlap", "training/core/background_write.py",
+             "        self.join()\n\n        def run() -> None:", "        def run() -> None:",
+             ("tests/training/test_step_loop.py",)),
+    Mutation("stop_before_write_joined", "training/core/loop.py",
+             "        self.finish_writes()  # the last good checkpoint named below", "        pass  # ",
+             ("tests/training/test_step_loop.py",)),
     # Distribution: the decay added once per replica, the loss-scale skip decided by one replica.
     Mutation("decay_per_replica", "training/engines/tensorflow/step.py", "weight_decay * scale / replicas", "weight_decay * scale",
              ("tests/training/test_distributed.py::test_two_mirrored_replicas_match_single_device",), slow=True),

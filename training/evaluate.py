@@ -122,7 +122,7 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     """
     from training.engines.tensorflow import step as steps
     from training.data import make_source
-    from training.data.pipeline import data_errors
+    from training.data.pipeline import data_errors, image_dtype_of
     from training.engines.tensorflow.feed import Feed
     from training.core.metrics import accumulate
     from keras_regnet import resolve_spec
@@ -138,7 +138,8 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
                           f"{source.num_classes}; pass a weights file trained on it")
     names = check_class_names(weights, source, cfg.data_dir)
     runtime = make_runtime(cfg.strategy, cfg.xla, cfg.mixed_precision)
-    feed = Feed(source, cfg.batch_size, cfg.image_size, strategy=runtime.strategy)
+    feed = Feed(source, cfg.batch_size, cfg.image_size, image_dtype=image_dtype_of(runtime.policy),
+                strategy=runtime.strategy)
     with variables_scope(runtime):
         model = build_model(spec, cfg.image_size, source.num_classes, weights=weights,
                             zero_init_final_gamma=cfg.zero_init_final_gamma)

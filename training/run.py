@@ -92,7 +92,9 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"batch {cfg.batch_size}, lr {cfg.lr:g}, strategy {runtime.kind} "
               f"({runtime.replicas} replicas), xla {'on' if runtime.xla else 'off'}, "
               f"precision {runtime.policy}, BN over {trainer.bn_images} images"
-              f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}", flush=True)
+              f"{' (sync)' if cfg.sync_bn else ' (ghost)' if cfg.bn_batch else ' (per replica)'}, "
+              f"input {trainer.feed.image_dtype} images: {trainer.feed.bytes_per_image:,} bytes per image "
+              f"to the devices", flush=True)
     notices = Notices(cfg.preemption_signal, cfg.preemption_grace_s).install()  # SIGTERM: stop at a step
     trainer.preemption = notices
     lock = None
@@ -125,6 +127,8 @@ def _train_and_record(cfg: TrainConfig, spec: Any, trainer: Any, source: Any, en
                   strategy=runtime.kind, replicas=runtime.replicas, engine=engine,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")
+    if trainer.compilation() is not None:  # JAX: compile seconds, persistent-cache hits and misses
+        result["compilation"] = trainer.compilation()
     metrics_path = fileio.join(cfg.model_dir, "metrics.json")
     if result["resumed_from_step"] == result["steps"] and fileio.exists(metrics_path):
         # A finished run was only re-evaluated: keep its recorded history and timings.

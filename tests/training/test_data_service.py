@@ -68,26 +68,29 @@ def _labels(ds: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([labels.numpy() for _, labels in ds])
 
 
-def test_two_workers_serve_every_record_exactly_once(tmp_path, cluster):
+@pytest.mark.parametrize("image_dtype", ["float32", "bfloat16"])
+def test_two_workers_serve_every_record_exactly_once(tmp_path, cluster, image_dtype):
     address, _ = cluster
     _write_shards(str(tmp_path), shards=4, per_shard=10)
     source = imagenet.tfrecord_source(str(tmp_path), train_examples=40, eval_examples=10)
     service = DataService(address, "test")
     ds = service.train_dataset(source, None, batch_size=4, epoch=0, start_batch=0, num_batches=10,
-                               image_size=16, seed=0)
+                               image_size=16, seed=0, image_dtype=image_dtype)
+    # What the workers send is what the trainer consumes: no cast on the trainer's side (issue 34, item 2).
+    assert ds.element_spec[0].dtype == image_dtype and ds.element_spec[1].dtype == tf.int32
     batches = list(ds)
     assert len(batches) == 10 and all(b[0].shape == (4, 16, 16, 3) for b in batches)
     labels = np.concatenate([b[1].numpy() for b in batches])
     np.testing.assert_array_equal(np.sort(labels), np.arange(40))  # 1..40 shifted by the offset, once each
-    # Each image is the local train transform seeded by (seed, epoch, its bytes), sent as float16.
+    # Each image is the local train transform seeded by (seed, epoch, its bytes), sent in the trainer's dtype.
     payloads = {int(y): p for p, y in source.train_records(None, 0)}
     epoch_seed = tf.constant(epoch_seed_of(0, 0, None), tf.int64)
     for images, batch_labels in batches:
         for image, label in zip(images.numpy(), batch_labels.numpy()):
             payload = payloads[int(label)]
             seed = tf.stack([epoch_seed, tf.strings.to_hash_bucket_fast(payload, 2**62)])
-            local = source.train_map(payload, seed, 16).numpy()
-            assert image.dtype == np.float32 and np.abs(image - local).max() <= 0.125  # float16 rounding only
+            local = tf.cast(source.train_map(payload, seed, 16), image_dtype).numpy()
+            assert image.dtype == local.dtype and image.tobytes() == local.tobytes()  # bit-equal: cast once
 
 
 def test_job_names_never_repeat_and_carry_the_run_epoch_and_batch():

@@ -24,7 +24,7 @@ def test_both_engines_have_the_same_modules_and_no_module_is_prefixed_by_its_eng
     tensorflow, jax = _modules(TRAINING / "engines" / "tensorflow"), _modules(TRAINING / "engines" / "jax")
     assert ENGINE_MODULES <= tensorflow and ENGINE_MODULES <= jax
     assert tensorflow - ENGINE_MODULES == {"ema", "loss_scale", "precise_bn"}  # TensorFlow-only parts
-    assert jax - ENGINE_MODULES == {"precision"}
+    assert jax - ENGINE_MODULES == {"precision", "compilation_cache"}  # JAX-only parts
     prefixed = [str(p.relative_to(TRAINING)) for p in TRAINING.rglob("*.py") if p.stem.startswith(("jax_", "tf_"))]
     assert prefixed == []
 
@@ -97,12 +97,24 @@ TWO_STEPS = textwrap.dedent('''
     trainer = JaxTrainer(cfg, runtime, build_parts(cfg, runtime, SyntheticFeed(layout), spec))
     assert trainer.restore_or_start() == 0
     before = [np.array(w) for w in trainer.state.trainable]
-    batches = trainer.feed.train(0, 0, 2)
+    batches = trainer.feed.train(0, 0, 3)
     losses = [trainer.read_step(trainer.train_step(batches)).metrics.loss_sum for _ in range(2)]
+    at_two = [np.array(w) for w in trainer.state.trainable]
+    # The checkpoint is written on a background thread from a host copy: hold its write until step 3 ran.
+    import threading
+    release, real_save = threading.Event(), trainer.checkpoint.save
+    trainer.checkpoint.save = lambda step, state: release.wait(60) and real_save(step, state)
     trainer.save_checkpoint()
-    changed = sum(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, trainer.state.trainable))
+    pending = trainer.writes.in_flight and trainer.checkpoint.latest is None  # save_checkpoint returned first
+    trainer.read_step(trainer.train_step(batches))  # step 3 donates the state's device buffers
+    release.set()
+    trainer.finish_writes()
+    saved = np.load(trainer.checkpoint.latest)
+    same = all(np.array_equal(saved[f"trainable/{i}"], w) for i, w in enumerate(at_two))
+    changed = sum(not np.array_equal(a, b) for a, b in zip(before, at_two))
     loaded = sorted(m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow")
-    print("RESULT", trainer.current_step(), changed, len(before), losses, trainer.checkpoint.latest, loaded)
+    print("RESULT", int(saved["step"]), changed, len(before), pending, same, losses, trainer.checkpoint.latest,
+          loaded)
 ''')
 
 
@@ -111,7 +123,9 @@ def test_the_jax_engine_trains_two_steps_with_tensorflow_blocked(tmp_path):
                           env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    step, changed, weights, rest = line.split(" ", 4)[1:]
+    step, changed, weights, pending, same, rest = line.split(" ", 6)[1:]
     assert int(step) == 2 and int(changed) == int(weights)  # every trainable weight moved
+    # The save returned while its write waited, and the file holds step 2's weights though step 3 ran since.
+    assert pending == "True" and same == "True", line
     assert rest.endswith("ckpt-2.npz []"), rest  # the step-2 checkpoint, and no TensorFlow module loaded
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-2.npz")

@@ -117,6 +117,9 @@ def test_a_jax_run_writes_the_tensorflow_engines_run_directory_and_learns(runs):
     metrics = read_json(os.path.join(model_dir, "metrics.json"))
     assert metrics["engine"] == "jax" and metrics["steps"] == 44 and metrics["strategy"] == "jax_data_parallel"
     assert metrics["eval_weights"] == "ema" and "raw_top1_err" in metrics
+    compilation = metrics["compilation"]  # the persistent cache was on (default folder) and the compiles counted
+    assert compilation["cache_dir"] and compilation["cache_hits"] + compilation["cache_misses"] >= 3, compilation
+    assert compilation["compile_s"] > 0
     history = read_json(os.path.join(model_dir, "progress.json"))["history"]
     assert [h["step"] for h in history] == [22, 44]
     # Learning: the held-out loss falls over the two epochs and the error leaves chance (90%).

@@ -5,6 +5,7 @@ the schedule's. No model is built: each test takes well under a second."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from training.core.loop import Trainer
 from training.core.metrics import OUTPUT_FIELDS, StepResult
 from training.core.parts import Parts
 from training.core.recipe import WarmupCosine, lr_at
+from training.core.write_guard import WriteFailed
 
 STEPS_PER_EPOCH, BATCH = 7, 4
 
@@ -274,3 +276,119 @@ def test_the_preemption_agreement_is_a_collective_only_every_poll_steps(collecti
     every = PREEMPTION_POLL_STEPS if collective else 1
     total = 3 * STEPS_PER_EPOCH
     assert asked == [s for s in range(1, total) if s % every == 0 and s % STEPS_PER_EPOCH != 0]
+
+
+# Checkpoints written on a background thread (issue 34, item 3) ---------------------------------------------
+class BackgroundSaves(RecordingTrainer):
+    """save_checkpoint hands its write to self.writes, as the JAX engine does. A write first waits until the
+    main thread dispatches a step or evaluates after the save (proof that the loop went on without it), then
+    records itself; only a finished write shows in checkpoint.latest (as files on disk do)."""
+
+    def __init__(self, cfg: TrainConfig, fail_at: int = 0, write_pause: float = 0.0, **kw: Any) -> None:
+        super().__init__(cfg, **kw)
+        self.fail_at, self.write_pause = fail_at, write_pause
+        self.gate = threading.Event()
+        self.active, self.most_active, self.went_on = 0, 0, []
+        self.lock = threading.Lock()
+
+    def train_step(self, iterator) -> Any:
+        self.gate.set()
+        return super().train_step(iterator)
+
+    def eval_step(self, iterator) -> Any:
+        self.gate.set()
+        return super().eval_step(iterator)
+
+    def save_checkpoint(self) -> None:
+        step, gate = self._step, threading.Event()
+        self.events.append(("submit", step))
+
+        def write() -> None:
+            self.events.append(("start", step))
+            with self.lock:
+                self.active += 1
+                self.most_active = max(self.most_active, self.active)
+            self.went_on.append(gate.wait(timeout=20))  # False: the loop waited for this write
+            time.sleep(self.write_pause)
+            with self.lock:
+                self.active -= 1
+            if step == self.fail_at:
+                raise WriteFailed(f"could not write checkpoint ckpt-{step}: no space left on device; "
+                                  f"the previous checkpoint {self.checkpoint.latest} stays valid")
+            self.events.append(("save", step))
+            self.checkpoint.saved.append(step)
+
+        self.gate = gate
+        self.writes.submit(write)
+
+
+def test_a_background_checkpoint_lets_the_loop_go_on_one_write_at_a_time_joined_at_exit():
+    trainer = BackgroundSaves(_cfg(), write_pause=0.05)
+    result = trainer.fit()
+    submitted = [s for kind, s in trainer.events if kind == "submit"]
+    assert submitted == [3, 6, 7, 9, 12, 14] and result["steps"] == 2 * STEPS_PER_EPOCH
+    # Every write was still waiting when the loop dispatched its next step (or evaluated): save returned first.
+    assert trainer.went_on == [True] * len(submitted)
+    assert trainer.most_active == 1  # never two writes at once
+    # Writes run in submit order, each finished before the next starts.
+    for before, after in zip(submitted, submitted[1:]):
+        assert _index(trainer.events, ("save", before)) < _index(trainer.events, ("start", after))
+    # fit() joined the last write: it is on disk when fit returns, and no thread is left running.
+    assert trainer.checkpoint.saved == submitted and not trainer.writes.in_flight
+
+
+def test_a_failing_background_write_stops_the_run_with_its_one_line_error():
+    trainer = BackgroundSaves(_cfg(), fail_at=6)
+    with pytest.raises(WriteFailed, match=r"^could not write checkpoint ckpt-6: no space left on device; "
+                                          r"the previous checkpoint ckpt-3 stays valid$"):
+        trainer.fit()
+    # Raised on the main thread by the next save (at step 7), which therefore never started its write.
+    assert [s for kind, s in trainer.events if kind == "submit"] == [3, 6, 7]
+    assert [s for kind, s in trainer.events if kind == "start"] == [3, 6]
+    assert trainer.checkpoint.saved == [3] and not trainer.writes.in_flight
+
+
+def test_a_nan_stop_waits_for_the_write_in_flight_and_names_it():
+    # ckpt-4's write ends well after the loop reads step 5; the stop still names ckpt-4 (joined first).
+    trainer = BackgroundSaves(_cfg(checkpoint_every=2), nan_loss_at=5, write_pause=0.3)
+    with pytest.raises(NonFiniteLoss, match=r"at step 5 .*Last good checkpoint: ckpt-4$"):
+        trainer.fit()
+    assert trainer.checkpoint.saved == [2, 4] and not trainer.writes.in_flight
+
+
+class _PreemptedAt:
+    received = "SIGTERM"
+
+    def __init__(self, trainer: Trainer, step: int) -> None:
+        self.trainer, self.step = trainer, step
+
+    def requested(self, any_process):
+        return any_process(self.trainer.current_step() >= self.step)
+
+
+def test_a_preemption_stop_waits_for_its_background_checkpoint():
+    from training.core.preemption import Preempted
+
+    trainer = BackgroundSaves(_cfg(checkpoint_every=100), write_pause=0.3)
+    trainer.preemption = _PreemptedAt(trainer, 4)
+    with pytest.raises(Preempted, match=r"stopped after step 4 of 14 with checkpoint ckpt-4 written"):
+        trainer.fit()
+    assert trainer.checkpoint.saved == [4] and not trainer.writes.in_flight
+
+
+class PreciseBn(RecordingTrainer):
+    def bn_statistics(self, iterator, batches: int) -> None:
+        assert batches == 2 and len(list(iterator)) == batches  # --precise_bn_images 8 at batch 4
+        self.events.append(("bn_ema" if self.swapped else "bn", self._step))
+
+
+def test_precise_bn_runs_only_right_before_an_eval_that_reports():
+    """Issue 34, item 3: with --eval_every=2 no epoch end without an eval recomputes BN statistics, and each
+    evaluation (EMA weights, and the raw weights at the end) gets its own, from the weights it evaluates."""
+    trainer = PreciseBn(_cfg(epochs=5, eval_every=2, precise_bn_images=8))
+    trainer.ema = "on"
+    trainer.fit()
+    epoch_ends = [(kind, step // STEPS_PER_EPOCH) for kind, step in trainer.events
+                  if kind.startswith(("bn", "eval"))]
+    assert epoch_ends == [("bn_ema", 2), ("eval_ema", 2), ("bn_ema", 4), ("eval_ema", 4),
+                          ("bn_ema", 5), ("eval_ema", 5), ("bn", 5), ("eval", 5)]

@@ -157,6 +157,11 @@ class RuntimeConfig:
                              "otherwise. off: float32 throughout, as the paper trained.", choices=PRECISIONS)
     deterministic: bool = F(False, "Deterministic tf.data element order and TensorFlow ops (slower): a killed "
                             "and resumed run ends with the weights of an uninterrupted one.")
+    compilation_cache_dir: str | None = F(None, "JAX engine: persistent XLA compilation cache, so a restarted, "
+                                          "resumed or repeated run loads its compiled step instead of compiling "
+                                          "it again (default: $XDG_CACHE_HOME or ~/.cache, then "
+                                          "keras_regnet/jax_compilation_cache; none: off). The TensorFlow engine "
+                                          "ignores it.")
     preemption_signal: str = F("SIGUSR1", "Besides SIGTERM, the signal taken as a preemption notice (e.g. "
                                "SIGUSR1 for SLURM's --signal=USR1@60; none: SIGTERM only). On a notice the run "
                                "finishes its step, checkpoints it and exits with code 75 (docs/training.md).")

@@ -9,7 +9,7 @@ its own `trainer.py` (training.engines.tensorflow.trainer, training.engines.jax.
     train_step(iterator)           dispatch one update on the next global batch -> its outputs, still on device
     read_step(outputs)             the one host read of a train step: its outputs -> StepResult (metrics, finite)
     eval_step(iterator)            the eval metrics of the next batch -> StepMetrics (host)
-    save_checkpoint()              the whole run state at current_step()
+    save_checkpoint()              the whole run state at current_step() (may hand the write to self.writes)
     swap_ema()                     exchange the model's weights with their EMA (a second call undoes it)
     bn_statistics(iterator, n)     precise BN: set the BN moving statistics from n training batches
     export() -> path | None        model_dir/model.keras from the final (EMA when on) weights, chief only
@@ -18,7 +18,9 @@ The step loop never waits for the device in the steady state: steps N+1 and N+2 
 N's outputs are read (`read_step`, one small vector per step), the logged LR is computed on the host
 from the step count (`WarmupCosine.at`), and the NaN check runs on the lagged values. A checkpoint
 is written only after the step it holds has been read and found finite (loss and state), so the
-"last good checkpoint" of a divergence stop is one that resumes.
+"last good checkpoint" of a divergence stop is one that resumes. An engine may write its checkpoints
+on a background thread (`self.writes`, one write in flight): the loop joins the last write before a
+divergence or preemption stop names the latest checkpoint, and at the end of `fit`.
 
 The engine is handed its parts (model, optimizer, schedule, feed, checkpoint) by its assembly and
 builds none of them. The Feed is a pure function of (seed, epoch, position), so a restarted run
@@ -38,6 +40,7 @@ from typing import Any
 
 from keras_regnet import fileio
 from training.core import reporting
+from training.core.background_write import BackgroundWriter
 from training.core.config import TrainConfig
 from training.core.divergence import NonFiniteLoss
 from training.core.metrics import StepMetrics, StepResult, Totals, accumulate
@@ -78,6 +81,8 @@ class Trainer(abc.ABC):
         self.step_losses: list[float] = []  # mean train loss of every step run by this process
         # Wall-clock seconds of this process by kind (steps, eval, precise_bn, checkpoint): what an epoch end costs.
         self.seconds = dict.fromkeys(SECONDS_KINDS, 0.0)
+        # Checkpoint writes handed off by the engine (save_checkpoint): one in flight, joined before stops and at exit.
+        self.writes = BackgroundWriter()
 
     # The engine interface (see the module docstring) ----------------------------------------
     @abc.abstractmethod
@@ -116,6 +121,10 @@ class Trainer(abc.ABC):
     def export(self) -> str | None:
         """model_dir/model.keras with the final (EMA when on) weights; the path on the chief, else None."""
 
+    def compilation(self) -> dict[str, Any] | None:
+        """Compile seconds and compilation-cache hits of the run, for metrics.json (engines that count them)."""
+        return None
+
     def any_process(self, flag: bool) -> bool:
         """Whether `flag` holds on any process of the run (engines with several processes agree here)."""
         return flag
@@ -133,6 +142,7 @@ class Trainer(abc.ABC):
         """A preemption notice arrived: checkpoint this step (unless just saved) and raise Preempted."""
         if step % self.cfg.checkpoint_every != 0:
             self._save()
+        self.finish_writes()  # the checkpoint it names is on disk before the process exits
         raise Preempted(self.preemption.received or "a notice on another process", step, self.total_steps,
                         self.checkpoint.latest, self.cfg.model_dir)
 
@@ -184,9 +194,14 @@ class Trainer(abc.ABC):
             self.seconds[kind] += time.perf_counter() - t0
 
     def _save(self) -> None:
-        """save_checkpoint(), timed."""
+        """save_checkpoint(), timed (with a background writer: the host copy and the wait for the previous write)."""
         with self.timed("checkpoint"):
             self.save_checkpoint()
+
+    def finish_writes(self) -> None:
+        """Wait for the checkpoint write in flight (timed); its failure is raised here as WriteFailed."""
+        with self.timed("checkpoint"):
+            self.writes.join()
 
     def evaluates_after(self, epoch: int, step: int) -> bool:
         """Whether epoch `epoch` (0-based) ends with an evaluation: every --eval_every epochs and the last."""
@@ -212,7 +227,13 @@ class Trainer(abc.ABC):
         start_step = self.restore_or_start()
         scalars = reporting.Scalars(fileio.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
         try:
-            return self._fit(start_step, scalars)
+            try:
+                result = self._fit(start_step, scalars)
+            except BaseException:
+                self.writes.wait()  # the stop already raised is the one reported; the write still completes
+                raise
+            self.finish_writes()  # the last checkpoint is on disk (or its failure raised) before fit returns
+            return result
         finally:
             scalars.flush()
 
@@ -242,6 +263,7 @@ class Trainer(abc.ABC):
             if evaluated:
                 self._report_eval(scalars, step, metrics)
             scalars.flush()
+        self.finish_writes()  # the last checkpoint's write counts in this run's wall-clock seconds
         # A run that had nothing left to train is re-evaluated (its skipped-eval count too).
         final = history[-1] if step > start_step else self.evaluate_final_weights()
         wall = time.perf_counter() - wall0
@@ -316,6 +338,7 @@ class Trainer(abc.ABC):
         loss = result.metrics.loss_sum
         if math.isfinite(loss) and result.state_finite:
             return
+        self.finish_writes()  # the last good checkpoint named below is the newest on disk
         what = (f"loss became {loss}" if not math.isfinite(loss) else
                 f"state became non-finite (weights, optimizer slots, BN statistics or EMA; loss sum {loss:.4g})")
         raise NonFiniteLoss(

@@ -22,6 +22,13 @@ from training.data.mix import MixConfig, mix_batch
 from training.core.objective import INVALID_LABEL, PADDING_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Labels leave tf.data as int32 (4 bytes; class ids, INVALID_LABEL and PADDING_LABEL all fit); soft labels
+# (mixup/CutMix) stay float32.
+LABEL_DTYPE = tf.int32
+# Images leave tf.data in the dtype the model computes in: its first op (ImageNetNormalization, Keras'
+# autocast) casts them to that dtype anyway, so casting in tf.data instead changes no value the model sees
+# and halves the bytes sent to the devices under a mixed policy.
+_IMAGE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 # Data problems that must stop the run (not skip a record) are tf.debugging.Assert messages that
 # start with this marker; the loop turns them into a one-line ValueError (see data_error_message).
 DATA_ERROR_MARKER = "[training data] "
@@ -71,6 +78,23 @@ def data_errors() -> Iterator[None]:
         if message is None:
             raise
         raise DataError(message) from e
+
+
+def image_dtype_of(policy: str) -> str:
+    """The dtype images leave tf.data in under a Keras dtype policy: its compute dtype."""
+    if policy not in _IMAGE_DTYPES:
+        raise ValueError(f"dtype policy {policy!r} has no input dtype; use one of {sorted(_IMAGE_DTYPES)}")
+    return _IMAGE_DTYPES[policy]
+
+
+def to_output_dtypes(ds: tf.data.Dataset, image_dtype: str) -> tf.data.Dataset:
+    """The pipeline's last map: images to `image_dtype`, integer labels to int32 (soft labels as they are)."""
+    dtype = tf.as_dtype(image_dtype)
+
+    def cast(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(images, dtype), tf.cast(labels, LABEL_DTYPE) if labels.dtype.is_integer else labels
+
+    return ds.map(cast, num_parallel_calls=AUTOTUNE)
 
 
 def pipeline_index(ctx: tf.distribute.InputContext | None) -> tuple[int, int]:
@@ -128,13 +152,15 @@ def epoch_seed_of(seed: int, epoch: int, ctx: tf.distribute.InputContext | None)
 
 def train_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
                   epoch: int, start_batch: int, num_batches: int, image_size: int, seed: int,
-                  deterministic: bool = False, mix: MixConfig | None = None) -> tf.data.Dataset:
+                  deterministic: bool = False, mix: MixConfig | None = None,
+                  image_dtype: str = "float32") -> tf.data.Dataset:
     """`num_batches` batches of epoch `epoch` from batch `start_batch` on, for one input pipeline.
 
     The record order and every augmentation draw depend only on (seed, epoch, pipeline, position),
     so resuming at `start_batch` continues the same stream. The stream repeats if a shard is
     shorter than an epoch, so every pipeline yields exactly `num_batches` (multi-worker safe).
     With `mix` enabled, each batch is mixed (mixup/CutMix) and labels are soft [batch, classes].
+    Images come out as `image_dtype` (cast last, after mixing), integer labels as int32.
     """
     epoch_seed = epoch_seed_of(seed, epoch, ctx)
     records = source.train_records(ctx, epoch_seed).repeat()
@@ -154,6 +180,7 @@ def train_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_
     ds = ds.batch(batch_size, drop_remainder=True)
     if mix is not None and mix.enabled:
         ds = mixed_batches(ds, mix, source.num_classes, epoch_seed, start_batch, num_batches)
+    ds = to_output_dtypes(ds, image_dtype)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
 
 
@@ -185,6 +212,13 @@ class FeedSettings:
     seed: int = 0
     deterministic: bool = False
     mix: MixConfig | None = None
+    image_dtype: str = "float32"  # what images leave tf.data as: the model's compute dtype (image_dtype_of)
+
+    @property
+    def bytes_per_image(self) -> int:
+        """Bytes of one image and its label as sent to the devices (soft labels with mixing: 4 per class)."""
+        label = 4 * self.source.num_classes if self.mix is not None and self.mix.enabled else 4
+        return self.image_size * self.image_size * 3 * tf.as_dtype(self.image_dtype).size + label
 
     @property
     def steps_per_epoch(self) -> int:
@@ -198,8 +232,8 @@ class FeedSettings:
 
 
 def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
-                 num_batches: int, image_size: int) -> tf.data.Dataset:
-    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches.
+                 num_batches: int, image_size: int, image_dtype: str = "float32") -> tf.data.Dataset:
+    """Each pipeline's shard of the eval split, padded to exactly `num_batches` batches (images as `image_dtype`).
 
     Padding carries PADDING_LABEL, so it is told apart from undecodable records (INVALID_LABEL)
     even when the split holds fewer records than the Source's num_eval.
@@ -217,4 +251,5 @@ def eval_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_s
         (tf.zeros([image_size, image_size, 3], tf.float32), tf.constant(PADDING_LABEL, tf.int64))
     ).repeat()
     ds = ds.concatenate(pad).take(num_batches * batch_size)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(True))
+    ds = to_output_dtypes(ds.batch(batch_size, drop_remainder=True), image_dtype)
+    return ds.prefetch(AUTOTUNE).with_options(_options(True))

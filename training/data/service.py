@@ -6,7 +6,8 @@ by the epoch seed), so within a job every record is read at most once, and exact
 worker dies; a worker's failures and a dead worker's unfinished files come back as placeholders
 with label -1, which the train step masks out and counts as skipped. Workers batch their own
 stream; the trainer re-batches to whole batches, so only the pass's last partial batch is dropped.
-Images travel as float16 (SERVED_DTYPE) and are cast back to float32 on the trainer.
+Images travel in the dtype the trainer consumes (the model's compute dtype: bfloat16 under
+mixed_bfloat16, float32 otherwise) and labels as int32: the trainer casts nothing back.
 What changes against the local Feed: the order of an epoch depends on which worker is faster (same
 images, other order), and each image's augmentation is seeded by (seed, epoch, a fingerprint of
 its bytes) instead of its position; a resumed run starts a new job that reads a new pass of the
@@ -30,6 +31,7 @@ from training.data.mix import MixConfig
 from training.data.pipeline import (
     AUTOTUNE,
     INVALID_LABEL,
+    LABEL_DTYPE,
     Source,
     epoch_seed_of,
     mixed_batches,
@@ -38,9 +40,6 @@ from training.data.pipeline import (
 from training.core.service_address import check_reachable, service_url
 
 FLAG = "data_service"
-# Images cross the network as float16: half the bytes of float32 (0.3 MB per 224 image), within 1/16
-# of a grey level below 256 and 1/8 up to the lighting's ~290 (11-bit significand): PSNR > 70 dB.
-SERVED_DTYPE = tf.float16
 _FINGERPRINT_BUCKETS = 2**62
 
 
@@ -74,23 +73,27 @@ class DataService:
 
     def train_dataset(self, source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
                       epoch: int, start_batch: int, num_batches: int, image_size: int, seed: int,
-                      mix: MixConfig | None = None) -> tf.data.Dataset:
-        """`num_batches` train batches of epoch `epoch` from the service (see the module docstring)."""
+                      mix: MixConfig | None = None, image_dtype: str = "float32") -> tf.data.Dataset:
+        """`num_batches` train batches of epoch `epoch` from the service (see the module docstring).
+
+        Images arrive as `image_dtype` and are used as they are (with mixing, mixed in that dtype).
+        """
         epoch_seed = epoch_seed_of(seed, epoch, ctx)
         global_batch = batch_size * (ctx.num_replicas_in_sync if ctx is not None else 1)
         name = self.job_name(ctx, epoch, start_batch, global_batch)
-        served = apply_data_service(worker_dataset(source, ctx, batch_size, epoch_seed, image_size),
+        served = apply_data_service(worker_dataset(source, ctx, batch_size, epoch_seed, image_size, image_dtype),
                                     self.address, name)
-        ds = served.rebatch(batch_size, drop_remainder=True).map(_to_float32, num_parallel_calls=AUTOTUNE)
-        ds = ds.concatenate(_placeholder_batches(batch_size, image_size)).take(num_batches)
+        ds = served.rebatch(batch_size, drop_remainder=True)
+        ds = ds.concatenate(_placeholder_batches(batch_size, image_size, image_dtype)).take(num_batches)
         if mix is not None and mix.enabled:
             ds = mixed_batches(ds, mix, source.num_classes, epoch_seed, start_batch, num_batches)
         return ds.prefetch(AUTOTUNE)
 
 
 def worker_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch_size: int,
-                   epoch_seed: int, image_size: int) -> tf.data.Dataset:
-    """What each worker runs: one pass over the records, augmented and batched; undecodable dropped."""
+                   epoch_seed: int, image_size: int, image_dtype: str = "float32") -> tf.data.Dataset:
+    """What each worker runs: one pass over the records, augmented, cast to what the trainer consumes
+    (`image_dtype` images, int32 labels) and batched; undecodable records dropped."""
     records = source.train_records(ctx, epoch_seed)
     if records.element_spec[0].dtype != tf.string:
         raise ConfigError(f"--{FLAG} serves encoded images (imagenet2012, tfrecord, folder); "
@@ -100,19 +103,14 @@ def worker_dataset(source: Source, ctx: tf.distribute.InputContext | None, batch
         key = tf.strings.to_hash_bucket_fast(payload, _FINGERPRINT_BUCKETS)
         element_seed = tf.stack([tf.constant(epoch_seed, tf.int64), key])
         image = source.train_map(payload, element_seed, image_size)
-        return tf.cast(image, SERVED_DTYPE), tf.cast(label, tf.int64)
+        return tf.cast(image, image_dtype), tf.cast(label, LABEL_DTYPE)
 
     ds = records.map(augment, num_parallel_calls=AUTOTUNE, deterministic=False).ignore_errors()
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def _to_float32(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Served float16 batches back to the float32 the train step takes (on the trainer)."""
-    return tf.cast(images, tf.float32), labels
-
-
-def _placeholder_batches(batch_size: int, image_size: int) -> tf.data.Dataset:
+def _placeholder_batches(batch_size: int, image_size: int, image_dtype: str) -> tf.data.Dataset:
     """Endless (zeros, -1) batches: what stands for records the pass did not deliver."""
-    images = tf.zeros([batch_size, image_size, image_size, 3], tf.float32)
-    labels = tf.fill([batch_size], tf.constant(INVALID_LABEL, tf.int64))
+    images = tf.zeros([batch_size, image_size, image_size, 3], image_dtype)
+    labels = tf.fill([batch_size], tf.constant(INVALID_LABEL, LABEL_DTYPE))
     return tf.data.Dataset.from_tensors((images, labels)).repeat()

@@ -216,6 +216,11 @@ def to_host(tree: Any) -> Any:
     return jax.tree_util.tree_map(fetch, tree)
 
 
+def host_copy(tree: Any) -> Any:
+    """to_host() as numpy arrays that own their memory: safe to keep while later steps donate the device buffers."""
+    return jax.tree_util.tree_map(np.array, to_host(tree))
+
+
 def prefetch_to_devices(batches: Iterable[Any], layout: DeviceLayout, size: int = 2) -> Iterator[Any]:
     """Put the next `size` batches on the devices ahead of the step that reads them (transfers overlap compute)."""
     queue: collections.deque = collections.deque()

@@ -10,6 +10,7 @@ accelerators (`hide_accelerators_from_tensorflow`), so their memory stays with J
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from keras_regnet.errors import ConfigError
 from training.core.batch_fit import check_steps_per_epoch
 from training.core.config import TrainConfig
 from training.data.mix import MixConfig
-from training.data.pipeline import FeedSettings, Source, data_errors, eval_dataset, train_dataset
+from training.data.pipeline import FeedSettings, Source, data_errors, eval_dataset, image_dtype_of, train_dataset
 from training.engines.jax.devices import DeviceLayout, JaxRuntime, check_batch, prefetch_to_devices
 
 
@@ -71,16 +72,21 @@ class JaxFeed(FeedSettings):
         service = self.source.data_service  # --data_service: the train transform runs on its workers
         if service is not None:
             ds = service.train_dataset(self.source, self._context(), self.local_batch, epoch, start, count,
-                                       self.image_size, self.seed, self.mix)
+                                       self.image_size, self.seed, self.mix, self.image_dtype)
         else:
             ds = train_dataset(self.source, self._context(), self.local_batch, epoch, start, count, self.image_size,
-                               self.seed, self.deterministic, self.mix)
+                               self.seed, self.deterministic, self.mix, self.image_dtype)
         return _translating_errors(prefetch_to_devices(ds.as_numpy_iterator(), self.layout))
 
     def eval(self) -> Iterator[Any]:
         """The whole eval split in `eval_steps` global batches (padding labelled apart), on the devices."""
-        ds = eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size)
-        return _translating_errors(prefetch_to_devices(ds.as_numpy_iterator(), self.layout))
+        return _translating_errors(prefetch_to_devices(self._eval_dataset.as_numpy_iterator(), self.layout))
+
+    @functools.cached_property
+    def _eval_dataset(self) -> tf.data.Dataset:
+        """The eval pipeline, built at the first evaluation and iterated afresh by every later one."""
+        return eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size,
+                            self.image_dtype)
 
 
 def _translating_errors(batches: Iterator[Any]) -> Iterator[Any]:
@@ -94,6 +100,7 @@ def make_feed(cfg: TrainConfig, runtime: JaxRuntime, source: Source) -> JaxFeed:
     devices or exceeds the training examples."""
     check_batch(cfg.batch_size, runtime.layout)
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, layout=runtime.layout)
+    feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix,
+                   image_dtype_of(runtime.policy), layout=runtime.layout)
     check_steps_per_epoch(cfg, feed, source.num_train)
     return feed

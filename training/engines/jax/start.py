@@ -21,6 +21,7 @@ def start(cfg: TrainConfig, spec: Any, weights: Any = None, lr_follows_batch: bo
 
     hide_accelerators_from_tensorflow()  # before TensorFlow runs an op: the accelerators stay JAX's
     from training.data import make_source
+    from training.engines.jax import compilation_cache
     from training.engines.jax.assembly import build_parts
     from training.engines.jax.devices import (
         DETERMINISTIC_GPU_FLAG,
@@ -30,6 +31,8 @@ def start(cfg: TrainConfig, spec: Any, weights: Any = None, lr_follows_batch: bo
     )
     from training.engines.jax.precision import resolve_policy
 
+    cache_dir = compilation_cache.enable(cfg.compilation_cache_dir)  # before the first compile of the run
+    compiles = compilation_cache.count_compiles(cache_dir)
     if runtime is None:
         if cfg.deterministic and not request_deterministic_gpu_ops():
             print(f"warning: --deterministic: JAX started before the run could set XLA's deterministic-ops flag; "
@@ -41,4 +44,6 @@ def start(cfg: TrainConfig, spec: Any, weights: Any = None, lr_follows_batch: bo
     begun = begin_run(cfg, source.num_train, runtime.layout.devices, runtime.is_chief, weights, lr_follows_batch)
     feed = make_feed(begun.cfg, runtime, source)
     parts = build_parts(begun.cfg, runtime, feed, spec, weights=begun.weights, new_head=begun.new_head, log=begun.log)
-    return JaxTrainer(begun.cfg, runtime, parts), source
+    trainer = JaxTrainer(begun.cfg, runtime, parts)
+    trainer.compiles = compiles
+    return trainer, source

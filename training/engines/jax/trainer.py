@@ -25,7 +25,8 @@ from training.core.parts import Parts
 from training.core.recipe import coupled_decay
 from training.engines.jax import step
 from training.engines.jax.checkpoint import StateCheckpoint
-from training.engines.jax.devices import JaxRuntime, replicate, to_host
+from training.engines.jax.compilation_cache import CompileStats
+from training.engines.jax.devices import JaxRuntime, host_copy, replicate, to_host
 
 
 @dataclass
@@ -43,6 +44,8 @@ def _host_metrics(metrics: Any) -> StepMetrics:
 
 class JaxTrainer(Trainer):
     """The loop (training.core.loop) on JAX: the state lives on the devices, the bookkeeping is the core's."""
+
+    compiles: CompileStats | None = None  # counted from the run's start (training.engines.jax.start)
 
     def __init__(self, cfg: TrainConfig, runtime: JaxRuntime, parts: JaxParts) -> None:
         super().__init__(cfg, runtime, parts)
@@ -65,6 +68,10 @@ class JaxTrainer(Trainer):
     @property
     def has_bn_statistics(self) -> bool:
         return self._statistics is not None
+
+    def compilation(self) -> dict[str, Any] | None:
+        """The compile seconds and persistent-cache hits/misses of this run (set by start), for metrics.json."""
+        return self.compiles.report() if self.compiles is not None else None
 
     def restore_or_start(self) -> int:
         restored = self.checkpoint.restore_or_start(to_host(self.state))
@@ -91,7 +98,17 @@ class JaxTrainer(Trainer):
         return _host_metrics(self._eval(self.state.trainable, self.state.non_trainable, images, labels))
 
     def save_checkpoint(self) -> None:
-        self.checkpoint.save(self._step, to_host(self.state))
+        """Process 0: wait for the previous write, copy the state to the host, write it on a background thread.
+
+        The copy is taken before the next step donates the state's buffers; the loop goes on while the
+        thread serialises and writes it (atomically, training.engines.jax.checkpoint). Other processes
+        neither copy nor write.
+        """
+        if not self.checkpoint.is_chief:
+            return
+        self.writes.join()  # at most one write in flight, and one host copy of the state
+        step_, state = self._step, host_copy(self.state)
+        self.writes.submit(lambda: self.checkpoint.save(step_, state))
 
     def swap_ema(self) -> None:
         self.state = step.swap_ema(self.state, self.ema)

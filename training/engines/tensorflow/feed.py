@@ -9,6 +9,7 @@ semantics of `training.data.service`; eval always runs here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from keras_regnet.errors import ConfigError
 from training.core.batch_fit import check_steps_per_epoch
 from training.core.config import TrainConfig
 from training.data.mix import MixConfig
-from training.data.pipeline import FeedSettings, Source, eval_dataset, train_dataset
+from training.data.pipeline import FeedSettings, Source, eval_dataset, image_dtype_of, train_dataset
 
 
 @dataclass(frozen=True)
@@ -41,27 +42,35 @@ class Feed(FeedSettings):
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             if self.source.data_service is not None:
                 return self.source.data_service.train_dataset(self.source, ctx, per_replica, epoch, start * local,
-                                                              count * local, self.image_size, self.seed, self.mix)
+                                                              count * local, self.image_size, self.seed, self.mix,
+                                                              self.image_dtype)
             return train_dataset(self.source, ctx, per_replica, epoch, start * local, count * local,
-                                 self.image_size, self.seed, self.deterministic, self.mix)
+                                 self.image_size, self.seed, self.deterministic, self.mix, self.image_dtype)
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
     def eval(self) -> Any:
         """Iterator over the whole eval split: `eval_steps` global batches, padding labelled apart."""
+        return iter(self._eval_dataset)
+
+    @functools.cached_property
+    def _eval_dataset(self) -> Any:
+        """The distributed eval pipeline, built at the first evaluation and iterated afresh by every later one."""
 
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size)
+            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size,
+                                self.image_dtype)
 
-        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def make_feed(cfg: TrainConfig, runtime: Any, source: Source) -> Feed:
     """The run's Feed over the runtime's strategy; ConfigError when the batch does not split over the
     replicas or exceeds the training examples."""
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, strategy=runtime.strategy)
+    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, image_dtype_of(runtime.policy),
+                strategy=runtime.strategy)
     check_steps_per_epoch(cfg, feed, source.num_train)
     return feed
