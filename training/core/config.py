@@ -53,6 +53,12 @@ class DataConfig:
     crop: str = F("pycls", "Random-resized-crop sampler of the train augmentation: pycls (the reference's: "
                   "area uniform in 8-100%, aspect 3/4-4/3, up to 10 tries, else a centre crop) or tf_inception "
                   "(tf.image's sampled distorted bounding box: smaller crops on average).", choices=CROPS)
+    eval_image_size: int | None = F(None, "Eval resolution, when it differs from --image_size (e.g. train at 224, "
+                                    "evaluate at 256: the exported model.keras takes it as its input size and "
+                                    "python -m training.evaluate defaults to it). Default: --image_size.")
+    eval_crop_fraction: float | None = F(None, "Eval crop: the shorter side is resized to size / this, then the "
+                                         "centre size x size kept (pycls/timm convention). Default 0.875, the "
+                                         "paper's (256 for 224). Encoded-image datasets only (not digits).")
     augment: str = F("none", "Augmentation policy after the random-sized crop (CPU, tf.data): none (the paper), "
                      "randaugment (timm's rand-m9-mstd0.5: 2 of 15 ops, each applied with probability 0.5), "
                      "trivialaugment (torchvision's TrivialAugmentWide: 1 of 14 ops at a random magnitude) or "
@@ -305,6 +311,7 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
     _check_regularisers(cfg)
     _check_augment(cfg)
+    _check_eval_size(cfg)
     _check_optimizer(cfg)
     if cfg.warmup_epochs is not None and not (_is_finite(cfg.warmup_epochs) and cfg.warmup_epochs >= 0):
         raise ConfigError(f"--warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
@@ -410,6 +417,30 @@ def _check_regularisers(cfg: TrainConfig) -> None:
     if not _is_real(cfg.drop_path_rate) or not 0.0 <= cfg.drop_path_rate < 1.0:
         raise ConfigError(f"--drop_path_rate must be in [0, 1) (0 turns stochastic depth off; e.g. 0.05), "
                          f"got {cfg.drop_path_rate!r}")
+
+
+def _check_eval_size(cfg: TrainConfig) -> None:
+    """--eval_image_size a positive integer; --eval_crop_fraction in (0, 1] and only with encoded images."""
+    size = cfg.eval_image_size
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ConfigError(f"--eval_image_size must be a positive integer (e.g. 256), got {size!r}")
+    fraction = cfg.eval_crop_fraction
+    if fraction is not None:
+        if not _is_real(fraction) or not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"--eval_crop_fraction must be in (0, 1] (e.g. 0.875 or 0.95), got {fraction!r}")
+        if cfg.dataset == "digits":
+            raise ConfigError("--eval_crop_fraction is used by --dataset=imagenet2012|tfrecord|folder, not "
+                              "--dataset=digits (whose eval resizes the whole image); drop it")
+
+
+def eval_size(cfg: Any) -> int:
+    """The eval resolution of a resolved config: --eval_image_size, else --image_size."""
+    return getattr(cfg, "eval_image_size", None) or cfg.image_size
+
+
+def model_input_size(cfg: Any) -> int | None:
+    """The training model's input side: --image_size, or None (any size) when the eval size differs."""
+    return cfg.image_size if eval_size(cfg) == cfg.image_size else None
 
 
 def _check_augment(cfg: TrainConfig) -> None:

@@ -29,6 +29,10 @@ def run_identity(cfg: TrainConfig, spec: Any, num_classes: int) -> dict[str, Any
     data = {k: getattr(cfg, k) for k in RESUME_KEYS}
     data["spec"] = spec.to_dict()
     data["num_classes"] = num_classes
+    # The eval transform (not a resume key: changing it on resume only changes how the run is scored);
+    # `python -m training.evaluate --weights=<model_dir>` defaults to it.
+    data["eval_image_size"] = cfg.eval_image_size or cfg.image_size
+    data["eval_crop_fraction"] = cfg.eval_crop_fraction
     return data
 
 

@@ -52,15 +52,17 @@ def _reader(cfg: Any) -> Any:
     if cfg.dataset == "imagenet2012":
         from training.data import imagenet
 
-        return imagenet.tfds_source(cfg.data_dir, cfg.train_examples, cfg.eval_examples, crop=cfg.crop)
+        return imagenet.tfds_source(cfg.data_dir, cfg.train_examples, cfg.eval_examples, crop=cfg.crop,
+                                    eval_crop_fraction=getattr(cfg, "eval_crop_fraction", None))
     if cfg.dataset == "tfrecord":
         from training.data import imagenet
 
         offset = 1 if cfg.label_offset is None else cfg.label_offset
         return imagenet.tfrecord_source(cfg.data_dir, offset, cfg.train_examples, cfg.eval_examples,
-                                        crop=cfg.crop)
+                                        crop=cfg.crop, eval_crop_fraction=getattr(cfg, "eval_crop_fraction", None))
     if cfg.dataset == "folder":
         from training.data import folder
 
-        return folder.make_source(cfg.data_dir, getattr(cfg, "val_fraction", None), cfg.seed, crop=cfg.crop)
+        return folder.make_source(cfg.data_dir, getattr(cfg, "val_fraction", None), cfg.seed, crop=cfg.crop,
+                                  eval_crop_fraction=getattr(cfg, "eval_crop_fraction", None))
     raise ConfigError(f"--dataset={cfg.dataset!r} is not allowed; choose digits, imagenet2012, tfrecord, folder")

@@ -46,6 +46,10 @@ def random_erase(image: tf.Tensor, seed: tf.Tensor, probability: float) -> tf.Te
     rows, cols = tf.range(shape[0])[:, None], tf.range(shape[1])[None, :]
     inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
     erase = tf.random.stateless_uniform([], k[1]) < probability
-    noise = (tf.constant(IMAGENET_MEAN_RGB * 255.0) + tf.constant(IMAGENET_STD_RGB * 255.0)
-             * tf.random.stateless_normal(shape, k[2]))
-    return tf.where((inside & erase)[..., None], noise, image)
+
+    def erased() -> tf.Tensor:  # the noise is drawn only for the images that are erased
+        noise = (tf.constant(IMAGENET_MEAN_RGB * 255.0) + tf.constant(IMAGENET_STD_RGB * 255.0)
+                 * tf.random.stateless_normal(shape, k[2]))
+        return tf.where(inside[..., None], noise, image)
+
+    return tf.cond(erase, erased, lambda: image)

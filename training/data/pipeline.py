@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 import tensorflow as tf
 
 from keras_regnet.errors import DataError
-from training.data.mix import MixConfig, mix_batch
 from training.core.objective import INVALID_LABEL, PADDING_LABEL
+from training.data.mix import MixConfig, mix_batch
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Data problems that must stop the run (not skip a record) are tf.debugging.Assert messages that
@@ -185,6 +185,12 @@ class FeedSettings:
     seed: int = 0
     deterministic: bool = False
     mix: MixConfig | None = None
+    eval_image_size: int | None = None  # None: image_size
+
+    @property
+    def eval_size(self) -> int:
+        """The eval batches' image side (--eval_image_size, else the training size)."""
+        return self.eval_image_size or self.image_size
 
     @property
     def steps_per_epoch(self) -> int:

@@ -79,7 +79,7 @@ class JaxFeed(FeedSettings):
 
     def eval(self) -> Iterator[Any]:
         """The whole eval split in `eval_steps` global batches (padding labelled apart), on the devices."""
-        ds = eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size)
+        ds = eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.eval_size)
         return _translating_errors(prefetch_to_devices(ds.as_numpy_iterator(), self.layout))
 
 
@@ -94,6 +94,7 @@ def make_feed(cfg: TrainConfig, runtime: JaxRuntime, source: Source) -> JaxFeed:
     devices or exceeds the training examples."""
     check_batch(cfg.batch_size, runtime.layout)
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, layout=runtime.layout)
+    feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix,
+                   getattr(cfg, "eval_image_size", None), layout=runtime.layout)
     check_steps_per_epoch(cfg, feed, source.num_train)
     return feed
