@@ -18,11 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from keras_regnet.errors import ConfigError, DataError, WeightsError, cli_boundary, one_line
+
 from absl import app, flags  # noqa: E402
 
 from keras_regnet import cli_help, dataclass_flags  # noqa: E402
 from keras_regnet.dataclass_flags import flag_field as F  # noqa: E402
-from keras_regnet.errors import ConfigError, DataError, WeightsError, cli_boundary, one_line
 from training.core import config as C  # noqa: E402
 
 FLAGS = flags.FLAGS

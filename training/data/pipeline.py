@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 import tensorflow as tf
 
 from keras_regnet.errors import DataError
-from training.core.objective import INVALID_LABEL, PADDING_LABEL
 from training.data.mix import MixConfig, mix_batch
+from training.core.objective import INVALID_LABEL, PADDING_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Data problems that must stop the run (not skip a record) are tf.debugging.Assert messages that

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import tensorflow as tf
 
 from keras_regnet.errors import ConfigError
-from training.core.service_address import check_reachable, service_url
 from training.data.mix import MixConfig
 from training.data.pipeline import (
     AUTOTUNE,
@@ -36,6 +35,7 @@ from training.data.pipeline import (
     mixed_batches,
     pipeline_index,
 )
+from training.core.service_address import check_reachable, service_url
 
 FLAG = "data_service"
 # Images cross the network as float16: half the bytes of float32 (0.3 MB per 224 image), within 1/16
