@@ -115,3 +115,26 @@ def test_an_eval_size_below_the_networks_stride_names_the_flag():
 
     with pytest.raises(ValueError, match=r"--eval_image_size=4 is too small for --model='regnetx_digits'"):
         prepare(TrainConfig(model="regnetx_digits", eval_image_size=4))
+
+
+def test_the_jax_engine_evaluates_and_exports_at_the_eval_size(tmp_path):
+    """The same flag on the JAX engine (its feed shares FeedSettings.eval_size; its export model is resized)."""
+    import subprocess
+    import sys
+
+    from tests.helpers.paths import REPO_ROOT
+
+    model_dir = str(tmp_path / "jax")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "training.main", "--engine=jax", "--model=regnetx_digits",
+                           "--image_size=16", "--eval_image_size=24", "--max_steps=2", "--verbose=0",
+                           f"--model_dir={model_dir}"], cwd=str(REPO_ROOT), env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = ("import keras, keras_regnet; "
+             f"print(keras.saving.load_model({os.path.join(model_dir, 'model.keras')!r}).input_shape)")
+    shape = subprocess.run([sys.executable, "-c", probe], cwd=str(REPO_ROOT), env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert shape.stdout.strip().splitlines()[-1] == "(None, 24, 24, 3)", shape.stderr[-2000:]
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        assert np.isfinite(json.load(f)["top1_err"])
