@@ -6,6 +6,7 @@ TEST = [
     "pytest>=8",
     "pytest-timeout>=2.3",
     "scikit-learn>=1.3",
+    "pillow>=9",  # the augmentation ops are checked against Pillow's (tests/training/test_augment_policies.py)
     "scipy>=1.10",  # the sampling-law and latency-statistics tests (already a scikit-learn dependency)
     "matplotlib>=3.7",
     "tf-keras==2.21.0",

@@ -23,6 +23,7 @@ its work). Variants alternate over rounds so a busy machine slows all of them al
 round of each is kept.
 
     python benchmarks/input_pipeline.py [--images 512] [--rounds 5]
+    python benchmarks/input_pipeline.py --augment=randaugment,trivialaugment,augmix,erasing   # policy cost
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ flags.DEFINE_integer("rounds", 5, "Alternating measurement rounds per variant.")
 flags.DEFINE_integer("image_size", 224, "Output crop size.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_bool("parallel", False, "Parallel map (AUTOTUNE) instead of one thread.")
+flags.DEFINE_list("augment", [], "Instead of the comparisons above: the train stream with each of these --augment "
+                  "policies (randaugment, trivialaugment, augmix; 'erasing' for --random_erasing=0.25 alone) "
+                  "against none, same JPEGs and rounds: images/s, CPU ms per image and the ratio.")
 FLAGS = flags.FLAGS
 
 
@@ -253,6 +257,8 @@ def main(argv: list[str]) -> None:
     source = jpeg_source(jpegs)
     size, batch = FLAGS.image_size, FLAGS.batch_size
     num_batches = FLAGS.images // batch + 1
+    if FLAGS.augment:
+        return _print_policy_costs(source, FLAGS.augment, batch, num_batches, size)
     fast, slow, stage_fast, stage_slow, reference, today, ours = [], [], [], [], [], [], []
     variants = {**input_levers.LEVERS, **input_levers.CEILINGS}
     variant_costs = {name: [] for name in variants}
@@ -281,6 +287,30 @@ def main(argv: list[str]) -> None:
     print(f"reduced DCT scale (crop >= {2 * size}px on both sides): {100 * reduced_dct_share(375, 500, size):.1f}% "
           f"of crops of a 500x375 image, {100 * reduced_dct_share(750, 1000, size):.1f}% of a 1000x750 one")
     _print_decode_lines(fast, slow, stage_fast, stage_slow)
+
+
+def _print_policy_costs(source, names: list[str], batch: int, num_batches: int, size: int) -> None:
+    """The train stream with each --augment policy (or erasing alone) against none, alternating per round."""
+    import dataclasses
+
+    from training.data.policies import PolicyConfig, with_policy
+
+    configs = {"none": PolicyConfig()}
+    for name in names:
+        configs[name] = PolicyConfig(random_erasing=0.25) if name == "erasing" else PolicyConfig(name)
+    sources = {name: dataclasses.replace(source, train_map=with_policy(source.train_map, cfg))
+               for name, cfg in configs.items()}
+    costs = {name: [] for name in configs}
+    for _ in range(FLAGS.rounds):
+        for name, src in sources.items():
+            costs[name].append(stream_cost(lambda n, s=src: our_stream(s, batch, n, size), num_batches))
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; "
+          f"{size}px, batch {batch}, {FLAGS.images} images x {FLAGS.rounds} rounds (best round each)")
+    base = min(r[1] for r in costs["none"])
+    for name, runs in costs.items():
+        cpu = min(r[1] for r in runs)
+        print(f"--augment {name:14s}: {max(r[0] for r in runs):6.0f} images/s, {cpu:7.3f} CPU ms/image, "
+              f"{1e3 / cpu:6.0f} images per core-second; none / this = {base / cpu:.2f}x")
 
 
 def _print_variant_lines(today: list, costs: dict, ceilings: dict) -> None:

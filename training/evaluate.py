@@ -39,8 +39,11 @@ class EvalConfig:
     dataset: str = F("imagenet2012", "imagenet2012 (TFDS), tfrecord (validation-* shards), folder, or digits "
                      "(embedded; for models trained on it).", choices=C.DATASETS)
     data_dir: str | None = F(None, "TFDS data_dir, TFRecord directory or image folder.")
-    image_size: int | None = F(None, "Crop size (default: the weights' eval size, 224 for the zoo; 32 for "
-                               "digits); the shorter side is resized to image_size / 0.875 first.")
+    image_size: int | None = F(None, "Crop size (default: the weights' eval size: a training run's "
+                               "--eval_image_size, 224 for the zoo; 32 for digits); the shorter side is resized "
+                               "to image_size / crop_fraction first.")
+    crop_fraction: float | None = F(None, "Eval crop fraction in (0, 1] (default: a training run's "
+                                    "--eval_crop_fraction, else 0.875). Not used by digits.")
     batch_size: int = F(64, "Global eval batch size.")
     eval_examples: int | None = F(None, "Number of eval images (default: read from the data; 50000 for TFRecords).")
     label_offset: int | None = F(None, "Subtracted from TFRecord labels (default 1).")
@@ -52,11 +55,30 @@ class EvalConfig:
         """The TrainConfig the evaluation runs with (image size defaulted per dataset, quiet)."""
         from keras_regnet.pretrained.tags import eval_settings
 
-        size = self.image_size or (32 if self.dataset == "digits" else eval_settings(self.model, self.weights).input_size)
+        run_size, run_fraction = run_eval_transform(self.weights)
+        size = self.image_size or run_size or (
+            32 if self.dataset == "digits" else eval_settings(self.model, self.weights).input_size)
+        fraction = self.crop_fraction if self.crop_fraction is not None else run_fraction
         return C.TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir,
                              batch_size=self.batch_size, image_size=size, eval_examples=self.eval_examples,
+                             eval_crop_fraction=fraction,
                              label_offset=self.label_offset, strategy=self.strategy, xla=self.xla,
                              mixed_precision=self.mixed_precision, verbose=0)
+
+
+def run_eval_transform(weights: Any) -> tuple[int | None, float | None]:
+    """(eval_image_size, eval_crop_fraction) recorded in the config.json of a training run's model_dir (or
+    beside its model file) given as --weights; (None, None) for anything else."""
+    from keras_regnet import fileio
+
+    if not isinstance(weights, str) or weights in ("imagenet", "none") or not fileio.exists(weights):
+        return None, None
+    folder = weights if fileio.isdir(weights) else os.path.dirname(weights)
+    path = fileio.join(folder, "config.json")
+    if not fileio.exists(path):
+        return None, None
+    saved = fileio.read_json(path)
+    return saved.get("eval_image_size"), saved.get("eval_crop_fraction")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -120,15 +142,15 @@ def evaluate(model_name: Any, weights: Any, cfg: C.TrainConfig) -> dict[str, Any
     Builds only what evaluation needs (the model, the eval Feed and the eval step): no optimizer,
     schedule, checkpoint or model_dir.
     """
-    from training.engines.tensorflow import step as steps
+    from keras_regnet import resolve_spec
+    from training.core.metrics import accumulate
+    from training.core.models import build_model, check_image_size
     from training.data import make_source
     from training.data.pipeline import data_errors, image_dtype_of
-    from training.engines.tensorflow.feed import Feed
-    from training.core.metrics import accumulate
-    from keras_regnet import resolve_spec
-    from training.core.models import build_model, check_image_size
+    from training.engines.tensorflow import step as steps
     from training.engines.tensorflow.assembly import variables_scope
     from training.engines.tensorflow.devices import make_runtime
+    from training.engines.tensorflow.feed import Feed
 
     spec = resolve_spec(model_name, label="--model")
     check_image_size(spec, cfg.image_size)

@@ -25,6 +25,8 @@ def prepare(cfg: TrainConfig, spec: Any = None) -> tuple[TrainConfig, Any, Any]:
     zoo_batch = entry.batch_size if entry is not None and cfg.dataset in ("imagenet2012", "tfrecord") else None
     resolved = resolve(cfg, zoo_batch)
     check_image_size(spec_, resolved.image_size)
+    if resolved.eval_image_size is not None:
+        check_image_size(spec_, resolved.eval_image_size, flag="--eval_image_size")
     return resolved, spec_, entry
 
 

@@ -59,9 +59,11 @@ def nan_run(request, tmp_path_factory):
     runs.close()
 
 
-def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tmp_path):
+@pytest.mark.parametrize("recipe", [[], ["--augment=randaugment", "--random_erasing=0.25"]],
+                         ids=["paper", "randaugment"])
+def test_sigkill_mid_epoch_then_resume_finishes_without_lost_or_repeated_work(tmp_path, recipe):
     model_dir = str(tmp_path / "run")
-    cmd = [sys.executable, "-m", "training.main", *ARGS, "--deterministic", "--model_dir", model_dir]
+    cmd = [sys.executable, "-m", "training.main", *ARGS, *recipe, "--deterministic", "--model_dir", model_dir]
     # The same run, uninterrupted, side by side: the resumed run must end with its weights.
     whole_dir = str(tmp_path / "whole")
     whole = subprocess.Popen(cmd[:-1] + [whole_dir], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,

@@ -17,8 +17,21 @@ from keras_regnet.layer_records import CLASSIFIER
 from training.core.write_guard import guarded_write
 
 
-def save_classifier(model: keras.Model, model_dir: str) -> str:
-    """Save `model` (a logits network) to model_dir/model.keras with a softmax head; return the path."""
+def at_input_size(model: keras.Model, size: int | None) -> keras.Model:
+    """`model` itself, or the same network and weights rebuilt to take size x size images (--eval_image_size)."""
+    if size is None or tuple(model.input_shape[1:3]) == (size, size):
+        return model
+    config = model.get_config()
+    config["layers"][0]["config"]["batch_shape"] = (None, size, size, model.input_shape[-1])
+    sized = model.__class__.from_config(config)
+    sized.set_weights(model.get_weights())
+    return sized
+
+
+def save_classifier(model: keras.Model, model_dir: str, input_size: int | None = None) -> str:
+    """Save `model` (a logits network) to model_dir/model.keras with a softmax head; return the path.
+    With `input_size` the saved model takes input_size x input_size images (the run's eval size)."""
+    model = at_input_size(model, input_size)
     path = fileio.join(model_dir, "model.keras")
     tmp = fileio.join(model_dir, ".tmp-model.keras")
     head = model.get_layer(CLASSIFIER) if any(layer.name == CLASSIFIER for layer in model.layers) else None

@@ -24,6 +24,7 @@ PRECISIONS = ("auto", "off", "float16", "bfloat16")
 CROPS = ("pycls", "tf_inception")
 ENGINES = ("auto", "tensorflow", "jax")
 VERBOSITY = (0, 1, 2)
+AUGMENTS = ("none", "randaugment", "trivialaugment", "augmix")  # training.data.policies.POLICIES
 OPTIMIZERS = ("sgd", "adamw")  # training.core.recipe.OPTIMIZERS (kept here: the config imports no Keras)
 RECIPE_WARMUP_EPOCHS = 5.0
 RECIPE_PRECISE_BN_IMAGES = 8192  # pycls BN.NUM_SAMPLES_PRECISE (BN.USE_PRECISE_STATS is on by default)
@@ -52,6 +53,23 @@ class DataConfig:
     crop: str = F("pycls", "Random-resized-crop sampler of the train augmentation: pycls (the reference's: "
                   "area uniform in 8-100%, aspect 3/4-4/3, up to 10 tries, else a centre crop) or tf_inception "
                   "(tf.image's sampled distorted bounding box: smaller crops on average).", choices=CROPS)
+    eval_image_size: int | None = F(None, "Eval resolution, when it differs from --image_size (e.g. train at 224, "
+                                    "evaluate at 256: the exported model.keras takes it as its input size and "
+                                    "python -m training.evaluate defaults to it). Default: --image_size.")
+    eval_crop_fraction: float | None = F(None, "Eval crop: the shorter side is resized to size / this, then the "
+                                         "centre size x size kept (pycls/timm convention). Default 0.875, the "
+                                         "paper's (256 for 224). Encoded-image datasets only (not digits).")
+    augment: str = F("none", "Augmentation policy after the random-sized crop (CPU, tf.data): none (the paper), "
+                     "randaugment (timm's rand-m9-mstd0.5: 2 of 15 ops, each applied with probability 0.5), "
+                     "trivialaugment (torchvision's TrivialAugmentWide: 1 of 14 ops at a random magnitude) or "
+                     "augmix (timm's augmix-m3-w3: 3 chains of 1-3 ops mixed with the image).", choices=AUGMENTS)
+    augment_magnitude: float | None = F(None, "--augment=randaugment: the magnitude on timm's 0-10 scale "
+                                        "(default 9); augmix: the severity (default 3).")
+    augment_num_ops: int | None = F(None, "--augment=randaugment: ops drawn per image (default 2).")
+    augment_magnitude_std: float | None = F(None, "--augment=randaugment: std of the per-op magnitude noise "
+                                            "(default 0.5, timm's mstd0.5; 0: a fixed magnitude).")
+    random_erasing: float = F(0.0, "Random erasing (timm's, pixel mode): the probability that a box of 0.02-1/3 of "
+                              "each training image's area is replaced by noise (e.g. 0.25). 0: off.")
     val_fraction: float | None = F(None, "--dataset=folder without train/ and val/ sub-folders: hold out this "
                                    "fraction of each class (seeded by --seed; the split is written to "
                                    "model_dir/split.json). Unset: every 10th file.")
@@ -297,6 +315,8 @@ def validate(cfg: TrainConfig) -> None:
         if not lo <= value <= hi or (name == "label_smoothing" and value == 1.0):
             raise ConfigError(f"--{name} must be in [{lo}, {hi}{']' if name != 'label_smoothing' else ')'}, got {value}")
     _check_regularisers(cfg)
+    _check_augment(cfg)
+    _check_eval_size(cfg)
     _check_optimizer(cfg)
     if cfg.warmup_epochs is not None and not (_is_finite(cfg.warmup_epochs) and cfg.warmup_epochs >= 0):
         raise ConfigError(f"--warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
@@ -402,6 +422,53 @@ def _check_regularisers(cfg: TrainConfig) -> None:
     if not _is_real(cfg.drop_path_rate) or not 0.0 <= cfg.drop_path_rate < 1.0:
         raise ConfigError(f"--drop_path_rate must be in [0, 1) (0 turns stochastic depth off; e.g. 0.05), "
                          f"got {cfg.drop_path_rate!r}")
+
+
+def _check_eval_size(cfg: TrainConfig) -> None:
+    """--eval_image_size a positive integer; --eval_crop_fraction in (0, 1] and only with encoded images."""
+    size = cfg.eval_image_size
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ConfigError(f"--eval_image_size must be a positive integer (e.g. 256), got {size!r}")
+    fraction = cfg.eval_crop_fraction
+    if fraction is not None:
+        if not _is_real(fraction) or not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"--eval_crop_fraction must be in (0, 1] (e.g. 0.875 or 0.95), got {fraction!r}")
+        if cfg.dataset == "digits":
+            raise ConfigError("--eval_crop_fraction is used by --dataset=imagenet2012|tfrecord|folder, not "
+                              "--dataset=digits (whose eval resizes the whole image); drop it")
+
+
+def eval_size(cfg: Any) -> int:
+    """The eval resolution of a resolved config: --eval_image_size, else --image_size."""
+    return getattr(cfg, "eval_image_size", None) or cfg.image_size
+
+
+def model_input_size(cfg: Any) -> int | None:
+    """The training model's input side: --image_size, or None (any size) when the eval size differs."""
+    return cfg.image_size if eval_size(cfg) == cfg.image_size else None
+
+
+def _check_augment(cfg: TrainConfig) -> None:
+    """--augment is a policy; its knobs are given only with a policy that has them, in their ranges."""
+    _choice("augment", cfg.augment, AUGMENTS)
+    users = {"augment_magnitude": ("randaugment", "augmix"), "augment_num_ops": ("randaugment",),
+             "augment_magnitude_std": ("randaugment",)}
+    for name, policies in users.items():
+        if getattr(cfg, name) is not None and cfg.augment not in policies:
+            raise ConfigError(f"--{name} is used by --augment={'|'.join(policies)} only, not "
+                             f"--augment={cfg.augment}; drop it")
+    m = cfg.augment_magnitude
+    if m is not None and (not _is_real(m) or not 0.0 <= m <= 10.0):
+        raise ConfigError(f"--augment_magnitude must be in [0, 10] (timm's scale; e.g. 9), got {m!r}")
+    n = cfg.augment_num_ops
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10):
+        raise ConfigError(f"--augment_num_ops must be an integer in [1, 10] (e.g. 2), got {n!r}")
+    std = cfg.augment_magnitude_std
+    if std is not None and (not _is_real(std) or not 0.0 <= std < float("inf")):
+        raise ConfigError(f"--augment_magnitude_std must be a finite number >= 0 (e.g. 0.5), got {std!r}")
+    p = cfg.random_erasing
+    if not _is_real(p) or not 0.0 <= p <= 1.0:
+        raise ConfigError(f"--random_erasing must be in [0, 1] (0 turns it off; e.g. 0.25), got {p!r}")
 
 
 def _check_optimizer(cfg: TrainConfig) -> None:

@@ -10,14 +10,14 @@ from keras_regnet.spec import NetSpec
 __all__ = ["build_model", "check_image_size"]
 
 
-def check_image_size(spec: NetSpec, image_size: int) -> None:
-    """ValueError naming --image_size when it is smaller than the network's total stride."""
+def check_image_size(spec: NetSpec, image_size: int, flag: str = "--image_size") -> None:
+    """ValueError naming `flag` when `image_size` is smaller than the network's total stride."""
     if image_size < spec.total_stride:
-        raise ConfigError(f"--image_size={image_size} is too small for --model={spec.name!r} (total stride "
-                          f"{spec.total_stride}); use --image_size >= {spec.total_stride}")
+        raise ConfigError(f"{flag}={image_size} is too small for --model={spec.name!r} (total stride "
+                          f"{spec.total_stride}); use {flag} >= {spec.total_stride}")
 
 
-def build_model(spec: NetSpec, image_size: int, num_classes: int, *, weights: Any = None,
+def build_model(spec: NetSpec, image_size: int | None, num_classes: int, *, weights: Any = None,
                 zero_init_final_gamma: bool = False, sync_bn: bool = False, new_head: bool = False,
                 freeze: str = "none", log: Any = print, bn_batch: int | None = None,
                 drop_path_rate: float = 0.0) -> Any:
@@ -26,7 +26,7 @@ def build_model(spec: NetSpec, image_size: int, num_classes: int, *, weights: An
     new_head=True (fine-tuning): `weights` fill the backbone and the classifier is re-initialised
     when the class count differs (logged through `log`); `freeze` as --freeze (training.core.finetune).
     `bn_batch` builds ghost batch normalization over sub-batches of that many images; `drop_path_rate`
-    stochastic depth (keras_regnet.build).
+    stochastic depth (keras_regnet.build). `image_size` None: any input size (train and eval sizes differ).
     """
     from keras_regnet.model import build
     from training.core import finetune

@@ -20,7 +20,8 @@ RESUME_KEYS = ("model", "dataset", "epochs", "batch_size", "image_size", "lr", "
                "warmup_factor", "weight_decay", "momentum", "label_smoothing",
                "ema_decay", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob", "crop", "bn_batch",
                "weights", "freeze", "val_fraction", "optimizer", "adam_beta1", "adam_beta2",
-               "decay_norm_and_bias", "drop_path_rate", "accum_steps")
+               "decay_norm_and_bias", "drop_path_rate", "accum_steps", "augment", "augment_magnitude",
+               "augment_num_ops", "augment_magnitude_std", "random_erasing")
 
 
 def run_identity(cfg: TrainConfig, spec: Any, num_classes: int) -> dict[str, Any]:
@@ -28,6 +29,10 @@ def run_identity(cfg: TrainConfig, spec: Any, num_classes: int) -> dict[str, Any
     data = {k: getattr(cfg, k) for k in RESUME_KEYS}
     data["spec"] = spec.to_dict()
     data["num_classes"] = num_classes
+    # The eval transform (not a resume key: changing it on resume only changes how the run is scored);
+    # `python -m training.evaluate --weights=<model_dir>` defaults to it.
+    data["eval_image_size"] = cfg.eval_image_size or cfg.image_size
+    data["eval_crop_fraction"] = cfg.eval_crop_fraction
     return data
 
 

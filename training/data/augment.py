@@ -13,6 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from keras_regnet.presets import EvalSettings
 from keras_regnet.pretrained.eval_crop import decode_and_center_crop
 from training.data.crop import DEFAULT_SAMPLER, window_sampler
 
@@ -109,13 +110,16 @@ def train_image(image_bytes: tf.Tensor, seed: tf.Tensor, size: int,
     return add_lighting(resize(image, size), seeds[2])
 
 
-def eval_image(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
-    """The reference's eval transform (shorter side to size / 0.875, centre crop); float32 0-255.
+def eval_image(image_bytes: tf.Tensor, size: int, crop_fraction: float | None = None) -> tf.Tensor:
+    """The reference's eval transform (shorter side to size / crop_fraction, default 0.875, centre crop);
+    float32 0-255.
 
     The same function serves exported models (`keras_regnet.pretrained.eval_crop`), so a served model sees
     the pixels its reported accuracy was measured on.
     """
-    return decode_and_center_crop(image_bytes, size)
+    if crop_fraction is None:
+        return decode_and_center_crop(image_bytes, size)
+    return decode_and_center_crop(image_bytes, size, EvalSettings("train", crop_fraction=crop_fraction))
 
 
 def random_shift(image: tf.Tensor, seed: tf.Tensor, pad: int) -> tf.Tensor:

@@ -60,8 +60,8 @@ def _held_out(count: int, val_fraction: float | None, seed: int, label: int) -> 
 
 
 def make_source(data_dir: str, val_fraction: float | None = None, seed: int = 0,
-                crop: str = augment.DEFAULT_SAMPLER) -> Source:
-    """Folder Source; ValueError if there are fewer than 2 classes or no images."""
+                crop: str = augment.DEFAULT_SAMPLER, eval_crop_fraction: float | None = None) -> Source:
+    """Folder Source (eval crop: shorter side to size / eval_crop_fraction, None: 0.875); ValueError if there are fewer than 2 classes or no images."""
     classes, train, held = split_files(data_dir, val_fraction, seed)
     if len(classes) < 2 or not train or not held:
         raise DataError(
@@ -81,7 +81,7 @@ def make_source(data_dir: str, val_fraction: float | None = None, seed: int = 0,
         return augment.train_image(tf.io.read_file(path), seed, size, crop=crop)
 
     def eval_map(path: tf.Tensor, size: int) -> tf.Tensor:
-        return augment.eval_image(tf.io.read_file(path), size)
+        return augment.eval_image(tf.io.read_file(path), size, eval_crop_fraction)
 
     split = {"classes": classes, "val_fraction": val_fraction, "seed": seed,
              "train": [[p, y] for p, y in train], "val": [[p, y] for p, y in held]}

@@ -30,8 +30,9 @@ def _train_map(crop: str) -> Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor]:
     return lambda image_bytes, seed, size: augment.train_image(image_bytes, seed, size, crop=crop)
 
 
-def _eval_map(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
-    return augment.eval_image(image_bytes, size)
+def _eval_map(crop_fraction: float | None) -> Callable[[tf.Tensor, int], tf.Tensor]:
+    """(JPEG bytes, size) -> eval image, the shorter side resized to size / crop_fraction (None: 0.875)."""
+    return lambda image_bytes, size: augment.eval_image(image_bytes, size, crop_fraction)
 
 
 def import_tfds():
@@ -47,7 +48,7 @@ def import_tfds():
 
 
 def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples: int | None = None,
-                crop: str = augment.DEFAULT_SAMPLER) -> Source:
+                crop: str = augment.DEFAULT_SAMPLER, eval_crop_fraction: float | None = None) -> Source:
     """imagenet2012 from a TFDS data_dir; tars in <data_dir>/downloads/manual are prepared once."""
     tfds = import_tfds()
     builder = tfds.builder("imagenet2012", data_dir=data_dir)
@@ -74,7 +75,7 @@ def tfds_source(data_dir: str, train_examples: int | None = None, eval_examples:
 
     return Source("imagenet2012", NUM_CLASSES, train_examples or splits["train"].num_examples,
                   eval_examples or splits["validation"].num_examples, train_records,
-                  lambda ctx: read("validation", None, None), _train_map(crop), _eval_map)
+                  lambda ctx: read("validation", None, None), _train_map(crop), _eval_map(eval_crop_fraction))
 
 
 def tfrecord_files(data_dir: str, split: str) -> list[str]:
@@ -152,7 +153,7 @@ def read_tfrecords(files: list[str], ctx: tf.distribute.InputContext | None, see
 
 def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | None = None,
                     eval_examples: int | None = None, num_classes: int = NUM_CLASSES,
-                    crop: str = augment.DEFAULT_SAMPLER) -> Source:
+                    crop: str = augment.DEFAULT_SAMPLER, eval_crop_fraction: float | None = None) -> Source:
     """ImageNet from TFRecord shards in data_dir (train-* and validation-*)."""
     train_files = tfrecord_files(data_dir, "train")
     eval_files = tfrecord_files(data_dir, "validation")
@@ -165,4 +166,4 @@ def tfrecord_source(data_dir: str, label_offset: int = 1, train_examples: int | 
 
     return Source("tfrecord", num_classes, train_examples or NUM_TRAIN, eval_examples or NUM_EVAL,
                   train_records, lambda ctx: read_tfrecords(eval_files, None, None, label_offset, num_classes),
-                  _train_map(crop), _eval_map)
+                  _train_map(crop), _eval_map(eval_crop_fraction))

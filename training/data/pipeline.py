@@ -213,12 +213,18 @@ class FeedSettings:
     deterministic: bool = False
     mix: MixConfig | None = None
     image_dtype: str = "float32"  # what images leave tf.data as: the model's compute dtype (image_dtype_of)
+    eval_image_size: int | None = None  # None: image_size
 
     @property
     def bytes_per_image(self) -> int:
         """Bytes of one image and its label as sent to the devices (soft labels with mixing: 4 per class)."""
         label = 4 * self.source.num_classes if self.mix is not None and self.mix.enabled else 4
         return self.image_size * self.image_size * 3 * tf.as_dtype(self.image_dtype).size + label
+
+    @property
+    def eval_size(self) -> int:
+        """The eval batches' image side (--eval_image_size, else the training size)."""
+        return self.eval_image_size or self.image_size
 
     @property
     def steps_per_epoch(self) -> int:

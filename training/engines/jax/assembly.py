@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from training.core.config import TrainConfig
+from training.core.config import TrainConfig, model_input_size
 from training.core.models import build_model
 from training.core.parts import bn_images
 from training.core.prelude import chief_log
@@ -46,13 +46,13 @@ def build_parts(cfg: TrainConfig, runtime: JaxRuntime, feed: Any, spec: Any, wei
     with dtype_policy(runtime.policy):
         # Built as the TensorFlow engine builds it (what model.keras holds; weight files load into it). No
         # sync flag: on JAX the step's arrays span every device, so whole-batch BN is synchronised BN ...
-        export_model = build_model(spec, cfg.image_size, classes, weights=weights, new_head=new_head,
+        export_model = build_model(spec, model_input_size(cfg), classes, weights=weights, new_head=new_head,
                                    zero_init_final_gamma=cfg.zero_init_final_gamma,
                                    bn_batch=cfg.bn_batch, freeze=cfg.freeze, log=log,
                                    drop_path_rate=cfg.drop_path_rate)
         model, groups = export_model, step_bn_batch(cfg, layout.devices)
         if groups != cfg.bn_batch:  # ... and with one BN group per device to train
-            model = build_model(spec, cfg.image_size, classes, bn_batch=groups, freeze=cfg.freeze, log=lambda _: None,
+            model = build_model(spec, model_input_size(cfg), classes, bn_batch=groups, freeze=cfg.freeze, log=lambda _: None,
                                 drop_path_rate=cfg.drop_path_rate)
             model.set_weights(export_model.get_weights())
         warmup = round(cfg.warmup_epochs * feed.steps_per_epoch)

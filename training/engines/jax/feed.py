@@ -85,7 +85,7 @@ class JaxFeed(FeedSettings):
     @functools.cached_property
     def _eval_dataset(self) -> tf.data.Dataset:
         """The eval pipeline, built at the first evaluation and iterated afresh by every later one."""
-        return eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.image_size,
+        return eval_dataset(self.source, self._context(), self.local_batch, self.eval_steps, self.eval_size,
                             self.image_dtype)
 
 
@@ -101,6 +101,7 @@ def make_feed(cfg: TrainConfig, runtime: JaxRuntime, source: Source) -> JaxFeed:
     check_batch(cfg.batch_size, runtime.layout)
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
     feed = JaxFeed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix,
-                   image_dtype_of(runtime.policy), layout=runtime.layout)
+                   image_dtype=image_dtype_of(runtime.policy), eval_image_size=getattr(cfg, "eval_image_size", None),
+                   layout=runtime.layout)
     check_steps_per_epoch(cfg, feed, source.num_train)
     return feed

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from training.core.classifier_file import save_classifier
-from training.core.config import TrainConfig
+from training.core.config import TrainConfig, eval_size
 from training.core.loop import Trainer
 from training.core.metrics import StepMetrics, StepResult
 from training.core.parts import Parts
@@ -146,4 +146,4 @@ class JaxTrainer(Trainer):
             variable.assign(value)
         if self.export_model is not self.model:
             self.export_model.set_weights(self.model.get_weights())
-        return save_classifier(self.export_model, self.cfg.model_dir)
+        return save_classifier(self.export_model, self.cfg.model_dir, input_size=eval_size(self.cfg))

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import keras
 import tensorflow as tf
 
-from training.core.config import TrainConfig
+from training.core.config import TrainConfig, model_input_size
 from training.core.models import build_model
 from training.core.parts import bn_images
 from training.core.prelude import chief_log
@@ -49,7 +49,7 @@ def build_parts(cfg: TrainConfig, runtime: TensorFlowRuntime, feed: Feed, spec: 
     images = bn_images(cfg, runtime.strategy.num_replicas_in_sync)
 
     with variables_scope(runtime):
-        model = build_model(spec, cfg.image_size, source.num_classes, weights=weights,
+        model = build_model(spec, model_input_size(cfg), source.num_classes, weights=weights,
                             zero_init_final_gamma=cfg.zero_init_final_gamma, sync_bn=cfg.sync_bn,
                             bn_batch=cfg.bn_batch, new_head=new_head, freeze=cfg.freeze,
                             log=log or chief_log(cfg, runtime.is_chief), drop_path_rate=cfg.drop_path_rate)

@@ -60,7 +60,7 @@ class Feed(FeedSettings):
         def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = ctx.get_per_replica_batch_size(self.global_batch)
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.image_size,
+            return eval_dataset(self.source, ctx, per_replica, self.eval_steps * local, self.eval_size,
                                 self.image_dtype)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
@@ -70,7 +70,8 @@ def make_feed(cfg: TrainConfig, runtime: Any, source: Source) -> Feed:
     """The run's Feed over the runtime's strategy; ConfigError when the batch does not split over the
     replicas or exceeds the training examples."""
     mix = MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob)
-    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix, image_dtype_of(runtime.policy),
+    feed = Feed(source, cfg.batch_size, cfg.image_size, cfg.seed, cfg.deterministic, mix,
+                image_dtype=image_dtype_of(runtime.policy), eval_image_size=getattr(cfg, "eval_image_size", None),
                 strategy=runtime.strategy)
     check_steps_per_epoch(cfg, feed, source.num_train)
     return feed

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from training.core.classifier_file import save_classifier
-from training.core.config import TrainConfig
+from training.core.config import TrainConfig, eval_size
 from training.core.loop import Trainer
 from training.core.metrics import StepMetrics, StepResult
 from training.core.parts import Parts
@@ -116,4 +116,4 @@ class TensorFlowTrainer(Trainer):
         if not self.runtime.is_chief:
             return None
         with self.ema_weights():
-            return save_classifier(self.model, self.cfg.model_dir)
+            return save_classifier(self.model, self.cfg.model_dir, input_size=eval_size(self.cfg))
