@@ -114,3 +114,21 @@ def test_the_engine_flag_picks_keras_backend_before_keras_loads(monkeypatch, arg
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     _select_backend(["study.py", *argv])
     assert os.environ.get("KERAS_BACKEND") == backend
+
+
+def test_the_default_recipe_trains_a_sampled_model_that_diverged_without_zero_init(tmp_path):
+    """regnetx model 1 of the default study diverged (first-epoch mean loss 9.3e6) with the final BN gammas at
+    one; the default recipe starts them at zero, and its first epoch ends below chance (ln 10 = 2.30) + margin."""
+    pytest.importorskip("tensorflow")
+    from design_lab.study import StudyCliConfig, build_plan
+    from design_lab.sweep_runner import prepare
+    from training.api import train
+
+    plan = build_plan(StudyCliConfig()).with_n(2)  # the sampler's first models do not depend on n
+    recipes = [plan.sweep_config(s).train for s in plan.spaces]
+    assert all(r == recipes[0] for r in recipes) and recipes[0]["zero_init_final_gamma"] is True
+    # pycls' sweep recipe (BASE_LR 0.1 at batch 128, no warmup), the LR scaled linearly to the batch
+    assert recipes[0]["lr"] == pytest.approx(0.1 * recipes[0]["batch_size"] / 128) and recipes[0]["warmup_epochs"] == 0
+    spec = prepare(str(tmp_path / "regnetx"), plan.sweep_config("regnetx"))[1].spec
+    out = train(spec, **{**recipes[0], "max_steps": 22, "seed": 1})
+    assert out["history"][0]["loss"] < 3.0, out["history"]
