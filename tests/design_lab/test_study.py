@@ -132,3 +132,20 @@ def test_the_default_recipe_trains_a_sampled_model_that_diverged_without_zero_in
     spec = prepare(str(tmp_path / "regnetx"), plan.sweep_config("regnetx"))[1].spec
     out = train(spec, **{**recipes[0], "max_steps": 22, "seed": 1})
     assert out["history"][0]["loss"] < 3.0, out["history"]
+
+
+def test_every_shard_of_a_fresh_study_times_its_own_first_model_for_the_estimate(tmp_path, monkeypatch):
+    """Shard 1/2 started beside shard 0/2 used to probe model 0 (not its own), train nothing and estimate 0 s."""
+    import re
+
+    from design_lab.study_run import run_study
+    from tests.design_lab.test_sweep import fake_train
+
+    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "0.3")
+    plan = StudyPlan(("anynetx_e", "regnetx"), 2, 0, (0.3e6, 0.6e6), 16, 1, 16, 10, {"epochs": 1, "image_size": 16})
+    lines = []
+    run_study(str(tmp_path), plan, fake_train, shard=(1, 2), round_size=2, noise_models=0, report=lines.append)
+    pace = float(re.search(r"x ([\d.]+) s/model", next(x for x in lines if x.startswith("estimate:"))).group(1))
+    assert pace >= 0.3, lines
+    for space in plan.spaces:  # shard 1/2 trained exactly its models (index 1), the probe included once
+        assert [r["index"] for r in ResultsFile(os.path.join(tmp_path, space, "results.jsonl")).load()] == [1]
