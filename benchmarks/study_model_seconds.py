@@ -8,7 +8,9 @@ spaces, model i of a space with the study's seed for i), each twice in turn: as 
 before (with a model_dir: all of them written, then thrown away). Per run it prints the seconds of:
 outside the loop (engine start and model build, plus the export when persisted), tracing (first
 epoch's step time minus a later epoch's), the traced steps, eval (first eval traces too) and
-checkpoints. The last line is the median wall time per model of each and their ratio. --eager adds a
+checkpoints, and the process's CPU seconds (all threads; unlike wall time, unaffected by other jobs competing
+for the cores, so comparable across a shared machine's loads). The last line gives the median wall and CPU
+seconds per model of each contender and their CPU ratio. --eager adds a
 third contender with tf.functions run eagerly (tf.config.run_functions_eagerly), to weigh tracing
 against eager execution for these 66-step trainings.
 """
@@ -49,6 +51,7 @@ def main(argv: list[str]) -> None:
     picks = [(plan.spaces[k % len(plan.spaces)], k // len(plan.spaces)) for k in range(FLAGS.models)]
     contenders = ["thrown_away", "persisted"] + (["eager"] if FLAGS.eager else [])
     walls: dict[str, list[float]] = {c: [] for c in contenders}
+    cpus: dict[str, list[float]] = {c: [] for c in contenders}
     train(prepare(os.path.join(scratch, "warm"), plan.sweep_config(plan.spaces[0]))[0].spec,
           **{**plan.sweep_config(plan.spaces[0]).train, "max_steps": 1})  # imports and data once, untimed
     for space, index in picks:
@@ -59,17 +62,19 @@ def main(argv: list[str]) -> None:
             if who == "persisted":
                 kwargs["model_dir"] = tempfile.mkdtemp(dir=scratch)
             tf.config.run_functions_eagerly(who == "eager")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = train(spec, **kwargs)
-            row = phases(out, time.perf_counter() - t0)
+            row = {**phases(out, time.perf_counter() - t0), "cpu": time.process_time() - c0}
             walls[who].append(row["wall"])
+            cpus[who].append(row["cpu"])
             print(f"{space}_{index:05d} {who:11s} " + " ".join(f"{k} {v:6.2f}s" for k, v in row.items())
                   + f"  top1_err {out['top1_err']:.1f}%", flush=True)
     tf.config.run_functions_eagerly(False)
     med = {c: statistics.median(w) for c, w in walls.items()}
-    ratios = ", ".join(f"{c} {med[c]:.1f}s" for c in contenders)
-    print(f"median wall per model: {ratios}; persisted / thrown_away = {med['persisted'] / med['thrown_away']:.2f}x"
-          + (f", eager / thrown_away = {med['eager'] / med['thrown_away']:.2f}x" if FLAGS.eager else ""))
+    cpu = {c: statistics.median(w) for c, w in cpus.items()}
+    each = ", ".join(f"{c} {med[c]:.1f}s wall / {cpu[c]:.1f}s CPU" for c in contenders)
+    print(f"median per model: {each}; CPU persisted / thrown_away = {cpu['persisted'] / cpu['thrown_away']:.2f}x"
+          + (f", eager / thrown_away = {cpu['eager'] / cpu['thrown_away']:.2f}x" if FLAGS.eager else ""))
 
 
 if __name__ == "__main__":
