@@ -60,6 +60,9 @@ class StudyCliConfig:
     batch_size: int = F(64, "Global batch size (the paper: 128).", lower_bound=1)
     lr: float = F(0.05, "Initial learning rate of the cosine schedule (the paper's sweeps: 0.05).")
     weight_decay: float = F(5e-5, "Weight decay (the paper: 5e-5).")
+    zero_init_final_gamma: bool = F(True, "Start the last BN gamma of every residual block at zero (pycls' "
+                                    "BN.ZERO_INIT_FINAL_GAMMA), so a deep sampled model starts near the identity; "
+                                    "without it many models diverge in the first epoch of a 3-epoch proxy.")
     engine: str = F("tensorflow", "Training engine of every model.", choices=list(ENGINES))
     train_fn: str = F("training.api:train", "module:function called in-process as fn(spec, dataset=..., "
                       "epochs=..., ..., seed=...) -> dict with top1_err and top5_err in percent.")
@@ -92,7 +95,8 @@ def build_plan(opts: StudyCliConfig) -> StudyPlan:
     flops = flops_budget(opts.flops_range, opts.image_size, opts.stem_stride, (360e6, 400e6))
     train = {"dataset": opts.dataset, "data_dir": opts.data_dir, "epochs": opts.epochs,
              "batch_size": opts.batch_size, "image_size": opts.image_size, "lr": opts.lr,
-             "weight_decay": opts.weight_decay, "warmup_epochs": 0, "engine": opts.engine}
+             "weight_decay": opts.weight_decay, "warmup_epochs": 0, "engine": opts.engine,
+             "zero_init_final_gamma": opts.zero_init_final_gamma}
     classes = opts.num_classes or (10 if opts.dataset == "digits" else 1000)
     try:
         return StudyPlan(spaces, opts.n, opts.seed, flops, opts.image_size, opts.stem_stride, opts.stem_width,

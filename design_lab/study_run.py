@@ -101,11 +101,11 @@ def run_study(study_dir: str, plan: StudyPlan, train_fn: TrainFn, shard: tuple[i
         return say
 
     pace = seconds_per_model(study_dir, plan)
-    if pace is None:  # the estimate's probe is the study's first model (kept, not retrained)
+    if pace is None:  # the estimate's probe is this shard's first model (index i of shard i/n; kept, not retrained)
         report("timing the first model for the estimate ...")
         start = time.perf_counter()
         run(sweep_dir(study_dir, first), plan.sweep_config(first), train_fn, shard, report=progress(first),
-            stop_at=1)
+            stop_at=shard[0] + 1)
         pace = seconds_per_model(study_dir, plan) or (time.perf_counter() - start)
     left = remaining(study_dir, plan, shard, noise_models, noise_repeats)
     report(f"estimate: {left} trainings left for shard {shard[0]}/{shard[1]} x {pace:.1f} s/model = "

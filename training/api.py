@@ -32,7 +32,8 @@ def train(spec_or_name: Any, **overrides: Any) -> dict[str, Any]:
     Keywords are TrainConfig fields (the CLI flags of the same names, e.g. dataset, data_dir, lr,
     weight_decay, ema_decay, seed, max_steps, weights, freeze), defaulting to TrainConfig's values
     except API_DEFAULTS (epochs=1, batch_size=64, image_size=32, verbose=0, strategy="one_device").
-    model_dir=None trains in a temporary directory that is removed afterwards (nothing to resume);
+    model_dir=None trains in a temporary directory that is removed afterwards (nothing to resume), and
+    writes no checkpoints, TensorBoard logs or model.keras there (a sweep's model costs seconds less);
     with a model_dir the run resumes from its checkpoints like the CLI. `seed` seeds the
     initialisation (Python/NumPy/TF), the data order and the augmentation. `weights` ("imagenet",
     a weights file or a run directory) fine-tunes from pretrained weights as --weights does
@@ -52,7 +53,7 @@ def train(spec_or_name: Any, **overrides: Any) -> dict[str, Any]:
 
     try:
         spec = None if isinstance(spec_or_name, str) else spec_or_name
-        result = run(cfg, spec=spec)
+        result = run(cfg, spec=spec, persist=not temporary)
     finally:
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)

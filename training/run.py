@@ -69,12 +69,15 @@ def write_data_records(model_dir: str, source: Any) -> None:
         fileio.write_json_atomic(fileio.join(model_dir, SPLIT_FILE), source.split)
 
 
-def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None) -> dict[str, Any]:
+def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = None,
+        persist: bool = True) -> dict[str, Any]:
     """Train per cfg (resuming from cfg.model_dir when it holds checkpoints); return the metrics dict.
 
     The engine is engine_of(cfg): training.engines.tensorflow (tf.distribute) or training.engines.jax; its
     `start` builds the trainer, the core loop (training.core.loop) trains, and both write the same run
     directory. `runtime` is the engine's own (a custom launcher's devices), `weights` in-memory weights.
+    persist=False: the caller throws cfg.model_dir away afterwards, so no checkpoints, TensorBoard logs or
+    model.keras are written (the metrics are still returned); training.api.train without a model_dir.
     """
     lr_follows_batch = cfg.lr is None
     cfg, spec, _ = prepare(cfg, spec)
@@ -99,6 +102,7 @@ def run(cfg: TrainConfig, spec: Any = None, runtime: Any = None, weights: Any = 
               f"to the devices", flush=True)
     notices = Notices(cfg.preemption_signal, cfg.preemption_grace_s).install()  # SIGTERM: stop at a step
     trainer.preemption = notices
+    trainer.persist = persist
     lock = None
     try:
         lock = RunLock(cfg.model_dir).acquire() if runtime.is_chief else None  # one run per model_dir
@@ -118,14 +122,14 @@ def _train_and_record(cfg: TrainConfig, spec: Any, trainer: Any, source: Any, en
 
     runtime = trainer.runtime
     result = trainer.fit()
-    model_path = trainer.export()
+    model_path = trainer.export() if trainer.persist else None
     if runtime.is_chief:
         write_data_records(cfg.model_dir, source)
     cost = complexity(spec, cfg.image_size, classes=source.num_classes)
     result.update(model=spec.name, dataset=cfg.dataset, batch_size=cfg.batch_size, lr=cfg.lr,
                   image_size=cfg.image_size, model_dir=fileio.absolute(cfg.model_dir),
                   flops=cost.flops, params=cost.params, total_time_s=time.perf_counter() - t0,
-                  checkpoint=trainer.checkpoint.latest, model_path=model_path,
+                  checkpoint=trainer.checkpoint.latest if trainer.persist else None, model_path=model_path,
                   strategy=runtime.kind, replicas=runtime.replicas, engine=engine,
                   xla=runtime.xla, precision=runtime.policy,
                   exported_weights="ema" if trainer.ema is not None else "raw")

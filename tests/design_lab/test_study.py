@@ -114,3 +114,38 @@ def test_the_engine_flag_picks_keras_backend_before_keras_loads(monkeypatch, arg
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     _select_backend(["study.py", *argv])
     assert os.environ.get("KERAS_BACKEND") == backend
+
+
+def test_the_default_recipe_trains_a_sampled_model_that_diverged_without_zero_init(tmp_path):
+    """regnetx model 1 of the default study diverged (first-epoch mean loss 9.3e6) with the final BN gammas at
+    one; the default recipe starts them at zero, and its first epoch ends below chance (ln 10 = 2.30) + margin."""
+    pytest.importorskip("tensorflow")
+    from design_lab.study import StudyCliConfig, build_plan
+    from design_lab.sweep_runner import prepare
+    from training.api import train
+
+    plan = build_plan(StudyCliConfig()).with_n(2)  # the sampler's first models do not depend on n
+    recipes = [plan.sweep_config(s).train for s in plan.spaces]
+    assert all(r == recipes[0] for r in recipes) and recipes[0]["zero_init_final_gamma"] is True
+    # pycls' sweep recipe (BASE_LR 0.1 at batch 128, no warmup), the LR scaled linearly to the batch
+    assert recipes[0]["lr"] == pytest.approx(0.1 * recipes[0]["batch_size"] / 128) and recipes[0]["warmup_epochs"] == 0
+    spec = prepare(str(tmp_path / "regnetx"), plan.sweep_config("regnetx"))[1].spec
+    out = train(spec, **{**recipes[0], "max_steps": 22, "seed": 1})
+    assert out["history"][0]["loss"] < 3.0, out["history"]
+
+
+def test_every_shard_of_a_fresh_study_times_its_own_first_model_for_the_estimate(tmp_path, monkeypatch):
+    """Shard 1/2 started beside shard 0/2 used to probe model 0 (not its own), train nothing and estimate 0 s."""
+    import re
+
+    from design_lab.study_run import run_study
+    from tests.design_lab.test_sweep import fake_train
+
+    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "0.3")
+    plan = StudyPlan(("anynetx_e", "regnetx"), 2, 0, (0.3e6, 0.6e6), 16, 1, 16, 10, {"epochs": 1, "image_size": 16})
+    lines = []
+    run_study(str(tmp_path), plan, fake_train, shard=(1, 2), round_size=2, noise_models=0, report=lines.append)
+    pace = float(re.search(r"x ([\d.]+) s/model", next(x for x in lines if x.startswith("estimate:"))).group(1))
+    assert pace >= 0.3, lines
+    for space in plan.spaces:  # shard 1/2 trained exactly its models (index 1), the probe included once
+        assert [r["index"] for r in ResultsFile(os.path.join(tmp_path, space, "results.jsonl")).load()] == [1]

@@ -64,3 +64,22 @@ def test_evaluate_refuses_a_saved_model_of_a_different_network(tmp_path):
                                          r"--model='regnetx_digits' \(24 layers it lacks: s1_b1_se_"):
         evaluate("regnetx_digits", path, cfg)
     assert evaluate("regnety_digits", path, cfg.replace(model="regnety_digits"))["examples"] == 364
+
+
+def test_train_without_model_dir_writes_no_checkpoint_logs_or_model(tmp_path, monkeypatch):
+    """Its directory is thrown away, so saving there only costs time (a study's model: seconds of ~20)."""
+    import shutil
+    import tempfile
+
+    from training import api
+
+    scratch = tmp_path / "scratch"
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **_: str(scratch))
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: None)  # keep it, to look inside
+    spec = make_spec([1, 1], [16, 32], group_widths=8, stem_width=8, stem_stride=1, name="tiny")
+    result = api.train(spec, epochs=2, batch_size=64, image_size=16, max_steps=30, seed=1)
+    assert result["steps"] == 30 and len(result["history"]) == 2  # an epoch end (22 steps) was passed
+    assert result["checkpoint"] is None and result["model_path"] is None
+    written = sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*") if p.is_file())
+    assert not [p for p in written if p.startswith(("checkpoints", "logs")) or p.endswith(".keras")], written
+    assert result["seconds"]["checkpoint"] == 0.0

@@ -67,6 +67,9 @@ class Trainer(abc.ABC):
     """One run's loop over an engine: a resolved TrainConfig, the engine's runtime and its Parts."""
 
     preemption: Notices | None = None  # set by training.run while the run catches preemption notices
+    # False (set by training.run) for a run whose model_dir is thrown away afterwards: no checkpoints and no
+    # TensorBoard logs are written, since nothing could resume from or read them (e.g. a sweep's brief trainings).
+    persist: bool = True
 
     def __init__(self, cfg: TrainConfig, runtime: Any, parts: Parts) -> None:
         self.cfg, self.runtime = cfg, runtime
@@ -194,7 +197,10 @@ class Trainer(abc.ABC):
             self.seconds[kind] += time.perf_counter() - t0
 
     def _save(self) -> None:
-        """save_checkpoint(), timed (with a background writer: the host copy and the wait for the previous write)."""
+        """save_checkpoint(), timed (with a background writer: the host copy and the wait for the previous write);
+        nothing when the run does not persist."""
+        if not self.persist:
+            return
         with self.timed("checkpoint"):
             self.save_checkpoint()
 
@@ -225,7 +231,8 @@ class Trainer(abc.ABC):
         """Train from the restored step to the end, evaluating each epoch; return final metrics."""
         cfg = self.cfg
         start_step = self.restore_or_start()
-        scalars = reporting.Scalars(fileio.join(cfg.model_dir, "logs") if self.runtime.is_chief else None)
+        logs = self.runtime.is_chief and self.persist
+        scalars = reporting.Scalars(fileio.join(cfg.model_dir, "logs") if logs else None)
         try:
             try:
                 result = self._fit(start_step, scalars)
