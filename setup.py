@@ -5,6 +5,7 @@ from setuptools import find_packages, setup
 TEST = [
     "pytest>=8",
     "pytest-timeout>=2.3",
+    "pytest-xdist>=3.5",  # the suite runs test files in parallel workers (pytest.ini, tests/conftest.py)
     "scikit-learn>=1.3",
     "pillow>=9",  # the augmentation ops are checked against Pillow's (tests/training/test_augment_policies.py)
     "scipy>=1.10",  # the sampling-law and latency-statistics tests (already a scikit-learn dependency)

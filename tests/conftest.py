@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TensorFlow, two logical CPUs available, reference data at hand."""
+"""Shared test setup: quiet TensorFlow, two logical CPUs available, reference data at hand, parallel workers."""
 
 import json
 import os
@@ -30,3 +30,17 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """Workers for `-n auto` (pytest.ini): one per core, at most 4, and one per 6 GiB of memory.
+
+    Test files go to workers whole (`--dist loadfile`), so a module's shared runs stay in one process. Each
+    worker imports TensorFlow, JAX and Keras and starts training subprocesses, hence the memory bound.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gib = 12.0
+    return max(1, min(cores, 4, int(memory_gib // 6)))

@@ -245,7 +245,7 @@ def run_one(mutation: Mutation, tests: tuple[str, ...], timeout: float) -> Outco
         shutil.copytree(ROOT, copy, ignore=COPY_IGNORE)
         apply(mutation, copy)
         env = {**os.environ, "PYTHONPATH": copy, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", *tests]
         try:
             done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
