@@ -220,7 +220,7 @@ def test_train_api_defaults_come_from_train_config(monkeypatch):
     from training.core.config import TrainConfig
 
     seen = {}
-    monkeypatch.setattr(training.run, "run", lambda cfg, spec=None: seen.setdefault("cfg", cfg) and {})
+    monkeypatch.setattr(training.run, "run", lambda cfg, spec=None, persist=True: seen.setdefault("cfg", cfg) and {})
     train("regnety_digits", weight_decay=1e-4)
     cfg = seen["cfg"]
     assert cfg.weight_decay == 1e-4 and cfg.momentum == TrainConfig().momentum

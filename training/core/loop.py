@@ -206,6 +206,8 @@ class Trainer(abc.ABC):
 
     def finish_writes(self) -> None:
         """Wait for the checkpoint write in flight (timed); its failure is raised here as WriteFailed."""
+        if not self.persist:  # nothing was written, nothing to wait for or time
+            return
         with self.timed("checkpoint"):
             self.writes.join()
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import tensorflow as tf
 
-from keras_regnet.errors import DataError
+from keras_regnet.errors import ConfigError, DataError
 from training.data.mix import MixConfig, mix_batch
 from training.core.objective import INVALID_LABEL, PADDING_LABEL
 
@@ -83,7 +83,7 @@ def data_errors() -> Iterator[None]:
 def image_dtype_of(policy: str) -> str:
     """The dtype images leave tf.data in under a Keras dtype policy: its compute dtype."""
     if policy not in _IMAGE_DTYPES:
-        raise ValueError(f"dtype policy {policy!r} has no input dtype; use one of {sorted(_IMAGE_DTYPES)}")
+        raise ConfigError(f"dtype policy {policy!r} has no input dtype; use one of {sorted(_IMAGE_DTYPES)}")
     return _IMAGE_DTYPES[policy]
 
 

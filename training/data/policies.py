@@ -19,6 +19,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from keras_regnet.errors import ConfigError
 from training.data import image_ops as ops
 
 POLICIES = ("none", "randaugment", "trivialaugment", "augmix")
@@ -229,7 +230,7 @@ def policy_fn(cfg: PolicyConfig) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor] 
         return lambda image, seed: augmix(image, seed, severity)
     if cfg.augment == "none":
         return None
-    raise ValueError(f"--augment={cfg.augment!r} is not allowed; choose one of {', '.join(POLICIES)}")
+    raise ConfigError(f"--augment={cfg.augment!r} is not allowed; choose one of {', '.join(POLICIES)}")
 
 
 def policy_seed(seed: tf.Tensor) -> tf.Tensor:
