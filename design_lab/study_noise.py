@@ -62,6 +62,13 @@ def run_noise(study_dir: str, plan: StudyPlan, train_fn: TrainFn, models: int, r
     return written
 
 
+def slots_left(study_dir: str, plan: StudyPlan, models: int, repeats: int, shard: tuple[int, int] = (0, 1)) -> int:
+    """Retrainings of this shard not done yet (some may wait for a model another shard has not finished)."""
+    done = ResultsFile(noise_path(study_dir), key="slot").done()
+    i, n = shard
+    return sum(1 for k in range(len(chosen(plan, models)) * repeats) if k % n == i and k not in done)
+
+
 @dataclass(frozen=True)
 class NoiseFloor:
     """Per-model error spread under retraining and its pooled standard deviation (percentage points)."""

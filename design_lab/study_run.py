@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from design_lab.study_noise import chosen, noise_path, run_noise
+from design_lab.study_noise import chosen, noise_path, run_noise, slots_left
 from design_lab.study_plan import StudyPlan, describe, finished, rounds, sweep_dir
 from design_lab.sweep_results import ResultsFile
 from design_lab.sweep_runner import TrainFn, _hms, prepare, run
@@ -116,5 +116,9 @@ def run_study(study_dir: str, plan: StudyPlan, train_fn: TrainFn, shard: tuple[i
             run(sweep_dir(study_dir, space), plan.sweep_config(space), train_fn, shard, report=progress(space),
                 stop_at=bound)
         if not noise_done and noise_models and noise_repeats and (bound >= noise_after or bound == plan.n):
+            # A slot whose model another shard has not finished yet is skipped: tried again next round.
             run_noise(study_dir, plan, train_fn, noise_models, noise_repeats, shard, report=report)
-            noise_done = True
+            noise_done = not slots_left(study_dir, plan, noise_models, noise_repeats, shard)
+    if not noise_done and noise_models and noise_repeats:
+        report(f"noise floor: {slots_left(study_dir, plan, noise_models, noise_repeats, shard)} retrainings of "
+               f"this shard wait for models other shards have not finished; run this command again after them")
