@@ -55,11 +55,20 @@ def _int(value: tf.Tensor) -> tf.Tensor:
     return tf.floor(value + 1e-6)  # Python's int() of a non-negative level product (float32 guard)
 
 
+# The geometric ops RandAugment and AugMix share, with timm's ranges.
+_ROTATE: Op = ("Rotate", ops.rotate, lambda lv, s, w: s * lv * 30.0)
+_SHEAR_TRANSLATE: tuple[Op, ...] = (
+    ("ShearX", ops.shear_x, lambda lv, s, w: s * lv * 0.3),
+    ("ShearY", ops.shear_y, lambda lv, s, w: s * lv * 0.3),
+    ("TranslateXRel", ops.translate_x, lambda lv, s, w: s * lv * 0.45 * w),
+    ("TranslateYRel", ops.translate_y, lambda lv, s, w: s * lv * 0.45 * w),
+)
+
 RANDAUGMENT_OPS: tuple[Op, ...] = (
     ("AutoContrast", ops.auto_contrast, _none),
     ("Equalize", ops.equalize, _none),
     ("Invert", ops.invert, _none),
-    ("Rotate", ops.rotate, lambda lv, s, w: s * lv * 30.0),
+    _ROTATE,
     ("Posterize", ops.posterize, lambda lv, s, w: _int(lv * 4.0)),
     ("Solarize", ops.solarize, lambda lv, s, w: _int(lv * 256.0)),
     ("SolarizeAdd", ops.solarize_add, lambda lv, s, w: _int(lv * 110.0)),
@@ -67,10 +76,7 @@ RANDAUGMENT_OPS: tuple[Op, ...] = (
     ("Contrast", ops.contrast, _enhance),
     ("Brightness", ops.brightness, _enhance),
     ("Sharpness", ops.sharpness, _enhance),
-    ("ShearX", ops.shear_x, lambda lv, s, w: s * lv * 0.3),
-    ("ShearY", ops.shear_y, lambda lv, s, w: s * lv * 0.3),
-    ("TranslateXRel", ops.translate_x, lambda lv, s, w: s * lv * 0.45 * w),
-    ("TranslateYRel", ops.translate_y, lambda lv, s, w: s * lv * 0.45 * w),
+    *_SHEAR_TRANSLATE,
 )
 
 AUGMIX_OPS: tuple[Op, ...] = (
@@ -80,13 +86,10 @@ AUGMIX_OPS: tuple[Op, ...] = (
     ("BrightnessIncreasing", ops.brightness, _enhance_increasing),
     ("SharpnessIncreasing", ops.sharpness, _enhance_increasing),
     ("Equalize", ops.equalize, _none),
-    ("Rotate", ops.rotate, lambda lv, s, w: s * lv * 30.0),
+    _ROTATE,
     ("PosterizeIncreasing", ops.posterize, lambda lv, s, w: 4.0 - _int(lv * 4.0)),
     ("SolarizeIncreasing", ops.solarize, lambda lv, s, w: 256.0 - _int(lv * 256.0)),
-    ("ShearX", ops.shear_x, lambda lv, s, w: s * lv * 0.3),
-    ("ShearY", ops.shear_y, lambda lv, s, w: s * lv * 0.3),
-    ("TranslateXRel", ops.translate_x, lambda lv, s, w: s * lv * 0.45 * w),
-    ("TranslateYRel", ops.translate_y, lambda lv, s, w: s * lv * 0.45 * w),
+    *_SHEAR_TRANSLATE,
 )
 
 # TrivialAugmentWide: level = bin / 30. Translation is 32 px at 224 px in torchvision (absolute); here it
